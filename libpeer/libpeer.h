@@ -1,0 +1,13 @@
+/* libpeer.h: the one header applications include. */
+#pragma once
+
+#define LIBPEER_INSIDE
+#include "peer-types.h"
+#include "peer-error.h"
+#include "peer-policy.h"
+#include "peer-call.h"
+#include "peer-interface.h"
+#include "peer-connection.h"
+#include "peer-server.h"
+#include "peer-client.h"
+#undef LIBPEER_INSIDE

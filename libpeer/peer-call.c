@@ -1,0 +1,222 @@
+/* peer-call.c: the transport-neutral call object. */
+#include "config.h"
+
+#include "peer-call-private.h"
+#include "peer-connection.h"
+#include "peer-error.h"
+#include "peer-interface-private.h"
+
+G_DEFINE_BOXED_TYPE (PeerCall, peer_call, peer_call_ref, peer_call_unref)
+
+PeerCall *
+_peer_call_new (const PeerCallTransport *transport,
+                gpointer                 transport_data,
+                PeerConnection          *connection,
+                PeerInterface           *iface,
+                guint                    method_index,
+                GVariant                *parameters,
+                GUnixFDList             *fd_list)
+{
+  PeerCall *call = g_new0 (PeerCall, 1);
+
+  g_atomic_ref_count_init (&call->ref_count);
+  call->transport = transport;
+  call->transport_data = transport_data;
+  call->connection = g_object_ref (connection);
+  call->iface = g_object_ref (iface);
+  call->method_index = method_index;
+  call->method_info = _peer_interface_get_method_info (iface, method_index);
+  call->parameters = g_variant_ref_sink (parameters);
+  call->fd_list = fd_list != NULL ? g_object_ref (fd_list) : NULL;
+  return call;
+}
+
+PeerCall *
+peer_call_ref (PeerCall *call)
+{
+  g_return_val_if_fail (call != NULL, NULL);
+  g_atomic_ref_count_inc (&call->ref_count);
+  return call;
+}
+
+static gboolean
+claim_reply (PeerCall *call)
+{
+  if (!g_atomic_int_compare_and_exchange (&call->replied, FALSE, TRUE))
+    {
+      g_critical ("libpeer: %s.%s was replied to twice",
+                  peer_call_get_interface_name (call), peer_call_get_method_name (call));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+void
+peer_call_unref (PeerCall *call)
+{
+  if (call == NULL)
+    return;
+  if (!g_atomic_ref_count_dec (&call->ref_count))
+    return;
+
+  if (!g_atomic_int_get (&call->replied))
+    {
+      g_autofree char *message = g_strdup_printf ("%s.%s finished without replying",
+                                                  peer_call_get_interface_name (call),
+                                                  peer_call_get_method_name (call));
+      g_debug ("libpeer: %s", message);
+      call->replied = TRUE;
+      call->transport->return_error (call, "org.libpeer.Error.NoReply", message);
+    }
+  if (call->transport->finalize != NULL)
+    call->transport->finalize (call);
+  g_clear_object (&call->fd_list);
+  g_variant_unref (call->parameters);
+  g_object_unref (call->iface);
+  g_object_unref (call->connection);
+  g_free (call);
+}
+
+const char *
+peer_call_get_object_path (PeerCall *call)
+{
+  g_return_val_if_fail (call != NULL, NULL);
+  return peer_interface_get_object_path (call->iface);
+}
+
+const char *
+peer_call_get_interface_name (PeerCall *call)
+{
+  g_return_val_if_fail (call != NULL, NULL);
+  return peer_interface_get_info (call->iface)->name;
+}
+
+const char *
+peer_call_get_method_name (PeerCall *call)
+{
+  g_return_val_if_fail (call != NULL, NULL);
+  return call->method_info->name;
+}
+
+GVariant *
+peer_call_get_parameters (PeerCall *call)
+{
+  g_return_val_if_fail (call != NULL, NULL);
+  return call->parameters;
+}
+
+GUnixFDList *
+peer_call_get_unix_fd_list (PeerCall *call)
+{
+  g_return_val_if_fail (call != NULL, NULL);
+  return call->fd_list;
+}
+
+PeerConnection *
+peer_call_get_connection (PeerCall *call)
+{
+  g_return_val_if_fail (call != NULL, NULL);
+  return call->connection;
+}
+
+PeerInterface *
+peer_call_get_interface (PeerCall *call)
+{
+  g_return_val_if_fail (call != NULL, NULL);
+  return call->iface;
+}
+
+gboolean
+peer_call_has_replied (PeerCall *call)
+{
+  g_return_val_if_fail (call != NULL, FALSE);
+  return g_atomic_int_get (&call->replied);
+}
+
+void
+peer_call_return_value_with_unix_fd_list (PeerCall    *call,
+                                          GVariant    *value,
+                                          GUnixFDList *fd_list)
+{
+  g_autoptr(GVariant) owned = NULL;
+
+  g_return_if_fail (call != NULL);
+
+  if (value != NULL)
+    owned = g_variant_ref_sink (value);
+  if (!claim_reply (call))
+    return;
+  call->transport->return_value (call, owned, fd_list);
+}
+
+void
+peer_call_return_value (PeerCall *call,
+                        GVariant *value)
+{
+  peer_call_return_value_with_unix_fd_list (call, value, NULL);
+}
+
+void
+peer_call_return_dbus_error (PeerCall   *call,
+                             const char *error_name,
+                             const char *message)
+{
+  g_return_if_fail (call != NULL);
+  g_return_if_fail (g_dbus_is_error_name (error_name));
+  g_return_if_fail (message != NULL);
+
+  if (!claim_reply (call))
+    return;
+  call->transport->return_error (call, error_name, message);
+}
+
+void
+peer_call_return_gerror (PeerCall     *call,
+                         const GError *error)
+{
+  g_autofree char *name = NULL;
+  g_autoptr(GError) copy = NULL;
+
+  g_return_if_fail (call != NULL);
+  g_return_if_fail (error != NULL);
+
+  /* Make sure our own domain maps to org.libpeer.Error.* even when the
+   * application never used PEER_ERROR before this call. */
+  (void) PEER_ERROR;
+  name = g_dbus_error_encode_gerror (error);
+  /* A GError that came from a remote D-Bus error carries the name in its
+   * message; strip it so the name does not travel twice. */
+  copy = g_error_copy (error);
+  g_dbus_error_strip_remote_error (copy);
+  peer_call_return_dbus_error (call, name, copy->message);
+}
+
+void
+peer_call_take_error (PeerCall *call,
+                      GError   *error)
+{
+  g_return_if_fail (call != NULL);
+  g_return_if_fail (error != NULL);
+
+  peer_call_return_gerror (call, error);
+  g_error_free (error);
+}
+
+void
+peer_call_return_error (PeerCall   *call,
+                        GQuark      domain,
+                        gint        code,
+                        const char *format,
+                        ...)
+{
+  g_autoptr(GError) error = NULL;
+  va_list args;
+
+  g_return_if_fail (call != NULL);
+  g_return_if_fail (format != NULL);
+
+  va_start (args, format);
+  error = g_error_new_valist (domain, code, format, args);
+  va_end (args);
+  peer_call_return_gerror (call, error);
+}

@@ -1,0 +1,693 @@
+/* peer-client.c: connecting to a peer server and calling it. */
+#include "config.h"
+
+#include "peer-client.h"
+#include "peer-error.h"
+
+#define PEER_CLIENT_DEFAULT_TIMEOUT_MS 25000
+
+struct _PeerClient
+{
+  GObject parent_instance;
+
+  GDBusConnection *connection;
+  gulong closed_handler;
+  /* Connections libpeer makes start frozen (DELAY_MESSAGE_PROCESSING), so
+   * that signals subscribed right after connecting are never missed; they
+   * are thawed by the first call or the first main-loop iteration. */
+  gint processing_started;              /* atomic */
+
+  GMutex lock;
+  /* Protected by @lock */
+  GError *close_reason;
+};
+
+enum { SIGNAL_CLOSED, N_SIGNALS };
+static guint signals[N_SIGNALS];
+
+G_DEFINE_FINAL_TYPE (PeerClient, peer_client, G_TYPE_OBJECT)
+
+static void
+on_connection_closed (GDBusConnection *connection,
+                      gboolean         remote_peer_vanished,
+                      GError          *error,
+                      PeerClient      *self)
+{
+  g_autoptr(GError) reason = NULL;
+
+  g_mutex_lock (&self->lock);
+  if (self->close_reason == NULL)
+    {
+      if (!remote_peer_vanished)
+        self->close_reason = g_error_new_literal (PEER_ERROR, PEER_ERROR_DISCONNECTED,
+                                                  "Connection closed by this side");
+      else if (error != NULL)
+        self->close_reason = g_error_new (PEER_ERROR, PEER_ERROR_DISCONNECTED,
+                                          "The peer went away: %s", error->message);
+      else
+        self->close_reason = g_error_new_literal (PEER_ERROR, PEER_ERROR_DISCONNECTED,
+                                                  "The peer went away");
+    }
+  reason = g_error_copy (self->close_reason);
+  g_mutex_unlock (&self->lock);
+
+  g_debug ("libpeer: client connection closed: %s", reason->message);
+  g_signal_emit (self, signals[SIGNAL_CLOSED], 0, reason);
+}
+
+static void
+peer_client_dispose (GObject *object)
+{
+  PeerClient *self = PEER_CLIENT (object);
+
+  if (self->connection != NULL)
+    {
+      g_clear_signal_handler (&self->closed_handler, self->connection);
+      if (!g_dbus_connection_is_closed (self->connection))
+        g_dbus_connection_close (self->connection, NULL, NULL, NULL);
+      g_clear_object (&self->connection);
+    }
+
+  G_OBJECT_CLASS (peer_client_parent_class)->dispose (object);
+}
+
+static void
+peer_client_finalize (GObject *object)
+{
+  PeerClient *self = PEER_CLIENT (object);
+
+  g_clear_error (&self->close_reason);
+  g_mutex_clear (&self->lock);
+
+  G_OBJECT_CLASS (peer_client_parent_class)->finalize (object);
+}
+
+static void
+peer_client_class_init (PeerClientClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->dispose = peer_client_dispose;
+  object_class->finalize = peer_client_finalize;
+
+  /* Registers org.libpeer.Error.* so remote errors map back to PEER_ERROR. */
+  (void) PEER_ERROR;
+
+  /**
+   * PeerClient::closed:
+   * @self: the client
+   * @reason: (transfer none): why, in PEER_ERROR_DISCONNECTED
+   *
+   * Emitted once, in the main context the client was created in.
+   */
+  signals[SIGNAL_CLOSED] =
+    g_signal_new ("closed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                  NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_ERROR);
+}
+
+static void
+peer_client_init (PeerClient *self)
+{
+  g_mutex_init (&self->lock);
+}
+
+PeerClient *
+peer_client_new_for_connection (GDBusConnection *connection)
+{
+  PeerClient *self;
+
+  g_return_val_if_fail (G_IS_DBUS_CONNECTION (connection), NULL);
+
+  self = g_object_new (PEER_TYPE_CLIENT, NULL);
+  self->connection = g_object_ref (connection);
+  g_dbus_connection_set_exit_on_close (connection, FALSE);
+  self->closed_handler = g_signal_connect (connection, "closed",
+                                           G_CALLBACK (on_connection_closed), self);
+  self->processing_started = TRUE;
+  return self;
+}
+
+static void
+ensure_processing (PeerClient *self)
+{
+  if (g_atomic_int_compare_and_exchange (&self->processing_started, FALSE, TRUE))
+    g_dbus_connection_start_message_processing (self->connection);
+}
+
+static gboolean
+on_start_processing_idle (gpointer user_data)
+{
+  ensure_processing (user_data);
+  return G_SOURCE_REMOVE;
+}
+
+/* Wraps a connection libpeer created frozen. */
+static PeerClient *
+peer_client_new_frozen (GDBusConnection *connection)
+{
+  PeerClient *self = peer_client_new_for_connection (connection);
+  GSource *idle;
+
+  self->processing_started = FALSE;
+  idle = g_idle_source_new ();
+  g_source_set_callback (idle, on_start_processing_idle, g_object_ref (self), g_object_unref);
+  g_source_set_static_name (idle, "[libpeer] start message processing");
+  g_source_attach (idle, g_main_context_get_thread_default ());
+  g_source_unref (idle);
+  return self;
+}
+
+static gboolean
+check_address (const char *address,
+               GError    **error)
+{
+  g_autoptr(GError) local_error = NULL;
+
+  if (address == NULL || !g_dbus_is_supported_address (address, &local_error))
+    {
+      g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS, "Invalid address '%s': %s",
+                   address ? address : "(null)",
+                   local_error ? local_error->message : "no address");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* Turns GDBus's connect errors into one line that names the address. */
+static void
+prefix_connect_error (GError    **error,
+                      const char *address,
+                      gboolean    timed_out,
+                      int         timeout_ms)
+{
+  if (error == NULL || *error == NULL)
+    return;
+  if (timed_out)
+    {
+      g_clear_error (error);
+      g_set_error (error, PEER_ERROR, PEER_ERROR_TIMED_OUT,
+                   "Timed out after %d ms connecting to %s", timeout_ms, address);
+    }
+  else if (!g_error_matches (*error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+    g_prefix_error (error, "Cannot connect to %s: ", address);
+}
+
+/* --- async connect ------------------------------------------------------ */
+
+typedef struct {
+  char *address;
+  int timeout_ms;
+  GCancellable *cancellable;            /* ours: the caller's or the timeout cancel it */
+  gulong parent_handler;
+  GCancellable *parent;
+  GSource *timeout;
+  gboolean timed_out;
+} ConnectData;
+
+static void
+connect_data_free (ConnectData *data)
+{
+  if (data->parent != NULL)
+    {
+      g_cancellable_disconnect (data->parent, data->parent_handler);
+      g_object_unref (data->parent);
+    }
+  if (data->timeout != NULL)
+    {
+      g_source_destroy (data->timeout);
+      g_source_unref (data->timeout);
+    }
+  g_object_unref (data->cancellable);
+  g_free (data->address);
+  g_free (data);
+}
+
+static gboolean
+on_connect_timeout (gpointer user_data)
+{
+  ConnectData *data = user_data;
+
+  data->timed_out = TRUE;
+  g_cancellable_cancel (data->cancellable);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+on_parent_cancelled (GCancellable *parent,
+                     GCancellable *ours)
+{
+  g_cancellable_cancel (ours);
+}
+
+static void
+on_connected (GObject      *source,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  ConnectData *data = g_task_get_task_data (task);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GDBusConnection) connection = NULL;
+
+  connection = g_dbus_connection_new_for_address_finish (result, &error);
+  if (connection == NULL)
+    {
+      prefix_connect_error (&error, data->address, data->timed_out, data->timeout_ms);
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  g_task_return_pointer (task, peer_client_new_frozen (connection), g_object_unref);
+}
+
+void
+peer_client_new (const char          *address,
+                 int                  timeout_ms,
+                 GCancellable        *cancellable,
+                 GAsyncReadyCallback  callback,
+                 gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+  g_autoptr(GError) error = NULL;
+  ConnectData *data;
+
+  g_return_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable));
+
+  task = g_task_new (NULL, cancellable, callback, user_data);
+  g_task_set_source_tag (task, peer_client_new);
+  if (!check_address (address, &error))
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+
+  data = g_new0 (ConnectData, 1);
+  data->address = g_strdup (address);
+  data->timeout_ms = timeout_ms < 0 ? PEER_CLIENT_DEFAULT_TIMEOUT_MS : timeout_ms;
+  data->cancellable = g_cancellable_new ();
+  if (cancellable != NULL)
+    {
+      data->parent = g_object_ref (cancellable);
+      data->parent_handler = g_cancellable_connect (cancellable, G_CALLBACK (on_parent_cancelled),
+                                                    data->cancellable, NULL);
+    }
+  data->timeout = g_timeout_source_new (data->timeout_ms);
+  g_source_set_callback (data->timeout, on_connect_timeout, data, NULL);
+  g_source_set_static_name (data->timeout, "[libpeer] connect timeout");
+  g_source_attach (data->timeout, g_main_context_get_thread_default ());
+  g_task_set_task_data (task, data, (GDestroyNotify) connect_data_free);
+
+  g_dbus_connection_new_for_address (address, G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
+                                     G_DBUS_CONNECTION_FLAGS_DELAY_MESSAGE_PROCESSING,
+                                     NULL, data->cancellable, on_connected,
+                                     g_steal_pointer (&task));
+}
+
+PeerClient *
+peer_client_new_finish (GAsyncResult *result,
+                        GError      **error)
+{
+  g_return_val_if_fail (g_task_is_valid (result, NULL), NULL);
+  return g_task_propagate_pointer (G_TASK (result), error);
+}
+
+/* --- sync connect ------------------------------------------------------- */
+
+/* The sync path builds the GDBusConnection in the calling thread so that it
+ * belongs to the caller's main context (where "closed" is delivered); the
+ * deadline is a small thread that cancels the handshake. */
+typedef struct {
+  GMutex lock;
+  GCond cond;
+  gboolean done;
+  gboolean fired;
+  gint64 deadline;
+  GCancellable *cancellable;
+} Deadline;
+
+static gpointer
+deadline_thread (gpointer user_data)
+{
+  Deadline *d = user_data;
+
+  g_mutex_lock (&d->lock);
+  while (!d->done)
+    if (!g_cond_wait_until (&d->cond, &d->lock, d->deadline))
+      {
+        if (!d->done)
+          {
+            d->fired = TRUE;
+            g_cancellable_cancel (d->cancellable);
+          }
+        break;
+      }
+  g_mutex_unlock (&d->lock);
+  return NULL;
+}
+
+PeerClient *
+peer_client_new_sync (const char   *address,
+                      int           timeout_ms,
+                      GCancellable *cancellable,
+                      GError      **error)
+{
+  g_autoptr(GDBusConnection) connection = NULL;
+  g_autoptr(GError) local_error = NULL;
+  g_autoptr(GCancellable) ours = g_cancellable_new ();
+  Deadline d = { 0 };
+  GThread *thread;
+  gulong handler = 0;
+
+  g_return_val_if_fail (cancellable == NULL || G_IS_CANCELLABLE (cancellable), NULL);
+
+  if (!check_address (address, error))
+    return NULL;
+  if (timeout_ms < 0)
+    timeout_ms = PEER_CLIENT_DEFAULT_TIMEOUT_MS;
+
+  g_mutex_init (&d.lock);
+  g_cond_init (&d.cond);
+  d.cancellable = ours;
+  d.deadline = g_get_monotonic_time () + (gint64) timeout_ms * G_TIME_SPAN_MILLISECOND;
+  if (cancellable != NULL)
+    handler = g_cancellable_connect (cancellable, G_CALLBACK (on_parent_cancelled), ours, NULL);
+  thread = g_thread_new ("peer-connect-deadline", deadline_thread, &d);
+
+  connection = g_dbus_connection_new_for_address_sync (address,
+                                                       G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
+                                                       G_DBUS_CONNECTION_FLAGS_DELAY_MESSAGE_PROCESSING,
+                                                       NULL, ours, &local_error);
+
+  g_mutex_lock (&d.lock);
+  d.done = TRUE;
+  g_cond_signal (&d.cond);
+  g_mutex_unlock (&d.lock);
+  g_thread_join (thread);
+  if (cancellable != NULL)
+    g_cancellable_disconnect (cancellable, handler);
+  g_mutex_clear (&d.lock);
+  g_cond_clear (&d.cond);
+
+  if (connection == NULL)
+    {
+      prefix_connect_error (&local_error, address, d.fired, timeout_ms);
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      return NULL;
+    }
+  return peer_client_new_frozen (connection);
+}
+
+/* --- calls -------------------------------------------------------------- */
+
+/* Remote errors come back as the GError the server sent, without GDBus's
+ * "GDBus.Error:name: " prefix; a closed connection as
+ * PEER_ERROR_DISCONNECTED with the reason when it is known. */
+static void
+fix_call_error (PeerClient *self,
+                GError    **error)
+{
+  if (error == NULL || *error == NULL)
+    return;
+  if (g_error_matches (*error, G_IO_ERROR, G_IO_ERROR_CLOSED))
+    {
+      g_autoptr(GError) reason = peer_client_dup_close_reason (self);
+
+      g_clear_error (error);
+      if (reason != NULL)
+        g_propagate_error (error, g_steal_pointer (&reason));
+      else
+        g_set_error_literal (error, PEER_ERROR, PEER_ERROR_DISCONNECTED,
+                             "The peer went away before replying");
+      return;
+    }
+  g_dbus_error_strip_remote_error (*error);
+}
+
+GVariant *
+peer_client_call_sync (PeerClient          *self,
+                       const char          *object_path,
+                       const char          *interface_name,
+                       const char          *method_name,
+                       GVariant            *parameters,
+                       const GVariantType  *reply_type,
+                       int                  timeout_ms,
+                       GUnixFDList         *fd_list,
+                       GUnixFDList        **out_fd_list,
+                       GCancellable        *cancellable,
+                       GError             **error)
+{
+  GError *local_error = NULL;
+  GVariant *reply;
+
+  g_return_val_if_fail (PEER_IS_CLIENT (self), NULL);
+  g_return_val_if_fail (object_path != NULL && g_variant_is_object_path (object_path), NULL);
+  g_return_val_if_fail (interface_name == NULL || g_dbus_is_interface_name (interface_name), NULL);
+  g_return_val_if_fail (method_name != NULL && g_dbus_is_member_name (method_name), NULL);
+
+  ensure_processing (self);
+  reply = g_dbus_connection_call_with_unix_fd_list_sync (self->connection, NULL, object_path,
+                                                         interface_name, method_name, parameters,
+                                                         reply_type, G_DBUS_CALL_FLAGS_NONE,
+                                                         timeout_ms, fd_list, out_fd_list,
+                                                         cancellable, &local_error);
+  if (reply == NULL)
+    {
+      fix_call_error (self, &local_error);
+      g_propagate_error (error, local_error);
+    }
+  return reply;
+}
+
+typedef struct {
+  GVariant *reply;
+  GUnixFDList *fd_list;
+} CallResult;
+
+static void
+call_result_free (CallResult *result)
+{
+  g_clear_pointer (&result->reply, g_variant_unref);
+  g_clear_object (&result->fd_list);
+  g_free (result);
+}
+
+static void
+on_call_done (GObject      *source,
+              GAsyncResult *res,
+              gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  PeerClient *self = g_task_get_source_object (task);
+  CallResult *result = g_new0 (CallResult, 1);
+  GError *error = NULL;
+
+  result->reply = g_dbus_connection_call_with_unix_fd_list_finish (G_DBUS_CONNECTION (source),
+                                                                   &result->fd_list, res, &error);
+  if (result->reply == NULL)
+    {
+      call_result_free (result);
+      fix_call_error (self, &error);
+      g_task_return_error (task, error);
+      return;
+    }
+  g_task_return_pointer (task, result, (GDestroyNotify) call_result_free);
+}
+
+void
+peer_client_call (PeerClient          *self,
+                  const char          *object_path,
+                  const char          *interface_name,
+                  const char          *method_name,
+                  GVariant            *parameters,
+                  const GVariantType  *reply_type,
+                  int                  timeout_ms,
+                  GUnixFDList         *fd_list,
+                  GCancellable        *cancellable,
+                  GAsyncReadyCallback  callback,
+                  gpointer             user_data)
+{
+  g_autoptr(GTask) task = NULL;
+
+  g_return_if_fail (PEER_IS_CLIENT (self));
+  g_return_if_fail (object_path != NULL && g_variant_is_object_path (object_path));
+  g_return_if_fail (method_name != NULL && g_dbus_is_member_name (method_name));
+
+  task = g_task_new (self, cancellable, callback, user_data);
+  g_task_set_source_tag (task, peer_client_call);
+  ensure_processing (self);
+  g_dbus_connection_call_with_unix_fd_list (self->connection, NULL, object_path, interface_name,
+                                            method_name, parameters, reply_type,
+                                            G_DBUS_CALL_FLAGS_NONE, timeout_ms, fd_list,
+                                            cancellable, on_call_done, g_steal_pointer (&task));
+}
+
+GVariant *
+peer_client_call_finish (PeerClient    *self,
+                         GUnixFDList  **out_fd_list,
+                         GAsyncResult  *result,
+                         GError       **error)
+{
+  CallResult *call_result;
+  GVariant *reply;
+
+  g_return_val_if_fail (PEER_IS_CLIENT (self), NULL);
+  g_return_val_if_fail (g_task_is_valid (result, self), NULL);
+
+  if (out_fd_list != NULL)
+    *out_fd_list = NULL;
+  call_result = g_task_propagate_pointer (G_TASK (result), error);
+  if (call_result == NULL)
+    return NULL;
+  reply = g_steal_pointer (&call_result->reply);
+  if (out_fd_list != NULL)
+    *out_fd_list = g_steal_pointer (&call_result->fd_list);
+  call_result_free (call_result);
+  return reply;
+}
+
+GVariant *
+peer_client_get_property_sync (PeerClient   *self,
+                               const char   *object_path,
+                               const char   *interface_name,
+                               const char   *property_name,
+                               GCancellable *cancellable,
+                               GError      **error)
+{
+  g_autoptr(GVariant) reply = NULL;
+  GVariant *value;
+
+  g_return_val_if_fail (interface_name != NULL && property_name != NULL, NULL);
+
+  reply = peer_client_call_sync (self, object_path, "org.freedesktop.DBus.Properties", "Get",
+                                 g_variant_new ("(ss)", interface_name, property_name),
+                                 G_VARIANT_TYPE ("(v)"), -1, NULL, NULL, cancellable, error);
+  if (reply == NULL)
+    return NULL;
+  g_variant_get (reply, "(v)", &value);
+  return value;
+}
+
+gboolean
+peer_client_set_property_sync (PeerClient   *self,
+                               const char   *object_path,
+                               const char   *interface_name,
+                               const char   *property_name,
+                               GVariant     *value,
+                               GCancellable *cancellable,
+                               GError      **error)
+{
+  g_autoptr(GVariant) reply = NULL;
+
+  g_return_val_if_fail (interface_name != NULL && property_name != NULL && value != NULL, FALSE);
+
+  reply = peer_client_call_sync (self, object_path, "org.freedesktop.DBus.Properties", "Set",
+                                 g_variant_new ("(ssv)", interface_name, property_name, value),
+                                 G_VARIANT_TYPE_UNIT, -1, NULL, NULL, cancellable, error);
+  return reply != NULL;
+}
+
+/* --- signals ------------------------------------------------------------ */
+
+typedef struct {
+  PeerClient *client;                   /* not a reference: unsubscribed in dispose via GDBus */
+  PeerSignalFunc callback;
+  gpointer user_data;
+  GDestroyNotify destroy;
+} Subscription;
+
+static void
+subscription_free (gpointer data)
+{
+  Subscription *sub = data;
+
+  if (sub->destroy != NULL)
+    sub->destroy (sub->user_data);
+  g_free (sub);
+}
+
+static void
+on_signal (GDBusConnection *connection,
+           const char      *sender_name,
+           const char      *object_path,
+           const char      *interface_name,
+           const char      *signal_name,
+           GVariant        *parameters,
+           gpointer         user_data)
+{
+  Subscription *sub = user_data;
+
+  sub->callback (sub->client, object_path, interface_name, signal_name, parameters, sub->user_data);
+}
+
+guint
+peer_client_subscribe_signal (PeerClient     *self,
+                              const char     *object_path,
+                              const char     *interface_name,
+                              const char     *signal_name,
+                              PeerSignalFunc  callback,
+                              gpointer        user_data,
+                              GDestroyNotify  destroy)
+{
+  Subscription *sub;
+
+  g_return_val_if_fail (PEER_IS_CLIENT (self), 0);
+  g_return_val_if_fail (callback != NULL, 0);
+
+  sub = g_new0 (Subscription, 1);
+  sub->client = self;
+  sub->callback = callback;
+  sub->user_data = user_data;
+  sub->destroy = destroy;
+  return g_dbus_connection_signal_subscribe (self->connection, NULL, interface_name, signal_name,
+                                             object_path, NULL, G_DBUS_SIGNAL_FLAGS_NONE,
+                                             on_signal, sub, subscription_free);
+}
+
+void
+peer_client_unsubscribe_signal (PeerClient *self,
+                                guint       subscription_id)
+{
+  g_return_if_fail (PEER_IS_CLIENT (self));
+  g_dbus_connection_signal_unsubscribe (self->connection, subscription_id);
+}
+
+/* --- state -------------------------------------------------------------- */
+
+GDBusConnection *
+peer_client_get_connection (PeerClient *self)
+{
+  g_return_val_if_fail (PEER_IS_CLIENT (self), NULL);
+  return self->connection;
+}
+
+gboolean
+peer_client_is_closed (PeerClient *self)
+{
+  g_return_val_if_fail (PEER_IS_CLIENT (self), TRUE);
+  return g_dbus_connection_is_closed (self->connection);
+}
+
+GError *
+peer_client_dup_close_reason (PeerClient *self)
+{
+  GError *reason;
+
+  g_return_val_if_fail (PEER_IS_CLIENT (self), NULL);
+
+  g_mutex_lock (&self->lock);
+  reason = self->close_reason != NULL ? g_error_copy (self->close_reason) : NULL;
+  g_mutex_unlock (&self->lock);
+  return reason;
+}
+
+void
+peer_client_close (PeerClient *self)
+{
+  g_return_if_fail (PEER_IS_CLIENT (self));
+
+  g_mutex_lock (&self->lock);
+  if (self->close_reason == NULL)
+    self->close_reason = g_error_new_literal (PEER_ERROR, PEER_ERROR_DISCONNECTED,
+                                              "Connection closed by this side");
+  g_mutex_unlock (&self->lock);
+  g_dbus_connection_close (self->connection, NULL, NULL, NULL);
+}

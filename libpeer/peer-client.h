@@ -1,0 +1,283 @@
+/* peer-client.h: the connecting side.
+ *
+ * A PeerClient connects to a PeerServer's address (or any D-Bus peer
+ * server), authenticates with EXTERNAL, and makes calls, reads and writes
+ * properties and receives signals. It tells when the peer goes away and
+ * why. PEER_ERROR errors sent by the server come back as the same GError.
+ */
+#pragma once
+
+#if !defined(LIBPEER_INSIDE) && !defined(LIBPEER_COMPILATION)
+# error "Only <libpeer.h> can be included directly."
+#endif
+
+#include <gio/gio.h>
+#include <gio/gunixfdlist.h>
+#include "peer-export.h"
+#include "peer-types.h"
+
+G_BEGIN_DECLS
+
+#define PEER_TYPE_CLIENT (peer_client_get_type ())
+PEER_EXPORT
+G_DECLARE_FINAL_TYPE (PeerClient, peer_client, PEER, CLIENT, GObject)
+
+/**
+ * PeerSignalFunc:
+ * @client: the client
+ * @object_path: the emitting object
+ * @interface_name: the signal's interface
+ * @signal_name: the signal
+ * @parameters: (transfer none): its arguments
+ * @user_data: data given when subscribing
+ */
+typedef void (*PeerSignalFunc) (PeerClient *client,
+                                const char *object_path,
+                                const char *interface_name,
+                                const char *signal_name,
+                                GVariant   *parameters,
+                                gpointer    user_data);
+
+/**
+ * peer_client_new:
+ * @address: a D-Bus address, as peer_server_get_client_address() gives
+ * @timeout_ms: how long connecting and authenticating may take, or -1 for
+ *   the default (25 s)
+ * @cancellable: (nullable): a cancellable
+ * @callback: called in the current thread-default main context
+ * @user_data: data for @callback
+ *
+ * Connects asynchronously.
+ */
+PEER_EXPORT
+void             peer_client_new                 (const char          *address,
+                                                  int                  timeout_ms,
+                                                  GCancellable        *cancellable,
+                                                  GAsyncReadyCallback  callback,
+                                                  gpointer             user_data);
+
+/**
+ * peer_client_new_finish:
+ * @result: the result given to the callback
+ * @error: PEER_ERROR_TIMED_OUT, PEER_ERROR_INVALID_ARGS for a bad address,
+ *   or the I/O or authentication error
+ *
+ * Returns: (transfer full) (nullable): the client, or %NULL
+ */
+PEER_EXPORT
+PeerClient      *peer_client_new_finish          (GAsyncResult        *result,
+                                                  GError             **error);
+
+/**
+ * peer_client_new_sync:
+ * @address: a D-Bus address
+ * @timeout_ms: how long connecting may take, or -1 for the default (25 s)
+ * @cancellable: (nullable): a cancellable
+ * @error: as for peer_client_new_finish()
+ *
+ * Connects, blocking the calling thread. The client's signals are
+ * delivered in the thread-default main context of the caller.
+ *
+ * Returns: (transfer full) (nullable): the client, or %NULL
+ */
+PEER_EXPORT
+PeerClient      *peer_client_new_sync            (const char          *address,
+                                                  int                  timeout_ms,
+                                                  GCancellable        *cancellable,
+                                                  GError             **error);
+
+/**
+ * peer_client_new_for_connection:
+ * @connection: (transfer none): an open peer-to-peer GDBus connection
+ *
+ * Returns: (transfer full): a client using @connection
+ */
+PEER_EXPORT
+PeerClient      *peer_client_new_for_connection  (GDBusConnection     *connection);
+
+/**
+ * peer_client_call_sync:
+ * @self: a client
+ * @object_path: the object
+ * @interface_name: its interface
+ * @method_name: the method
+ * @parameters: (nullable): arguments as a tuple (a floating reference is sunk)
+ * @reply_type: (nullable): the expected reply type, checked when given
+ * @timeout_ms: -1 for the default (25 s), G_MAXINT for none
+ * @fd_list: (nullable) (transfer none): fds to send; `h` arguments index
+ *   into it. The caller keeps ownership of the list and its fds.
+ * @out_fd_list: (out) (optional) (nullable) (transfer full): fds that came
+ *   with the reply; the caller owns the list
+ * @cancellable: (nullable): a cancellable
+ * @error: the remote error (PEER_ERROR codes come back as themselves), or
+ *   PEER_ERROR_DISCONNECTED when the peer went away
+ *
+ * Returns: (transfer full) (nullable): the reply tuple, or %NULL
+ */
+PEER_EXPORT
+GVariant        *peer_client_call_sync           (PeerClient          *self,
+                                                  const char          *object_path,
+                                                  const char          *interface_name,
+                                                  const char          *method_name,
+                                                  GVariant            *parameters,
+                                                  const GVariantType  *reply_type,
+                                                  int                  timeout_ms,
+                                                  GUnixFDList         *fd_list,
+                                                  GUnixFDList        **out_fd_list,
+                                                  GCancellable        *cancellable,
+                                                  GError             **error);
+
+/**
+ * peer_client_call:
+ * @self: a client
+ * @object_path: the object
+ * @interface_name: its interface
+ * @method_name: the method
+ * @parameters: (nullable): arguments (a floating reference is sunk)
+ * @reply_type: (nullable): the expected reply type
+ * @timeout_ms: -1 for the default, G_MAXINT for none
+ * @fd_list: (nullable) (transfer none): fds to send
+ * @cancellable: (nullable): a cancellable
+ * @callback: called in the current thread-default main context
+ * @user_data: data for @callback
+ *
+ * Calls asynchronously; finish with peer_client_call_finish().
+ */
+PEER_EXPORT
+void             peer_client_call                (PeerClient          *self,
+                                                  const char          *object_path,
+                                                  const char          *interface_name,
+                                                  const char          *method_name,
+                                                  GVariant            *parameters,
+                                                  const GVariantType  *reply_type,
+                                                  int                  timeout_ms,
+                                                  GUnixFDList         *fd_list,
+                                                  GCancellable        *cancellable,
+                                                  GAsyncReadyCallback  callback,
+                                                  gpointer             user_data);
+
+/**
+ * peer_client_call_finish:
+ * @self: a client
+ * @out_fd_list: (out) (optional) (nullable) (transfer full): fds that came
+ *   with the reply
+ * @result: the result
+ * @error: as for peer_client_call_sync()
+ *
+ * Returns: (transfer full) (nullable): the reply tuple, or %NULL
+ */
+PEER_EXPORT
+GVariant        *peer_client_call_finish         (PeerClient          *self,
+                                                  GUnixFDList        **out_fd_list,
+                                                  GAsyncResult        *result,
+                                                  GError             **error);
+
+/**
+ * peer_client_get_property_sync:
+ * @self: a client
+ * @object_path: the object
+ * @interface_name: the property's interface
+ * @property_name: the property
+ * @cancellable: (nullable): a cancellable
+ * @error: set on failure
+ *
+ * Returns: (transfer full) (nullable): the value (unwrapped from its
+ *   variant), or %NULL
+ */
+PEER_EXPORT
+GVariant        *peer_client_get_property_sync   (PeerClient          *self,
+                                                  const char          *object_path,
+                                                  const char          *interface_name,
+                                                  const char          *property_name,
+                                                  GCancellable        *cancellable,
+                                                  GError             **error);
+
+/**
+ * peer_client_set_property_sync:
+ * @self: a client
+ * @object_path: the object
+ * @interface_name: the property's interface
+ * @property_name: the property
+ * @value: the value (a floating reference is sunk)
+ * @cancellable: (nullable): a cancellable
+ * @error: set on failure
+ *
+ * Returns: %TRUE when the server accepted the value
+ */
+PEER_EXPORT
+gboolean         peer_client_set_property_sync   (PeerClient          *self,
+                                                  const char          *object_path,
+                                                  const char          *interface_name,
+                                                  const char          *property_name,
+                                                  GVariant            *value,
+                                                  GCancellable        *cancellable,
+                                                  GError             **error);
+
+/**
+ * peer_client_subscribe_signal:
+ * @self: a client
+ * @object_path: (nullable): only from this object, or %NULL for any
+ * @interface_name: (nullable): only this interface, or %NULL for any
+ * @signal_name: (nullable): only this signal, or %NULL for any
+ * @callback: called in the thread-default main context of this call
+ * @user_data: (closure): data for @callback
+ * @destroy: (nullable): frees @user_data after unsubscribing
+ *
+ * Returns: a subscription id for peer_client_unsubscribe_signal()
+ */
+PEER_EXPORT
+guint            peer_client_subscribe_signal    (PeerClient          *self,
+                                                  const char          *object_path,
+                                                  const char          *interface_name,
+                                                  const char          *signal_name,
+                                                  PeerSignalFunc       callback,
+                                                  gpointer             user_data,
+                                                  GDestroyNotify       destroy);
+
+/**
+ * peer_client_unsubscribe_signal:
+ * @self: a client
+ * @subscription_id: an id from peer_client_subscribe_signal()
+ */
+PEER_EXPORT
+void             peer_client_unsubscribe_signal  (PeerClient          *self,
+                                                  guint                subscription_id);
+
+/**
+ * peer_client_get_connection:
+ * @self: a client
+ *
+ * Returns: (transfer none): the underlying GDBus connection
+ */
+PEER_EXPORT
+GDBusConnection *peer_client_get_connection      (PeerClient          *self);
+
+/**
+ * peer_client_is_closed:
+ * @self: a client
+ *
+ * Returns: whether the connection is closed
+ */
+PEER_EXPORT
+gboolean         peer_client_is_closed           (PeerClient          *self);
+
+/**
+ * peer_client_dup_close_reason:
+ * @self: a client
+ *
+ * Returns: (transfer full) (nullable): why the connection closed
+ *   (PEER_ERROR_DISCONNECTED), or %NULL while open
+ */
+PEER_EXPORT
+GError          *peer_client_dup_close_reason    (PeerClient          *self);
+
+/**
+ * peer_client_close:
+ * @self: a client
+ *
+ * Closes the connection; calls in flight fail with PEER_ERROR_DISCONNECTED.
+ */
+PEER_EXPORT
+void             peer_client_close               (PeerClient          *self);
+
+G_END_DECLS

@@ -1,0 +1,600 @@
+/* peer-connection.c: an authenticated peer, and the GDBus transport that
+ * delivers its method calls to PeerInterface handlers as PeerCalls. */
+#include "config.h"
+
+#include <sys/socket.h>
+
+#include "peer-call-private.h"
+#include "peer-connection-private.h"
+#include "peer-error.h"
+#include "peer-interface-private.h"
+
+/* Signals wait at a gate until the peer has shown what kind of client it
+ * is. A bus client (sd-bus, dbus-next, GDBus with MESSAGE_BUS_CONNECTION)
+ * sends Hello first and drops the connection if anything but the Hello
+ * reply comes back first, so for those the gate opens after that reply.
+ * A peer whose first message is anything else opens it at once; a peer
+ * that never speaks (a pure listener) gets its signals after
+ * PEER_SIGNAL_GATE_GRACE_MS. Nothing is dropped: held signals are sent in
+ * order when the gate opens. */
+typedef enum {
+  SIGNAL_GATE_SHUT,
+  SIGNAL_GATE_SHUT_UNTIL_HELLO_REPLY,
+  SIGNAL_GATE_OPEN,
+} SignalGate;
+
+#define PEER_SIGNAL_GATE_GRACE_MS 250
+/* Bounds what a peer that never finishes Hello can make us hold. */
+#define PEER_SIGNAL_GATE_MAX_HELD 1024
+
+struct _PeerConnection
+{
+  GObject parent_instance;
+
+  GDBusConnection *connection;
+  GCredentials *credentials;
+  guint64 id;
+  char *unique_name;
+  uid_t uid;
+  gid_t gid;
+  pid_t pid;
+
+  /* Main context only */
+  GHashTable *registrations;            /* PeerInterface* → registration id */
+  gulong closed_handler;
+
+  GMainContext *context;                /* the server's */
+  guint first_message_filter;
+  GSource *grace_source;
+
+  GMutex lock;
+  /* Protected by @lock */
+  GError *close_reason;
+  gboolean closed;
+  gboolean hello_done;
+  SignalGate gate;
+  GQueue held_signals;                  /* GDBusMessage*, while the gate is shut */
+};
+
+enum { SIGNAL_CLOSED, N_SIGNALS };
+static guint signals[N_SIGNALS];
+
+G_DEFINE_FINAL_TYPE (PeerConnection, peer_connection, G_TYPE_OBJECT)
+
+/* One per (connection, interface) registration; owned by GDBus, freed when
+ * the object is unregistered. @connection is not a reference: the
+ * PeerConnection unregisters everything before it goes away, and GDBus
+ * dispatches nothing for an unregistered object. */
+typedef struct {
+  PeerConnection *connection;
+  PeerInterface *iface;
+} Registration;
+
+static void
+registration_free (gpointer data)
+{
+  Registration *reg = data;
+
+  g_object_unref (reg->iface);
+  g_free (reg);
+}
+
+/* --- the GDBus transport ------------------------------------------------ */
+
+static void
+gdbus_return_value (PeerCall    *call,
+                    GVariant    *value,
+                    GUnixFDList *fd_list)
+{
+  GDBusMethodInvocation *invocation = g_steal_pointer (&call->transport_data);
+
+  /* Consumes the invocation. Replies to a closed connection are dropped
+   * by GDBus without a message. */
+  g_dbus_method_invocation_return_value_with_unix_fd_list (invocation, value, fd_list);
+}
+
+static void
+gdbus_return_error (PeerCall   *call,
+                    const char *error_name,
+                    const char *message)
+{
+  GDBusMethodInvocation *invocation = g_steal_pointer (&call->transport_data);
+
+  g_dbus_method_invocation_return_dbus_error (invocation, error_name, message);
+}
+
+static void
+gdbus_finalize (PeerCall *call)
+{
+  g_clear_object (&call->transport_data);
+}
+
+static const PeerCallTransport gdbus_transport = {
+  gdbus_return_value,
+  gdbus_return_error,
+  gdbus_finalize,
+};
+
+static void
+on_method_call (GDBusConnection       *connection,
+                const char            *sender,
+                const char            *object_path,
+                const char            *interface_name,
+                const char            *method_name,
+                GVariant              *parameters,
+                GDBusMethodInvocation *invocation,
+                gpointer               user_data)
+{
+  Registration *reg = user_data;
+  GDBusMethodInfo *info = (GDBusMethodInfo *) g_dbus_method_invocation_get_method_info (invocation);
+  GUnixFDList *fd_list = g_dbus_message_get_unix_fd_list (g_dbus_method_invocation_get_message (invocation));
+  PeerCall *call;
+  guint index;
+
+  if (info == NULL || !_peer_interface_lookup_method (reg->iface, info, &index))
+    {
+      g_dbus_method_invocation_return_error (invocation, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_METHOD,
+                                             "No such method %s.%s", interface_name, method_name);
+      return;
+    }
+
+  call = _peer_call_new (&gdbus_transport, invocation, reg->connection, reg->iface,
+                         index, parameters, fd_list);
+  _peer_interface_dispatch (reg->iface, call);
+  peer_call_unref (call);
+}
+
+static GVariant *
+on_get_property (GDBusConnection *connection,
+                 const char      *sender,
+                 const char      *object_path,
+                 const char      *interface_name,
+                 const char      *property_name,
+                 GError         **error,
+                 gpointer         user_data)
+{
+  Registration *reg = user_data;
+
+  return _peer_interface_get_property (reg->iface, reg->connection, property_name, error);
+}
+
+static gboolean
+on_set_property (GDBusConnection *connection,
+                 const char      *sender,
+                 const char      *object_path,
+                 const char      *interface_name,
+                 const char      *property_name,
+                 GVariant        *value,
+                 GError         **error,
+                 gpointer         user_data)
+{
+  Registration *reg = user_data;
+
+  return _peer_interface_set_property_from_peer (reg->iface, reg->connection,
+                                                 property_name, value, error);
+}
+
+static const GDBusInterfaceVTable interface_vtable = {
+  on_method_call,
+  on_get_property,
+  on_set_property,
+  { 0 }
+};
+
+/* --- the signal gate ---------------------------------------------------- */
+
+static gboolean
+remove_first_message_filter (gpointer user_data)
+{
+  PeerConnection *self = user_data;
+
+  if (self->first_message_filter != 0)
+    {
+      g_dbus_connection_remove_filter (self->connection, self->first_message_filter);
+      self->first_message_filter = 0;
+    }
+  return G_SOURCE_REMOVE;
+}
+
+/* Any thread. */
+void
+_peer_connection_open_signal_gate (PeerConnection *self)
+{
+  GDBusMessage *message;
+  GSource *idle;
+
+  g_mutex_lock (&self->lock);
+  if (self->gate == SIGNAL_GATE_OPEN)
+    {
+      g_mutex_unlock (&self->lock);
+      return;
+    }
+  self->gate = SIGNAL_GATE_OPEN;
+  /* Sent under the lock so that a signal emitted meanwhile from another
+   * thread cannot overtake the held ones. */
+  while ((message = g_queue_pop_head (&self->held_signals)) != NULL)
+    {
+      g_dbus_connection_send_message (self->connection, message, G_DBUS_SEND_MESSAGE_FLAGS_NONE, NULL, NULL);
+      g_object_unref (message);
+    }
+  g_mutex_unlock (&self->lock);
+
+  if (self->grace_source != NULL)
+    g_source_destroy (self->grace_source);
+  /* The filter is no longer needed; drop it from the message path in the
+   * main context, where it was added. */
+  idle = g_idle_source_new ();
+  g_source_set_callback (idle, remove_first_message_filter, g_object_ref (self), g_object_unref);
+  g_source_set_static_name (idle, "[libpeer] remove first-message filter");
+  g_source_attach (idle, self->context);
+  g_source_unref (idle);
+}
+
+static gboolean
+on_signal_gate_grace (gpointer user_data)
+{
+  PeerConnection *self = user_data;
+  gboolean open;
+
+  g_mutex_lock (&self->lock);
+  open = self->gate == SIGNAL_GATE_SHUT;
+  g_mutex_unlock (&self->lock);
+  if (open)
+    _peer_connection_open_signal_gate (self);
+  return G_SOURCE_REMOVE;
+}
+
+/* Runs in GDBus's worker thread for every message until removed. */
+static GDBusMessage *
+on_first_message (GDBusConnection *connection,
+                  GDBusMessage    *message,
+                  gboolean         incoming,
+                  gpointer         user_data)
+{
+  PeerConnection *self = user_data;
+  gboolean is_hello;
+  SignalGate gate;
+
+  if (!incoming)
+    return message;
+
+  g_mutex_lock (&self->lock);
+  gate = self->gate;
+  is_hello = gate == SIGNAL_GATE_SHUT &&
+             g_dbus_message_get_message_type (message) == G_DBUS_MESSAGE_TYPE_METHOD_CALL &&
+             g_strcmp0 (g_dbus_message_get_member (message), "Hello") == 0 &&
+             g_strcmp0 (g_dbus_message_get_interface (message), "org.freedesktop.DBus") == 0;
+  if (is_hello)
+    self->gate = SIGNAL_GATE_SHUT_UNTIL_HELLO_REPLY;
+  g_mutex_unlock (&self->lock);
+
+  if (gate == SIGNAL_GATE_SHUT && !is_hello)
+    _peer_connection_open_signal_gate (self);
+  return message;
+}
+
+/* --- the connection ----------------------------------------------------- */
+
+static void
+unregister_all (PeerConnection *self)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, self->registrations);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    g_dbus_connection_unregister_object (self->connection, GPOINTER_TO_UINT (value));
+  g_hash_table_remove_all (self->registrations);
+}
+
+static void
+on_dbus_connection_closed (GDBusConnection *connection,
+                           gboolean         remote_peer_vanished,
+                           GError          *error,
+                           PeerConnection  *self)
+{
+  g_autoptr(GError) reason = NULL;
+
+  g_mutex_lock (&self->lock);
+  if (self->close_reason == NULL)
+    {
+      if (error != NULL)
+        self->close_reason = g_error_new (PEER_ERROR, PEER_ERROR_DISCONNECTED,
+                                          "Peer %s disconnected: %s", self->unique_name, error->message);
+      else
+        self->close_reason = g_error_new (PEER_ERROR, PEER_ERROR_DISCONNECTED,
+                                          "Peer %s disconnected", self->unique_name);
+    }
+  self->closed = TRUE;
+  reason = g_error_copy (self->close_reason);
+  g_mutex_unlock (&self->lock);
+
+  g_debug ("libpeer: %s closed: %s", self->unique_name, reason->message);
+  unregister_all (self);
+  remove_first_message_filter (self);
+  if (self->grace_source != NULL)
+    g_source_destroy (self->grace_source);
+  g_mutex_lock (&self->lock);
+  g_queue_clear_full (&self->held_signals, g_object_unref);
+  g_mutex_unlock (&self->lock);
+  g_signal_emit (self, signals[SIGNAL_CLOSED], 0, reason);
+}
+
+static void
+peer_connection_dispose (GObject *object)
+{
+  PeerConnection *self = PEER_CONNECTION (object);
+
+  if (self->connection != NULL)
+    {
+      g_clear_signal_handler (&self->closed_handler, self->connection);
+      unregister_all (self);
+      remove_first_message_filter (self);
+      if (!g_dbus_connection_is_closed (self->connection))
+        g_dbus_connection_close (self->connection, NULL, NULL, NULL);
+    }
+
+  G_OBJECT_CLASS (peer_connection_parent_class)->dispose (object);
+}
+
+static void
+peer_connection_finalize (GObject *object)
+{
+  PeerConnection *self = PEER_CONNECTION (object);
+
+  if (self->grace_source != NULL)
+    {
+      g_source_destroy (self->grace_source);
+      g_source_unref (self->grace_source);
+    }
+  g_queue_clear_full (&self->held_signals, g_object_unref);
+  g_main_context_unref (self->context);
+  g_clear_object (&self->connection);
+  g_clear_object (&self->credentials);
+  g_clear_error (&self->close_reason);
+  g_hash_table_unref (self->registrations);
+  g_free (self->unique_name);
+  g_mutex_clear (&self->lock);
+
+  G_OBJECT_CLASS (peer_connection_parent_class)->finalize (object);
+}
+
+static void
+peer_connection_class_init (PeerConnectionClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->dispose = peer_connection_dispose;
+  object_class->finalize = peer_connection_finalize;
+
+  /**
+   * PeerConnection::closed:
+   * @self: the connection
+   * @reason: (transfer none): why it closed
+   *
+   * Emitted once, in the server's main context, when the peer is gone.
+   */
+  signals[SIGNAL_CLOSED] =
+    g_signal_new ("closed", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                  NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_ERROR);
+}
+
+static void
+peer_connection_init (PeerConnection *self)
+{
+  g_mutex_init (&self->lock);
+  self->context = g_main_context_ref_thread_default ();
+  self->registrations = g_hash_table_new (NULL, NULL);
+  self->uid = (uid_t) -1;
+  self->gid = (gid_t) -1;
+  self->pid = -1;
+}
+
+PeerConnection *
+_peer_connection_new (GDBusConnection *connection,
+                      guint64          id)
+{
+  PeerConnection *self = g_object_new (PEER_TYPE_CONNECTION, NULL);
+  GCredentials *credentials = g_dbus_connection_get_peer_credentials (connection);
+
+  self->connection = g_object_ref (connection);
+  self->id = id;
+  self->unique_name = g_strdup_printf (":1.%" G_GUINT64_FORMAT, id);
+  if (credentials != NULL)
+    {
+      self->credentials = g_object_ref (credentials);
+      self->uid = g_credentials_get_unix_user (credentials, NULL);
+      self->pid = g_credentials_get_unix_pid (credentials, NULL);
+#ifdef __linux__
+      {
+        const struct ucred *ucred = g_credentials_get_native (credentials, G_CREDENTIALS_TYPE_LINUX_UCRED);
+        if (ucred != NULL)
+          self->gid = ucred->gid;
+      }
+#endif
+    }
+  else
+    self->credentials = g_credentials_new ();
+
+  g_dbus_connection_set_exit_on_close (connection, FALSE);
+  self->closed_handler = g_signal_connect (connection, "closed",
+                                           G_CALLBACK (on_dbus_connection_closed), self);
+
+  /* The filter holds no reference: it is removed when the gate opens, when
+   * the connection closes, or in dispose, whichever comes first. */
+  self->first_message_filter = g_dbus_connection_add_filter (connection, on_first_message, self, NULL);
+  self->grace_source = g_timeout_source_new (PEER_SIGNAL_GATE_GRACE_MS);
+  g_source_set_callback (self->grace_source, on_signal_gate_grace, self, NULL);
+  g_source_set_static_name (self->grace_source, "[libpeer] signal gate grace");
+  g_source_attach (self->grace_source, self->context);
+  return self;
+}
+
+gboolean
+_peer_connection_export (PeerConnection *self,
+                         PeerInterface  *iface,
+                         GError        **error)
+{
+  Registration *reg = g_new0 (Registration, 1);
+  guint id;
+
+  reg->connection = self;
+  reg->iface = g_object_ref (iface);
+  id = g_dbus_connection_register_object (self->connection,
+                                          peer_interface_get_object_path (iface),
+                                          peer_interface_get_info (iface),
+                                          &interface_vtable, reg, registration_free,
+                                          error);
+  if (id == 0)
+    return FALSE;
+  g_hash_table_insert (self->registrations, iface, GUINT_TO_POINTER (id));
+  return TRUE;
+}
+
+void
+_peer_connection_unexport (PeerConnection *self,
+                           PeerInterface  *iface)
+{
+  gpointer id;
+
+  if (g_hash_table_steal_extended (self->registrations, iface, NULL, &id))
+    g_dbus_connection_unregister_object (self->connection, GPOINTER_TO_UINT (id));
+}
+
+void
+_peer_connection_send_signal (PeerConnection *self,
+                              const char     *object_path,
+                              const char     *interface_name,
+                              const char     *signal_name,
+                              GVariant       *parameters)
+{
+  g_autoptr(GDBusMessage) message = g_dbus_message_new_signal (object_path, interface_name, signal_name);
+
+  if (parameters != NULL)
+    g_dbus_message_set_body (message, parameters);
+
+  g_mutex_lock (&self->lock);
+  if (self->gate != SIGNAL_GATE_OPEN)
+    {
+      if (self->held_signals.length >= PEER_SIGNAL_GATE_MAX_HELD)
+        {
+          g_mutex_unlock (&self->lock);
+          g_debug ("libpeer: %s never finished its handshake; closing", self->unique_name);
+          g_autoptr(GError) reason = g_error_new (PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED,
+                                                  "More than %d signals held before Hello finished",
+                                                  PEER_SIGNAL_GATE_MAX_HELD);
+          peer_connection_close (self, reason);
+          return;
+        }
+      g_queue_push_tail (&self->held_signals, g_steal_pointer (&message));
+      g_mutex_unlock (&self->lock);
+      return;
+    }
+  /* Fails only when the connection is closed, which the closed handler
+   * reports on its own. Sent under the lock: see the signal gate. */
+  g_dbus_connection_send_message (self->connection, message, G_DBUS_SEND_MESSAGE_FLAGS_NONE, NULL, NULL);
+  g_mutex_unlock (&self->lock);
+}
+
+gboolean
+_peer_connection_take_hello (PeerConnection *self)
+{
+  gboolean first;
+
+  g_mutex_lock (&self->lock);
+  first = !self->hello_done;
+  self->hello_done = TRUE;
+  g_mutex_unlock (&self->lock);
+  return first;
+}
+
+guint64
+peer_connection_get_id (PeerConnection *self)
+{
+  g_return_val_if_fail (PEER_IS_CONNECTION (self), 0);
+  return self->id;
+}
+
+const char *
+peer_connection_get_unique_name (PeerConnection *self)
+{
+  g_return_val_if_fail (PEER_IS_CONNECTION (self), NULL);
+  return self->unique_name;
+}
+
+GCredentials *
+peer_connection_get_credentials (PeerConnection *self)
+{
+  g_return_val_if_fail (PEER_IS_CONNECTION (self), NULL);
+  return self->credentials;
+}
+
+uid_t
+peer_connection_get_uid (PeerConnection *self)
+{
+  g_return_val_if_fail (PEER_IS_CONNECTION (self), (uid_t) -1);
+  return self->uid;
+}
+
+gid_t
+peer_connection_get_gid (PeerConnection *self)
+{
+  g_return_val_if_fail (PEER_IS_CONNECTION (self), (gid_t) -1);
+  return self->gid;
+}
+
+pid_t
+peer_connection_get_pid (PeerConnection *self)
+{
+  g_return_val_if_fail (PEER_IS_CONNECTION (self), -1);
+  return self->pid;
+}
+
+GDBusConnection *
+peer_connection_get_dbus_connection (PeerConnection *self)
+{
+  g_return_val_if_fail (PEER_IS_CONNECTION (self), NULL);
+  return self->connection;
+}
+
+gboolean
+peer_connection_is_closed (PeerConnection *self)
+{
+  gboolean closed;
+
+  g_return_val_if_fail (PEER_IS_CONNECTION (self), TRUE);
+
+  g_mutex_lock (&self->lock);
+  closed = self->closed;
+  g_mutex_unlock (&self->lock);
+  return closed;
+}
+
+GError *
+peer_connection_dup_close_reason (PeerConnection *self)
+{
+  GError *reason;
+
+  g_return_val_if_fail (PEER_IS_CONNECTION (self), NULL);
+
+  g_mutex_lock (&self->lock);
+  reason = self->close_reason != NULL ? g_error_copy (self->close_reason) : NULL;
+  g_mutex_unlock (&self->lock);
+  return reason;
+}
+
+void
+peer_connection_close (PeerConnection *self,
+                       const GError   *reason)
+{
+  g_return_if_fail (PEER_IS_CONNECTION (self));
+
+  g_mutex_lock (&self->lock);
+  if (self->close_reason == NULL)
+    self->close_reason = reason != NULL
+      ? g_error_copy (reason)
+      : g_error_new (PEER_ERROR, PEER_ERROR_DISCONNECTED, "Closed by the server");
+  g_mutex_unlock (&self->lock);
+
+  g_dbus_connection_close (self->connection, NULL, NULL, NULL);
+}

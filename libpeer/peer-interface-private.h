@@ -1,0 +1,31 @@
+/* peer-interface-private.h: what servers and transports need of an interface. */
+#pragma once
+
+#include "peer-interface.h"
+#include "peer-call-private.h"
+
+G_BEGIN_DECLS
+
+gboolean         _peer_interface_bind            (PeerInterface   *self,
+                                                  PeerServer      *server,
+                                                  const char      *object_path,
+                                                  GError         **error);
+void             _peer_interface_unbind          (PeerInterface   *self);
+GDBusMethodInfo *_peer_interface_get_method_info (PeerInterface   *self,
+                                                  guint            index);
+gboolean         _peer_interface_lookup_method   (PeerInterface   *self,
+                                                  GDBusMethodInfo *info,
+                                                  guint           *out_index);
+void             _peer_interface_dispatch        (PeerInterface   *self,
+                                                  PeerCall        *call);
+GVariant        *_peer_interface_get_property    (PeerInterface   *self,
+                                                  PeerConnection  *caller,
+                                                  const char      *property_name,
+                                                  GError         **error);
+gboolean         _peer_interface_set_property_from_peer (PeerInterface  *self,
+                                                         PeerConnection *caller,
+                                                         const char     *property_name,
+                                                         GVariant       *value,
+                                                         GError        **error);
+
+G_END_DECLS

@@ -1,0 +1,227 @@
+/* peer-interface.h: one D-Bus interface served at one object path.
+ *
+ * A PeerInterface joins introspection data (from XML or a gdbus-codegen
+ * `*_interface_info()` function) with the handlers for its methods and the
+ * values of its properties. Export it on a PeerServer and every connected
+ * peer, present and future, sees it.
+ */
+#pragma once
+
+#if !defined(LIBPEER_INSIDE) && !defined(LIBPEER_COMPILATION)
+# error "Only <libpeer.h> can be included directly."
+#endif
+
+#include <gio/gio.h>
+#include "peer-export.h"
+#include "peer-types.h"
+
+G_BEGIN_DECLS
+
+#define PEER_TYPE_INTERFACE (peer_interface_get_type ())
+PEER_EXPORT
+G_DECLARE_FINAL_TYPE (PeerInterface, peer_interface, PEER, INTERFACE, GObject)
+
+/**
+ * PeerMethodFunc:
+ * @call: (transfer none): the call; take a reference with peer_call_ref()
+ *   to reply after returning
+ * @user_data: the data given with the method entry
+ *
+ * A method handler. It runs in the server's main context.
+ */
+typedef void (*PeerMethodFunc) (PeerCall *call,
+                                gpointer  user_data);
+
+/**
+ * PeerMethodFlags:
+ * @PEER_METHOD_FLAGS_NONE: none
+ * @PEER_METHOD_FLAGS_THREAD_SAFE: the handler may run on any thread; fast
+ *   transports may then call it without a hop to the main context
+ */
+typedef enum {
+  PEER_METHOD_FLAGS_NONE        = 0,
+  PEER_METHOD_FLAGS_THREAD_SAFE = 1 << 0,
+} PeerMethodFlags;
+
+/**
+ * PeerMethodEntry:
+ * @name: the method's name, as in the introspection data
+ * @handler: its handler
+ * @flags: flags
+ */
+typedef struct {
+  const char     *name;
+  PeerMethodFunc  handler;
+  PeerMethodFlags flags;
+  /*< private >*/
+  gpointer        padding[3];
+} PeerMethodEntry;
+
+/**
+ * PeerPropertyGetFunc:
+ * @iface: the interface
+ * @caller: (transfer none): the peer asking
+ * @property_name: the property
+ * @error: set when the value cannot be read
+ * @user_data: data given to peer_interface_set_property_funcs()
+ *
+ * Computes a property's value on demand.
+ *
+ * Returns: (transfer full) (nullable): the value (a floating reference is
+ *   sunk), or %NULL with @error set, or %NULL without error to serve the
+ *   value stored with peer_interface_set_property()
+ */
+typedef GVariant *(*PeerPropertyGetFunc) (PeerInterface  *iface,
+                                          PeerConnection *caller,
+                                          const char     *property_name,
+                                          GError        **error,
+                                          gpointer        user_data);
+
+/**
+ * PeerPropertySetFunc:
+ * @iface: the interface
+ * @caller: (transfer none): the peer writing
+ * @property_name: the property
+ * @value: (transfer none): the new value, already type-checked
+ * @error: set to refuse
+ * @user_data: data given to peer_interface_set_property_funcs()
+ *
+ * Decides on a peer's write to a writable property. On %TRUE libpeer
+ * stores the value and emits PropertiesChanged.
+ *
+ * Returns: %TRUE to accept
+ */
+typedef gboolean (*PeerPropertySetFunc) (PeerInterface  *iface,
+                                         PeerConnection *caller,
+                                         const char     *property_name,
+                                         GVariant       *value,
+                                         GError        **error,
+                                         gpointer        user_data);
+
+/**
+ * peer_interface_new:
+ * @info: (transfer none): introspection data; a reference is taken
+ *
+ * Returns: (transfer full): a new interface with no handlers
+ */
+PEER_EXPORT
+PeerInterface      *peer_interface_new               (GDBusInterfaceInfo    *info);
+
+/**
+ * peer_interface_new_for_xml:
+ * @xml: introspection XML with one or more interfaces
+ * @interface_name: which interface of @xml to serve
+ * @error: set when @xml does not parse or lacks @interface_name
+ *
+ * Returns: (transfer full) (nullable): a new interface, or %NULL
+ */
+PEER_EXPORT
+PeerInterface      *peer_interface_new_for_xml       (const char            *xml,
+                                                      const char            *interface_name,
+                                                      GError               **error);
+
+/**
+ * peer_interface_add_methods:
+ * @self: an interface, not yet exported
+ * @entries: (array length=n_entries): handlers by method name
+ * @n_entries: how many
+ * @user_data: passed to every handler in @entries
+ * @error: set when an entry names a method the interface does not have
+ *
+ * Methods without a handler answer org.freedesktop.DBus.Error.UnknownMethod.
+ *
+ * Returns: %TRUE when every entry was added
+ */
+PEER_EXPORT
+gboolean            peer_interface_add_methods       (PeerInterface         *self,
+                                                      const PeerMethodEntry *entries,
+                                                      gsize                  n_entries,
+                                                      gpointer               user_data,
+                                                      GError               **error);
+
+/**
+ * peer_interface_set_property_funcs:
+ * @self: an interface
+ * @get_func: (nullable): computes values on demand
+ * @set_func: (nullable): judges writes; without it writes to a
+ *   `readwrite` property are accepted as they are
+ * @user_data: (closure): data for both
+ * @destroy: (nullable): frees @user_data
+ */
+PEER_EXPORT
+void                peer_interface_set_property_funcs (PeerInterface       *self,
+                                                       PeerPropertyGetFunc  get_func,
+                                                       PeerPropertySetFunc  set_func,
+                                                       gpointer             user_data,
+                                                       GDestroyNotify       destroy);
+
+/**
+ * peer_interface_set_property:
+ * @self: an interface
+ * @property_name: a property of the interface
+ * @value: the value (a floating reference is sunk)
+ * @error: set when the property does not exist or @value has the wrong type
+ *
+ * Stores a property's value. When it changed and @self is exported, every
+ * peer gets org.freedesktop.DBus.Properties.PropertiesChanged (as the
+ * property's EmitsChangedSignal annotation says). Thread-safe.
+ *
+ * Returns: %TRUE on success
+ */
+PEER_EXPORT
+gboolean            peer_interface_set_property      (PeerInterface  *self,
+                                                      const char     *property_name,
+                                                      GVariant       *value,
+                                                      GError        **error);
+
+/**
+ * peer_interface_dup_property:
+ * @self: an interface
+ * @property_name: a property
+ *
+ * Returns: (transfer full) (nullable): the stored value, or %NULL
+ */
+PEER_EXPORT
+GVariant           *peer_interface_dup_property      (PeerInterface  *self,
+                                                      const char     *property_name);
+
+/**
+ * peer_interface_emit_signal:
+ * @self: an exported interface
+ * @destination: (nullable): one peer, or %NULL for every connected peer
+ * @signal_name: a signal of the interface
+ * @parameters: (nullable): its arguments as a tuple (a floating reference
+ *   is sunk)
+ * @error: set when the signal does not exist, the arguments do not match
+ *   its signature, or @self is not exported
+ *
+ * Thread-safe.
+ *
+ * Returns: %TRUE when the signal was queued for sending
+ */
+PEER_EXPORT
+gboolean            peer_interface_emit_signal       (PeerInterface  *self,
+                                                      PeerConnection *destination,
+                                                      const char     *signal_name,
+                                                      GVariant       *parameters,
+                                                      GError        **error);
+
+/**
+ * peer_interface_get_info:
+ * @self: an interface
+ *
+ * Returns: (transfer none): its introspection data
+ */
+PEER_EXPORT
+GDBusInterfaceInfo *peer_interface_get_info          (PeerInterface  *self);
+
+/**
+ * peer_interface_get_object_path:
+ * @self: an interface
+ *
+ * Returns: (transfer none) (nullable): where it is exported, or %NULL
+ */
+PEER_EXPORT
+const char         *peer_interface_get_object_path   (PeerInterface  *self);
+
+G_END_DECLS

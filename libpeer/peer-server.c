@@ -1,0 +1,938 @@
+/* peer-server.c: listening, authenticating and keeping the peer registry.
+ *
+ * Why not GDBusServer: on GLib 2.74 it authenticates each connection in a
+ * thread of an unbounded GThreadedSocketService with no deadline (a peer
+ * that sends nothing holds a thread forever), and the connections it makes
+ * belong to the global default main context, so their "closed" signals never
+ * reach a server living in another context. PeerServer keeps GDBus's
+ * authentication (the same GDBusAuthObserver, through g_dbus_connection_new
+ * with G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_SERVER, which also negotiates
+ * fd passing) but owns the socket: it accepts in its own main context, puts
+ * a deadline on every handshake, and creates connections in that context.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <gio/gunixsocketaddress.h>
+#include <glib/gstdio.h>
+
+#include "peer-address-private.h"
+#include "peer-bus-compat-private.h"
+#include "peer-connection-private.h"
+#include "peer-error.h"
+#include "peer-interface-private.h"
+#include "peer-policy.h"
+#include "peer-server.h"
+
+typedef struct {
+  PeerServer *server;                   /* NULL once the server is gone */
+  GSocketConnection *stream;
+  GCancellable *cancellable;
+  GSource *deadline;
+} Handshake;
+
+struct _PeerServer
+{
+  GObject parent_instance;
+
+  /* Construct-only */
+  char *address;
+  PeerPolicy *policy;
+  PeerServerFlags flags;
+
+  /* Set by init, read-only after */
+  GMainContext *context;
+  GDBusAuthObserver *observer;
+  char *guid;
+  char *socket_path;                    /* NULL for abstract sockets */
+  char *socket_dir;                     /* a directory we made, removed on stop */
+  dev_t socket_dev;
+  ino_t socket_ino;
+  char *client_address;
+  GSocket *listen_socket;
+
+  /* Main context only */
+  GSource *accept_source;
+  GPtrArray *handshakes;                /* Handshake*, not owned */
+  GPtrArray *exports;                   /* PeerInterface*, owned */
+  PeerInterface *bus_compat;
+  guint handshake_timeout_ms;
+  guint64 next_peer_id;
+  gboolean started;
+  gboolean stopped;
+
+  GMutex lock;
+  /* Protected by @lock */
+  GHashTable *peers;                    /* id (guint64*) → PeerConnection, owned */
+  guint64 n_refused;
+};
+
+enum { PROP_0, PROP_ADDRESS, PROP_POLICY, PROP_FLAGS, N_PROPS };
+static GParamSpec *properties[N_PROPS];
+
+enum { SIGNAL_PEER_CONNECTED, SIGNAL_PEER_DISCONNECTED, N_SIGNALS };
+static guint signals[N_SIGNALS];
+
+static void peer_server_initable_iface_init (GInitableIface *iface);
+
+G_DEFINE_FINAL_TYPE_WITH_CODE (PeerServer, peer_server, G_TYPE_OBJECT,
+                               G_IMPLEMENT_INTERFACE (G_TYPE_INITABLE, peer_server_initable_iface_init))
+
+/* --- socket set-up ------------------------------------------------------ */
+
+static char *
+random_suffix (void)
+{
+  static const char chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+  char buf[11];
+
+  for (guint i = 0; i < sizeof buf - 1; i++)
+    buf[i] = chars[g_random_int_range (0, sizeof chars - 1)];
+  buf[sizeof buf - 1] = '\0';
+  return g_strdup (buf);
+}
+
+/* The directory for the default address: $XDG_RUNTIME_DIR when it is a
+ * directory that belongs to us and nobody else can enter, else /tmp. The
+ * new directory itself is always 0700. */
+static char *
+make_private_dir (GError **error)
+{
+  const char *runtime = g_getenv ("XDG_RUNTIME_DIR");
+  g_autofree char *template = NULL;
+  struct stat st;
+
+  if (runtime == NULL || !g_path_is_absolute (runtime) || stat (runtime, &st) != 0 ||
+      !S_ISDIR (st.st_mode) || st.st_uid != getuid () || (st.st_mode & 0077) != 0)
+    runtime = g_get_tmp_dir ();
+
+  template = g_build_filename (runtime, "libpeer-XXXXXX", NULL);
+  if (g_mkdtemp_full (template, 0700) == NULL)
+    {
+      int saved_errno = errno;
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
+                   "Cannot create a private directory in %s: %s", runtime, g_strerror (saved_errno));
+      return NULL;
+    }
+  return g_steal_pointer (&template);
+}
+
+/* A socket file at @path: replace it when nothing listens (a server died),
+ * refuse when something does, refuse anything that is not a socket. */
+static gboolean
+check_existing_socket (const char *path,
+                       GError    **error)
+{
+  struct sockaddr_un sun = { .sun_family = AF_UNIX };
+  struct stat st;
+  int fd, r;
+
+  if (lstat (path, &st) != 0)
+    {
+      if (errno == ENOENT)
+        return TRUE;
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errno),
+                   "Cannot check %s: %s", path, g_strerror (errno));
+      return FALSE;
+    }
+  if (!S_ISSOCK (st.st_mode))
+    {
+      g_set_error (error, PEER_ERROR, PEER_ERROR_ADDRESS_IN_USE,
+                   "%s exists and is not a socket", path);
+      return FALSE;
+    }
+
+  g_strlcpy (sun.sun_path, path, sizeof sun.sun_path);
+  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    {
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errno),
+                   "socket(): %s", g_strerror (errno));
+      return FALSE;
+    }
+  r = connect (fd, (struct sockaddr *) &sun, sizeof sun);
+  int saved_errno = errno;
+  close (fd);
+  if (r == 0)
+    {
+      g_set_error (error, PEER_ERROR, PEER_ERROR_ADDRESS_IN_USE,
+                   "Another server is already listening on %s", path);
+      return FALSE;
+    }
+  if (saved_errno != ECONNREFUSED)
+    {
+      g_set_error (error, PEER_ERROR, PEER_ERROR_ADDRESS_IN_USE,
+                   "Cannot tell whether a server listens on %s: %s", path, g_strerror (saved_errno));
+      return FALSE;
+    }
+  g_debug ("libpeer: replacing stale socket %s", path);
+  if (unlink (path) != 0 && errno != ENOENT)
+    {
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errno),
+                   "Cannot remove stale socket %s: %s", path, g_strerror (errno));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+listen_on (PeerServer     *self,
+           GSocketAddress *address,
+           GError        **error)
+{
+  g_autoptr(GSocket) sock = NULL;
+  g_autoptr(GError) local_error = NULL;
+
+  sock = g_socket_new (G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_DEFAULT, error);
+  if (sock == NULL)
+    return FALSE;
+  if (!g_socket_bind (sock, address, FALSE, &local_error))
+    {
+      if (g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE))
+        g_set_error (error, PEER_ERROR, PEER_ERROR_ADDRESS_IN_USE,
+                     "Another server is already listening on %s", self->client_address);
+      else
+        g_set_error (error, local_error->domain, local_error->code,
+                     "Cannot listen on %s: %s", self->client_address, local_error->message);
+      return FALSE;
+    }
+
+  if (self->socket_path != NULL)
+    {
+      struct stat st;
+      /* Connecting needs write permission on the socket file. When only our
+       * own uid may connect, nobody else gets it; when the policy admits
+       * others, the file is open and authentication decides. */
+      mode_t mode = peer_policy_admits_other_users (self->policy) ? 0666 : 0600;
+
+      if (chmod (self->socket_path, mode) != 0 || lstat (self->socket_path, &st) != 0)
+        {
+          int saved_errno = errno;
+          g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
+                       "Cannot set the mode of %s: %s", self->socket_path, g_strerror (saved_errno));
+          unlink (self->socket_path);
+          return FALSE;
+        }
+      self->socket_dev = st.st_dev;
+      self->socket_ino = st.st_ino;
+    }
+
+  g_socket_set_listen_backlog (sock, SOMAXCONN);
+  if (!g_socket_listen (sock, error))
+    {
+      if (self->socket_path != NULL)
+        unlink (self->socket_path);
+      return FALSE;
+    }
+  g_socket_set_blocking (sock, FALSE);
+  self->listen_socket = g_steal_pointer (&sock);
+  return TRUE;
+}
+
+static gboolean
+peer_server_initable_init (GInitable     *initable,
+                           GCancellable  *cancellable,
+                           GError       **error)
+{
+  PeerServer *self = PEER_SERVER (initable);
+  g_autoptr(GSocketAddress) sockaddr = NULL;
+  g_autofree char *escaped = NULL;
+
+  if (self->policy == NULL)
+    self->policy = peer_policy_new ();
+  self->observer = peer_policy_create_auth_observer (self->policy);
+
+  if (self->address == NULL)
+    {
+      self->socket_dir = make_private_dir (error);
+      if (self->socket_dir == NULL)
+        return FALSE;
+      self->socket_path = g_build_filename (self->socket_dir, "socket", NULL);
+    }
+  else
+    {
+      g_autoptr(PeerAddress) address = NULL;
+
+      if (!peer_address_parse (self->address, &address, error))
+        return FALSE;
+      if (!peer_address_is_private (address) &&
+          !(self->flags & PEER_SERVER_FLAGS_ALLOW_UNSAFE_ADDRESS))
+        {
+          g_set_error (error, PEER_ERROR, PEER_ERROR_UNSAFE_ADDRESS,
+                       "Refusing %s address '%s': only path sockets are private "
+                       "(abstract sockets and TCP are reachable by other users)",
+                       peer_address_kind_to_string (address->kind), self->address);
+          return FALSE;
+        }
+
+      switch (address->kind)
+        {
+        case PEER_ADDRESS_UNIX_PATH:
+          self->socket_path = g_strdup (address->value);
+          break;
+        case PEER_ADDRESS_UNIX_DIR:
+          {
+            g_autofree char *name = random_suffix ();
+            g_autofree char *file = g_strconcat ("libpeer-", name, NULL);
+            self->socket_path = g_build_filename (address->value, file, NULL);
+          }
+          break;
+        case PEER_ADDRESS_UNIX_ABSTRACT:
+          sockaddr = g_unix_socket_address_new_with_type (address->value, -1,
+                                                          G_UNIX_SOCKET_ADDRESS_ABSTRACT);
+          escaped = g_dbus_address_escape_value (address->value);
+          self->client_address = g_strconcat ("unix:abstract=", escaped, NULL);
+          break;
+        case PEER_ADDRESS_UNIX_TMPDIR:
+          {
+            g_autofree char *name = random_suffix ();
+            g_autofree char *abstract = g_strconcat (address->value, "/libpeer-", name, NULL);
+            sockaddr = g_unix_socket_address_new_with_type (abstract, -1,
+                                                            G_UNIX_SOCKET_ADDRESS_ABSTRACT);
+            escaped = g_dbus_address_escape_value (abstract);
+            self->client_address = g_strconcat ("unix:abstract=", escaped, NULL);
+          }
+          break;
+        case PEER_ADDRESS_TCP:
+        case PEER_ADDRESS_NONCE_TCP:
+        default:
+          g_set_error (error, PEER_ERROR, PEER_ERROR_NOT_SUPPORTED,
+                       "Cannot serve '%s': EXTERNAL authentication needs a Unix socket",
+                       self->address);
+          return FALSE;
+        }
+    }
+
+  if (self->socket_path != NULL)
+    {
+      if (strlen (self->socket_path) >= sizeof (((struct sockaddr_un *) NULL)->sun_path))
+        {
+          g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
+                       "Socket path %s is too long for a Unix socket", self->socket_path);
+          return FALSE;
+        }
+      if (!check_existing_socket (self->socket_path, error))
+        return FALSE;
+      sockaddr = g_unix_socket_address_new (self->socket_path);
+      escaped = g_dbus_address_escape_value (self->socket_path);
+      self->client_address = g_strconcat ("unix:path=", escaped, NULL);
+    }
+
+  return listen_on (self, sockaddr, error);
+}
+
+static void
+peer_server_initable_iface_init (GInitableIface *iface)
+{
+  iface->init = peer_server_initable_init;
+}
+
+/* --- peers -------------------------------------------------------------- */
+
+static void
+on_peer_closed (PeerConnection *peer,
+                const GError   *reason,
+                PeerServer     *self)
+{
+  guint64 id = peer_connection_get_id (peer);
+  g_autoptr(PeerConnection) removed = NULL;
+  g_autofree guint64 *key = NULL;
+
+  g_mutex_lock (&self->lock);
+  g_hash_table_steal_extended (self->peers, &id, (gpointer *) &key, (gpointer *) &removed);
+  g_mutex_unlock (&self->lock);
+
+  if (removed != NULL)
+    {
+      g_signal_handlers_disconnect_by_func (peer, on_peer_closed, self);
+      g_signal_emit (self, signals[SIGNAL_PEER_DISCONNECTED], 0, peer);
+    }
+}
+
+static void
+add_peer (PeerServer      *self,
+          GDBusConnection *connection)
+{
+  g_autoptr(PeerConnection) peer = NULL;
+  guint64 *key;
+
+  peer = _peer_connection_new (connection, ++self->next_peer_id);
+
+  for (guint i = 0; i < self->exports->len; i++)
+    {
+      g_autoptr(GError) error = NULL;
+
+      if (!_peer_connection_export (peer, g_ptr_array_index (self->exports, i), &error))
+        {
+          g_debug ("libpeer: cannot export on %s: %s", peer_connection_get_unique_name (peer), error->message);
+          peer_connection_close (peer, error);
+          return;
+        }
+    }
+
+  key = g_new (guint64, 1);
+  *key = peer_connection_get_id (peer);
+  g_mutex_lock (&self->lock);
+  g_hash_table_insert (self->peers, key, g_object_ref (peer));
+  g_mutex_unlock (&self->lock);
+  g_signal_connect (peer, "closed", G_CALLBACK (on_peer_closed), self);
+
+  g_debug ("libpeer: peer %s connected (uid %d, pid %d)", peer_connection_get_unique_name (peer),
+           (int) peer_connection_get_uid (peer), (int) peer_connection_get_pid (peer));
+  g_signal_emit (self, signals[SIGNAL_PEER_CONNECTED], 0, peer);
+  g_dbus_connection_start_message_processing (connection);
+}
+
+/* --- handshakes --------------------------------------------------------- */
+
+static void
+handshake_free (Handshake *hs)
+{
+  if (hs->deadline != NULL)
+    {
+      g_source_destroy (hs->deadline);
+      g_source_unref (hs->deadline);
+    }
+  g_object_unref (hs->cancellable);
+  g_object_unref (hs->stream);
+  g_free (hs);
+}
+
+static void
+count_refused (PeerServer *self)
+{
+  g_mutex_lock (&self->lock);
+  self->n_refused++;
+  g_mutex_unlock (&self->lock);
+}
+
+static void
+on_handshake_done (GObject      *source,
+                   GAsyncResult *result,
+                   gpointer      user_data)
+{
+  Handshake *hs = user_data;
+  PeerServer *self = hs->server;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GDBusConnection) connection = NULL;
+
+  connection = g_dbus_connection_new_finish (result, &error);
+  if (self != NULL)
+    g_ptr_array_remove_fast (self->handshakes, hs);
+
+  if (connection == NULL || self == NULL || self->stopped)
+    {
+      if (self != NULL)
+        count_refused (self);
+      g_debug ("libpeer: handshake failed: %s", error != NULL ? error->message : "server stopped");
+      if (connection != NULL)
+        g_dbus_connection_close (connection, NULL, NULL, NULL);
+      /* GDBus leaves the stream open when authentication fails. */
+      g_io_stream_close (G_IO_STREAM (hs->stream), NULL, NULL);
+      handshake_free (hs);
+      return;
+    }
+
+  handshake_free (hs);
+  add_peer (self, connection);
+}
+
+static gboolean
+on_handshake_deadline (gpointer user_data)
+{
+  Handshake *hs = user_data;
+
+  g_debug ("libpeer: closing a connection that did not authenticate in time");
+  g_cancellable_cancel (hs->cancellable);
+  g_clear_pointer (&hs->deadline, g_source_unref);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+start_handshake (PeerServer *self,
+                 GSocket    *sock)
+{
+  Handshake *hs = g_new0 (Handshake, 1);
+
+  hs->server = self;
+  hs->stream = g_socket_connection_factory_create_connection (sock);
+  hs->cancellable = g_cancellable_new ();
+  hs->deadline = g_timeout_source_new (self->handshake_timeout_ms);
+  g_source_set_callback (hs->deadline, on_handshake_deadline, hs, NULL);
+  g_source_set_static_name (hs->deadline, "[libpeer] handshake deadline");
+  g_source_attach (hs->deadline, self->context);
+  g_ptr_array_add (self->handshakes, hs);
+
+  /* Authentication runs in a GIO worker thread; the connection is created
+   * in, and belongs to, this (the server's) main context. */
+  g_dbus_connection_new (G_IO_STREAM (hs->stream), self->guid,
+                         G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_SERVER |
+                         G_DBUS_CONNECTION_FLAGS_DELAY_MESSAGE_PROCESSING,
+                         self->observer, hs->cancellable, on_handshake_done, hs);
+}
+
+static gboolean
+on_incoming (GSocket      *sock,
+             GIOCondition  condition,
+             gpointer      user_data)
+{
+  PeerServer *self = user_data;
+
+  for (;;)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GSocket) client = g_socket_accept (sock, NULL, &error);
+
+      if (client == NULL)
+        {
+          if (!g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+            g_debug ("libpeer: accept failed: %s", error->message);
+          break;
+        }
+      start_handshake (self, client);
+    }
+  return G_SOURCE_CONTINUE;
+}
+
+/* --- public API --------------------------------------------------------- */
+
+PeerServer *
+peer_server_new (const char      *address,
+                 PeerPolicy      *policy,
+                 PeerServerFlags  flags,
+                 GCancellable    *cancellable,
+                 GError         **error)
+{
+  g_return_val_if_fail (policy == NULL || PEER_IS_POLICY (policy), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  return g_initable_new (PEER_TYPE_SERVER, cancellable, error,
+                         "address", address,
+                         "policy", policy,
+                         "flags", flags,
+                         NULL);
+}
+
+void
+peer_server_start (PeerServer *self)
+{
+  g_return_if_fail (PEER_IS_SERVER (self));
+  g_return_if_fail (self->listen_socket != NULL);
+  g_return_if_fail (!self->stopped);
+
+  if (self->started)
+    return;
+  self->started = TRUE;
+  self->accept_source = g_socket_create_source (self->listen_socket, G_IO_IN, NULL);
+  g_source_set_callback (self->accept_source, (GSourceFunc) (void (*) (void)) on_incoming, self, NULL);
+  g_source_set_static_name (self->accept_source, "[libpeer] accept");
+  g_source_attach (self->accept_source, self->context);
+}
+
+static void
+remove_socket_file (PeerServer *self)
+{
+  struct stat st;
+
+  /* Only our own socket: a server started later on the same path after we
+   * were declared stale must keep its socket. */
+  if (self->socket_path != NULL && lstat (self->socket_path, &st) == 0 &&
+      st.st_dev == self->socket_dev && st.st_ino == self->socket_ino)
+    unlink (self->socket_path);
+  if (self->socket_dir != NULL)
+    g_rmdir (self->socket_dir);
+}
+
+void
+peer_server_stop (PeerServer *self)
+{
+  g_autoptr(GPtrArray) peers = NULL;
+  g_autoptr(GError) reason = NULL;
+
+  g_return_if_fail (PEER_IS_SERVER (self));
+
+  if (self->stopped || self->listen_socket == NULL)
+    return;
+  self->stopped = TRUE;
+
+  if (self->accept_source != NULL)
+    {
+      g_source_destroy (self->accept_source);
+      g_clear_pointer (&self->accept_source, g_source_unref);
+    }
+  g_socket_close (self->listen_socket, NULL);
+  remove_socket_file (self);
+
+  for (guint i = 0; i < self->handshakes->len; i++)
+    {
+      Handshake *hs = g_ptr_array_index (self->handshakes, i);
+      hs->server = NULL;
+      g_cancellable_cancel (hs->cancellable);
+    }
+  g_ptr_array_set_size (self->handshakes, 0);
+
+  reason = g_error_new_literal (PEER_ERROR, PEER_ERROR_DISCONNECTED, "Server stopped");
+  peers = peer_server_list_peers (self);
+  for (guint i = 0; i < peers->len; i++)
+    peer_connection_close (g_ptr_array_index (peers, i), reason);
+}
+
+const char *
+peer_server_get_client_address (PeerServer *self)
+{
+  g_return_val_if_fail (PEER_IS_SERVER (self), NULL);
+  return self->client_address;
+}
+
+const char *
+peer_server_get_socket_path (PeerServer *self)
+{
+  g_return_val_if_fail (PEER_IS_SERVER (self), NULL);
+  return self->socket_path;
+}
+
+const char *
+peer_server_get_guid (PeerServer *self)
+{
+  g_return_val_if_fail (PEER_IS_SERVER (self), NULL);
+  return self->guid;
+}
+
+PeerPolicy *
+peer_server_get_policy (PeerServer *self)
+{
+  g_return_val_if_fail (PEER_IS_SERVER (self), NULL);
+  return self->policy;
+}
+
+void
+peer_server_set_handshake_timeout (PeerServer *self,
+                                   guint       timeout_ms)
+{
+  g_return_if_fail (PEER_IS_SERVER (self));
+  g_return_if_fail (timeout_ms > 0);
+  self->handshake_timeout_ms = timeout_ms;
+}
+
+gboolean
+peer_server_export (PeerServer    *self,
+                    const char    *object_path,
+                    PeerInterface *iface,
+                    GError       **error)
+{
+  g_autoptr(GPtrArray) peers = NULL;
+
+  g_return_val_if_fail (PEER_IS_SERVER (self), FALSE);
+  g_return_val_if_fail (PEER_IS_INTERFACE (iface), FALSE);
+
+  if (object_path == NULL || !g_variant_is_object_path (object_path))
+    {
+      g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
+                   "'%s' is not a valid object path", object_path ? object_path : "(null)");
+      return FALSE;
+    }
+  for (guint i = 0; i < self->exports->len; i++)
+    {
+      PeerInterface *other = g_ptr_array_index (self->exports, i);
+      if (g_str_equal (peer_interface_get_object_path (other), object_path) &&
+          g_str_equal (peer_interface_get_info (other)->name, peer_interface_get_info (iface)->name))
+        {
+          g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
+                       "%s is already served at %s", peer_interface_get_info (iface)->name, object_path);
+          return FALSE;
+        }
+    }
+  if (!_peer_interface_bind (iface, self, object_path, error))
+    return FALSE;
+  g_ptr_array_add (self->exports, g_object_ref (iface));
+
+  peers = peer_server_list_peers (self);
+  for (guint i = 0; i < peers->len; i++)
+    {
+      PeerConnection *peer = g_ptr_array_index (peers, i);
+      g_autoptr(GError) local_error = NULL;
+
+      if (!_peer_connection_export (peer, iface, &local_error))
+        g_debug ("libpeer: cannot export %s on %s: %s", object_path,
+                 peer_connection_get_unique_name (peer), local_error->message);
+    }
+  return TRUE;
+}
+
+void
+peer_server_unexport (PeerServer    *self,
+                      PeerInterface *iface)
+{
+  g_autoptr(GPtrArray) peers = NULL;
+  g_autoptr(PeerInterface) owned = NULL;
+  guint index;
+
+  g_return_if_fail (PEER_IS_SERVER (self));
+  g_return_if_fail (PEER_IS_INTERFACE (iface));
+
+  if (!g_ptr_array_find (self->exports, iface, &index))
+    return;
+  owned = g_ptr_array_steal_index (self->exports, index);
+  peers = peer_server_list_peers (self);
+  for (guint i = 0; i < peers->len; i++)
+    _peer_connection_unexport (g_ptr_array_index (peers, i), iface);
+  _peer_interface_unbind (iface);
+}
+
+gboolean
+peer_server_emit_signal (PeerServer     *self,
+                         PeerConnection *destination,
+                         const char     *object_path,
+                         const char     *interface_name,
+                         const char     *signal_name,
+                         GVariant       *parameters,
+                         GError        **error)
+{
+  g_autoptr(GVariant) owned = NULL;
+  g_autoptr(GPtrArray) peers = NULL;
+
+  g_return_val_if_fail (PEER_IS_SERVER (self), FALSE);
+  g_return_val_if_fail (destination == NULL || PEER_IS_CONNECTION (destination), FALSE);
+
+  if (parameters != NULL)
+    owned = g_variant_ref_sink (parameters);
+  if (object_path == NULL || !g_variant_is_object_path (object_path) ||
+      interface_name == NULL || !g_dbus_is_interface_name (interface_name) ||
+      signal_name == NULL || !g_dbus_is_member_name (signal_name) ||
+      (owned != NULL && !g_variant_is_of_type (owned, G_VARIANT_TYPE_TUPLE)))
+    {
+      g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
+                   "Invalid signal %s %s.%s", object_path ? object_path : "(null)",
+                   interface_name ? interface_name : "(null)", signal_name ? signal_name : "(null)");
+      return FALSE;
+    }
+
+  if (destination != NULL)
+    {
+      _peer_connection_send_signal (destination, object_path, interface_name, signal_name, owned);
+      return TRUE;
+    }
+  peers = peer_server_list_peers (self);
+  for (guint i = 0; i < peers->len; i++)
+    _peer_connection_send_signal (g_ptr_array_index (peers, i), object_path, interface_name,
+                                  signal_name, owned);
+  return TRUE;
+}
+
+GPtrArray *
+peer_server_list_peers (PeerServer *self)
+{
+  GPtrArray *peers;
+  GHashTableIter iter;
+  gpointer value;
+
+  g_return_val_if_fail (PEER_IS_SERVER (self), NULL);
+
+  g_mutex_lock (&self->lock);
+  peers = g_ptr_array_new_full (g_hash_table_size (self->peers), g_object_unref);
+  g_hash_table_iter_init (&iter, self->peers);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    g_ptr_array_add (peers, g_object_ref (value));
+  g_mutex_unlock (&self->lock);
+  return peers;
+}
+
+guint
+peer_server_get_n_peers (PeerServer *self)
+{
+  guint n;
+
+  g_return_val_if_fail (PEER_IS_SERVER (self), 0);
+
+  g_mutex_lock (&self->lock);
+  n = g_hash_table_size (self->peers);
+  g_mutex_unlock (&self->lock);
+  return n;
+}
+
+guint64
+peer_server_get_n_refused (PeerServer *self)
+{
+  guint64 n;
+
+  g_return_val_if_fail (PEER_IS_SERVER (self), 0);
+
+  g_mutex_lock (&self->lock);
+  n = self->n_refused;
+  g_mutex_unlock (&self->lock);
+  return n;
+}
+
+/* --- GObject ------------------------------------------------------------ */
+
+static void
+peer_server_constructed (GObject *object)
+{
+  PeerServer *self = PEER_SERVER (object);
+
+  G_OBJECT_CLASS (peer_server_parent_class)->constructed (object);
+
+  if (!(self->flags & PEER_SERVER_FLAGS_NO_BUS_COMPAT))
+    {
+      self->bus_compat = _peer_bus_compat_new (self);
+      _peer_interface_bind (self->bus_compat, self, PEER_BUS_COMPAT_PATH, NULL);
+      g_ptr_array_add (self->exports, g_object_ref (self->bus_compat));
+    }
+}
+
+static void
+peer_server_dispose (GObject *object)
+{
+  PeerServer *self = PEER_SERVER (object);
+
+  g_autoptr(GPtrArray) peers = NULL;
+
+  peer_server_stop (self);
+  /* The peers close asynchronously; their "closed" must not reach a
+   * server that is going away. */
+  peers = peer_server_list_peers (self);
+  for (guint i = 0; i < peers->len; i++)
+    g_signal_handlers_disconnect_by_func (g_ptr_array_index (peers, i), on_peer_closed, self);
+  g_mutex_lock (&self->lock);
+  g_hash_table_remove_all (self->peers);
+  g_mutex_unlock (&self->lock);
+  for (guint i = 0; i < self->exports->len; i++)
+    _peer_interface_unbind (g_ptr_array_index (self->exports, i));
+  g_ptr_array_set_size (self->exports, 0);
+  g_clear_object (&self->bus_compat);
+
+  G_OBJECT_CLASS (peer_server_parent_class)->dispose (object);
+}
+
+static void
+peer_server_finalize (GObject *object)
+{
+  PeerServer *self = PEER_SERVER (object);
+
+  if (self->listen_socket != NULL && !self->stopped)
+    remove_socket_file (self);
+  else if (self->listen_socket == NULL && self->socket_dir != NULL)
+    g_rmdir (self->socket_dir);      /* init failed after making the directory */
+  g_clear_object (&self->listen_socket);
+  g_hash_table_unref (self->peers);
+  g_ptr_array_unref (self->handshakes);
+  g_ptr_array_unref (self->exports);
+  g_clear_object (&self->observer);
+  g_clear_object (&self->policy);
+  g_main_context_unref (self->context);
+  g_free (self->address);
+  g_free (self->guid);
+  g_free (self->socket_path);
+  g_free (self->socket_dir);
+  g_free (self->client_address);
+  g_mutex_clear (&self->lock);
+
+  G_OBJECT_CLASS (peer_server_parent_class)->finalize (object);
+}
+
+static void
+peer_server_set_gproperty (GObject      *object,
+                           guint         prop_id,
+                           const GValue *value,
+                           GParamSpec   *pspec)
+{
+  PeerServer *self = PEER_SERVER (object);
+
+  switch (prop_id)
+    {
+    case PROP_ADDRESS:
+      self->address = g_value_dup_string (value);
+      break;
+    case PROP_POLICY:
+      self->policy = g_value_dup_object (value);
+      break;
+    case PROP_FLAGS:
+      self->flags = g_value_get_uint (value);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+peer_server_get_gproperty (GObject    *object,
+                           guint       prop_id,
+                           GValue     *value,
+                           GParamSpec *pspec)
+{
+  PeerServer *self = PEER_SERVER (object);
+
+  switch (prop_id)
+    {
+    case PROP_ADDRESS:
+      g_value_set_string (value, self->address);
+      break;
+    case PROP_POLICY:
+      g_value_set_object (value, self->policy);
+      break;
+    case PROP_FLAGS:
+      g_value_set_uint (value, self->flags);
+      break;
+    default:
+      G_OBJECT_WARN_INVALID_PROPERTY_ID (object, prop_id, pspec);
+    }
+}
+
+static void
+peer_server_class_init (PeerServerClass *klass)
+{
+  GObjectClass *object_class = G_OBJECT_CLASS (klass);
+
+  object_class->constructed = peer_server_constructed;
+  object_class->dispose = peer_server_dispose;
+  object_class->finalize = peer_server_finalize;
+  object_class->set_property = peer_server_set_gproperty;
+  object_class->get_property = peer_server_get_gproperty;
+
+  properties[PROP_ADDRESS] =
+    g_param_spec_string ("address", NULL, NULL, NULL,
+                         G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+  properties[PROP_POLICY] =
+    g_param_spec_object ("policy", NULL, NULL, PEER_TYPE_POLICY,
+                         G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+  properties[PROP_FLAGS] =
+    g_param_spec_uint ("flags", NULL, NULL, 0, G_MAXUINT, 0,
+                       G_PARAM_READWRITE | G_PARAM_CONSTRUCT_ONLY | G_PARAM_STATIC_STRINGS);
+  g_object_class_install_properties (object_class, N_PROPS, properties);
+
+  /**
+   * PeerServer::peer-connected:
+   * @self: the server
+   * @peer: (transfer none): the peer that authenticated
+   */
+  signals[SIGNAL_PEER_CONNECTED] =
+    g_signal_new ("peer-connected", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                  NULL, NULL, NULL, G_TYPE_NONE, 1, PEER_TYPE_CONNECTION);
+  /**
+   * PeerServer::peer-disconnected:
+   * @self: the server
+   * @peer: (transfer none): the peer that left; see
+   *   peer_connection_dup_close_reason()
+   */
+  signals[SIGNAL_PEER_DISCONNECTED] =
+    g_signal_new ("peer-disconnected", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                  NULL, NULL, NULL, G_TYPE_NONE, 1, PEER_TYPE_CONNECTION);
+}
+
+static void
+peer_server_init (PeerServer *self)
+{
+  g_mutex_init (&self->lock);
+  self->context = g_main_context_ref_thread_default ();
+  self->guid = g_dbus_generate_guid ();
+  self->peers = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, g_object_unref);
+  self->handshakes = g_ptr_array_new ();
+  self->exports = g_ptr_array_new_with_free_func (g_object_unref);
+  self->handshake_timeout_ms = PEER_SERVER_DEFAULT_HANDSHAKE_TIMEOUT_MS;
+}

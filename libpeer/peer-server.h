@@ -1,0 +1,225 @@
+/* peer-server.h: a private D-Bus server for an application's own peers.
+ *
+ * A PeerServer listens on a path socket in a 0700 directory, admits peers
+ * that authenticate with EXTERNAL and pass its PeerPolicy, exports every
+ * PeerInterface on every peer, and answers the message-bus handshake so
+ * that standard D-Bus tools work against it although no bus runs.
+ *
+ * A PeerServer belongs to the thread-default main context that was current
+ * when it was created: its signals, handlers and peers' "closed" signals are
+ * delivered there, and its non-thread-safe methods are called from there.
+ */
+#pragma once
+
+#if !defined(LIBPEER_INSIDE) && !defined(LIBPEER_COMPILATION)
+# error "Only <libpeer.h> can be included directly."
+#endif
+
+#include <gio/gio.h>
+#include "peer-export.h"
+#include "peer-types.h"
+
+G_BEGIN_DECLS
+
+/**
+ * PeerServerFlags:
+ * @PEER_SERVER_FLAGS_NONE: safe defaults
+ * @PEER_SERVER_FLAGS_ALLOW_UNSAFE_ADDRESS: accept `unix:abstract=` and
+ *   `unix:tmpdir=` addresses (any process in the network namespace can
+ *   connect to an abstract socket; authentication is then the only guard)
+ * @PEER_SERVER_FLAGS_NO_BUS_COMPAT: do not answer the message-bus
+ *   handshake (Hello, AddMatch, GetNameOwner…) at /org/freedesktop/DBus
+ */
+typedef enum {
+  PEER_SERVER_FLAGS_NONE                 = 0,
+  PEER_SERVER_FLAGS_ALLOW_UNSAFE_ADDRESS = 1 << 0,
+  PEER_SERVER_FLAGS_NO_BUS_COMPAT        = 1 << 1,
+} PeerServerFlags;
+
+/** PEER_SERVER_DEFAULT_HANDSHAKE_TIMEOUT_MS: how long a peer may take to authenticate */
+#define PEER_SERVER_DEFAULT_HANDSHAKE_TIMEOUT_MS 5000
+
+#define PEER_TYPE_SERVER (peer_server_get_type ())
+PEER_EXPORT
+G_DECLARE_FINAL_TYPE (PeerServer, peer_server, PEER, SERVER, GObject)
+
+/**
+ * peer_server_new:
+ * @address: (nullable): a D-Bus address such as `unix:path=/run/app/socket`
+ *   or `unix:dir=/run/app`, or %NULL for a fresh socket in a new 0700
+ *   directory under `$XDG_RUNTIME_DIR` (or the temporary directory)
+ * @policy: (nullable) (transfer none): who may connect; %NULL for the
+ *   default (the same uid only)
+ * @flags: flags
+ * @cancellable: (nullable): a cancellable
+ * @error: set on failure: PEER_ERROR_UNSAFE_ADDRESS for a non-private
+ *   address, PEER_ERROR_ADDRESS_IN_USE when another server listens on the
+ *   path, PEER_ERROR_INVALID_ARGS for a malformed one
+ *
+ * Creates the socket; peers are accepted once peer_server_start() is called.
+ * A stale socket left by a server that died is replaced; a live one is not.
+ *
+ * Returns: (transfer full) (nullable): the server, or %NULL
+ */
+PEER_EXPORT
+PeerServer     *peer_server_new                (const char      *address,
+                                                PeerPolicy      *policy,
+                                                PeerServerFlags  flags,
+                                                GCancellable    *cancellable,
+                                                GError         **error);
+
+/**
+ * peer_server_start:
+ * @self: a server
+ *
+ * Starts accepting peers in the server's main context.
+ */
+PEER_EXPORT
+void            peer_server_start              (PeerServer      *self);
+
+/**
+ * peer_server_stop:
+ * @self: a server
+ *
+ * Stops accepting, closes every peer (reason: "server stopped"), and
+ * removes the socket and the directory the server created. A stopped
+ * server cannot be started again. Disposing a server stops it.
+ */
+PEER_EXPORT
+void            peer_server_stop               (PeerServer      *self);
+
+/**
+ * peer_server_get_client_address:
+ * @self: a server
+ *
+ * Returns: (transfer none): the address peers connect to, e.g.
+ *   `unix:path=/run/user/1000/libpeer-Ab12Cd/socket`
+ */
+PEER_EXPORT
+const char     *peer_server_get_client_address (PeerServer      *self);
+
+/**
+ * peer_server_get_socket_path:
+ * @self: a server
+ *
+ * Returns: (transfer none) (nullable): the socket's path, or %NULL for an
+ *   abstract socket
+ */
+PEER_EXPORT
+const char     *peer_server_get_socket_path    (PeerServer      *self);
+
+/**
+ * peer_server_get_guid:
+ * @self: a server
+ *
+ * Returns: (transfer none): the server's GUID, as sent in the handshake
+ */
+PEER_EXPORT
+const char     *peer_server_get_guid           (PeerServer      *self);
+
+/**
+ * peer_server_get_policy:
+ * @self: a server
+ *
+ * Returns: (transfer none): the policy in force
+ */
+PEER_EXPORT
+PeerPolicy     *peer_server_get_policy         (PeerServer      *self);
+
+/**
+ * peer_server_set_handshake_timeout:
+ * @self: a server
+ * @timeout_ms: how long a connection may take to authenticate, > 0
+ *   (default %PEER_SERVER_DEFAULT_HANDSHAKE_TIMEOUT_MS)
+ *
+ * A connection still authenticating after that is closed.
+ */
+PEER_EXPORT
+void            peer_server_set_handshake_timeout (PeerServer   *self,
+                                                   guint         timeout_ms);
+
+/**
+ * peer_server_export:
+ * @self: a server
+ * @object_path: where to serve @iface
+ * @iface: (transfer none): the interface; the server takes a reference
+ * @error: set when @iface is already exported or the path is taken
+ *
+ * Serves @iface at @object_path on every connected peer and every peer
+ * that connects later.
+ *
+ * Returns: %TRUE on success
+ */
+PEER_EXPORT
+gboolean        peer_server_export             (PeerServer      *self,
+                                                const char      *object_path,
+                                                PeerInterface   *iface,
+                                                GError         **error);
+
+/**
+ * peer_server_unexport:
+ * @self: a server
+ * @iface: an interface exported on @self
+ *
+ * Stops serving @iface on every peer.
+ */
+PEER_EXPORT
+void            peer_server_unexport           (PeerServer      *self,
+                                                PeerInterface   *iface);
+
+/**
+ * peer_server_emit_signal:
+ * @self: a server
+ * @destination: (nullable): one peer, or %NULL for every connected peer
+ * @object_path: the emitting object
+ * @interface_name: the signal's interface
+ * @signal_name: the signal
+ * @parameters: (nullable): the arguments (a floating reference is sunk)
+ * @error: set when a name is invalid
+ *
+ * Sends a signal without checking it against introspection data (see
+ * peer_interface_emit_signal() for the checked variant). Thread-safe.
+ *
+ * Returns: %TRUE when the signal was queued to every destination
+ */
+PEER_EXPORT
+gboolean        peer_server_emit_signal        (PeerServer      *self,
+                                                PeerConnection  *destination,
+                                                const char      *object_path,
+                                                const char      *interface_name,
+                                                const char      *signal_name,
+                                                GVariant        *parameters,
+                                                GError         **error);
+
+/**
+ * peer_server_list_peers:
+ * @self: a server
+ *
+ * Thread-safe.
+ *
+ * Returns: (transfer container) (element-type PeerConnection): the
+ *   connected peers, each with a reference held by the array
+ */
+PEER_EXPORT
+GPtrArray      *peer_server_list_peers         (PeerServer      *self);
+
+/**
+ * peer_server_get_n_peers:
+ * @self: a server
+ *
+ * Returns: the number of connected peers. Thread-safe.
+ */
+PEER_EXPORT
+guint           peer_server_get_n_peers        (PeerServer      *self);
+
+/**
+ * peer_server_get_n_refused:
+ * @self: a server
+ *
+ * Returns: how many connections were refused: by the policy, for an
+ *   unsupported mechanism, or for failing the handshake
+ */
+PEER_EXPORT
+guint64         peer_server_get_n_refused      (PeerServer      *self);
+
+G_END_DECLS

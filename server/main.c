@@ -1,0 +1,132 @@
+/* peer-server: the example helper daemon.
+ *
+ * Serves org.libpeer.Bench1 and org.libpeer.Helper1, prints the address
+ * clients should use as the first line of standard output, and serves until
+ * SIGINT or SIGTERM, when it closes its peers and removes its socket. */
+#include "config.h"
+
+#include <errno.h>
+#include <locale.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include <glib-unix.h>
+
+#include "services.h"
+
+static gboolean
+on_quit_signal (gpointer user_data)
+{
+  g_main_loop_quit (user_data);
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+parse_uid (const char *text,
+           uid_t      *out,
+           GError    **error)
+{
+  guint64 value;
+
+  if (!g_ascii_string_to_unsigned (text, 10, 0, G_MAXUINT32 - 1, &value, NULL))
+    {
+      g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                   "--allow-uid needs a numeric uid, not '%s'", text);
+      return FALSE;
+    }
+  *out = (uid_t) value;
+  return TRUE;
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_autofree char *address = NULL;
+  g_auto(GStrv) allow_uids = NULL;
+  g_auto(GStrv) allow_gids = NULL;
+  gboolean version = FALSE;
+  const GOptionEntry options[] = {
+    { "address", 'a', 0, G_OPTION_ARG_STRING, &address,
+      "Listen on ADDR (default: a new private socket)", "ADDR" },
+    { "allow-uid", 'u', 0, G_OPTION_ARG_STRING_ARRAY, &allow_uids,
+      "Also admit peers with this uid (repeatable)", "UID" },
+    { "allow-gid", 'g', 0, G_OPTION_ARG_STRING_ARRAY, &allow_gids,
+      "Also admit peers with this primary gid (repeatable)", "GID" },
+    { "version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL },
+    { NULL }
+  };
+  g_autoptr(GOptionContext) context = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(PeerPolicy) policy = NULL;
+  g_autoptr(PeerServer) server = NULL;
+  g_autoptr(GMainLoop) loop = NULL;
+
+  setlocale (LC_ALL, "");
+  context = g_option_context_new ("- serve libpeer's example objects");
+  g_option_context_add_main_entries (context, options, NULL);
+  if (!g_option_context_parse (context, &argc, &argv, &error))
+    {
+      g_printerr ("peer-server: %s\n", error->message);
+      return 2;
+    }
+  if (argc > 1)
+    {
+      g_printerr ("peer-server: unexpected argument '%s'\n", argv[1]);
+      return 2;
+    }
+  if (version)
+    {
+      g_print ("peer-server %s\n", PACKAGE_VERSION);
+      return 0;
+    }
+
+  policy = peer_policy_new ();
+  for (guint i = 0; allow_uids != NULL && allow_uids[i] != NULL; i++)
+    {
+      uid_t uid;
+      if (!parse_uid (allow_uids[i], &uid, &error))
+        {
+          g_printerr ("peer-server: %s\n", error->message);
+          return 2;
+        }
+      peer_policy_allow_uid (policy, uid);
+    }
+  for (guint i = 0; allow_gids != NULL && allow_gids[i] != NULL; i++)
+    {
+      uid_t gid;
+      if (!parse_uid (allow_gids[i], &gid, &error))
+        {
+          g_printerr ("peer-server: %s\n", error->message);
+          return 2;
+        }
+      peer_policy_allow_gid (policy, (gid_t) gid);
+    }
+
+  server = peer_server_new (address, policy, PEER_SERVER_FLAGS_NONE, NULL, &error);
+  if (server == NULL ||
+      !peer_bench_service_export (server, &error) ||
+      !peer_helper_service_export (server, &error))
+    {
+      g_printerr ("peer-server: %s\n", error->message);
+      return 1;
+    }
+
+  loop = g_main_loop_new (NULL, FALSE);
+  g_unix_signal_add (SIGINT, on_quit_signal, loop);
+  g_unix_signal_add (SIGTERM, on_quit_signal, loop);
+
+  peer_server_start (server);
+  /* Whoever started us reads this line to learn where to connect. */
+  printf ("%s\n", peer_server_get_client_address (server));
+  if (fflush (stdout) != 0)
+    {
+      g_printerr ("peer-server: cannot write the address: %s\n", g_strerror (errno));
+      return 1;
+    }
+
+  g_main_loop_run (loop);
+
+  peer_server_stop (server);
+  return 0;
+}
