@@ -1,0 +1,19 @@
+#!/bin/sh
+# Installs what libpeer needs to build, test and benchmark on Debian 12.
+# Installs only what is missing; needs root (or sudo) only when something is.
+set -eu
+
+packages="gcc meson ninja-build pkg-config libglib2.0-dev libglib2.0-dev-bin libglib2.0-bin
+  dbus-bin systemd python3 python3-dbus python3-gi libsystemd-dev libdbus-1-dev valgrind"
+
+missing=""
+for p in $packages; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+
+echo "Installing:$missing" >&2
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -1,0 +1,366 @@
+/* peer-test-util.c: shared test helpers. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <glib/gstdio.h>
+
+#include "peer-test-util.h"
+#include "services.h"
+
+char *
+peer_test_make_dir (void)
+{
+  g_autofree char *template = g_build_filename (g_get_tmp_dir (), "libpeer-test-XXXXXX", NULL);
+
+  g_assert_nonnull (g_mkdtemp_full (template, 0700));
+  return g_steal_pointer (&template);
+}
+
+void
+peer_test_remove_dir (const char *path)
+{
+  g_autoptr(GDir) dir = NULL;
+  const char *name;
+
+  if (path == NULL)
+    return;
+  dir = g_dir_open (path, 0, NULL);
+  if (dir == NULL)
+    {
+      g_unlink (path);
+      return;
+    }
+  while ((name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *child = g_build_filename (path, name, NULL);
+      if (g_file_test (child, G_FILE_TEST_IS_DIR) && !g_file_test (child, G_FILE_TEST_IS_SYMLINK))
+        peer_test_remove_dir (child);
+      else
+        g_unlink (child);
+    }
+  g_rmdir (path);
+}
+
+guint
+peer_test_count_open_fds (void)
+{
+  g_autoptr(GDir) dir = g_dir_open ("/proc/self/fd", 0, NULL);
+  guint n = 0;
+
+  g_assert_nonnull (dir);
+  while (g_dir_read_name (dir) != NULL)
+    n++;
+  return n - 1;                         /* the GDir's own fd */
+}
+
+/* --- waiting ------------------------------------------------------------ */
+
+static gboolean
+on_deadline (gpointer user_data)
+{
+  PeerTestDeadline *deadline = user_data;
+
+  deadline->expired = TRUE;
+  return G_SOURCE_REMOVE;
+}
+
+void
+peer_test_deadline_start (PeerTestDeadline *deadline,
+                          guint             timeout_ms)
+{
+  deadline->expired = FALSE;
+  deadline->source = g_timeout_source_new (timeout_ms);
+  g_source_set_callback (deadline->source, on_deadline, deadline, NULL);
+  g_source_attach (deadline->source, g_main_context_get_thread_default ());
+}
+
+void
+peer_test_deadline_iterate (PeerTestDeadline *deadline,
+                            const char       *what)
+{
+  if (deadline->expired)
+    g_error ("timed out waiting for %s", what);
+  g_main_context_iteration (g_main_context_get_thread_default (), TRUE);
+}
+
+void
+peer_test_deadline_end (PeerTestDeadline *deadline)
+{
+  g_source_destroy (deadline->source);
+  g_clear_pointer (&deadline->source, g_source_unref);
+}
+
+/* --- a server in a thread ----------------------------------------------- */
+
+static gpointer
+server_thread (gpointer user_data)
+{
+  PeerTestServer *ts = user_data;
+  g_autoptr(GError) error = NULL;
+
+  g_main_context_push_thread_default (ts->context);
+
+  ts->server = peer_server_new (ts->requested_address, ts->policy, ts->flags, NULL, &error);
+  if (ts->server != NULL &&
+      (!peer_bench_service_export (ts->server, &error) ||
+       !peer_helper_service_export (ts->server, &error)))
+    g_clear_object (&ts->server);
+  if (ts->server != NULL)
+    {
+      peer_server_start (ts->server);
+      ts->address = g_strdup (peer_server_get_client_address (ts->server));
+    }
+
+  g_mutex_lock (&ts->lock);
+  ts->error = g_steal_pointer (&error);
+  ts->ready = TRUE;
+  g_cond_signal (&ts->cond);
+  g_mutex_unlock (&ts->lock);
+
+  if (ts->server != NULL)
+    {
+      g_main_loop_run (ts->loop);
+      peer_server_stop (ts->server);
+      g_clear_object (&ts->server);
+      /* Let closing connections finish in this context. */
+      while (g_main_context_iteration (ts->context, FALSE))
+        ;
+    }
+
+  g_main_context_pop_thread_default (ts->context);
+  return NULL;
+}
+
+PeerTestServer *
+peer_test_server_new (PeerPolicy      *policy,
+                      const char      *address,
+                      PeerServerFlags  flags,
+                      GError         **error)
+{
+  PeerTestServer *ts = g_new0 (PeerTestServer, 1);
+
+  g_mutex_init (&ts->lock);
+  g_cond_init (&ts->cond);
+  ts->context = g_main_context_new ();
+  ts->loop = g_main_loop_new (ts->context, FALSE);
+  ts->policy = policy ? g_object_ref (policy) : NULL;
+  ts->flags = flags;
+  if (address != NULL)
+    ts->requested_address = g_strdup (address);
+  else
+    {
+      ts->dir = peer_test_make_dir ();
+      ts->requested_address = g_strdup_printf ("unix:path=%s/socket", ts->dir);
+    }
+  ts->thread = g_thread_new ("test-server", server_thread, ts);
+
+  g_mutex_lock (&ts->lock);
+  while (!ts->ready)
+    g_cond_wait (&ts->cond, &ts->lock);
+  g_mutex_unlock (&ts->lock);
+
+  if (ts->error != NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&ts->error));
+      peer_test_server_free (ts);
+      return NULL;
+    }
+  return ts;
+}
+
+typedef struct {
+  GSourceFunc func;
+  gpointer data;
+  GMutex lock;
+  GCond cond;
+  gboolean done;
+} Invocation;
+
+static gboolean
+run_invocation (gpointer user_data)
+{
+  Invocation *inv = user_data;
+
+  inv->func (inv->data);
+  g_mutex_lock (&inv->lock);
+  inv->done = TRUE;
+  g_cond_signal (&inv->cond);
+  g_mutex_unlock (&inv->lock);
+  return G_SOURCE_REMOVE;
+}
+
+void
+peer_test_server_invoke (PeerTestServer *ts,
+                         GSourceFunc     func,
+                         gpointer        data)
+{
+  Invocation inv = { func, data };
+
+  g_mutex_init (&inv.lock);
+  g_cond_init (&inv.cond);
+  g_main_context_invoke (ts->context, run_invocation, &inv);
+  g_mutex_lock (&inv.lock);
+  while (!inv.done)
+    g_cond_wait (&inv.cond, &inv.lock);
+  g_mutex_unlock (&inv.lock);
+  g_mutex_clear (&inv.lock);
+  g_cond_clear (&inv.cond);
+}
+
+static gboolean
+quit_loop (gpointer user_data)
+{
+  g_main_loop_quit (user_data);
+  return G_SOURCE_REMOVE;
+}
+
+void
+peer_test_server_free (PeerTestServer *ts)
+{
+  if (ts == NULL)
+    return;
+  g_main_context_invoke (ts->context, quit_loop, ts->loop);
+  g_thread_join (ts->thread);
+  g_main_loop_unref (ts->loop);
+  g_main_context_unref (ts->context);
+  g_clear_object (&ts->policy);
+  g_clear_error (&ts->error);
+  peer_test_remove_dir (ts->dir);
+  g_free (ts->dir);
+  g_free (ts->address);
+  g_free (ts->requested_address);
+  g_mutex_clear (&ts->lock);
+  g_cond_clear (&ts->cond);
+  g_free (ts);
+}
+
+/* --- processes ---------------------------------------------------------- */
+
+const char *
+peer_test_program (const char *env_name)
+{
+  const char *path = g_getenv (env_name);
+
+  if (path == NULL)
+    g_error ("$%s is not set: run the tests with meson test", env_name);
+  return path;
+}
+
+PeerTestProcess *
+peer_test_spawn (const char * const *argv,
+                 GError            **error)
+{
+  PeerTestProcess *process = g_new0 (PeerTestProcess, 1);
+
+  if (!g_spawn_async_with_pipes (NULL, (char **) argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD,
+                                 NULL, NULL, &process->pid, NULL, &process->stdout_fd, NULL, error))
+    {
+      g_free (process);
+      return NULL;
+    }
+  return process;
+}
+
+char *
+peer_test_process_read_line (PeerTestProcess *process)
+{
+  GString *line = g_string_new (NULL);
+  gint64 end = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+
+  for (;;)
+    {
+      struct pollfd pfd = { process->stdout_fd, POLLIN, 0 };
+      gint64 left = (end - g_get_monotonic_time ()) / 1000;
+      char c;
+      ssize_t r;
+
+      if (left <= 0 || poll (&pfd, 1, (int) left) <= 0)
+        break;
+      r = read (process->stdout_fd, &c, 1);
+      if (r < 0 && errno == EINTR)
+        continue;
+      if (r <= 0)
+        break;
+      if (c == '\n')
+        return g_string_free (line, FALSE);
+      g_string_append_c (line, c);
+    }
+  g_string_free (line, TRUE);
+  return NULL;
+}
+
+PeerTestProcess *
+peer_test_spawn_server (const char * const *args,
+                        GError            **error)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  PeerTestProcess *process;
+
+  g_ptr_array_add (argv, (gpointer) peer_test_program ("PEER_SERVER"));
+  for (guint i = 0; args != NULL && args[i] != NULL; i++)
+    g_ptr_array_add (argv, (gpointer) args[i]);
+  g_ptr_array_add (argv, NULL);
+
+  process = peer_test_spawn ((const char * const *) argv->pdata, error);
+  if (process == NULL)
+    return NULL;
+  process->first_line = peer_test_process_read_line (process);
+  if (process->first_line == NULL || !g_str_has_prefix (process->first_line, "unix:"))
+    {
+      int status = peer_test_process_stop (process, SIGKILL);
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                   "peer-server did not print an address (wait status %d)", status);
+      return NULL;
+    }
+  return process;
+}
+
+int
+peer_test_process_stop (PeerTestProcess *process,
+                        int              signum)
+{
+  int status = 0;
+
+  if (signum != 0)
+    kill (process->pid, signum);
+  while (waitpid (process->pid, &status, 0) < 0 && errno == EINTR)
+    ;
+  g_spawn_close_pid (process->pid);
+  if (process->stdout_fd >= 0)
+    close (process->stdout_fd);
+  g_free (process->first_line);
+  g_free (process);
+  return status;
+}
+
+int
+peer_test_run (const char * const *argv,
+               char              **out_stdout,
+               char              **out_stderr)
+{
+  g_autoptr(GPtrArray) full = g_ptr_array_new ();
+  g_autoptr(GError) error = NULL;
+  int status = 0;
+
+  /* A hung tool must not hang the suite. */
+  g_ptr_array_add (full, (gpointer) "timeout");
+  g_ptr_array_add (full, (gpointer) "-k5");
+  g_ptr_array_add (full, (gpointer) "60");
+  for (guint i = 0; argv[i] != NULL; i++)
+    g_ptr_array_add (full, (gpointer) argv[i]);
+  g_ptr_array_add (full, NULL);
+
+  if (!g_spawn_sync (NULL, (char **) full->pdata, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL,
+                     out_stdout, out_stderr, &status, &error))
+    g_error ("cannot run %s: %s", argv[0], error->message);
+  if (WIFEXITED (status))
+    return WEXITSTATUS (status);
+  return -1;
+}

@@ -1,0 +1,99 @@
+/* peer-test-util.h: what the tests share: temporary directories, fd
+ * counting, waiting for events, and servers in a thread or a process. */
+#pragma once
+
+#include <gio/gio.h>
+#include <libpeer.h>
+
+G_BEGIN_DECLS
+
+/* A new 0700 directory under the temporary directory. */
+char     *peer_test_make_dir       (void);
+/* Removes @path and everything in it. */
+void      peer_test_remove_dir     (const char *path);
+/* How many fds this process has open (/proc/self/fd). */
+guint     peer_test_count_open_fds (void);
+
+typedef struct {
+  GSource *source;
+  gboolean expired;
+} PeerTestDeadline;
+
+void      peer_test_deadline_start   (PeerTestDeadline *deadline,
+                                      guint             timeout_ms);
+void      peer_test_deadline_iterate (PeerTestDeadline *deadline,
+                                      const char       *what);
+void      peer_test_deadline_end     (PeerTestDeadline *deadline);
+
+/* Iterates the thread-default main context until @cond holds; fails the
+ * test after 10 s. Never sleeps: each iteration waits for an event. */
+#define PEER_TEST_WAIT_UNTIL(cond)                                        \
+  G_STMT_START {                                                          \
+    PeerTestDeadline _peer_deadline;                                      \
+    peer_test_deadline_start (&_peer_deadline, 10000);                    \
+    while (!(cond))                                                       \
+      peer_test_deadline_iterate (&_peer_deadline, #cond);                \
+    peer_test_deadline_end (&_peer_deadline);                             \
+  } G_STMT_END
+
+/* A PeerServer serving the example objects in its own thread and main
+ * context, so the test's thread can make blocking calls. */
+typedef struct {
+  GThread *thread;
+  GMainContext *context;
+  GMainLoop *loop;
+  PeerServer *server;
+  char *address;
+  char *dir;                    /* made by the test, removed on free */
+  GError *error;
+  GMutex lock;
+  GCond cond;
+  gboolean ready;
+  PeerPolicy *policy;
+  char *requested_address;
+  PeerServerFlags flags;
+} PeerTestServer;
+
+/* @address NULL: a socket in a fresh directory of the test's. Returns NULL
+ * with @error set when the server cannot start. */
+PeerTestServer *peer_test_server_new    (PeerPolicy      *policy,
+                                         const char      *address,
+                                         PeerServerFlags  flags,
+                                         GError         **error);
+/* Runs @func(@data) in the server's thread and waits for it. */
+void            peer_test_server_invoke (PeerTestServer  *server,
+                                         GSourceFunc      func,
+                                         gpointer         data);
+void            peer_test_server_free   (PeerTestServer  *server);
+
+/* A process started by a test; stopped and reaped by pid. */
+typedef struct {
+  GPid pid;
+  int stdout_fd;
+  char *first_line;
+} PeerTestProcess;
+
+/* Starts $PEER_SERVER with @args and reads its address line. */
+PeerTestProcess *peer_test_spawn_server  (const char * const *args,
+                                          GError            **error);
+/* Starts @argv with stdout piped; reads nothing. */
+PeerTestProcess *peer_test_spawn         (const char * const *argv,
+                                          GError            **error);
+/* Reads one line of the process's stdout (without the newline), waiting
+ * up to 10 s; NULL at end of file or on timeout. */
+char            *peer_test_process_read_line (PeerTestProcess *process);
+/* Sends @signum (0: none) and waits for the process; returns the wait
+ * status. Frees @process. */
+int              peer_test_process_stop  (PeerTestProcess *process,
+                                          int              signum);
+
+/* Runs @argv to completion (killed after 60 s) and returns its exit status
+ * (-1 when killed by a signal); captures stdout and stderr. */
+int              peer_test_run           (const char * const *argv,
+                                          char              **out_stdout,
+                                          char              **out_stderr);
+
+/* The path of a built program: $PEER_SERVER or $PEER_CLIENT. */
+const char      *peer_test_program       (const char *env_name);
+
+G_END_DECLS
