@@ -183,9 +183,12 @@ peer_call_return_gerror (PeerCall     *call,
   /* Make sure our own domain maps to org.libpeer.Error.* even when the
    * application never used PEER_ERROR before this call. */
   (void) PEER_ERROR;
-  name = g_dbus_error_encode_gerror (error);
-  /* A GError that came from a remote D-Bus error carries the name in its
-   * message; strip it so the name does not travel twice. */
+  /* A GError that came from a remote D-Bus error keeps the remote name
+   * (a handler forwarding another peer's error forwards it unchanged). */
+  name = g_dbus_error_get_remote_error (error);
+  if (name == NULL)
+    name = g_dbus_error_encode_gerror (error);
+  /* Its message carries the name too; strip it so it does not travel twice. */
   copy = g_error_copy (error);
   g_dbus_error_strip_remote_error (copy);
   peer_call_return_dbus_error (call, name, copy->message);

@@ -35,6 +35,8 @@ typedef struct {
   GSocketConnection *stream;
   GCancellable *cancellable;
   GSource *deadline;
+  guint timeout_ms;
+  gboolean timed_out;
 } Handshake;
 
 struct _PeerServer
@@ -76,7 +78,7 @@ struct _PeerServer
 enum { PROP_0, PROP_ADDRESS, PROP_POLICY, PROP_FLAGS, N_PROPS };
 static GParamSpec *properties[N_PROPS];
 
-enum { SIGNAL_PEER_CONNECTED, SIGNAL_PEER_DISCONNECTED, N_SIGNALS };
+enum { SIGNAL_PEER_CONNECTED, SIGNAL_PEER_DISCONNECTED, SIGNAL_PEER_REFUSED, N_SIGNALS };
 static guint signals[N_SIGNALS];
 
 static void peer_server_initable_iface_init (GInitableIface *iface);
@@ -423,14 +425,23 @@ on_handshake_done (GObject      *source,
   g_autoptr(GDBusConnection) connection = NULL;
 
   connection = g_dbus_connection_new_finish (result, &error);
+  if (connection == NULL && hs->timed_out)
+    {
+      g_clear_error (&error);
+      g_set_error (&error, PEER_ERROR, PEER_ERROR_TIMED_OUT,
+                   "Peer did not authenticate within %u ms", hs->timeout_ms);
+    }
   if (self != NULL)
     g_ptr_array_remove_fast (self->handshakes, hs);
 
   if (connection == NULL || self == NULL || self->stopped)
     {
-      if (self != NULL)
-        count_refused (self);
       g_debug ("libpeer: handshake failed: %s", error != NULL ? error->message : "server stopped");
+      if (self != NULL && error != NULL)
+        {
+          count_refused (self);
+          g_signal_emit (self, signals[SIGNAL_PEER_REFUSED], 0, error);
+        }
       if (connection != NULL)
         g_dbus_connection_close (connection, NULL, NULL, NULL);
       /* GDBus leaves the stream open when authentication fails. */
@@ -449,6 +460,7 @@ on_handshake_deadline (gpointer user_data)
   Handshake *hs = user_data;
 
   g_debug ("libpeer: closing a connection that did not authenticate in time");
+  hs->timed_out = TRUE;
   g_cancellable_cancel (hs->cancellable);
   g_clear_pointer (&hs->deadline, g_source_unref);
   return G_SOURCE_REMOVE;
@@ -463,6 +475,7 @@ start_handshake (PeerServer *self,
   hs->server = self;
   hs->stream = g_socket_connection_factory_create_connection (sock);
   hs->cancellable = g_cancellable_new ();
+  hs->timeout_ms = self->handshake_timeout_ms;
   hs->deadline = g_timeout_source_new (self->handshake_timeout_ms);
   g_source_set_callback (hs->deadline, on_handshake_deadline, hs, NULL);
   g_source_set_static_name (hs->deadline, "[libpeer] handshake deadline");
@@ -923,6 +936,17 @@ peer_server_class_init (PeerServerClass *klass)
   signals[SIGNAL_PEER_DISCONNECTED] =
     g_signal_new ("peer-disconnected", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
                   NULL, NULL, NULL, G_TYPE_NONE, 1, PEER_TYPE_CONNECTION);
+  /**
+   * PeerServer::peer-refused:
+   * @self: the server
+   * @reason: (transfer none): why: the policy, a mechanism other than
+   *   EXTERNAL, a malformed handshake, or the handshake deadline
+   *
+   * Emitted when a connection is closed before it became a peer.
+   */
+  signals[SIGNAL_PEER_REFUSED] =
+    g_signal_new ("peer-refused", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
+                  NULL, NULL, NULL, G_TYPE_NONE, 1, G_TYPE_ERROR);
 }
 
 static void
