@@ -1,6 +1,8 @@
 /* peer-client.c: connecting to a peer server and calling it. */
 #include "config.h"
 
+#include <string.h>
+
 #include "peer-client.h"
 #include "peer-error.h"
 
@@ -189,7 +191,19 @@ prefix_connect_error (GError    **error,
                    "Timed out after %d ms connecting to %s", timeout_ms, address);
     }
   else if (!g_error_matches (*error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-    g_prefix_error (error, "Cannot connect to %s: ", address);
+    {
+      /* GDBus's words for "the server hung up during authentication",
+       * which is what a server does to a peer its policy refuses. */
+      if (strstr ((*error)->message, "Unexpected lack of content") != NULL)
+        {
+          g_clear_error (error);
+          g_set_error (error, PEER_ERROR, PEER_ERROR_PERMISSION_DENIED,
+                       "Cannot connect to %s: the server closed the connection during "
+                       "authentication (not allowed by its policy?)", address);
+        }
+      else
+        g_prefix_error (error, "Cannot connect to %s: ", address);
+    }
 }
 
 /* --- async connect ------------------------------------------------------ */
@@ -398,9 +412,8 @@ peer_client_new_sync (const char   *address,
 
 /* --- calls -------------------------------------------------------------- */
 
-/* Remote errors come back as the GError the server sent, without GDBus's
- * "GDBus.Error:name: " prefix; a closed connection as
- * PEER_ERROR_DISCONNECTED with the reason when it is known. */
+/* Remote errors come back as the GError the server sent; a closed
+ * connection as PEER_ERROR_DISCONNECTED with the reason when it is known. */
 static void
 fix_call_error (PeerClient *self,
                 GError    **error)
@@ -419,7 +432,12 @@ fix_call_error (PeerClient *self,
                              "The peer went away before replying");
       return;
     }
-  g_dbus_error_strip_remote_error (*error);
+  /* Names that map to a registered domain come back as that domain's
+   * GError, message as sent. Unmapped names (G_IO_ERROR_DBUS_ERROR) keep
+   * GDBus's prefix: it is the only place the name survives, for
+   * g_dbus_error_get_remote_error(). */
+  if (!g_error_matches (*error, G_IO_ERROR, G_IO_ERROR_DBUS_ERROR))
+    g_dbus_error_strip_remote_error (*error);
 }
 
 GVariant *

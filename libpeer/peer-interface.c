@@ -46,6 +46,9 @@ peer_interface_finalize (GObject *object)
   g_free (self->handlers);
   g_hash_table_unref (self->values);
   g_free (self->object_path);
+  /* The cache is keyed by the info's address: an entry left behind would
+   * be found again by a new info allocated at the same address. */
+  g_dbus_interface_info_cache_release (self->info);
   g_dbus_interface_info_unref (self->info);
   g_mutex_clear (&self->lock);
 

@@ -120,7 +120,7 @@ gboolean           peer_policy_admits_other_users   (PeerPolicy          *self);
  * peer_policy_get_n_refused:
  * @self: a policy
  *
- * Returns: how many peers this policy refused (mechanism or credentials)
+ * Returns: how many peers this policy refused on their credentials
  */
 PEER_EXPORT
 guint64            peer_policy_get_n_refused        (PeerPolicy          *self);
