@@ -643,6 +643,8 @@ main (int   argc,
     return usage_error ("no address: pass --address ADDR or set PEER_ADDRESS");
 
   client = peer_client_new_sync (address, timeout_ms, NULL, &error);
+  if (client == NULL && g_error_matches (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS))
+    return usage_error ("%s", error->message);
   if (client == NULL)
     return fail ("%s", error->message);
 

@@ -4,6 +4,7 @@
 
 #include <sys/socket.h>
 
+#include "peer-bus-compat-private.h"
 #include "peer-call-private.h"
 #include "peer-connection-private.h"
 #include "peer-error.h"
@@ -472,6 +473,11 @@ _peer_connection_send_signal (PeerConnection *self,
 
   if (parameters != NULL)
     g_dbus_message_set_body (message, parameters);
+  /* A sender, as a bus would stamp it: the server's unique name, or the
+   * bus's own for its signals. Bus-style subscribers (gdbus monitor,
+   * sd-bus match rules) filter on it. */
+  g_dbus_message_set_sender (message, g_str_equal (interface_name, PEER_BUS_COMPAT_NAME)
+                                      ? PEER_BUS_COMPAT_NAME : PEER_BUS_COMPAT_SERVER_UNIQUE_NAME);
 
   g_mutex_lock (&self->lock);
   if (self->gate != SIGNAL_GATE_OPEN)

@@ -1,0 +1,397 @@
+/* test-cli.c: peer-server and peer-client as a user runs them: output,
+ * exit statuses, one-line errors, and cleanup of sockets and processes. */
+#include "config.h"
+
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "peer-test-util.h"
+
+typedef struct {
+  char *dir;
+  char *socket_path;
+  char *address;
+  PeerTestProcess *server;
+} Fixture;
+
+static void
+fixture_set_up (Fixture      *f,
+                gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *arg = NULL;
+
+  f->dir = peer_test_make_dir ();
+  f->socket_path = g_build_filename (f->dir, "socket", NULL);
+  arg = g_strconcat ("--address=unix:path=", f->socket_path, NULL);
+  f->server = peer_test_spawn_server ((const char *[]) { arg, NULL }, &error);
+  g_assert_no_error (error);
+  f->address = g_strdup (f->server->first_line);
+}
+
+static void
+fixture_tear_down (Fixture      *f,
+                   gconstpointer data)
+{
+  if (f->server != NULL)
+    {
+      int status = peer_test_process_stop (f->server, SIGTERM);
+      g_assert_true (WIFEXITED (status));
+      g_assert_cmpint (WEXITSTATUS (status), ==, 0);
+    }
+  g_assert_false (g_file_test (f->socket_path, G_FILE_TEST_EXISTS));
+  peer_test_remove_dir (f->dir);
+  g_free (f->dir);
+  g_free (f->socket_path);
+  g_free (f->address);
+}
+
+/* Runs peer-client against the fixture's server. */
+static int
+client (Fixture     *f,
+        char       **out,
+        char       **err,
+        const char  *first,
+        ...)
+{
+  g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+  va_list args;
+
+  g_ptr_array_add (argv, (gpointer) peer_test_program ("PEER_CLIENT"));
+  if (f != NULL)
+    {
+      g_ptr_array_add (argv, (gpointer) "--address");
+      g_ptr_array_add (argv, f->address);
+    }
+  va_start (args, first);
+  for (const char *a = first; a != NULL; a = va_arg (args, const char *))
+    g_ptr_array_add (argv, (gpointer) a);
+  va_end (args);
+  g_ptr_array_add (argv, NULL);
+  return peer_test_run ((const char * const *) argv->pdata, out, err);
+}
+
+/* A failure is exactly one line on stderr, and never a GLib warning. */
+static void
+assert_one_line_error (const char *err,
+                       const char *fragment)
+{
+  g_assert_nonnull (err);
+  if (strstr (err, fragment) == NULL)
+    g_error ("stderr '%s' does not mention '%s'", err, fragment);
+  g_assert_true (g_str_has_prefix (err, "peer-"));
+  g_assert_nonnull (strchr (err, '\n'));
+  g_assert_cmpstr (strchr (err, '\n') + 1, ==, "");
+  g_assert_null (strstr (err, "CRITICAL"));
+  g_assert_null (strstr (err, "WARNING"));
+}
+
+/* --- peer-server ------------------------------------------------------ */
+
+static void
+test_server_address_and_cleanup (Fixture      *f,
+                                 gconstpointer data)
+{
+  g_autofree char *expected = g_strconcat ("unix:path=", f->socket_path, NULL);
+  struct stat st;
+  int status;
+
+  g_assert_cmpstr (f->address, ==, expected);
+  g_assert_cmpint (lstat (f->socket_path, &st), ==, 0);
+  g_assert_true (S_ISSOCK (st.st_mode));
+  g_assert_cmpint (st.st_mode & 0777, ==, 0600);
+
+  status = peer_test_process_stop (f->server, SIGINT);
+  f->server = NULL;
+  g_assert_true (WIFEXITED (status));
+  g_assert_cmpint (WEXITSTATUS (status), ==, 0);
+  g_assert_false (g_file_test (f->socket_path, G_FILE_TEST_EXISTS));
+}
+
+static void
+test_server_default_address (void)
+{
+  g_autoptr(GError) error = NULL;
+  PeerTestProcess *server = peer_test_spawn_server (NULL, &error);
+  g_autofree char *path = NULL;
+  g_autofree char *dir = NULL;
+  struct stat st;
+  int status;
+
+  g_assert_no_error (error);
+  g_assert_true (g_str_has_prefix (server->first_line, "unix:path="));
+  path = g_strdup (server->first_line + strlen ("unix:path="));
+  dir = g_path_get_dirname (path);
+  g_assert_cmpint (stat (dir, &st), ==, 0);
+  g_assert_cmpint (st.st_mode & 0777, ==, 0700);
+
+  status = peer_test_process_stop (server, SIGTERM);
+  g_assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+  g_assert_false (g_file_test (path, G_FILE_TEST_EXISTS));
+  g_assert_false (g_file_test (dir, G_FILE_TEST_EXISTS));
+}
+
+static void
+test_server_same_path_refused (Fixture      *f,
+                               gconstpointer data)
+{
+  const char *argv[] = { peer_test_program ("PEER_SERVER"), "--address", f->address, NULL };
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+  g_autofree char *ping_out = NULL;
+  int code;
+
+  code = peer_test_run (argv, &out, &err);
+  g_assert_cmpint (code, ==, 1);
+  g_assert_cmpstr (out, ==, "");
+  assert_one_line_error (err, "already listening");
+
+  /* The first one keeps its socket and serves. */
+  code = client (f, &ping_out, NULL, "ping", "--count", "3", NULL);
+  g_assert_cmpint (code, ==, 0);
+}
+
+static void
+test_server_bad_arguments (void)
+{
+  static const struct { const char *arg; int code; const char *fragment; } cases[] = {
+    { "--address=unix:abstract=libpeer-test", 1, "Refusing" },
+    { "--address=unix:tmpdir=/tmp", 1, "Refusing" },
+    { "--address=tcp:host=127.0.0.1,port=0", 1, "Refusing" },
+    { "--address=nonsense", 1, "Invalid address" },
+    { "--address=unix:path=relative", 1, "absolute" },
+    { "--allow-uid=abc", 2, "numeric uid" },
+    { "--allow-gid=-1", 2, "numeric" },
+    { "--no-such-option", 2, "Unknown option" },
+    { "stray", 2, "unexpected argument" },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      const char *argv[] = { peer_test_program ("PEER_SERVER"), cases[i].arg, NULL };
+      g_autofree char *out = NULL;
+      g_autofree char *err = NULL;
+
+      g_assert_cmpint (peer_test_run (argv, &out, &err), ==, cases[i].code);
+      g_assert_cmpstr (out, ==, "");
+      assert_one_line_error (err, cases[i].fragment);
+    }
+}
+
+/* --- peer-client ------------------------------------------------------ */
+
+static void
+test_client_ping (Fixture      *f,
+                  gconstpointer data)
+{
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+  const char *bad[] = { "0", "-5", "abc", "1e3", "" };
+
+  g_assert_cmpint (client (f, &out, NULL, "ping", "--count", "50", NULL), ==, 0);
+  g_assert_true (g_str_has_prefix (out, "50 pings: min "));
+  g_assert_nonnull (strstr (out, "p50 "));
+  g_assert_nonnull (strstr (out, "p99.9 "));
+
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_clear_pointer (&err, g_free);
+      g_assert_cmpint (client (f, NULL, &err, "ping", "--count", bad[i], NULL), ==, 2);
+      assert_one_line_error (err, "--count must be");
+    }
+}
+
+static void
+test_client_call (Fixture      *f,
+                  gconstpointer data)
+{
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+
+  g_assert_cmpint (client (f, &out, NULL, "call", "/org/libpeer/Helper",
+                           "org.libpeer.Helper1.Quick", "8", NULL), ==, 0);
+  g_assert_true (g_str_has_prefix (out, "('"));
+  g_clear_pointer (&out, g_free);
+  /* A string-typed argument needs no quotes. */
+  g_assert_cmpint (client (f, &out, NULL, "call", "/org/libpeer/Helper",
+                           "org.libpeer.Helper1.Notify", "app", "0", "", "summary", "body",
+                           "[]", "{}", "-1", NULL), ==, 0);
+  g_assert_true (g_str_has_prefix (out, "(uint32 "));
+
+#define EXPECT_FAIL(code, fragment, ...)                                   \
+  G_STMT_START {                                                          \
+    g_clear_pointer (&err, g_free);                                       \
+    g_assert_cmpint (client (f, NULL, &err, __VA_ARGS__, NULL), ==, code); \
+    assert_one_line_error (err, fragment);                                \
+  } G_STMT_END
+
+  EXPECT_FAIL (2, "not a valid i", "call", "/org/libpeer/Helper", "org.libpeer.Helper1.Quick", "abc");
+  EXPECT_FAIL (2, "takes 1 argument", "call", "/org/libpeer/Helper", "org.libpeer.Helper1.Quick");
+  EXPECT_FAIL (2, "takes 1 argument", "call", "/org/libpeer/Helper", "org.libpeer.Helper1.Quick", "1", "2");
+  EXPECT_FAIL (1, "between 1 and 1024", "call", "/org/libpeer/Helper", "org.libpeer.Helper1.Quick", "0");
+  EXPECT_FAIL (1, "has no method", "call", "/org/libpeer/Helper", "org.libpeer.Helper1.Nope");
+  EXPECT_FAIL (1, "has no interface", "call", "/org/libpeer/Helper", "org.example.Nope.M");
+  EXPECT_FAIL (2, "not an object path", "call", "no/slash", "org.libpeer.Helper1.Quick", "8");
+  EXPECT_FAIL (2, "not INTERFACE.METHOD", "call", "/org/libpeer/Helper", "Quick", "8");
+  EXPECT_FAIL (2, "needs OBJECT_PATH", "call", "/org/libpeer/Helper");
+}
+
+static void
+test_client_quick (Fixture      *f,
+                   gconstpointer data)
+{
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+
+  g_assert_cmpint (client (f, &out, NULL, "quick", "8", NULL), ==, 0);
+  g_assert_cmpint (atoi (out), <, 256);
+  EXPECT_FAIL (1, "between 1 and 1024", "quick", "0");
+  EXPECT_FAIL (1, "between 1 and 1024", "quick", "2000");
+  EXPECT_FAIL (2, "must be an integer", "quick", "eight");
+  EXPECT_FAIL (2, "needs BITS", "quick");
+}
+
+static void
+test_client_notify (Fixture      *f,
+                    gconstpointer data)
+{
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+
+  g_assert_cmpint (client (f, &out, NULL, "notify", "hello", "world", NULL), ==, 0);
+  g_assert_nonnull (strstr (out, "signal Notified("));
+  g_assert_nonnull (strstr (out, "'hello') received"));
+  EXPECT_FAIL (2, "needs SUMMARY", "notify");
+}
+
+static void
+test_client_properties (Fixture      *f,
+                        gconstpointer data)
+{
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+
+  g_assert_cmpint (client (f, &out, NULL, "get", "/org/libpeer/Helper",
+                           "org.libpeer.Helper1.Version", NULL), ==, 0);
+  g_assert_cmpstr (out, ==, "'" PACKAGE_VERSION "'\n");
+  g_assert_cmpint (client (f, NULL, NULL, "set", "/org/libpeer/Helper",
+                           "org.libpeer.Helper1.Label", "from the cli", NULL), ==, 0);
+  g_clear_pointer (&out, g_free);
+  g_assert_cmpint (client (f, &out, NULL, "get", "/org/libpeer/Helper",
+                           "org.libpeer.Helper1.Label", NULL), ==, 0);
+  g_assert_cmpstr (out, ==, "'from the cli'\n");
+
+  EXPECT_FAIL (1, "cannot set", "set", "/org/libpeer/Helper", "org.libpeer.Helper1.Version", "9");
+  EXPECT_FAIL (1, "cannot get", "get", "/org/libpeer/Helper", "org.libpeer.Helper1.Nope");
+  EXPECT_FAIL (1, "has no property", "set", "/org/libpeer/Helper", "org.libpeer.Helper1.Nope", "1");
+  EXPECT_FAIL (2, "needs OBJECT_PATH", "get", "/org/libpeer/Helper");
+}
+
+static void
+test_client_introspect (Fixture      *f,
+                        gconstpointer data)
+{
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+
+  g_assert_cmpint (client (f, &out, NULL, "introspect", "/org/libpeer/Helper", NULL), ==, 0);
+  g_assert_nonnull (strstr (out, "<interface name=\"org.libpeer.Helper1\">"));
+  EXPECT_FAIL (2, "not an object path", "introspect", "bad");
+}
+
+static void
+on_peers_changed (PeerClient *peer,
+                  const char *object_path,
+                  const char *interface_name,
+                  const char *signal_name,
+                  GVariant   *parameters,
+                  gpointer    user_data)
+{
+  guint *peers = user_data;
+  g_autoptr(GVariant) dict = g_variant_get_child_value (parameters, 1);
+
+  g_variant_lookup (dict, "Peers", "u", peers);
+}
+
+static void
+test_client_monitor (Fixture      *f,
+                     gconstpointer data)
+{
+  const char *argv[] = { peer_test_program ("PEER_CLIENT"), "--address", f->address, "monitor", NULL };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(PeerClient) me = peer_client_new_sync (f->address, 5000, NULL, &error);
+  g_autoptr(GVariant) reply = NULL;
+  const char *no_actions[] = { NULL };
+  PeerTestProcess *monitor;
+  guint peers = 0;
+  gboolean seen = FALSE;
+  int status;
+
+  g_assert_no_error (error);
+  peer_client_subscribe_signal (me, "/org/libpeer/Helper", "org.freedesktop.DBus.Properties",
+                                "PropertiesChanged", on_peers_changed, &peers, NULL);
+  monitor = peer_test_spawn (argv, &error);
+  g_assert_no_error (error);
+  /* The monitor is connected when the server counts two peers. */
+  PEER_TEST_WAIT_UNTIL (peers == 2);
+
+  reply = peer_client_call_sync (me, "/org/libpeer/Helper", "org.libpeer.Helper1", "Notify",
+                                 g_variant_new ("(susss^as@a{sv}i)", "t", 0, "", "seen by monitor", "",
+                                                no_actions, g_variant_new_array (G_VARIANT_TYPE ("{sv}"), NULL, 0), -1),
+                                 NULL, -1, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  while (!seen)
+    {
+      g_autofree char *line = peer_test_process_read_line (monitor);
+      g_assert_nonnull (line);
+      seen = strstr (line, "org.libpeer.Helper1.Notified") != NULL &&
+             strstr (line, "'seen by monitor'") != NULL;
+    }
+  status = peer_test_process_stop (monitor, SIGTERM);
+  g_assert_true (WIFEXITED (status));
+  g_assert_cmpint (WEXITSTATUS (status), ==, 0);
+}
+
+static void
+test_client_usage_errors (void)
+{
+  g_autofree char *dir = peer_test_make_dir ();
+  g_autofree char *nowhere = g_strdup_printf ("unix:path=%s/nothing-here", dir);
+  g_autofree char *err = NULL;
+  Fixture *f = NULL;
+
+  g_unsetenv ("PEER_ADDRESS");
+  EXPECT_FAIL (2, "no address", "ping");
+  EXPECT_FAIL (2, "no command", "--address", nowhere);
+  EXPECT_FAIL (2, "unknown command", "--address", nowhere, "frobnicate");
+  EXPECT_FAIL (2, "Invalid address", "--address", "garbage", "ping");
+  EXPECT_FAIL (1, "Cannot connect to", "--address", nowhere, "ping");
+  EXPECT_FAIL (2, "--timeout must be positive", "--address", nowhere, "--timeout", "0", "ping");
+  peer_test_remove_dir (dir);
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_test_init (&argc, &argv, NULL);
+
+#define ADD(path, func) g_test_add (path, Fixture, NULL, fixture_set_up, func, fixture_tear_down)
+  ADD ("/peer/cli/server/address-and-cleanup", test_server_address_and_cleanup);
+  g_test_add_func ("/peer/cli/server/default-address", test_server_default_address);
+  ADD ("/peer/cli/server/same-path-refused", test_server_same_path_refused);
+  g_test_add_func ("/peer/cli/server/bad-arguments", test_server_bad_arguments);
+  ADD ("/peer/cli/client/ping", test_client_ping);
+  ADD ("/peer/cli/client/call", test_client_call);
+  ADD ("/peer/cli/client/quick", test_client_quick);
+  ADD ("/peer/cli/client/notify", test_client_notify);
+  ADD ("/peer/cli/client/properties", test_client_properties);
+  ADD ("/peer/cli/client/introspect", test_client_introspect);
+  ADD ("/peer/cli/client/monitor", test_client_monitor);
+  g_test_add_func ("/peer/cli/client/usage-errors", test_client_usage_errors);
+#undef ADD
+  return g_test_run ();
+}
