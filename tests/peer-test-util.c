@@ -259,7 +259,7 @@ peer_test_spawn (const char * const *argv,
 {
   PeerTestProcess *process = g_new0 (PeerTestProcess, 1);
 
-  if (!g_spawn_async_with_pipes (NULL, (char **) argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD,
+  if (!g_spawn_async_with_pipes (NULL, (char **) argv, NULL, G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_SEARCH_PATH,
                                  NULL, NULL, &process->pid, NULL, &process->stdout_fd, NULL, error))
     {
       g_free (process);
