@@ -1,7 +1,14 @@
 #!/bin/sh
-# Runs libpeer's whole test suite: installs what is missing, builds, tests.
+# Runs libpeer's whole test suite: installs what is missing, builds, then
+# runs every test three times: a normal build, a build with AddressSanitizer
+# and UndefinedBehaviorSanitizer, and the normal build under valgrind.
+# `./test.sh --quick` runs the first pass only. Other arguments go to
+# `meson test` (e.g. a test name).
 set -eu
 cd "$(dirname "$0")"
+
+quick=0
+if [ "${1:-}" = "--quick" ]; then quick=1; shift; fi
 
 sh scripts/install-deps.sh
 # dbus-next for the Node interop test; without the npm registry that test
@@ -10,5 +17,18 @@ if [ ! -d tests/interop/node/node_modules ]; then
   (cd tests/interop/node && npm ci --no-audit --no-fund --loglevel=error) ||
     echo "test.sh: npm ci failed; the Node interop test will be skipped" >&2
 fi
+
 [ -d build ] || meson setup build >/dev/null
+echo "== tests"
 meson test -C build --print-errorlogs "$@"
+[ "$quick" = 1 ] && exit 0
+
+[ -d build-asan ] || meson setup build-asan -Db_sanitize=address,undefined -Db_lundef=false >/dev/null
+echo "== tests with AddressSanitizer and UndefinedBehaviorSanitizer"
+G_SLICE=always-malloc \
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:fast_unwind_on_malloc=0 \
+UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+  meson test -C build-asan --print-errorlogs "$@"
+
+echo "== tests under valgrind"
+meson test -C build --setup valgrind --print-errorlogs --no-suite bench "$@"

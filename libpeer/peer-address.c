@@ -135,6 +135,7 @@ parse_unix (PeerAddress *address,
         if (g_str_equal (key, keys[i].key))
           {
             address->kind = keys[i].kind;
+            g_free (address->value);
             address->value = g_strdup (g_hash_table_lookup (address->params, key));
             known = TRUE;
             found++;

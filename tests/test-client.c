@@ -129,7 +129,10 @@ test_connect_async (void)
                                  g_variant_new_parsed ("(@ay [1, 2, 3],)"), G_VARIANT_TYPE ("(ay)"),
                                  -1, NULL, NULL, NULL, &error);
   g_assert_no_error (error);
-  g_assert_cmpuint (g_variant_n_children (g_variant_get_child_value (reply, 0)), ==, 3);
+  {
+    g_autoptr(GVariant) bytes = g_variant_get_child_value (reply, 0);
+    g_assert_cmpuint (g_variant_n_children (bytes), ==, 3);
+  }
   g_clear_object (&client);
   peer_test_server_free (ts);
 }
