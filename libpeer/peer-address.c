@@ -16,6 +16,16 @@
 /* A Unix socket path must fit sun_path (108 bytes, NUL included). */
 #define PEER_UNIX_PATH_MAX 107
 
+/* Input quoted in an error message, made printable: the message stays one
+ * line whatever bytes the input holds. */
+static char *
+quote_input (const char *text,
+             gssize      len)
+{
+  g_autofree char *copy = len < 0 ? g_strdup (text) : g_strndup (text, len);
+  return g_strescape (copy, NULL);
+}
+
 static gboolean
 is_optionally_escaped (guchar c)
 {
@@ -46,8 +56,9 @@ unescape_value (const char *text,
             }
           if (hi < 0 || lo < 0)
             {
+              g_autofree char *quoted = quote_input (text + i, MIN (len - i, 3));
               g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
-                           "Invalid address: bad escape at '%.*s'", (int) MIN (len - i, 3), text + i);
+                           "Invalid address: bad escape at '%s'", quoted);
               return NULL;
             }
           if (hi == 0 && lo == 0)
@@ -142,6 +153,7 @@ parse_unix (PeerAddress *address,
           }
       if (!known && !g_str_equal (key, "guid"))
         {
+          /* Keys are checked to be [A-Za-z0-9_-] before we get here. */
           g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
                        "Invalid address: unknown key '%s' for the unix transport", key);
           return FALSE;
@@ -160,6 +172,15 @@ parse_unix (PeerAddress *address,
                    "Invalid address: %s= is empty", peer_address_kind_to_string (address->kind) + 5);
       return FALSE;
     }
+  /* Legal in file names, but a socket path with a newline in it is a
+   * mistake or an attack on whoever prints it. */
+  for (const char *c = address->value; *c; c++)
+    if ((guchar) *c < 0x20 || *c == 0x7f)
+      {
+        g_set_error_literal (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
+                             "Invalid address: control character in the socket name");
+        return FALSE;
+      }
   if (address->kind == PEER_ADDRESS_UNIX_PATH || address->kind == PEER_ADDRESS_UNIX_ABSTRACT)
     {
       if (strlen (address->value) > PEER_UNIX_PATH_MAX)
@@ -173,8 +194,9 @@ parse_unix (PeerAddress *address,
   if ((address->kind == PEER_ADDRESS_UNIX_PATH || address->kind == PEER_ADDRESS_UNIX_DIR) &&
       !g_path_is_absolute (address->value))
     {
+      g_autofree char *quoted = quote_input (address->value, -1);
       g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
-                   "Invalid address: '%s' is not an absolute path", address->value);
+                   "Invalid address: '%s' is not an absolute path", quoted);
       return FALSE;
     }
   return TRUE;
@@ -202,10 +224,19 @@ peer_address_parse (const char   *text,
   colon = strchr (text, ':');
   if (colon == NULL || colon == text)
     {
+      g_autofree char *quoted = quote_input (text, -1);
       g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
-                   "Invalid address '%s': expected TRANSPORT:KEY=VALUE,...", text);
+                   "Invalid address '%s': expected TRANSPORT:KEY=VALUE,...", quoted);
       return FALSE;
     }
+  for (const char *t = text; t < colon; t++)
+    if (!g_ascii_isalnum (*t) && *t != '-' && *t != '_')
+      {
+        g_autofree char *quoted = quote_input (text, colon - text);
+        g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
+                     "Invalid address: bad character in transport '%s'", quoted);
+        return FALSE;
+      }
 
   address = g_new0 (PeerAddress, 1);
   address->transport = g_strndup (text, colon - text);
@@ -223,16 +254,18 @@ peer_address_parse (const char   *text,
       eq = memchr (p, '=', end - p);
       if (eq == NULL || eq == p)
         {
+          g_autofree char *quoted = quote_input (p, end - p);
           g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
-                       "Invalid address: expected KEY=VALUE at '%.*s'", (int) (end - p), p);
+                       "Invalid address: expected KEY=VALUE at '%s'", quoted);
           return FALSE;
         }
       key = g_strndup (p, eq - p);
       for (const char *k = key; *k; k++)
         if (!g_ascii_isalnum (*k) && *k != '-' && *k != '_')
           {
+            g_autofree char *quoted = quote_input (key, -1);
             g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
-                         "Invalid address: bad character in key '%s'", key);
+                         "Invalid address: bad character in key '%s'", quoted);
             return FALSE;
           }
       value = unescape_value (eq + 1, end - (eq + 1), error);

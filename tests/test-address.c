@@ -48,6 +48,8 @@ static const BadAddress bad_addresses[] = {
   { "unix:pa th=/x", PEER_ERROR_INVALID_ARGS, "bad character" },
   { "unix:path=/a;unix:path=/b", PEER_ERROR_INVALID_ARGS, "one address" },
   { "launchd:env=X", PEER_ERROR_NOT_SUPPORTED, "launchd" },
+  { "unix:path=/a%0Ab", PEER_ERROR_INVALID_ARGS, "control character" },
+  { "un\nix:path=/a", PEER_ERROR_INVALID_ARGS, "bad character in transport" },
   { "unix:path=/0123456789012345678901234567890123456789012345678901234567890123456789"
     "0123456789012345678901234567890123456789", PEER_ERROR_INVALID_ARGS, "limit" },
 };
