@@ -1,0 +1,191 @@
+/* bench-gio.c: calls and reply checks for the GDBus-based transports. */
+#include "config.h"
+
+#include "bench-gio.h"
+
+GVariant *
+bench_gio_echo_parameters (const guint8 *data,
+                           gsize         size)
+{
+  /* Trusted and not copied: what a careful caller does with a buffer it
+   * keeps; serialising the message is the copy every transport makes. */
+  GVariant *bytes = g_variant_new_from_data (G_VARIANT_TYPE_BYTESTRING, data, size,
+                                             TRUE, NULL, NULL);
+
+  return g_variant_new_tuple (&bytes, 1);
+}
+
+gboolean
+bench_gio_check_echo (GVariant     *reply,
+                      const guint8 *data,
+                      gsize         size,
+                      GError      **error)
+{
+  g_autoptr(GVariant) bytes = NULL;
+  const guint8 *got;
+  gsize got_size;
+
+  if (!g_variant_is_of_type (reply, G_VARIANT_TYPE ("(ay)")))
+    {
+      g_set_error (error, BENCH_ERROR, BENCH_ERROR_WRONG_REPLY,
+                   "wrong reply: type %s, (ay) expected", g_variant_get_type_string (reply));
+      return FALSE;
+    }
+  bytes = g_variant_get_child_value (reply, 0);
+  got = g_variant_get_fixed_array (bytes, &got_size, 1);
+  return bench_check_echo (data, size, got, got_size, error);
+}
+
+GUnixFDList *
+bench_gio_fd_list_new (int      fd,
+                       GError **error)
+{
+  g_autoptr(GUnixFDList) list = g_unix_fd_list_new ();
+
+  if (g_unix_fd_list_append (list, fd, error) < 0)
+    return NULL;
+  return g_steal_pointer (&list);
+}
+
+GVariant *
+bench_gio_echo_fd_parameters (void)
+{
+  const gint32 handle = 0;
+  GVariant *handles = g_variant_new_fixed_array (G_VARIANT_TYPE_HANDLE, &handle, 1, sizeof handle);
+
+  return g_variant_ref_sink (g_variant_new_tuple (&handles, 1));
+}
+
+gboolean
+bench_gio_check_echo_fd (GVariant    *reply,
+                         GUnixFDList *fd_list,
+                         int          fd,
+                         GError     **error)
+{
+  g_autoptr(GVariant) handles = NULL;
+  const gint32 *handle;
+  const int *fds = NULL;
+  gsize n_handles;
+  int n_fds = 0;
+
+  /* The list keeps its fds; the caller's unref closes them. */
+  if (fd_list != NULL)
+    fds = g_unix_fd_list_peek_fds (fd_list, &n_fds);
+  if (!g_variant_is_of_type (reply, G_VARIANT_TYPE ("(ah)")))
+    {
+      g_set_error (error, BENCH_ERROR, BENCH_ERROR_WRONG_REPLY,
+                   "wrong reply: type %s, (ah) expected", g_variant_get_type_string (reply));
+      return FALSE;
+    }
+  handles = g_variant_get_child_value (reply, 0);
+  handle = g_variant_get_fixed_array (handles, &n_handles, sizeof (gint32));
+  if (n_handles != 1 || n_fds != 1 || handle[0] != 0)
+    {
+      g_set_error (error, BENCH_ERROR, BENCH_ERROR_WRONG_REPLY,
+                   "wrong reply: %" G_GSIZE_FORMAT " handles and %d fds, one of each expected",
+                   n_handles, n_fds);
+      return FALSE;
+    }
+  return bench_check_fd (fd, fds[0], error);
+}
+
+typedef struct {
+  gpointer            client;
+  BenchGioCallFunc    call;
+  BenchGioFinishFunc  finish;
+  BenchLoop          *loop;
+  guint               in_flight;
+  GError             *error;
+} Pipeline;
+
+typedef struct {
+  Pipeline *pipeline;
+  guint64   seq;
+  gint64    start_ns;
+  guint8    payload[BENCH_LOOP_PAYLOAD];
+} PipelineCall;
+
+static void pipeline_start_calls (Pipeline *self, guint depth);
+
+static void
+on_pipeline_reply (GObject      *source,
+                   GAsyncResult *result,
+                   gpointer      user_data)
+{
+  g_autofree PipelineCall *call = user_data;
+  Pipeline *self = call->pipeline;
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GVariant) bytes = NULL;
+  g_autoptr(GError) local_error = NULL;
+  const guint8 *got;
+  gsize got_size;
+
+  self->in_flight--;
+  reply = self->finish (self->client, result, &local_error);
+  if (self->error != NULL)
+    return;
+  if (reply == NULL)
+    {
+      self->error = g_steal_pointer (&local_error);
+      return;
+    }
+  if (!g_variant_is_of_type (reply, G_VARIANT_TYPE ("(ay)")))
+    {
+      g_set_error (&self->error, BENCH_ERROR, BENCH_ERROR_WRONG_REPLY,
+                   "wrong reply: type %s, (ay) expected", g_variant_get_type_string (reply));
+      return;
+    }
+  bytes = g_variant_get_child_value (reply, 0);
+  got = g_variant_get_fixed_array (bytes, &got_size, 1);
+  if (!bench_loop_finish_call (self->loop, call->seq, call->start_ns, got, got_size, &self->error))
+    return;
+  pipeline_start_calls (self, self->in_flight + 1);
+}
+
+static void
+pipeline_start_calls (Pipeline *self,
+                      guint     depth)
+{
+  while (self->in_flight < depth)
+    {
+      PipelineCall *call = g_new (PipelineCall, 1);
+
+      call->pipeline = self;
+      if (!bench_loop_start_call (self->loop, &call->seq, &call->start_ns))
+        {
+          g_free (call);
+          return;
+        }
+      bench_loop_fill_payload (call->seq, call->payload);
+      self->in_flight++;
+      /* The payload lives in @call, which the callback frees. */
+      self->call (self->client, bench_gio_echo_parameters (call->payload, sizeof call->payload),
+                  on_pipeline_reply, call);
+    }
+}
+
+gboolean
+bench_gio_pipeline (gpointer            client,
+                    BenchGioCallFunc    call,
+                    BenchGioFinishFunc  finish,
+                    guint               depth,
+                    BenchLoop          *loop,
+                    GError            **error)
+{
+  g_autoptr(GMainContext) context = g_main_context_new ();
+  Pipeline self = { client, call, finish, loop, 0, NULL };
+
+  /* Replies are delivered in the thread-default context of the call. */
+  g_main_context_push_thread_default (context);
+  pipeline_start_calls (&self, depth);
+  while (self.in_flight > 0)
+    g_main_context_iteration (context, TRUE);
+  g_main_context_pop_thread_default (context);
+
+  if (self.error != NULL)
+    {
+      g_propagate_error (error, self.error);
+      return FALSE;
+    }
+  return TRUE;
+}

@@ -1,0 +1,55 @@
+/* bench-gio.h: what the two GDBus-based transports (plain GDBus and
+ * libpeer's PeerClient) share: building the calls, checking the replies,
+ * and keeping calls in flight through a GAsyncReadyCallback API. */
+#pragma once
+
+#include <gio/gio.h>
+#include <gio/gunixfdlist.h>
+
+#include "bench-transport.h"
+
+G_BEGIN_DECLS
+
+/* (transfer floating): the (ay) arguments of Echo, not copying @data,
+ * which must outlive the call. */
+GVariant *bench_gio_echo_parameters (const guint8 *data,
+                                     gsize         size);
+
+/* Checks an (ay) reply against what was sent. */
+gboolean  bench_gio_check_echo      (GVariant     *reply,
+                                     const guint8 *data,
+                                     gsize         size,
+                                     GError      **error);
+
+/* (transfer full): a list holding a copy of @fd, or NULL with @error. */
+GUnixFDList *bench_gio_fd_list_new  (int           fd,
+                                     GError      **error);
+
+/* (transfer full): the (ah) arguments of EchoFds: one handle, index 0. */
+GVariant *bench_gio_echo_fd_parameters (void);
+
+/* Checks an (ah) reply to EchoFds and its fds against @fd. */
+gboolean  bench_gio_check_echo_fd   (GVariant     *reply,
+                                     GUnixFDList  *fd_list,
+                                     int           fd,
+                                     GError      **error);
+
+/* Starts one Echo call with @parameters, calling @callback when done. */
+typedef void      (*BenchGioCallFunc)   (gpointer             client,
+                                         GVariant            *parameters,
+                                         GAsyncReadyCallback  callback,
+                                         gpointer             user_data);
+typedef GVariant *(*BenchGioFinishFunc) (gpointer             client,
+                                         GAsyncResult        *result,
+                                         GError             **error);
+
+/* Runs @loop with @depth calls in flight, iterating a private main
+ * context until the last reply came back or one was wrong. */
+gboolean  bench_gio_pipeline        (gpointer            client,
+                                     BenchGioCallFunc    call,
+                                     BenchGioFinishFunc  finish,
+                                     guint               depth,
+                                     BenchLoop          *loop,
+                                     GError            **error);
+
+G_END_DECLS

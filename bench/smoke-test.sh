@@ -1,0 +1,60 @@
+#!/bin/sh
+# smoke-test.sh PEER_BENCH: runs peer-bench once, tiny, and checks what it
+# wrote: the JSON parses and has a result for every cell, the SVG is
+# well-formed XML with both panels, and bad options exit with status 2.
+# No timing is checked: this is a noisy-machine-safe test that the
+# benchmark still works, not a benchmark.
+set -eu
+
+bench=$1
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/peer-bench-smoke-XXXXXX")
+trap 'rm -rf "$tmp"' EXIT INT TERM
+
+if ! command -v python3 >/dev/null 2>&1; then
+  echo "python3 is needed to check the JSON and SVG; skipping" >&2
+  exit 77
+fi
+
+"$bench" --seconds 0.05 --sizes 0,64 --depth 4 \
+  --json "$tmp/results.json" --svg "$tmp/results.svg" >"$tmp/table.txt"
+cat "$tmp/table.txt"
+
+python3 - "$tmp/results.json" "$tmp/results.svg" <<'PY'
+import json, sys
+import xml.etree.ElementTree as ET
+
+with open(sys.argv[1]) as f:
+    report = json.load(f)
+results = report["results"]
+transports = sorted({r["transport"] for r in results})
+assert "floor" in transports and "libpeer" in transports and "gdbus" in transports, transports
+cells = {(r["cell"], r["size"]) for r in results}
+assert cells == {("echo", 0), ("echo", 64), ("fd", 0), ("pipeline", 8)}, cells
+for r in results:
+    if r["available"]:
+        assert r["calls"] > 0 and r["p50_us"] > 0 and r["p50_us"] <= r["p99_us"] <= r["max_us"], r
+    elif r["cell"] != "fd":
+        raise AssertionError("only the fd cell may be n/a: %r" % r)
+for key in ("cpu_model", "cpus", "kernel", "glib"):
+    assert report["machine"][key], key
+
+root = ET.parse(sys.argv[2]).getroot()
+assert root.tag == "{http://www.w3.org/2000/svg}svg", root.tag
+lines = root.findall(".//{http://www.w3.org/2000/svg}polyline")
+assert len(lines) >= 2 * len(transports), len(lines)
+print("smoke: %d results from %s; SVG has %d lines" % (len(results), ", ".join(transports), len(lines)))
+PY
+
+# Bad input: one line on stderr, exit status 2.
+for args in "--sizes 12x" "--sizes 0,,64" "--pin sideways" "--depth 0" "--seconds -1" \
+            "--seconds nan" "--transports nonesuch" "stray-argument"; do
+  status=0
+  # shellcheck disable=SC2086 # the arguments are split on purpose
+  "$bench" $args >"$tmp/out" 2>"$tmp/err" || status=$?
+  if [ "$status" -ne 2 ] || [ "$(wc -l <"$tmp/err")" -ne 1 ]; then
+    echo "peer-bench $args: exit status $status, stderr:" >&2
+    cat "$tmp/err" >&2
+    exit 1
+  fi
+done
+echo "smoke: bad options refused"

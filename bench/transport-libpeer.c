@@ -1,0 +1,162 @@
+/* transport-libpeer.c: peer-server's org.libpeer.Bench1 through PeerClient,
+ * the API libpeer users call. The server is the real peer-server. */
+#include "config.h"
+
+#include <libpeer.h>
+
+#include "bench-gio.h"
+#include "bench-transport.h"
+
+typedef struct {
+  PeerClient *client;
+  GVariant   *fd_parameters;
+  gboolean    has_echo_fds;
+} LibpeerClient;
+
+/* Whether this peer-server has EchoFds yet: it is asked, not assumed, so
+ * that the benchmark runs against older and newer servers alike. */
+static gboolean
+server_has_method (PeerClient *client,
+                   const char *method,
+                   GError    **error)
+{
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GDBusNodeInfo) node = NULL;
+  const char *xml;
+  GDBusInterfaceInfo *info;
+
+  reply = peer_client_call_sync (client, BENCH_PATH, "org.freedesktop.DBus.Introspectable",
+                                 "Introspect", NULL, G_VARIANT_TYPE ("(s)"), -1,
+                                 NULL, NULL, NULL, error);
+  if (reply == NULL)
+    return FALSE;
+  g_variant_get (reply, "(&s)", &xml);
+  node = g_dbus_node_info_new_for_xml (xml, error);
+  if (node == NULL)
+    return FALSE;
+  info = g_dbus_node_info_lookup_interface (node, BENCH_INTERFACE);
+  return info != NULL && g_dbus_interface_info_lookup_method (info, method) != NULL;
+}
+
+static gpointer
+libpeer_connect (const char *address,
+                 GError    **error)
+{
+  g_autoptr(PeerClient) peer = peer_client_new_sync (address, -1, NULL, error);
+  g_autoptr(GError) local_error = NULL;
+  LibpeerClient *client;
+
+  if (peer == NULL)
+    return NULL;
+  client = g_new0 (LibpeerClient, 1);
+  client->has_echo_fds = server_has_method (peer, "EchoFds", &local_error);
+  if (local_error != NULL)
+    {
+      g_propagate_prefixed_error (error, g_steal_pointer (&local_error),
+                                  "cannot introspect peer-server: ");
+      g_free (client);
+      return NULL;
+    }
+  client->client = g_steal_pointer (&peer);
+  client->fd_parameters = bench_gio_echo_fd_parameters ();
+  return client;
+}
+
+static void
+libpeer_disconnect (gpointer data)
+{
+  LibpeerClient *client = data;
+
+  peer_client_close (client->client);
+  g_object_unref (client->client);
+  g_variant_unref (client->fd_parameters);
+  g_free (client);
+}
+
+static gboolean
+libpeer_echo (gpointer      data,
+              const guint8 *payload,
+              gsize         size,
+              GError      **error)
+{
+  LibpeerClient *client = data;
+  g_autoptr(GVariant) reply = NULL;
+
+  reply = peer_client_call_sync (client->client, BENCH_PATH, BENCH_INTERFACE, "Echo",
+                                 bench_gio_echo_parameters (payload, size),
+                                 G_VARIANT_TYPE ("(ay)"), -1, NULL, NULL, NULL, error);
+  return reply != NULL && bench_gio_check_echo (reply, payload, size, error);
+}
+
+static gboolean
+libpeer_echo_fd (gpointer  data,
+                 int       fd,
+                 GError  **error)
+{
+  LibpeerClient *client = data;
+  g_autoptr(GUnixFDList) fd_list = NULL;
+  g_autoptr(GUnixFDList) out_fd_list = NULL;
+  g_autoptr(GVariant) reply = NULL;
+
+  if (!client->has_echo_fds)
+    {
+      g_set_error (error, BENCH_ERROR, BENCH_ERROR_UNSUPPORTED,
+                   "peer-server has no %s.EchoFds", BENCH_INTERFACE);
+      return FALSE;
+    }
+  fd_list = bench_gio_fd_list_new (fd, error);
+  if (fd_list == NULL)
+    return FALSE;
+  reply = peer_client_call_sync (client->client, BENCH_PATH, BENCH_INTERFACE, "EchoFds",
+                                 client->fd_parameters, G_VARIANT_TYPE ("(ah)"), -1,
+                                 fd_list, &out_fd_list, NULL, error);
+  return reply != NULL && bench_gio_check_echo_fd (reply, out_fd_list, fd, error);
+}
+
+static void
+libpeer_call_echo (gpointer             data,
+                   GVariant            *parameters,
+                   GAsyncReadyCallback  callback,
+                   gpointer             user_data)
+{
+  LibpeerClient *client = data;
+
+  peer_client_call (client->client, BENCH_PATH, BENCH_INTERFACE, "Echo", parameters,
+                    G_VARIANT_TYPE ("(ay)"), -1, NULL, NULL, callback, user_data);
+}
+
+static GVariant *
+libpeer_finish_echo (gpointer       data,
+                     GAsyncResult  *result,
+                     GError       **error)
+{
+  LibpeerClient *client = data;
+
+  return peer_client_call_finish (client->client, NULL, result, error);
+}
+
+static gboolean
+libpeer_pipeline (gpointer   data,
+                  guint      depth,
+                  BenchLoop *loop,
+                  GError   **error)
+{
+  return bench_gio_pipeline (data, libpeer_call_echo, libpeer_finish_echo, depth, loop, error);
+}
+
+static const char *
+libpeer_get_version (void)
+{
+  return "libpeer " PACKAGE_VERSION;
+}
+
+const BenchTransport bench_transport_libpeer = {
+  .name = "libpeer",
+  .server_path = PEER_SERVER_PATH,
+  .get_version = libpeer_get_version,
+  .connect = libpeer_connect,
+  .echo = libpeer_echo,
+  .echo_fd = libpeer_echo_fd,
+  .pipeline = libpeer_pipeline,
+  .disconnect = libpeer_disconnect,
+};
