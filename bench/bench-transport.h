@@ -84,6 +84,7 @@ typedef struct {
 extern const BenchTransport bench_transport_floor;
 extern const BenchTransport bench_transport_gdbus;
 extern const BenchTransport bench_transport_libpeer;
+extern const BenchTransport bench_transport_libpeer_lane;
 extern const BenchTransport bench_transport_sdbus;
 extern const BenchTransport bench_transport_libdbus;
 

@@ -1,5 +1,8 @@
 /* transport-libpeer.c: peer-server's org.libpeer.Bench1 through PeerClient,
- * the API libpeer users call. The server is the real peer-server. */
+ * the API libpeer users call. The server is the real peer-server.
+ *
+ * Two transports: "libpeer" (the GDBus path) and "libpeer-lane" (the same
+ * client with a lane open, so the same calls take libpeer's fast path). */
 #include "config.h"
 
 #include <libpeer.h>
@@ -39,14 +42,17 @@ server_has_method (PeerClient *client,
 }
 
 static gpointer
-libpeer_connect (const char *address,
-                 GError    **error)
+connect_client (const char *address,
+                gboolean    lane,
+                GError    **error)
 {
   g_autoptr(PeerClient) peer = peer_client_new_sync (address, -1, NULL, error);
   g_autoptr(GError) local_error = NULL;
   LibpeerClient *client;
 
   if (peer == NULL)
+    return NULL;
+  if (lane && !peer_client_open_lane_sync (peer, NULL, error))
     return NULL;
   client = g_new0 (LibpeerClient, 1);
   client->has_echo_fds = server_has_method (peer, "EchoFds", &local_error);
@@ -60,6 +66,20 @@ libpeer_connect (const char *address,
   client->client = g_steal_pointer (&peer);
   client->fd_parameters = bench_gio_echo_fd_parameters ();
   return client;
+}
+
+static gpointer
+libpeer_connect (const char *address,
+                 GError    **error)
+{
+  return connect_client (address, FALSE, error);
+}
+
+static gpointer
+libpeer_lane_connect (const char *address,
+                      GError    **error)
+{
+  return connect_client (address, TRUE, error);
 }
 
 static void
@@ -144,6 +164,20 @@ libpeer_pipeline (gpointer   data,
   return bench_gio_pipeline (data, libpeer_call_echo, libpeer_finish_echo, depth, loop, error);
 }
 
+static gboolean
+libpeer_lane_pipeline (gpointer   data,
+                       guint      depth,
+                       BenchLoop *loop,
+                       GError   **error)
+{
+  /* A lane carries one synchronous call at a time; calls made with
+   * peer_client_call() (asynchronous, pipelined) take the GDBus path,
+   * which the "libpeer" row already measures. */
+  g_set_error_literal (error, BENCH_ERROR, BENCH_ERROR_UNSUPPORTED,
+                       "pipelined calls take the GDBus path");
+  return FALSE;
+}
+
 static const char *
 libpeer_get_version (void)
 {
@@ -158,5 +192,16 @@ const BenchTransport bench_transport_libpeer = {
   .echo = libpeer_echo,
   .echo_fd = libpeer_echo_fd,
   .pipeline = libpeer_pipeline,
+  .disconnect = libpeer_disconnect,
+};
+
+const BenchTransport bench_transport_libpeer_lane = {
+  .name = "libpeer-lane",
+  .server_path = PEER_SERVER_PATH,
+  .get_version = libpeer_get_version,
+  .connect = libpeer_lane_connect,
+  .echo = libpeer_echo,
+  .echo_fd = libpeer_echo_fd,
+  .pipeline = libpeer_lane_pipeline,
   .disconnect = libpeer_disconnect,
 };

@@ -5,6 +5,7 @@
 #include "peer-types.h"
 #include "peer-error.h"
 #include "peer-policy.h"
+#include "peer-blob.h"
 #include "peer-call.h"
 #include "peer-interface.h"
 #include "peer-connection.h"

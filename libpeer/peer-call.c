@@ -112,6 +112,35 @@ peer_call_get_unix_fd_list (PeerCall *call)
   return call->fd_list;
 }
 
+guint
+peer_call_get_n_fds (PeerCall *call)
+{
+  g_return_val_if_fail (call != NULL, 0);
+  return call->fd_list != NULL ? (guint) g_unix_fd_list_get_length (call->fd_list) : 0;
+}
+
+int
+peer_call_dup_fd (PeerCall *call,
+                  gint32    handle,
+                  GError  **error)
+{
+  guint n_fds;
+
+  g_return_val_if_fail (call != NULL, -1);
+  g_return_val_if_fail (error == NULL || *error == NULL, -1);
+
+  /* The index came off the wire: g_unix_fd_list_get() would treat a bad
+   * one as a programming error. */
+  n_fds = peer_call_get_n_fds (call);
+  if (handle < 0 || (guint) handle >= n_fds)
+    {
+      g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
+                   "No file descriptor at index %d: the call carries %u", handle, n_fds);
+      return -1;
+    }
+  return g_unix_fd_list_get (call->fd_list, handle, error);
+}
+
 PeerConnection *
 peer_call_get_connection (PeerCall *call)
 {

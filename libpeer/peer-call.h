@@ -69,13 +69,37 @@ GVariant       *peer_call_get_parameters      (PeerCall    *call);
  * @call: a call
  *
  * The fds that came with the call; the `h` arguments index into it. The
- * list owns them: use g_unix_fd_list_get() for a duplicate you own, or
- * g_unix_fd_list_steal_fds() to take them all.
+ * list owns them and closes them when the call is freed (after the reply,
+ * or when the last reference goes). To keep one, use peer_call_dup_fd(),
+ * which also checks the index; g_unix_fd_list_steal_fds() takes them all.
  *
  * Returns: (transfer none) (nullable): the fds, or %NULL when none came
  */
 PEER_EXPORT
 GUnixFDList    *peer_call_get_unix_fd_list    (PeerCall    *call);
+
+/**
+ * peer_call_get_n_fds:
+ * @call: a call
+ *
+ * Returns: how many fds came with the call
+ */
+PEER_EXPORT
+guint           peer_call_get_n_fds           (PeerCall    *call);
+
+/**
+ * peer_call_dup_fd:
+ * @call: a call
+ * @handle: an `h` argument of the call, as the peer sent it (not trusted)
+ * @error: PEER_ERROR_INVALID_ARGS when no fd of the call has that index,
+ *   or the G_IO_ERROR of dup()
+ *
+ * Returns: a new fd (close-on-exec) that the caller owns and closes, or -1
+ */
+PEER_EXPORT
+int             peer_call_dup_fd              (PeerCall    *call,
+                                               gint32       handle,
+                                               GError     **error);
 
 /**
  * peer_call_get_connection:
@@ -112,8 +136,13 @@ void            peer_call_return_value        (PeerCall    *call,
  * @call: a call not yet replied to
  * @value: (nullable): the reply tuple (a floating reference is sunk)
  * @fd_list: (nullable) (transfer none): fds to send; the `h` values in
- *   @value index into it. The list keeps its fds: the caller still owns
- *   @fd_list and closes it as usual.
+ *   @value index into it. A reference is taken until the reply is written;
+ *   the caller still owns @fd_list and its fds and unrefs it as usual
+ *   (but must not steal fds out of it afterwards).
+ *
+ * Replies with fds. When the peer did not negotiate fd passing (see
+ * peer_connection_can_pass_fds()), it gets org.libpeer.Error.NotSupported
+ * instead, and nothing is sent.
  */
 PEER_EXPORT
 void            peer_call_return_value_with_unix_fd_list (PeerCall    *call,

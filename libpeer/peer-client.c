@@ -3,8 +3,12 @@
 
 #include <string.h>
 
+#include "peer-blob.h"
 #include "peer-client.h"
 #include "peer-error.h"
+#include "peer-client-private.h"
+#include "peer-lane-private.h"
+#include "peer-wire-private.h"
 
 #define PEER_CLIENT_DEFAULT_TIMEOUT_MS 25000
 
@@ -18,11 +22,23 @@ struct _PeerClient
    * that signals subscribed right after connecting are never missed; they
    * are thawed by the first call or the first main-loop iteration. */
   gint processing_started;              /* atomic */
+  /* Whether the server takes blob-wrapped calls (see peer-wire.c): asked
+   * once, the first time a call has a large `ay` argument. */
+  gint blob_calls;                      /* atomic, BlobCalls */
+  gsize blob_threshold;                 /* atomic (pointer-sized) */
+  /* Set once by peer_client_open_lane_sync(), freed in finalize. */
+  PeerLaneClient *lane;                 /* atomic */
 
   GMutex lock;
   /* Protected by @lock */
   GError *close_reason;
 };
+
+typedef enum {
+  BLOB_CALLS_UNKNOWN,
+  BLOB_CALLS_YES,
+  BLOB_CALLS_NO,
+} BlobCalls;
 
 enum { SIGNAL_CLOSED, N_SIGNALS };
 static guint signals[N_SIGNALS];
@@ -54,6 +70,9 @@ on_connection_closed (GDBusConnection *connection,
   g_mutex_unlock (&self->lock);
 
   g_debug ("libpeer: client connection closed: %s", reason->message);
+  /* The lane is bound to the connection: calls waiting on it end now. */
+  if (self->lane != NULL)
+    _peer_lane_client_shutdown (self->lane);
   g_signal_emit (self, signals[SIGNAL_CLOSED], 0, reason);
 }
 
@@ -79,6 +98,7 @@ peer_client_finalize (GObject *object)
   PeerClient *self = PEER_CLIENT (object);
 
   g_clear_error (&self->close_reason);
+  g_clear_pointer (&self->lane, _peer_lane_client_free);
   g_mutex_clear (&self->lock);
 
   G_OBJECT_CLASS (peer_client_parent_class)->finalize (object);
@@ -111,6 +131,7 @@ static void
 peer_client_init (PeerClient *self)
 {
   g_mutex_init (&self->lock);
+  self->blob_threshold = PEER_BLOB_DEFAULT_THRESHOLD;
 }
 
 PeerClient *
@@ -165,7 +186,7 @@ check_address (const char *address,
 {
   g_autoptr(GError) local_error = NULL;
 
-  if (address == NULL || !g_dbus_is_supported_address (address, &local_error))
+  if (address == NULL || address[0] == '\0' || !g_dbus_is_supported_address (address, &local_error))
     {
       g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS, "Invalid address '%s': %s",
                    address ? address : "(null)",
@@ -440,6 +461,50 @@ fix_call_error (PeerClient *self,
     g_dbus_error_strip_remote_error (*error);
 }
 
+/* Refused here rather than in GDBus's worker, which would drop the whole
+ * connection over it. */
+static gboolean
+check_can_send_fds (PeerClient  *self,
+                    GUnixFDList *fd_list,
+                    GError     **error)
+{
+  if (fd_list == NULL || g_unix_fd_list_get_length (fd_list) == 0 || peer_client_can_pass_fds (self))
+    return TRUE;
+  g_set_error_literal (error, PEER_ERROR, PEER_ERROR_NOT_SUPPORTED,
+                       "Cannot send file descriptors: the connection did not negotiate fd passing");
+  return FALSE;
+}
+
+static void
+record_features (PeerClient   *self,
+                 GVariant     *reply,
+                 const GError *error)
+{
+  /* An answer that never came says nothing about the server: ask again. */
+  if (reply == NULL &&
+      (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CANCELLED) ||
+       g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CLOSED) ||
+       g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT)))
+    return;
+  g_atomic_int_set (&self->blob_calls,
+                    _peer_wire_features_have_blob_call (reply) ? BLOB_CALLS_YES : BLOB_CALLS_NO);
+  g_debug ("libpeer: the server %s blob calls",
+           g_atomic_int_get (&self->blob_calls) == BLOB_CALLS_YES ? "takes" : "does not take");
+}
+
+/* Whether this call would go as a blob call, before knowing whether the
+ * server takes them. */
+static gboolean
+wants_blob_call (PeerClient *self,
+                 const char *interface_name,
+                 GVariant   *parameters,
+                 gsize       threshold)
+{
+  return g_atomic_int_get (&self->blob_calls) != BLOB_CALLS_NO &&
+         _peer_wire_wants_blob_call (interface_name, parameters, threshold) &&
+         peer_client_can_pass_fds (self);
+}
+
 GVariant *
 peer_client_call_sync (PeerClient          *self,
                        const char          *object_path,
@@ -453,20 +518,72 @@ peer_client_call_sync (PeerClient          *self,
                        GCancellable        *cancellable,
                        GError             **error)
 {
+  g_autoptr(GVariant) owned = NULL;
   GError *local_error = NULL;
-  GVariant *reply;
+  GVariant *reply = NULL;
+  PeerLaneClient *lane;
+  guint32 lane_id;
+  gsize threshold;
 
   g_return_val_if_fail (PEER_IS_CLIENT (self), NULL);
   g_return_val_if_fail (object_path != NULL && g_variant_is_object_path (object_path), NULL);
   g_return_val_if_fail (interface_name == NULL || g_dbus_is_interface_name (interface_name), NULL);
   g_return_val_if_fail (method_name != NULL && g_dbus_is_member_name (method_name), NULL);
+  g_return_val_if_fail (fd_list == NULL || G_IS_UNIX_FD_LIST (fd_list), NULL);
+
+  if (out_fd_list != NULL)
+    *out_fd_list = NULL;
+  if (parameters != NULL)
+    owned = g_variant_ref_sink (parameters);
+  if (!check_can_send_fds (self, fd_list, error))
+    return NULL;
 
   ensure_processing (self);
-  reply = g_dbus_connection_call_with_unix_fd_list_sync (self->connection, NULL, object_path,
-                                                         interface_name, method_name, parameters,
-                                                         reply_type, G_DBUS_CALL_FLAGS_NONE,
-                                                         timeout_ms, fd_list, out_fd_list,
-                                                         cancellable, &local_error);
+  lane = g_atomic_pointer_get (&self->lane);
+  /* The lane lives no longer than the connection, even in the moment
+   * before the connection's "closed" signal is delivered. */
+  if (lane != NULL && g_dbus_connection_is_closed (self->connection))
+    _peer_lane_client_shutdown (lane);
+  if (lane != NULL && _peer_lane_client_has_method (lane, object_path, interface_name, method_name, &lane_id))
+    return _peer_lane_client_call (lane, lane_id, owned, reply_type, timeout_ms, fd_list, out_fd_list,
+                                   cancellable, error);
+
+  threshold = (gsize) g_atomic_pointer_get (&self->blob_threshold);
+  if (wants_blob_call (self, interface_name, owned, threshold) &&
+      g_atomic_int_get (&self->blob_calls) == BLOB_CALLS_UNKNOWN)
+    {
+      g_autoptr(GVariant) features = NULL;
+      g_autoptr(GError) features_error = NULL;
+
+      features = g_dbus_connection_call_sync (self->connection, NULL, PEER_WIRE_PATH,
+                                              PEER_WIRE_INTERFACE, "GetFeatures", NULL,
+                                              G_VARIANT_TYPE ("(a{sv})"), G_DBUS_CALL_FLAGS_NONE,
+                                              timeout_ms, cancellable, &features_error);
+      record_features (self, features, features_error);
+    }
+
+  if (wants_blob_call (self, interface_name, owned, threshold) &&
+      g_atomic_int_get (&self->blob_calls) == BLOB_CALLS_YES)
+    {
+      g_autoptr(GDBusMessage) message = NULL;
+      g_autoptr(GDBusMessage) reply_message = NULL;
+
+      message = _peer_wire_new_blob_call (object_path, interface_name, method_name, owned,
+                                          fd_list, threshold, &local_error);
+      if (message != NULL)
+        reply_message = g_dbus_connection_send_message_with_reply_sync (self->connection, message,
+                                                                        G_DBUS_SEND_MESSAGE_FLAGS_NONE,
+                                                                        timeout_ms, NULL, cancellable,
+                                                                        &local_error);
+      if (reply_message != NULL)
+        reply = _peer_wire_finish_blob_call (reply_message, reply_type, out_fd_list, &local_error);
+    }
+  else
+    reply = g_dbus_connection_call_with_unix_fd_list_sync (self->connection, NULL, object_path,
+                                                           interface_name, method_name, owned,
+                                                           reply_type, G_DBUS_CALL_FLAGS_NONE,
+                                                           timeout_ms, fd_list, out_fd_list,
+                                                           cancellable, &local_error);
   if (reply == NULL)
     {
       fix_call_error (self, &local_error);
@@ -486,6 +603,30 @@ call_result_free (CallResult *result)
   g_clear_pointer (&result->reply, g_variant_unref);
   g_clear_object (&result->fd_list);
   g_free (result);
+}
+
+/* An async call, kept while the server is asked about blob calls. */
+typedef struct {
+  char *object_path;
+  char *interface_name;
+  char *method_name;
+  GVariant *parameters;                 /* nullable; dropped once sent */
+  GVariantType *reply_type;             /* nullable */
+  int timeout_ms;
+  GUnixFDList *fd_list;                 /* nullable; the caller's, referenced until sent */
+  gsize threshold;
+} PendingCall;
+
+static void
+pending_call_free (PendingCall *pending)
+{
+  g_free (pending->object_path);
+  g_free (pending->interface_name);
+  g_free (pending->method_name);
+  g_clear_pointer (&pending->parameters, g_variant_unref);
+  g_clear_pointer (&pending->reply_type, g_variant_type_free);
+  g_clear_object (&pending->fd_list);
+  g_free (pending);
 }
 
 static void
@@ -510,6 +651,94 @@ on_call_done (GObject      *source,
   g_task_return_pointer (task, result, (GDestroyNotify) call_result_free);
 }
 
+static void
+on_blob_call_done (GObject      *source,
+                   GAsyncResult *res,
+                   gpointer      user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  PeerClient *self = g_task_get_source_object (task);
+  PendingCall *pending = g_task_get_task_data (task);
+  g_autoptr(GDBusMessage) reply_message = NULL;
+  CallResult *result = g_new0 (CallResult, 1);
+  GError *error = NULL;
+
+  reply_message = g_dbus_connection_send_message_with_reply_finish (G_DBUS_CONNECTION (source),
+                                                                    res, &error);
+  if (reply_message != NULL)
+    result->reply = _peer_wire_finish_blob_call (reply_message, pending->reply_type,
+                                                 &result->fd_list, &error);
+  if (result->reply == NULL)
+    {
+      call_result_free (result);
+      fix_call_error (self, &error);
+      g_task_return_error (task, error);
+      return;
+    }
+  g_task_return_pointer (task, result, (GDestroyNotify) call_result_free);
+}
+
+/* Sends @task's call, as a blob call when the server takes them. */
+static void
+send_pending_call (PeerClient *self,
+                   GTask      *task)
+{
+  PendingCall *pending = g_task_get_task_data (task);
+
+  if (wants_blob_call (self, pending->interface_name, pending->parameters, pending->threshold) &&
+      g_atomic_int_get (&self->blob_calls) == BLOB_CALLS_YES)
+    {
+      g_autoptr(GDBusMessage) message = NULL;
+      GError *error = NULL;
+
+      message = _peer_wire_new_blob_call (pending->object_path, pending->interface_name,
+                                          pending->method_name, pending->parameters,
+                                          pending->fd_list, pending->threshold, &error);
+      if (message == NULL)
+        {
+          g_task_return_error (task, error);
+          g_object_unref (task);
+          return;
+        }
+      g_dbus_connection_send_message_with_reply (self->connection, message,
+                                                 G_DBUS_SEND_MESSAGE_FLAGS_NONE,
+                                                 pending->timeout_ms, NULL,
+                                                 g_task_get_cancellable (task),
+                                                 on_blob_call_done, task);
+    }
+  else
+    g_dbus_connection_call_with_unix_fd_list (self->connection, NULL, pending->object_path,
+                                              pending->interface_name, pending->method_name,
+                                              pending->parameters, pending->reply_type,
+                                              G_DBUS_CALL_FLAGS_NONE, pending->timeout_ms,
+                                              pending->fd_list, g_task_get_cancellable (task),
+                                              on_call_done, task);
+  /* The message has what it needs: the caller's fds and a payload that
+   * may be large must not live on until the result is finished. */
+  g_clear_object (&pending->fd_list);
+  g_clear_pointer (&pending->parameters, g_variant_unref);
+}
+
+static void
+on_features_for_call (GObject      *source,
+                      GAsyncResult *res,
+                      gpointer      user_data)
+{
+  GTask *task = user_data;
+  PeerClient *self = g_task_get_source_object (task);
+  g_autoptr(GVariant) features = NULL;
+  g_autoptr(GError) error = NULL;
+
+  features = g_dbus_connection_call_finish (G_DBUS_CONNECTION (source), res, &error);
+  record_features (self, features, error);
+  if (g_task_return_error_if_cancelled (task))
+    {
+      g_object_unref (task);
+      return;
+    }
+  send_pending_call (self, task);
+}
+
 void
 peer_client_call (PeerClient          *self,
                   const char          *object_path,
@@ -524,18 +753,45 @@ peer_client_call (PeerClient          *self,
                   gpointer             user_data)
 {
   g_autoptr(GTask) task = NULL;
+  g_autoptr(GError) error = NULL;
+  PendingCall *pending;
 
   g_return_if_fail (PEER_IS_CLIENT (self));
   g_return_if_fail (object_path != NULL && g_variant_is_object_path (object_path));
+  g_return_if_fail (interface_name == NULL || g_dbus_is_interface_name (interface_name));
   g_return_if_fail (method_name != NULL && g_dbus_is_member_name (method_name));
+  g_return_if_fail (fd_list == NULL || G_IS_UNIX_FD_LIST (fd_list));
+
+  pending = g_new0 (PendingCall, 1);
+  pending->object_path = g_strdup (object_path);
+  pending->interface_name = g_strdup (interface_name);
+  pending->method_name = g_strdup (method_name);
+  pending->parameters = parameters != NULL ? g_variant_ref_sink (parameters) : NULL;
+  pending->reply_type = reply_type != NULL ? g_variant_type_copy (reply_type) : NULL;
+  pending->timeout_ms = timeout_ms;
+  pending->fd_list = fd_list != NULL ? g_object_ref (fd_list) : NULL;
+  pending->threshold = (gsize) g_atomic_pointer_get (&self->blob_threshold);
 
   task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, peer_client_call);
+  g_task_set_task_data (task, pending, (GDestroyNotify) pending_call_free);
+  if (!check_can_send_fds (self, fd_list, &error))
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+
   ensure_processing (self);
-  g_dbus_connection_call_with_unix_fd_list (self->connection, NULL, object_path, interface_name,
-                                            method_name, parameters, reply_type,
-                                            G_DBUS_CALL_FLAGS_NONE, timeout_ms, fd_list,
-                                            cancellable, on_call_done, g_steal_pointer (&task));
+  if (wants_blob_call (self, interface_name, pending->parameters, pending->threshold) &&
+      g_atomic_int_get (&self->blob_calls) == BLOB_CALLS_UNKNOWN)
+    {
+      g_dbus_connection_call (self->connection, NULL, PEER_WIRE_PATH, PEER_WIRE_INTERFACE,
+                              "GetFeatures", NULL, G_VARIANT_TYPE ("(a{sv})"),
+                              G_DBUS_CALL_FLAGS_NONE, timeout_ms, cancellable,
+                              on_features_for_call, g_steal_pointer (&task));
+      return;
+    }
+  send_pending_call (self, g_steal_pointer (&task));
 }
 
 GVariant *
@@ -708,4 +964,83 @@ peer_client_close (PeerClient *self)
                                               "Connection closed by this side");
   g_mutex_unlock (&self->lock);
   g_dbus_connection_close (self->connection, NULL, NULL, NULL);
+}
+
+gboolean
+peer_client_can_pass_fds (PeerClient *self)
+{
+  g_return_val_if_fail (PEER_IS_CLIENT (self), FALSE);
+  return (g_dbus_connection_get_capabilities (self->connection) &
+          G_DBUS_CAPABILITY_FLAGS_UNIX_FD_PASSING) != 0;
+}
+
+void
+peer_client_set_blob_threshold (PeerClient *self,
+                                gsize       threshold)
+{
+  g_return_if_fail (PEER_IS_CLIENT (self));
+  g_atomic_pointer_set (&self->blob_threshold, threshold);
+}
+
+/* --- the lane ----------------------------------------------------------- */
+
+gboolean
+peer_client_open_lane_sync (PeerClient   *self,
+                            GCancellable *cancellable,
+                            GError      **error)
+{
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GUnixFDList) fd_list = NULL;
+  g_autoptr(GError) local_error = NULL;
+  PeerLaneClient *lane;
+
+  g_return_val_if_fail (PEER_IS_CLIENT (self), FALSE);
+
+  if (g_atomic_pointer_get (&self->lane) != NULL)
+    return TRUE;
+  if (!(g_dbus_connection_get_capabilities (self->connection) & G_DBUS_CAPABILITY_FLAGS_UNIX_FD_PASSING))
+    {
+      g_set_error_literal (error, PEER_ERROR, PEER_ERROR_NOT_SUPPORTED,
+                           "A lane needs fd passing, which this connection did not negotiate");
+      return FALSE;
+    }
+
+  ensure_processing (self);
+  reply = g_dbus_connection_call_with_unix_fd_list_sync (self->connection, NULL, PEER_LANE_PATH,
+                                                         PEER_LANE_INTERFACE, "Open", NULL,
+                                                         G_VARIANT_TYPE ("(ha(usssssu))"),
+                                                         G_DBUS_CALL_FLAGS_NONE, -1, NULL, &fd_list,
+                                                         cancellable, &local_error);
+  if (reply == NULL)
+    {
+      fix_call_error (self, &local_error);
+      g_propagate_prefixed_error (error, g_steal_pointer (&local_error), "Cannot open a lane: ");
+      return FALSE;
+    }
+  lane = _peer_lane_client_new (reply, fd_list, error);
+  if (lane == NULL)
+    return FALSE;
+  if (!g_atomic_pointer_compare_and_exchange (&self->lane, NULL, lane))
+    _peer_lane_client_free (lane);      /* another thread opened one first */
+  else if (g_dbus_connection_is_closed (self->connection))
+    _peer_lane_client_shutdown (lane);
+  g_debug ("libpeer: lane open with %u methods", _peer_lane_client_get_n_methods (self->lane));
+  return TRUE;
+}
+
+gboolean
+peer_client_has_lane (PeerClient *self)
+{
+  PeerLaneClient *lane;
+
+  g_return_val_if_fail (PEER_IS_CLIENT (self), FALSE);
+
+  lane = g_atomic_pointer_get (&self->lane);
+  return lane != NULL && !_peer_lane_client_is_closed (lane);
+}
+
+PeerLaneClient *
+_peer_client_get_lane (PeerClient *self)
+{
+  return g_atomic_pointer_get (&self->lane);
 }

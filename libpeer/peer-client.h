@@ -105,12 +105,20 @@ PeerClient      *peer_client_new_for_connection  (GDBusConnection     *connectio
  * @reply_type: (nullable): the expected reply type, checked when given
  * @timeout_ms: -1 for the default (25 s), G_MAXINT for none
  * @fd_list: (nullable) (transfer none): fds to send; `h` arguments index
- *   into it. The caller keeps ownership of the list and its fds.
+ *   into it. The caller keeps ownership of the list and its fds; the
+ *   message gets its own duplicates or a reference to the list.
  * @out_fd_list: (out) (optional) (nullable) (transfer full): fds that came
- *   with the reply; the caller owns the list
+ *   with the reply; the caller owns the list and closes them by unreffing
+ *   it. When %NULL, such fds are closed at once.
  * @cancellable: (nullable): a cancellable
- * @error: the remote error (PEER_ERROR codes come back as themselves), or
- *   PEER_ERROR_DISCONNECTED when the peer went away
+ * @error: the remote error (PEER_ERROR codes come back as themselves),
+ *   PEER_ERROR_DISCONNECTED when the peer went away, or
+ *   PEER_ERROR_NOT_SUPPORTED when @fd_list holds fds and the connection
+ *   did not negotiate fd passing (nothing is sent then)
+ *
+ * Calls and waits. A top-level `ay` argument of at least the blob
+ * threshold (see peer_client_set_blob_threshold()) travels as a sealed
+ * memfd when the server is libpeer; the handler sees the same `ay`.
  *
  * Returns: (transfer full) (nullable): the reply tuple, or %NULL
  */
@@ -136,12 +144,16 @@ GVariant        *peer_client_call_sync           (PeerClient          *self,
  * @parameters: (nullable): arguments (a floating reference is sunk)
  * @reply_type: (nullable): the expected reply type
  * @timeout_ms: -1 for the default, G_MAXINT for none
- * @fd_list: (nullable) (transfer none): fds to send
+ * @fd_list: (nullable) (transfer none): fds to send; a reference is taken
+ *   until the call is sent. The caller keeps ownership of the list and its
+ *   fds (and must not steal them out of it meanwhile).
  * @cancellable: (nullable): a cancellable
  * @callback: called in the current thread-default main context
  * @user_data: data for @callback
  *
- * Calls asynchronously; finish with peer_client_call_finish().
+ * Calls asynchronously; finish with peer_client_call_finish(). Fds and
+ * blobs as for peer_client_call_sync(). A reply that nobody finishes (the
+ * call was cancelled, or the result is dropped) has its fds closed.
  */
 PEER_EXPORT
 void             peer_client_call                (PeerClient          *self,
@@ -160,7 +172,7 @@ void             peer_client_call                (PeerClient          *self,
  * peer_client_call_finish:
  * @self: a client
  * @out_fd_list: (out) (optional) (nullable) (transfer full): fds that came
- *   with the reply
+ *   with the reply; the caller owns the list (when %NULL, they are closed)
  * @result: the result
  * @error: as for peer_client_call_sync()
  *
@@ -253,6 +265,30 @@ PEER_EXPORT
 GDBusConnection *peer_client_get_connection      (PeerClient          *self);
 
 /**
+ * peer_client_can_pass_fds:
+ * @self: a client
+ *
+ * Returns: whether the connection negotiated fd passing
+ */
+PEER_EXPORT
+gboolean         peer_client_can_pass_fds        (PeerClient          *self);
+
+/**
+ * peer_client_set_blob_threshold:
+ * @self: a client
+ * @threshold: the size from which a top-level `ay` argument travels as a
+ *   sealed memfd, or 0 to always send the bytes in the message (default
+ *   %PEER_BLOB_DEFAULT_THRESHOLD)
+ *
+ * Blobs go only to a libpeer server that said it takes them; the client
+ * asks once, the first time a call has such an argument. Other servers,
+ * and calls with smaller arguments, get plain D-Bus. Thread-safe.
+ */
+PEER_EXPORT
+void             peer_client_set_blob_threshold  (PeerClient          *self,
+                                                  gsize                threshold);
+
+/**
  * peer_client_is_closed:
  * @self: a client
  *
@@ -279,5 +315,38 @@ GError          *peer_client_dup_close_reason    (PeerClient          *self);
  */
 PEER_EXPORT
 void             peer_client_close               (PeerClient          *self);
+
+/**
+ * peer_client_open_lane_sync:
+ * @self: a client
+ * @cancellable: (nullable): a cancellable
+ * @error: PEER_ERROR_NOT_SUPPORTED without fd passing or when the server
+ *   is not libpeer, PEER_ERROR_LIMIT_EXCEEDED when the server allows no
+ *   more lanes on this connection
+ *
+ * Opens a lane: a second channel to a libpeer server, bound to this
+ * connection, that carries synchronous calls without GDBus's message
+ * objects and worker thread. From then on peer_client_call_sync() sends
+ * every call to a method in the server's lane table over it, transparently;
+ * asynchronous calls, signals, properties and everything else stay on the
+ * D-Bus connection. A lane carries one call at a time: calls from several
+ * threads take turns. It closes when the connection closes. Opening a
+ * second time does nothing.
+ *
+ * Returns: %TRUE when a lane is open
+ */
+PEER_EXPORT
+gboolean         peer_client_open_lane_sync      (PeerClient          *self,
+                                                  GCancellable        *cancellable,
+                                                  GError             **error);
+
+/**
+ * peer_client_has_lane:
+ * @self: a client
+ *
+ * Returns: whether a lane is open and usable
+ */
+PEER_EXPORT
+gboolean         peer_client_has_lane            (PeerClient          *self);
 
 G_END_DECLS

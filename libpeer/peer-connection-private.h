@@ -20,5 +20,9 @@ void            _peer_connection_send_signal (PeerConnection  *self,
                                               GVariant        *parameters);
 gboolean        _peer_connection_take_hello  (PeerConnection  *self);
 void            _peer_connection_open_signal_gate (PeerConnection *self);
+/* Any thread; applies to messages read from now on. */
+void            _peer_connection_set_limits  (PeerConnection  *self,
+                                              guint            max_fds_per_message,
+                                              gsize            blob_threshold);
 
 G_END_DECLS

@@ -9,6 +9,7 @@
 #include "peer-connection-private.h"
 #include "peer-error.h"
 #include "peer-interface-private.h"
+#include "peer-wire-private.h"
 
 /* Signals wait at a gate until the peer has shown what kind of client it
  * is. A bus client (sd-bus, dbus-next, GDBus with MESSAGE_BUS_CONNECTION)
@@ -45,7 +46,9 @@ struct _PeerConnection
   gulong closed_handler;
 
   GMainContext *context;                /* the server's */
+  PeerWireLimits *limits;               /* shared with the wire filter; atomic fields */
   guint first_message_filter;
+  guint wire_filter;
   GSource *grace_source;
 
   GMutex lock;
@@ -88,6 +91,25 @@ gdbus_return_value (PeerCall    *call,
                     GUnixFDList *fd_list)
 {
   GDBusMethodInvocation *invocation = g_steal_pointer (&call->transport_data);
+  GDBusConnection *connection = g_dbus_method_invocation_get_connection (invocation);
+
+  /* GDBus would try, fail in its worker and drop the whole connection. */
+  if (fd_list != NULL && g_unix_fd_list_get_length (fd_list) > 0 &&
+      !(g_dbus_connection_get_capabilities (connection) & G_DBUS_CAPABILITY_FLAGS_UNIX_FD_PASSING))
+    {
+      g_debug ("libpeer: %s.%s replied with fds to a peer that cannot receive them",
+               peer_call_get_interface_name (call), peer_call_get_method_name (call));
+      g_dbus_method_invocation_return_dbus_error (invocation, "org.libpeer.Error.NotSupported",
+                                                  "The reply carries file descriptors, but this "
+                                                  "connection did not negotiate fd passing");
+      return;
+    }
+  if (_peer_wire_message_is_wrapped (g_dbus_method_invocation_get_message (invocation)))
+    {
+      _peer_wire_return_wrapped (invocation, value, fd_list,
+                                 _peer_wire_limits_get_blob_threshold (call->connection->limits));
+      return;
+    }
 
   /* Consumes the invocation. Replies to a closed connection are dropped
    * by GDBus without a message. */
@@ -331,6 +353,9 @@ peer_connection_dispose (GObject *object)
       g_clear_signal_handler (&self->closed_handler, self->connection);
       unregister_all (self);
       remove_first_message_filter (self);
+      if (self->wire_filter != 0)
+        g_dbus_connection_remove_filter (self->connection, self->wire_filter);
+      self->wire_filter = 0;
       if (!g_dbus_connection_is_closed (self->connection))
         g_dbus_connection_close (self->connection, NULL, NULL, NULL);
     }
@@ -350,6 +375,7 @@ peer_connection_finalize (GObject *object)
     }
   g_queue_clear_full (&self->held_signals, g_object_unref);
   g_main_context_unref (self->context);
+  g_clear_pointer (&self->limits, _peer_wire_limits_unref);
   g_clear_object (&self->connection);
   g_clear_object (&self->credentials);
   g_clear_error (&self->close_reason);
@@ -386,6 +412,7 @@ peer_connection_init (PeerConnection *self)
   g_mutex_init (&self->lock);
   self->context = g_main_context_ref_thread_default ();
   self->registrations = g_hash_table_new (NULL, NULL);
+  self->limits = _peer_wire_limits_new ();
   self->uid = (uid_t) -1;
   self->gid = (gid_t) -1;
   self->pid = -1;
@@ -420,6 +447,14 @@ _peer_connection_new (GDBusConnection *connection,
   g_dbus_connection_set_exit_on_close (connection, FALSE);
   self->closed_handler = g_signal_connect (connection, "closed",
                                            G_CALLBACK (on_dbus_connection_closed), self);
+
+  /* First in line, in GDBus's worker thread: fd limits, and blob calls
+   * unwrapped before anything else sees them. The filter holds only the
+   * limits; it is removed in dispose, because GLib 2.74 does not call a
+   * filter's destroy notify when the connection is finalized. */
+  self->wire_filter = g_dbus_connection_add_filter (connection, _peer_wire_server_filter,
+                                                    _peer_wire_limits_ref (self->limits),
+                                                    (GDestroyNotify) _peer_wire_limits_unref);
 
   /* The filter holds no reference: it is removed when the gate opens, when
    * the connection closes, or in dispose, whichever comes first. */
@@ -603,4 +638,21 @@ peer_connection_close (PeerConnection *self,
   g_mutex_unlock (&self->lock);
 
   g_dbus_connection_close (self->connection, NULL, NULL, NULL);
+}
+
+void
+_peer_connection_set_limits (PeerConnection *self,
+                             guint           max_fds_per_message,
+                             gsize           blob_threshold)
+{
+  _peer_wire_limits_set_max_fds (self->limits, max_fds_per_message);
+  _peer_wire_limits_set_blob_threshold (self->limits, blob_threshold);
+}
+
+gboolean
+peer_connection_can_pass_fds (PeerConnection *self)
+{
+  g_return_val_if_fail (PEER_IS_CONNECTION (self), FALSE);
+  return (g_dbus_connection_get_capabilities (self->connection) &
+          G_DBUS_CAPABILITY_FLAGS_UNIX_FD_PASSING) != 0;
 }

@@ -70,6 +70,18 @@ PEER_EXPORT
 GDBusConnection *peer_connection_get_dbus_connection  (PeerConnection *self);
 
 /**
+ * peer_connection_can_pass_fds:
+ * @self: a connection
+ *
+ * Whether the peer negotiated fd passing. Without it, a reply that
+ * carries fds reaches the peer as org.libpeer.Error.NotSupported instead.
+ *
+ * Returns: %TRUE when fds can be sent to and received from the peer
+ */
+PEER_EXPORT
+gboolean         peer_connection_can_pass_fds         (PeerConnection *self);
+
+/**
  * peer_connection_is_closed:
  * @self: a connection
  *

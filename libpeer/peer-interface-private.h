@@ -18,6 +18,10 @@ gboolean         _peer_interface_lookup_method   (PeerInterface   *self,
                                                   guint           *out_index);
 void             _peer_interface_dispatch        (PeerInterface   *self,
                                                   PeerCall        *call);
+/* Whether method @index has a handler, and its flags. */
+gboolean         _peer_interface_get_method_handler (PeerInterface   *self,
+                                                     guint            index,
+                                                     PeerMethodFlags *out_flags);
 GVariant        *_peer_interface_get_property    (PeerInterface   *self,
                                                   PeerConnection  *caller,
                                                   const char      *property_name,

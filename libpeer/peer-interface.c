@@ -197,6 +197,16 @@ _peer_interface_lookup_method (PeerInterface   *self,
   return FALSE;
 }
 
+gboolean
+_peer_interface_get_method_handler (PeerInterface   *self,
+                                    guint            index,
+                                    PeerMethodFlags *out_flags)
+{
+  g_assert (index < self->n_methods);
+  *out_flags = self->handlers[index].flags;
+  return self->handlers[index].func != NULL;
+}
+
 void
 _peer_interface_dispatch (PeerInterface *self,
                           PeerCall      *call)

@@ -23,12 +23,15 @@
 #include <glib/gstdio.h>
 
 #include "peer-address-private.h"
+#include "peer-blob.h"
 #include "peer-bus-compat-private.h"
 #include "peer-connection-private.h"
 #include "peer-error.h"
 #include "peer-interface-private.h"
 #include "peer-policy.h"
-#include "peer-server.h"
+#include "peer-server-private.h"
+#include "peer-lane-private.h"
+#include "peer-wire-private.h"
 
 typedef struct {
   PeerServer *server;                   /* NULL once the server is gone */
@@ -64,7 +67,11 @@ struct _PeerServer
   GPtrArray *handshakes;                /* Handshake*, not owned */
   GPtrArray *exports;                   /* PeerInterface*, owned */
   PeerInterface *bus_compat;
+  PeerInterface *wire;                  /* org.libpeer.Transport1 */
+  PeerInterface *lane;                  /* org.libpeer.Lane1 */
   guint handshake_timeout_ms;
+  guint max_fds_per_message;
+  gsize blob_threshold;
   guint64 next_peer_id;
   gboolean started;
   gboolean stopped;
@@ -365,6 +372,7 @@ add_peer (PeerServer      *self,
   guint64 *key;
 
   peer = _peer_connection_new (connection, ++self->next_peer_id);
+  _peer_connection_set_limits (peer, self->max_fds_per_message, self->blob_threshold);
 
   for (guint i = 0; i < self->exports->len; i++)
     {
@@ -633,6 +641,37 @@ peer_server_set_handshake_timeout (PeerServer *self,
   self->handshake_timeout_ms = timeout_ms;
 }
 
+static void
+update_peer_limits (PeerServer *self)
+{
+  g_autoptr(GPtrArray) peers = peer_server_list_peers (self);
+
+  for (guint i = 0; i < peers->len; i++)
+    _peer_connection_set_limits (g_ptr_array_index (peers, i), self->max_fds_per_message,
+                                 self->blob_threshold);
+}
+
+void
+peer_server_set_max_fds_per_message (PeerServer *self,
+                                     guint       max_fds)
+{
+  g_return_if_fail (PEER_IS_SERVER (self));
+  g_return_if_fail (max_fds <= PEER_SERVER_MAX_FDS_PER_MESSAGE);
+
+  self->max_fds_per_message = max_fds;
+  update_peer_limits (self);
+}
+
+void
+peer_server_set_blob_threshold (PeerServer *self,
+                                gsize       threshold)
+{
+  g_return_if_fail (PEER_IS_SERVER (self));
+
+  self->blob_threshold = threshold;
+  update_peer_limits (self);
+}
+
 gboolean
 peer_server_export (PeerServer    *self,
                     const char    *object_path,
@@ -797,6 +836,15 @@ peer_server_constructed (GObject *object)
       _peer_interface_bind (self->bus_compat, self, PEER_BUS_COMPAT_PATH, NULL);
       g_ptr_array_add (self->exports, g_object_ref (self->bus_compat));
     }
+
+  /* How libpeer clients learn that this server speaks libpeer. */
+  self->wire = _peer_wire_interface_new ();
+  _peer_interface_bind (self->wire, self, PEER_WIRE_PATH, NULL);
+  g_ptr_array_add (self->exports, g_object_ref (self->wire));
+
+  self->lane = _peer_lane_interface_new (self);
+  _peer_interface_bind (self->lane, self, PEER_LANE_PATH, NULL);
+  g_ptr_array_add (self->exports, g_object_ref (self->lane));
 }
 
 static void
@@ -819,6 +867,8 @@ peer_server_dispose (GObject *object)
     _peer_interface_unbind (g_ptr_array_index (self->exports, i));
   g_ptr_array_set_size (self->exports, 0);
   g_clear_object (&self->bus_compat);
+  g_clear_object (&self->wire);
+  g_clear_object (&self->lane);
 
   G_OBJECT_CLASS (peer_server_parent_class)->dispose (object);
 }
@@ -959,4 +1009,24 @@ peer_server_init (PeerServer *self)
   self->handshakes = g_ptr_array_new ();
   self->exports = g_ptr_array_new_with_free_func (g_object_unref);
   self->handshake_timeout_ms = PEER_SERVER_DEFAULT_HANDSHAKE_TIMEOUT_MS;
+  self->max_fds_per_message = PEER_SERVER_DEFAULT_MAX_FDS_PER_MESSAGE;
+  self->blob_threshold = PEER_BLOB_DEFAULT_THRESHOLD;
+}
+
+/* --- for libpeer's own parts ----------------------------------------------- */
+
+GPtrArray *
+_peer_server_dup_exports (PeerServer *self)
+{
+  GPtrArray *exports = g_ptr_array_new_full (self->exports->len, g_object_unref);
+
+  for (guint i = 0; i < self->exports->len; i++)
+    g_ptr_array_add (exports, g_object_ref (g_ptr_array_index (self->exports, i)));
+  return exports;
+}
+
+guint
+_peer_server_get_max_fds (PeerServer *self)
+{
+  return self->max_fds_per_message;
 }

@@ -39,6 +39,12 @@ typedef enum {
 /** PEER_SERVER_DEFAULT_HANDSHAKE_TIMEOUT_MS: how long a peer may take to authenticate */
 #define PEER_SERVER_DEFAULT_HANDSHAKE_TIMEOUT_MS 5000
 
+/** PEER_SERVER_DEFAULT_MAX_FDS_PER_MESSAGE: how many fds one message may carry (libdbus's default too) */
+#define PEER_SERVER_DEFAULT_MAX_FDS_PER_MESSAGE 16
+
+/** PEER_SERVER_MAX_FDS_PER_MESSAGE: the highest limit that can be set (the kernel's SCM_MAX_FD) */
+#define PEER_SERVER_MAX_FDS_PER_MESSAGE 253
+
 #define PEER_TYPE_SERVER (peer_server_get_type ())
 PEER_EXPORT
 G_DECLARE_FINAL_TYPE (PeerServer, peer_server, PEER, SERVER, GObject)
@@ -137,6 +143,37 @@ PeerPolicy     *peer_server_get_policy         (PeerServer      *self);
 PEER_EXPORT
 void            peer_server_set_handshake_timeout (PeerServer   *self,
                                                    guint         timeout_ms);
+
+/**
+ * peer_server_set_max_fds_per_message:
+ * @self: a server
+ * @max_fds: how many fds one incoming message may carry, from 0 (none) to
+ *   %PEER_SERVER_MAX_FDS_PER_MESSAGE (default
+ *   %PEER_SERVER_DEFAULT_MAX_FDS_PER_MESSAGE)
+ *
+ * A message with more is refused before any handler sees it: the caller
+ * gets org.libpeer.Error.LimitExceeded and every fd that came with the
+ * message is closed. Applies to connected peers too, from their next
+ * message on. Blobs sent for large `ay` arguments count as fds.
+ */
+PEER_EXPORT
+void            peer_server_set_max_fds_per_message (PeerServer *self,
+                                                     guint       max_fds);
+
+/**
+ * peer_server_set_blob_threshold:
+ * @self: a server
+ * @threshold: the size from which an `ay` value in a reply travels as a
+ *   sealed memfd, or 0 to always send the bytes in the message (default
+ *   %PEER_BLOB_DEFAULT_THRESHOLD)
+ *
+ * Only replies to calls that a libpeer client sent with blobs are
+ * concerned (see peer_client_set_blob_threshold()); every other reply is
+ * plain D-Bus. Applies to connected peers too.
+ */
+PEER_EXPORT
+void            peer_server_set_blob_threshold (PeerServer *self,
+                                                gsize       threshold);
 
 /**
  * peer_server_export:

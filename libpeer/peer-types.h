@@ -9,6 +9,7 @@
 
 G_BEGIN_DECLS
 
+typedef struct _PeerBlob       PeerBlob;
 typedef struct _PeerCall       PeerCall;
 typedef struct _PeerClient     PeerClient;
 typedef struct _PeerConnection PeerConnection;

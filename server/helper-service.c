@@ -2,23 +2,59 @@
  *
  * Quick() is the "random data" service and Notify() the notification-style
  * call with a broadcast signal; the properties show stored (Version,
- * Label) and live (Peers) values. */
+ * Label) and live (Peers) values. OpenFile() and Digest() are the fd
+ * services: a file the app may not open itself, handed out from under a
+ * root directory, and a hash of whatever the app hands in. */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include "peer-protocol.h"
 #include "services.h"
 
 #define QUICK_MAX_BITS 1024
 #define LABEL_MAX_BYTES 256
+/* Each digest holds a thread of GIO's pool and an fd for as long as its
+ * peer keeps the pipe open; this bounds what peers can tie up at once. */
+#define DIGEST_MAX_IN_FLIGHT 16
+#define DIGEST_CHUNK_BYTES (128 * 1024)
 
+/* Shared by the server (object data) and every digest in flight, so that
+ * a digest finishing after the server went away still finds it. */
 typedef struct {
   PeerServer *server;                   /* not a reference: the server owns us */
   PeerInterface *iface;                 /* not a reference: the server holds it */
   guint32 last_notification_id;
+  int root_fd;                          /* O_PATH of the files root, or -1 */
+  char *root_path;                      /* its canonical path, or NULL */
+  guint n_digests;                      /* main context only */
 } Helper;
+
+static void
+helper_clear (gpointer data)
+{
+  Helper *helper = data;
+
+  if (helper->root_fd >= 0)
+    close (helper->root_fd);
+  g_free (helper->root_path);
+}
+
+static void
+helper_release (gpointer data)
+{
+  g_rc_box_release_full (data, helper_clear);
+}
 
 char *
 peer_helper_random_decimal (guint bits)
@@ -127,6 +163,380 @@ handle_notify (PeerCall *call,
     g_debug ("Notified not sent: %s", error->message);
 }
 
+/* --- OpenFile ------------------------------------------------------------ */
+
+static gboolean
+set_open_error (GError    **error,
+                int         saved_errno,
+                const char *path)
+{
+  switch (saved_errno)
+    {
+    case ENOENT:
+      g_set_error (error, G_DBUS_ERROR, G_DBUS_ERROR_FILE_NOT_FOUND, "No file %s", path);
+      break;
+    case EXDEV:
+      g_set_error (error, PEER_ERROR, PEER_ERROR_PERMISSION_DENIED,
+                   "%s leads out of the files root", path);
+      break;
+    case ELOOP:
+    case ENOTDIR:
+      g_set_error (error, PEER_ERROR, PEER_ERROR_PERMISSION_DENIED,
+                   "%s goes through a symbolic link that is not allowed", path);
+      break;
+    default:
+      g_set_error (error, PEER_ERROR, PEER_ERROR_PERMISSION_DENIED,
+                   "Cannot open %s: %s", path, g_strerror (saved_errno));
+      break;
+    }
+  return FALSE;
+}
+
+/* Without openat2(): one component at a time, never following a symbolic
+ * link (O_NOFOLLOW) and never going up (".." refused). Stricter than
+ * openat2's RESOLVE_BENEATH, which follows links that stay inside the root:
+ * here every link is refused, so nothing a link points at can be reached,
+ * and no race between checking a path and opening it exists. */
+static int
+open_beneath_by_components (int         root_fd,
+                            const char *path,
+                            int         flags,
+                            GError    **error)
+{
+  g_auto(GStrv) parts = g_strsplit (path, "/", -1);
+  int dir_fd = dup (root_fd);
+  guint n = g_strv_length (parts);
+
+  if (dir_fd < 0)
+    {
+      set_open_error (error, errno, path);
+      return -1;
+    }
+  for (guint i = 0; i < n; i++)
+    {
+      gboolean last = i + 1 == n;
+      const char *part = parts[i];
+      int next;
+
+      if (g_str_equal (part, ".."))
+        {
+          close (dir_fd);
+          g_set_error (error, PEER_ERROR, PEER_ERROR_PERMISSION_DENIED,
+                       "%s leads out of the files root", path);
+          return -1;
+        }
+      if (!last && (part[0] == '\0' || g_str_equal (part, ".")))
+        continue;
+      if (last && (part[0] == '\0' || g_str_equal (part, ".")))
+        {
+          close (dir_fd);
+          g_set_error (error, PEER_ERROR, PEER_ERROR_PERMISSION_DENIED, "%s is not a regular file", path);
+          return -1;
+        }
+      next = last ? openat (dir_fd, part, flags | O_NOFOLLOW)
+                  : openat (dir_fd, part, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (next < 0)
+        {
+          int saved_errno = errno;
+          close (dir_fd);
+          set_open_error (error, saved_errno, path);
+          return -1;
+        }
+      close (dir_fd);
+      dir_fd = next;
+    }
+  return dir_fd;
+}
+
+int
+peer_helper_open_beneath (int         root_fd,
+                          const char *root_path,
+                          const char *path,
+                          gboolean    use_openat2,
+                          GError    **error)
+{
+  /* O_NONBLOCK: opening a FIFO must not wait for a writer; O_NOCTTY: a
+   * terminal must not become ours. Both only matter until the type check. */
+  const int flags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
+  static gint have_openat2 = TRUE;
+  const char *relative = path;
+  struct stat st;
+  int fd = -1;
+
+  if (path[0] == '\0')
+    {
+      g_set_error_literal (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS, "The path is empty");
+      return -1;
+    }
+  if (path[0] == '/')
+    {
+      gsize len = strlen (root_path);
+
+      if (strncmp (path, root_path, len) != 0 || (path[len] != '/' && path[len] != '\0'))
+        {
+          g_set_error (error, PEER_ERROR, PEER_ERROR_PERMISSION_DENIED,
+                       "%s is outside the files root", path);
+          return -1;
+        }
+      relative = path + len;
+      while (*relative == '/')
+        relative++;
+      if (*relative == '\0')
+        relative = ".";
+    }
+
+  if (use_openat2 && g_atomic_int_get (&have_openat2))
+    {
+      struct open_how how = {
+        .flags = (guint64) flags,
+        /* BENEATH: no "..", absolute path or symlink may leave the root;
+         * NO_MAGICLINKS: no /proc/self/fd/N-style jumps either. */
+        .resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS,
+      };
+
+      fd = (int) syscall (SYS_openat2, root_fd, relative, &how, sizeof how);
+      if (fd < 0 && (errno == ENOSYS || errno == E2BIG || errno == EPERM))
+        {
+          /* No openat2() here (or a seccomp filter hides it). */
+          g_debug ("openat2() unavailable (%s); opening component by component", g_strerror (errno));
+          g_atomic_int_set (&have_openat2, FALSE);
+        }
+      else if (fd < 0)
+        {
+          set_open_error (error, errno, path);
+          return -1;
+        }
+    }
+  if (fd < 0)
+    {
+      fd = open_beneath_by_components (root_fd, relative, flags, error);
+      if (fd < 0)
+        return -1;
+    }
+
+  if (fstat (fd, &st) != 0 || !S_ISREG (st.st_mode))
+    {
+      close (fd);
+      g_set_error (error, PEER_ERROR, PEER_ERROR_PERMISSION_DENIED, "%s is not a regular file", path);
+      return -1;
+    }
+  /* The peer gets an ordinary blocking fd. */
+  fcntl (fd, F_SETFL, fcntl (fd, F_GETFL) & ~O_NONBLOCK);
+  return fd;
+}
+
+static void
+handle_open_file (PeerCall *call,
+                  gpointer  user_data)
+{
+  Helper *helper = user_data;
+  g_autoptr(GUnixFDList) fds = NULL;
+  g_autoptr(GError) error = NULL;
+  const char *path;
+  int fd;
+
+  g_variant_get (peer_call_get_parameters (call), "(&s)", &path);
+  if (helper->root_fd < 0)
+    {
+      peer_call_return_error (call, PEER_ERROR, PEER_ERROR_PERMISSION_DENIED,
+                              "This server has no files root: it opens no files");
+      return;
+    }
+  fd = peer_helper_open_beneath (helper->root_fd, helper->root_path, path, TRUE, &error);
+  if (fd < 0)
+    {
+      peer_call_take_error (call, g_steal_pointer (&error));
+      return;
+    }
+  fds = g_unix_fd_list_new_from_array (&fd, 1);
+  peer_call_return_value_with_unix_fd_list (call, g_variant_new ("(h)", 0), fds);
+}
+
+/* --- Digest -------------------------------------------------------------- */
+
+typedef struct {
+  Helper *helper;                       /* a reference */
+  PeerCall *call;                       /* a reference */
+  int fd;                               /* ours */
+  GChecksumType type;
+  GCancellable *cancellable;
+  gulong closed_handler;
+} DigestJob;
+
+static void
+digest_job_free (DigestJob *job)
+{
+  PeerConnection *peer = peer_call_get_connection (job->call);
+
+  g_clear_signal_handler (&job->closed_handler, peer);
+  if (job->fd >= 0)
+    close (job->fd);
+  g_object_unref (job->cancellable);
+  peer_call_unref (job->call);
+  helper_release (job->helper);
+  g_free (job);
+}
+
+/* Waits until @fd can be read or @cancellable fires, so that a read never
+ * blocks on a pipe whose writer stays silent. */
+static gboolean
+wait_readable (int           fd,
+               int           cancel_fd,
+               GCancellable *cancellable,
+               GError      **error)
+{
+  struct pollfd pfd[2] = { { fd, POLLIN, 0 }, { cancel_fd, POLLIN, 0 } };
+
+  while (poll (pfd, 2, -1) < 0)
+    if (errno != EINTR)
+      {
+        g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errno), "poll: %s", g_strerror (errno));
+        return FALSE;
+      }
+  return !g_cancellable_set_error_if_cancelled (cancellable, error);
+}
+
+static void
+digest_thread (GTask        *task,
+               gpointer      source_object,
+               gpointer      task_data,
+               GCancellable *cancellable)
+{
+  DigestJob *job = task_data;
+  g_autoptr(GChecksum) checksum = g_checksum_new (job->type);
+  g_autofree guint8 *buf = g_malloc (DIGEST_CHUNK_BYTES);
+  int cancel_fd = g_cancellable_get_fd (cancellable);
+  GError *error = NULL;
+
+  for (;;)
+    {
+      ssize_t n;
+
+      if (!wait_readable (job->fd, cancel_fd, cancellable, &error))
+        break;
+      n = read (job->fd, buf, DIGEST_CHUNK_BYTES);
+      if (n > 0)
+        g_checksum_update (checksum, buf, n);
+      else if (n == 0)
+        {
+          g_task_return_pointer (task, g_strdup (g_checksum_get_string (checksum)), g_free);
+          break;
+        }
+      else if (errno != EINTR && errno != EAGAIN)
+        {
+          int saved_errno = errno;
+          g_set_error (&error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
+                       "Cannot read the fd: %s", g_strerror (saved_errno));
+          break;
+        }
+    }
+  g_cancellable_release_fd (cancellable);
+  if (error != NULL)
+    g_task_return_error (task, error);
+  /* The fd goes now, not when the main context gets round to the reply. */
+  close (job->fd);
+  job->fd = -1;
+}
+
+static void
+on_digest_done (GObject      *source,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  DigestJob *job = g_task_get_task_data (G_TASK (result));
+  g_autofree char *hex = NULL;
+  g_autoptr(GError) error = NULL;
+
+  job->helper->n_digests--;
+  hex = g_task_propagate_pointer (G_TASK (result), &error);
+  if (hex == NULL)
+    peer_call_take_error (job->call, g_steal_pointer (&error));
+  else
+    peer_call_return_value (job->call, g_variant_new ("(s)", hex));
+}
+
+static void
+on_digest_peer_closed (PeerConnection *peer,
+                       const GError   *reason,
+                       DigestJob      *job)
+{
+  g_cancellable_cancel (job->cancellable);
+}
+
+static gboolean
+parse_checksum_type (const char    *name,
+                     GChecksumType *out)
+{
+  static const struct { const char *name; GChecksumType type; } types[] = {
+    { "md5", G_CHECKSUM_MD5 },
+    { "sha1", G_CHECKSUM_SHA1 },
+    { "sha256", G_CHECKSUM_SHA256 },
+    { "sha384", G_CHECKSUM_SHA384 },
+    { "sha512", G_CHECKSUM_SHA512 },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (types); i++)
+    if (g_str_equal (name, types[i].name))
+      {
+        *out = types[i].type;
+        return TRUE;
+      }
+  return FALSE;
+}
+
+static void
+handle_digest (PeerCall *call,
+               gpointer  user_data)
+{
+  Helper *helper = user_data;
+  g_autoptr(GTask) task = NULL;
+  g_autoptr(GError) error = NULL;
+  GChecksumType type;
+  const char *algorithm;
+  gint32 handle;
+  DigestJob *job;
+  int fd;
+
+  g_variant_get (peer_call_get_parameters (call), "(h&s)", &handle, &algorithm);
+  if (!parse_checksum_type (algorithm, &type))
+    {
+      peer_call_return_error (call, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
+                              "Unknown algorithm '%s' (md5, sha1, sha256, sha384 or sha512)", algorithm);
+      return;
+    }
+  if (helper->n_digests >= DIGEST_MAX_IN_FLIGHT)
+    {
+      peer_call_return_error (call, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED,
+                              "%d digests are already running", DIGEST_MAX_IN_FLIGHT);
+      return;
+    }
+  fd = peer_call_dup_fd (call, handle, &error);
+  if (fd < 0)
+    {
+      peer_call_take_error (call, g_steal_pointer (&error));
+      return;
+    }
+
+  job = g_new0 (DigestJob, 1);
+  job->helper = g_rc_box_acquire (helper);
+  job->call = peer_call_ref (call);
+  job->fd = fd;
+  job->type = type;
+  job->cancellable = g_cancellable_new ();
+  job->closed_handler = g_signal_connect (peer_call_get_connection (call), "closed",
+                                          G_CALLBACK (on_digest_peer_closed), job);
+  helper->n_digests++;
+
+  /* The read runs in a GIO worker thread; the reply comes back to this
+   * (the server's) main context in on_digest_done(). */
+  task = g_task_new (NULL, job->cancellable, on_digest_done, NULL);
+  g_task_set_source_tag (task, handle_digest);
+  g_task_set_task_data (task, job, (GDestroyNotify) digest_job_free);
+  g_task_run_in_thread (task, digest_thread);
+}
+
+/* --- properties ---------------------------------------------------------- */
+
 static gboolean
 on_set_label (PeerInterface  *iface,
               PeerConnection *caller,
@@ -170,14 +580,17 @@ peer_helper_service_export (PeerServer *server,
   static const PeerMethodEntry entries[] = {
     { "Quick", handle_quick, PEER_METHOD_FLAGS_THREAD_SAFE },
     { "Notify", handle_notify, PEER_METHOD_FLAGS_NONE },
+    { "OpenFile", handle_open_file, PEER_METHOD_FLAGS_NONE },
+    { "Digest", handle_digest, PEER_METHOD_FLAGS_NONE },
   };
   g_autoptr(PeerInterface) iface = peer_interface_new (peer_proto_helper1_interface_info ());
-  Helper *helper = g_new0 (Helper, 1);
+  Helper *helper = g_rc_box_new0 (Helper);
 
   helper->server = server;
   helper->iface = iface;
-  /* Freed with the server, which outlives every handler call. */
-  g_object_set_data_full (G_OBJECT (server), "peer-helper-service", helper, g_free);
+  helper->root_fd = -1;
+  /* Released with the server; digests in flight hold their own reference. */
+  g_object_set_data_full (G_OBJECT (server), "peer-helper-service", helper, helper_release);
 
   if (!peer_interface_add_methods (iface, entries, G_N_ELEMENTS (entries), helper, error))
     return FALSE;
@@ -189,4 +602,47 @@ peer_helper_service_export (PeerServer *server,
   g_signal_connect (server, "peer-connected", G_CALLBACK (on_peers_changed), helper);
   g_signal_connect (server, "peer-disconnected", G_CALLBACK (on_peers_changed), helper);
   return peer_server_export (server, PEER_HELPER_PATH, iface, error);
+}
+
+gboolean
+peer_helper_service_set_files_root (PeerServer *server,
+                                    const char *root,
+                                    GError    **error)
+{
+  Helper *helper = g_object_get_data (G_OBJECT (server), "peer-helper-service");
+  g_autofree char *canonical = NULL;
+  int fd;
+
+  g_return_val_if_fail (helper != NULL, FALSE);
+
+  if (root == NULL)
+    {
+      if (helper->root_fd >= 0)
+        close (helper->root_fd);
+      helper->root_fd = -1;
+      g_clear_pointer (&helper->root_path, g_free);
+      return TRUE;
+    }
+  canonical = realpath (root, NULL);
+  if (canonical == NULL)
+    {
+      int saved_errno = errno;
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
+                   "Files root %s: %s", root, g_strerror (saved_errno));
+      return FALSE;
+    }
+  fd = open (canonical, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    {
+      int saved_errno = errno;
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
+                   "Files root %s: %s", root, g_strerror (saved_errno));
+      return FALSE;
+    }
+  if (helper->root_fd >= 0)
+    close (helper->root_fd);
+  helper->root_fd = fd;
+  g_free (helper->root_path);
+  helper->root_path = g_steal_pointer (&canonical);
+  return TRUE;
 }

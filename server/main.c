@@ -43,6 +43,7 @@ main (int   argc,
       char *argv[])
 {
   g_autofree char *address = NULL;
+  g_autofree char *files_root = NULL;
   g_auto(GStrv) allow_uids = NULL;
   g_auto(GStrv) allow_gids = NULL;
   gboolean version = FALSE;
@@ -53,6 +54,8 @@ main (int   argc,
       "Also admit peers with this uid (repeatable)", "UID" },
     { "allow-gid", 'g', 0, G_OPTION_ARG_STRING_ARRAY, &allow_gids,
       "Also admit peers with this primary gid (repeatable)", "GID" },
+    { "files-root", 0, 0, G_OPTION_ARG_FILENAME, &files_root,
+      "Let OpenFile open regular files under DIR (default: none)", "DIR" },
     { "version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL },
     { NULL }
   };
@@ -106,7 +109,8 @@ main (int   argc,
   server = peer_server_new (address, policy, PEER_SERVER_FLAGS_NONE, NULL, &error);
   if (server == NULL ||
       !peer_bench_service_export (server, &error) ||
-      !peer_helper_service_export (server, &error))
+      !peer_helper_service_export (server, &error) ||
+      (files_root != NULL && !peer_helper_service_set_files_root (server, files_root, &error)))
     {
       g_printerr ("peer-server: %s\n", error->message);
       return 1;

@@ -17,7 +17,24 @@ gboolean peer_bench_service_export  (PeerServer *server,
 gboolean peer_helper_service_export (PeerServer *server,
                                      GError    **error);
 
+/* Lets OpenFile() open regular files under @root; NULL (the default)
+ * opens none. Call after peer_helper_service_export(), in the server's
+ * context. */
+gboolean peer_helper_service_set_files_root (PeerServer *server,
+                                             const char *root,
+                                             GError    **error);
+
 /* Quick()'s number: uniform in [0, 2^bits), in decimal. Exposed for tests. */
 char    *peer_helper_random_decimal (guint       bits);
+
+/* OpenFile()'s resolution: opens @path (relative to @root_fd, or absolute
+ * under @root_path) read-only, refusing anything that leaves the root or is
+ * not a regular file. @use_openat2 FALSE forces the fallback used where the
+ * kernel has no openat2(). Returns a new fd, or -1. Exposed for tests. */
+int      peer_helper_open_beneath   (int         root_fd,
+                                     const char *root_path,
+                                     const char *path,
+                                     gboolean    use_openat2,
+                                     GError    **error);
 
 G_END_DECLS

@@ -1,0 +1,127 @@
+/* peer-lane-private.h: the lane, libpeer's fast path for method calls.
+ *
+ * A lane is a SOCK_SEQPACKET socketpair opened over an authenticated GDBus
+ * connection (org.libpeer.Lane1.Open hands the client one end by fd
+ * passing, with the table of methods it may call on it) and bound to that
+ * connection: same peer, same credentials, closed with it. Calls on a lane
+ * skip GDBusMessage and GDBus's worker thread entirely: one frame out, one
+ * frame back, each a single sendmsg/recvmsg.
+ *
+ * A frame is a PeerLaneHeader followed by the body in GVariant's own
+ * serialized form (the method's in or out tuple type, known from the
+ * table on both sides), or, past PEER_LANE_MAX_INLINE bytes, by nothing:
+ * the body then travels as a sealed memfd (PeerBlob), the frame's last fd.
+ * Errors carry (ss): the D-Bus error name and message. Both ends are on
+ * one machine, so the header is in native byte order.
+ */
+#pragma once
+
+#include <gio/gio.h>
+#include <gio/gunixfdlist.h>
+
+#include "peer-types.h"
+
+G_BEGIN_DECLS
+
+#define PEER_LANE_PATH      "/org/libpeer/Lane"
+#define PEER_LANE_INTERFACE "org.libpeer.Lane1"
+
+/* Bodies up to this size travel in the frame; a SEQPACKET datagram must fit
+ * the socket buffer, which the kernel caps near 208 KiB by default. */
+#define PEER_LANE_MAX_INLINE (128 * 1024)
+/* Lanes one connection may open: each costs the server a thread. */
+#define PEER_LANE_MAX_PER_CONNECTION 4
+/* Calls a peer may have waiting for the main context on one lane. */
+#define PEER_LANE_MAX_IN_FLIGHT 64
+
+typedef enum {
+  PEER_LANE_KIND_CALL = 1,
+  PEER_LANE_KIND_REPLY = 2,
+  PEER_LANE_KIND_ERROR = 3,
+} PeerLaneKind;
+
+typedef enum {
+  PEER_LANE_FLAG_BODY_IN_BLOB = 1 << 0,
+} PeerLaneFlags;
+
+typedef struct {
+  guint32 serial;
+  guint32 target;               /* CALL: the method id; REPLY, ERROR: the call's serial */
+  guint8 kind;                  /* PeerLaneKind */
+  guint8 flags;                 /* PeerLaneFlags */
+  guint16 n_fds;                /* the blob's included, last */
+  guint32 body_size;            /* inline bytes that follow, or the blob's size */
+} PeerLaneHeader;
+
+G_STATIC_ASSERT (sizeof (PeerLaneHeader) == 16);
+
+/* A frame as received: the header checked against what arrived. */
+typedef struct {
+  PeerLaneHeader header;
+  GBytes *body;                 /* inline bytes or the blob's mapping; never NULL */
+  GUnixFDList *fd_list;         /* the frame's other fds; NULL when none */
+} PeerLaneFrame;
+
+void      _peer_lane_frame_clear (PeerLaneFrame *frame);
+
+/* Reads one frame. Returns FALSE at end of stream (no error set) or on a
+ * malformed frame or I/O error (error set); every fd received with a bad
+ * frame is closed. @buffer is PEER_LANE_MAX_INLINE + header bytes. */
+gboolean  _peer_lane_read_frame  (int             fd,
+                                  guint8         *buffer,
+                                  guint           max_fds,
+                                  gboolean        nonblocking,
+                                  PeerLaneFrame  *frame,
+                                  GError        **error);
+
+/* Writes one frame: @body (a serialized GVariant) inline, or as a sealed
+ * memfd when larger than PEER_LANE_MAX_INLINE; @fd_list's fds are sent
+ * (duplicates stay with the caller). */
+gboolean  _peer_lane_write_frame (int             fd,
+                                  PeerLaneKind    kind,
+                                  guint32         serial,
+                                  guint32         target,
+                                  GVariant       *body,
+                                  GUnixFDList    *fd_list,
+                                  gboolean        nonblocking,
+                                  GError        **error);
+
+/* --- server side --------------------------------------------------------- */
+
+/* org.libpeer.Lane1 at PEER_LANE_PATH, exported by every PeerServer. */
+PeerInterface *_peer_lane_interface_new (PeerServer *server);
+
+/* --- client side --------------------------------------------------------- */
+
+typedef struct _PeerLaneClient PeerLaneClient;
+
+/* From the reply to Open: the fd and the method table. */
+PeerLaneClient *_peer_lane_client_new        (GVariant        *open_reply,
+                                              GUnixFDList     *fd_list,
+                                              GError         **error);
+void            _peer_lane_client_free       (PeerLaneClient  *lane);
+/* Whether @lane serves the method; cheap, called on every call. */
+gboolean        _peer_lane_client_has_method (PeerLaneClient  *lane,
+                                              const char      *object_path,
+                                              const char      *interface_name,
+                                              const char      *method_name,
+                                              guint32         *out_id);
+guint           _peer_lane_client_get_n_methods (PeerLaneClient *lane);
+GVariant       *_peer_lane_client_call       (PeerLaneClient     *lane,
+                                              guint32             id,
+                                              GVariant           *parameters,
+                                              const GVariantType *reply_type,
+                                              int                 timeout_ms,
+                                              GUnixFDList        *fd_list,
+                                              GUnixFDList       **out_fd_list,
+                                              GCancellable       *cancellable,
+                                              GError            **error);
+/* Shuts the socket; calls in flight fail with PEER_ERROR_DISCONNECTED. */
+void            _peer_lane_client_shutdown   (PeerLaneClient  *lane);
+gboolean        _peer_lane_client_is_closed  (PeerLaneClient  *lane);
+/* For tests that speak the lane protocol by hand. */
+int             _peer_lane_client_get_fd     (PeerLaneClient  *lane);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (PeerLaneClient, _peer_lane_client_free)
+
+G_END_DECLS

@@ -1,0 +1,999 @@
+/* peer-lane.c: frames, the server's lane threads and the client's calls.
+ *
+ * Server: Open() makes a socketpair, keeps one end and starts a thread
+ * that reads frames from it. A call to a handler flagged
+ * PEER_METHOD_FLAGS_THREAD_SAFE runs right there, on the lane thread, and
+ * its reply is written from whatever thread replies: no hop at all. Other
+ * handlers are handed to the server's main context (correct, one hop).
+ *
+ * Client: a synchronous call writes its frame and reads the reply on the
+ * caller's own thread: no worker thread, no main context. One call is on
+ * a lane at a time (a mutex); a late reply to a call that timed out is
+ * recognised by its serial and dropped.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "peer-blob.h"
+#include "peer-call-private.h"
+#include "peer-connection.h"
+#include "peer-error.h"
+#include "peer-interface-private.h"
+#include "peer-lane-private.h"
+#include "peer-server-private.h"
+
+#define HEADER_SIZE sizeof (PeerLaneHeader)
+#define BUFFER_SIZE (HEADER_SIZE + PEER_LANE_MAX_INLINE)
+/* Room for the most fds a frame may carry, plus a blob's. */
+#define MAX_CMSG_FDS 253
+
+/* --- frames -------------------------------------------------------------- */
+
+void
+_peer_lane_frame_clear (PeerLaneFrame *frame)
+{
+  g_clear_pointer (&frame->body, g_bytes_unref);
+  g_clear_object (&frame->fd_list);
+}
+
+static void
+close_fds (const int *fds,
+           guint      n)
+{
+  for (guint i = 0; i < n; i++)
+    close (fds[i]);
+}
+
+gboolean
+_peer_lane_read_frame (int            fd,
+                       guint8        *buffer,
+                       guint          max_fds,
+                       gboolean       nonblocking,
+                       PeerLaneFrame *frame,
+                       GError       **error)
+{
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE (sizeof (int) * MAX_CMSG_FDS)];
+  } control;
+  struct iovec iov = { buffer, BUFFER_SIZE };
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+                        .msg_control = &control, .msg_controllen = sizeof control };
+  int fds[MAX_CMSG_FDS];
+  guint n_fds = 0;
+  gssize n;
+  PeerLaneHeader header;
+
+  memset (frame, 0, sizeof *frame);
+  do
+    n = recvmsg (fd, &msg, MSG_CMSG_CLOEXEC | (nonblocking ? MSG_DONTWAIT : 0));
+  while (n < 0 && errno == EINTR);
+
+  for (struct cmsghdr *c = CMSG_FIRSTHDR (&msg); c != NULL; c = CMSG_NXTHDR (&msg, c))
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+      {
+        guint count = (c->cmsg_len - CMSG_LEN (0)) / sizeof (int);
+        memcpy (fds + n_fds, CMSG_DATA (c), MIN (count, MAX_CMSG_FDS - n_fds) * sizeof (int));
+        n_fds += MIN (count, MAX_CMSG_FDS - n_fds);
+      }
+
+  if (n < 0)
+    {
+      int saved_errno = errno;
+      if (saved_errno == ECONNRESET || saved_errno == EPIPE)
+        return FALSE;                   /* the peer is gone: end of stream */
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
+                   "Lane read failed: %s", g_strerror (saved_errno));
+      return FALSE;
+    }
+  if (n == 0)
+    {
+      close_fds (fds, n_fds);
+      return FALSE;
+    }
+
+#define BAD_FRAME(...)                                                  \
+  G_STMT_START {                                                        \
+    close_fds (fds, n_fds);                                             \
+    g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS, __VA_ARGS__); \
+    return FALSE;                                                       \
+  } G_STMT_END
+
+  if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
+    BAD_FRAME ("Lane frame too large or with too many fds");
+  if ((gsize) n < HEADER_SIZE)
+    BAD_FRAME ("Lane frame of %" G_GSSIZE_FORMAT " bytes is shorter than its header", n);
+  memcpy (&header, buffer, HEADER_SIZE);
+  if (header.kind < PEER_LANE_KIND_CALL || header.kind > PEER_LANE_KIND_ERROR)
+    BAD_FRAME ("Lane frame of unknown kind %u", header.kind);
+  if (header.flags & ~PEER_LANE_FLAG_BODY_IN_BLOB)
+    BAD_FRAME ("Lane frame with unknown flags 0x%x", header.flags);
+  if (header.n_fds != n_fds)
+    BAD_FRAME ("Lane frame announces %u fds but carries %u", header.n_fds, n_fds);
+
+  if (header.flags & PEER_LANE_FLAG_BODY_IN_BLOB)
+    {
+      g_autoptr(PeerBlob) blob = NULL;
+      g_autoptr(GError) blob_error = NULL;
+
+      if ((gsize) n != HEADER_SIZE || n_fds == 0)
+        BAD_FRAME ("Lane frame with a blob body has inline bytes or no fd");
+      if (n_fds - 1 > max_fds)
+        BAD_FRAME ("Lane frame carries %u fds, more than %u", n_fds - 1, max_fds);
+      /* Takes the fd, also on failure. */
+      blob = peer_blob_new_take_fd (fds[--n_fds], header.body_size, &blob_error);
+      if (blob == NULL)
+        BAD_FRAME ("Lane frame body: %s", blob_error->message);
+      frame->body = peer_blob_get_bytes (blob);
+    }
+  else
+    {
+      if (header.body_size != (gsize) n - HEADER_SIZE)
+        BAD_FRAME ("Lane frame announces %u body bytes but carries %" G_GSIZE_FORMAT,
+                   header.body_size, (gsize) n - HEADER_SIZE);
+      if (n_fds > max_fds)
+        BAD_FRAME ("Lane frame carries %u fds, more than %u", n_fds, max_fds);
+      frame->body = g_bytes_new (buffer + HEADER_SIZE, header.body_size);
+    }
+#undef BAD_FRAME
+
+  if (n_fds > 0)
+    frame->fd_list = g_unix_fd_list_new_from_array (fds, n_fds);  /* takes them */
+  frame->header = header;
+  return TRUE;
+}
+
+gboolean
+_peer_lane_write_frame (int           fd,
+                        PeerLaneKind  kind,
+                        guint32       serial,
+                        guint32       target,
+                        GVariant     *body,
+                        GUnixFDList  *fd_list,
+                        gboolean      nonblocking,
+                        GError      **error)
+{
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE (sizeof (int) * MAX_CMSG_FDS)];
+  } control;
+  PeerLaneHeader header = { serial, target, kind, 0, 0, 0 };
+  g_autoptr(PeerBlob) blob = NULL;
+  struct iovec iov[2];
+  struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 1 };
+  const int *list_fds = NULL;
+  int fds[MAX_CMSG_FDS];
+  guint n_fds = 0;
+  gsize size = body != NULL ? g_variant_get_size (body) : 0;
+  gssize n;
+
+  if (fd_list != NULL)
+    {
+      int length;
+      list_fds = g_unix_fd_list_peek_fds (fd_list, &length);
+      if ((guint) length > MAX_CMSG_FDS - 1)
+        {
+          g_set_error (error, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED,
+                       "%d fds are more than a lane frame carries", length);
+          return FALSE;
+        }
+      memcpy (fds, list_fds, length * sizeof (int));
+      n_fds = length;
+    }
+
+  iov[0].iov_base = &header;
+  iov[0].iov_len = HEADER_SIZE;
+  if (size > PEER_LANE_MAX_INLINE)
+    {
+      /* Serialized straight into the memfd: the one copy of the body. */
+      blob = peer_blob_new_from_data (g_variant_get_data (body), size, error);
+      if (blob == NULL)
+        return FALSE;
+      header.flags |= PEER_LANE_FLAG_BODY_IN_BLOB;
+      fds[n_fds++] = peer_blob_get_fd (blob);
+    }
+  else if (size > 0)
+    {
+      iov[1].iov_base = (gpointer) g_variant_get_data (body);
+      iov[1].iov_len = size;
+      msg.msg_iovlen = 2;
+    }
+  header.body_size = size;
+  header.n_fds = n_fds;
+
+  if (n_fds > 0)
+    {
+      struct cmsghdr *c;
+      msg.msg_control = &control;
+      msg.msg_controllen = CMSG_SPACE (sizeof (int) * n_fds);
+      memset (&control, 0, msg.msg_controllen);     /* the padding goes out too */
+      c = CMSG_FIRSTHDR (&msg);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN (sizeof (int) * n_fds);
+      memcpy (CMSG_DATA (c), fds, sizeof (int) * n_fds);
+    }
+
+  do
+    n = sendmsg (fd, &msg, MSG_NOSIGNAL | (nonblocking ? MSG_DONTWAIT : 0));
+  while (n < 0 && errno == EINTR);
+  if (n < 0)
+    {
+      int saved_errno = errno;
+      if (saved_errno == EPIPE || saved_errno == ECONNRESET || saved_errno == ENOTCONN)
+        g_set_error_literal (error, PEER_ERROR, PEER_ERROR_DISCONNECTED, "The lane's peer is gone");
+      else if (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK)
+        g_set_error_literal (error, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED,
+                             "The lane's peer does not read what it is sent");
+      else
+        g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
+                     "Lane write failed: %s", g_strerror (saved_errno));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* Error frames carry (ss). */
+static GVariant *
+error_body (const char *name,
+            const char *message)
+{
+  return g_variant_ref_sink (g_variant_new ("(ss)", name, message));
+}
+
+/* --- server: a lane -------------------------------------------------------- */
+
+typedef struct {
+  PeerInterface *iface;
+  guint method_index;
+  GVariantType *in_type;
+  GVariantType *out_type;
+  gboolean thread_safe;
+} LaneMethod;
+
+static void
+lane_method_free (LaneMethod *m)
+{
+  g_object_unref (m->iface);
+  g_variant_type_free (m->in_type);
+  g_variant_type_free (m->out_type);
+  g_free (m);
+}
+
+/* Owned by references: the lane thread's, the connection's list of lanes
+ * (main context), and each call in progress. The fd is closed with the
+ * last reference, never before: a reply written from another thread must
+ * not reach a reused fd number. */
+typedef struct {
+  gatomicrefcount ref_count;
+  int fd;
+  PeerConnection *connection;
+  GMainContext *context;
+  GPtrArray *methods;           /* LaneMethod*, indexed by id; read-only */
+  guint max_fds;
+  gint in_flight;               /* atomic: calls waiting for the main context */
+  gint shut;                    /* atomic */
+} LaneServer;
+
+static LaneServer *
+lane_server_ref (LaneServer *lane)
+{
+  g_atomic_ref_count_inc (&lane->ref_count);
+  return lane;
+}
+
+static void
+lane_server_unref (LaneServer *lane)
+{
+  if (!g_atomic_ref_count_dec (&lane->ref_count))
+    return;
+  close (lane->fd);
+  g_ptr_array_unref (lane->methods);
+  g_main_context_unref (lane->context);
+  g_object_unref (lane->connection);
+  g_free (lane);
+}
+
+/* Any thread. Wakes the lane thread out of recvmsg() with end of stream. */
+static void
+lane_server_shutdown (LaneServer *lane)
+{
+  if (g_atomic_int_compare_and_exchange (&lane->shut, FALSE, TRUE))
+    shutdown (lane->fd, SHUT_RDWR);
+}
+
+typedef struct {
+  LaneServer *lane;
+  const LaneMethod *method;     /* lives as long as lane->methods */
+  guint32 serial;
+  gboolean queued;              /* counted in lane->in_flight */
+} LaneCall;
+
+static void
+lane_call_send (PeerCall     *call,
+                PeerLaneKind  kind,
+                GVariant     *body,
+                GUnixFDList  *fd_list)
+{
+  LaneCall *lc = call->transport_data;
+  g_autoptr(GError) error = NULL;
+
+  /* Non-blocking: a peer that does not read its replies loses its lane
+   * instead of stalling the thread that replies (maybe the main one); what
+   * it can make us hold is the socket buffer, nothing more. */
+  if (!_peer_lane_write_frame (lc->lane->fd, kind, 0, lc->serial, body, fd_list, TRUE, &error))
+    {
+      g_debug ("libpeer: lane reply to %s failed: %s",
+               peer_connection_get_unique_name (lc->lane->connection), error->message);
+      lane_server_shutdown (lc->lane);
+    }
+}
+
+static void
+lane_return_error (PeerCall   *call,
+                   const char *error_name,
+                   const char *message)
+{
+  g_autoptr(GVariant) body = error_body (error_name, message);
+
+  lane_call_send (call, PEER_LANE_KIND_ERROR, body, NULL);
+}
+
+static void
+lane_return_value (PeerCall    *call,
+                   GVariant    *value,
+                   GUnixFDList *fd_list)
+{
+  LaneCall *lc = call->transport_data;
+  g_autoptr(GVariant) unit = NULL;
+
+  if (value == NULL)
+    value = unit = g_variant_ref_sink (g_variant_new_tuple (NULL, 0));
+  if (!g_variant_is_of_type (value, lc->method->out_type))
+    {
+      /* A handler bug; GDBus answers the same way on its path. */
+      g_autofree char *message = g_strdup_printf ("%s returned '%s', not '%s'",
+                                                  peer_call_get_method_name (call),
+                                                  g_variant_get_type_string (value),
+                                                  g_variant_type_peek_string (lc->method->out_type));
+      g_debug ("libpeer: %s", message);
+      lane_return_error (call, "org.libpeer.Error.Failed", message);
+      return;
+    }
+  lane_call_send (call, PEER_LANE_KIND_REPLY, value, fd_list);
+}
+
+static void
+lane_finalize (PeerCall *call)
+{
+  LaneCall *lc = call->transport_data;
+
+  if (lc->queued)
+    g_atomic_int_add (&lc->lane->in_flight, -1);
+  lane_server_unref (lc->lane);
+  g_free (lc);
+}
+
+static const PeerCallTransport lane_transport = {
+  lane_return_value,
+  lane_return_error,
+  lane_finalize,
+};
+
+static gboolean
+dispatch_in_main_context (gpointer user_data)
+{
+  PeerCall *call = user_data;
+
+  _peer_interface_dispatch (call->iface, call);
+  peer_call_unref (call);
+  return G_SOURCE_REMOVE;
+}
+
+/* Answers a call with an error before it becomes a PeerCall. */
+static void
+lane_refuse (LaneServer *lane,
+             guint32     serial,
+             const char *name,
+             const char *message)
+{
+  g_autoptr(GVariant) body = error_body (name, message);
+  g_autoptr(GError) error = NULL;
+
+  if (!_peer_lane_write_frame (lane->fd, PEER_LANE_KIND_ERROR, 0, serial, body, NULL, TRUE, &error))
+    {
+      g_debug ("libpeer: lane error reply failed: %s", error->message);
+      lane_server_shutdown (lane);
+    }
+}
+
+/* Returns FALSE when the frame breaks the protocol. */
+static gboolean
+lane_handle_frame (LaneServer    *lane,
+                   PeerLaneFrame *frame)
+{
+  const PeerLaneHeader *h = &frame->header;
+  const LaneMethod *m;
+  g_autoptr(GVariant) parameters = NULL;
+  LaneCall *lc;
+  PeerCall *call;
+
+  if (h->kind != PEER_LANE_KIND_CALL)
+    return FALSE;
+  if (h->target >= lane->methods->len)
+    {
+      lane_refuse (lane, h->serial, "org.freedesktop.DBus.Error.UnknownMethod", "No method has that lane id");
+      return TRUE;
+    }
+  m = g_ptr_array_index (lane->methods, h->target);
+
+  /* Untrusted bytes: g_variant_new_from_bytes() reads any of them safely,
+   * and the normal-form check refuses what GDBus's parser would. */
+  parameters = g_variant_ref_sink (g_variant_new_from_bytes (m->in_type, frame->body, FALSE));
+  if (!g_variant_is_normal_form (parameters))
+    {
+      lane_refuse (lane, h->serial, "org.freedesktop.DBus.Error.InvalidArgs",
+                   "Arguments are not in normal form for their type");
+      return TRUE;
+    }
+
+  lc = g_new0 (LaneCall, 1);
+  lc->lane = lane_server_ref (lane);
+  lc->method = m;
+  lc->serial = h->serial;
+  call = _peer_call_new (&lane_transport, lc, lane->connection, m->iface, m->method_index,
+                         parameters, frame->fd_list);
+
+  if (m->thread_safe)
+    {
+      /* The fast path: handled and answered on this thread. */
+      _peer_interface_dispatch (m->iface, call);
+      peer_call_unref (call);
+      return TRUE;
+    }
+
+  if (g_atomic_int_add (&lane->in_flight, 1) >= PEER_LANE_MAX_IN_FLIGHT)
+    {
+      g_atomic_int_add (&lane->in_flight, -1);
+      peer_call_return_error (call, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED,
+                              "More than %d calls are waiting on this lane", PEER_LANE_MAX_IN_FLIGHT);
+      peer_call_unref (call);
+      return TRUE;
+    }
+  lc->queued = TRUE;
+  g_main_context_invoke_full (lane->context, G_PRIORITY_DEFAULT, dispatch_in_main_context, call, NULL);
+  return TRUE;
+}
+
+/* The lanes of one connection, as qdata on it; main context only. */
+static GQuark
+lanes_quark (void)
+{
+  return g_quark_from_static_string ("peer-lanes");
+}
+
+static gboolean
+lane_ended_in_main_context (gpointer user_data)
+{
+  LaneServer *lane = user_data;
+  GPtrArray *lanes = g_object_get_qdata (G_OBJECT (lane->connection), lanes_quark ());
+
+  if (lanes != NULL)
+    g_ptr_array_remove (lanes, lane);
+  lane_server_unref (lane);
+  return G_SOURCE_REMOVE;
+}
+
+static gpointer
+lane_thread (gpointer user_data)
+{
+  LaneServer *lane = user_data;
+  g_autofree guint8 *buffer = g_malloc (BUFFER_SIZE);
+  g_autoptr(GError) error = NULL;
+
+  for (;;)
+    {
+      PeerLaneFrame frame;
+      gboolean ok;
+
+      if (!_peer_lane_read_frame (lane->fd, buffer, lane->max_fds, FALSE, &frame, &error))
+        break;
+      if (peer_connection_is_closed (lane->connection))
+        {
+          /* The connection went first; its "closed" handler will shut
+           * this lane, but nothing more is served meanwhile. */
+          _peer_lane_frame_clear (&frame);
+          break;
+        }
+      ok = lane_handle_frame (lane, &frame);
+      _peer_lane_frame_clear (&frame);
+      if (!ok)
+        {
+          g_set_error_literal (&error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
+                               "Sent a lane frame only a server sends");
+          break;
+        }
+    }
+
+  if (error != NULL && !g_atomic_int_get (&lane->shut))
+    {
+      /* A peer that breaks the lane protocol is broken or hostile; the
+       * GDBus connection carries the same credentials, so it goes too. */
+      g_autoptr(GError) reason = g_error_new (PEER_ERROR, PEER_ERROR_INVALID_ARGS,
+                                              "Bad lane frame: %s", error->message);
+      g_debug ("libpeer: closing %s: %s", peer_connection_get_unique_name (lane->connection),
+               reason->message);
+      peer_connection_close (lane->connection, reason);
+    }
+  lane_server_shutdown (lane);
+  /* Hands this thread's reference to the main context, which also drops
+   * the connection's. */
+  g_main_context_invoke (lane->context, lane_ended_in_main_context, lane);
+  return NULL;
+}
+
+static void
+shut_lanes (gpointer data)
+{
+  GPtrArray *lanes = data;
+
+  for (guint i = 0; i < lanes->len; i++)
+    lane_server_shutdown (g_ptr_array_index (lanes, i));
+  g_ptr_array_unref (lanes);
+}
+
+static void
+on_lane_connection_closed (PeerConnection *connection,
+                           const GError   *reason,
+                           gpointer        user_data)
+{
+  /* Drops the list: every lane is shut, and freed once its thread and its
+   * calls are done. */
+  g_object_set_qdata (G_OBJECT (connection), lanes_quark (), NULL);
+}
+
+/* Builds the method table: every method with a handler in every interface
+ * the server exports, except the bus's and the lane's own. */
+static GPtrArray *
+build_method_table (PeerServer      *server,
+                    GVariantBuilder *description)
+{
+  g_autoptr(GPtrArray) exports = _peer_server_dup_exports (server);
+  GPtrArray *methods = g_ptr_array_new_with_free_func ((GDestroyNotify) lane_method_free);
+
+  for (guint i = 0; i < exports->len; i++)
+    {
+      PeerInterface *iface = g_ptr_array_index (exports, i);
+      GDBusInterfaceInfo *info = peer_interface_get_info (iface);
+
+      if (g_str_equal (info->name, PEER_LANE_INTERFACE) || g_str_equal (info->name, "org.freedesktop.DBus"))
+        continue;
+      for (guint j = 0; info->methods != NULL && info->methods[j] != NULL; j++)
+        {
+          GDBusMethodInfo *method = info->methods[j];
+          g_autoptr(GString) in_sig = g_string_new ("(");
+          g_autoptr(GString) out_sig = g_string_new ("(");
+          PeerMethodFlags flags;
+          LaneMethod *m;
+
+          if (!_peer_interface_get_method_handler (iface, j, &flags))
+            continue;
+          for (guint k = 0; method->in_args != NULL && method->in_args[k] != NULL; k++)
+            g_string_append (in_sig, method->in_args[k]->signature);
+          for (guint k = 0; method->out_args != NULL && method->out_args[k] != NULL; k++)
+            g_string_append (out_sig, method->out_args[k]->signature);
+          g_string_append_c (in_sig, ')');
+          g_string_append_c (out_sig, ')');
+
+          m = g_new0 (LaneMethod, 1);
+          m->iface = g_object_ref (iface);
+          m->method_index = j;
+          m->in_type = g_variant_type_new (in_sig->str);
+          m->out_type = g_variant_type_new (out_sig->str);
+          m->thread_safe = (flags & PEER_METHOD_FLAGS_THREAD_SAFE) != 0;
+          g_variant_builder_add (description, "(usssssu)", methods->len,
+                                 peer_interface_get_object_path (iface), info->name, method->name,
+                                 in_sig->str, out_sig->str, (guint32) flags);
+          g_ptr_array_add (methods, m);
+        }
+    }
+  return methods;
+}
+
+static void
+handle_open (PeerCall *call,
+             gpointer  user_data)
+{
+  PeerServer *server = user_data;
+  PeerConnection *connection = peer_call_get_connection (call);
+  GDBusConnection *dbus = peer_connection_get_dbus_connection (connection);
+  g_autoptr(GUnixFDList) fd_list = NULL;
+  g_autoptr(GError) error = NULL;
+  GVariantBuilder description;
+  GPtrArray *lanes;
+  LaneServer *lane;
+  GThread *thread;
+  int pair[2];
+  int size = 4 * PEER_LANE_MAX_INLINE;
+
+  if (!(g_dbus_connection_get_capabilities (dbus) & G_DBUS_CAPABILITY_FLAGS_UNIX_FD_PASSING))
+    {
+      peer_call_return_error (call, PEER_ERROR, PEER_ERROR_NOT_SUPPORTED,
+                              "A lane is handed over by fd passing, which this connection did not negotiate");
+      return;
+    }
+  lanes = g_object_get_qdata (G_OBJECT (connection), lanes_quark ());
+  if (lanes != NULL && lanes->len >= PEER_LANE_MAX_PER_CONNECTION)
+    {
+      peer_call_return_error (call, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED,
+                              "A connection may have %d lanes open", PEER_LANE_MAX_PER_CONNECTION);
+      return;
+    }
+  if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0)
+    {
+      int saved_errno = errno;
+      peer_call_return_error (call, G_IO_ERROR, g_io_error_from_errno (saved_errno),
+                              "socketpair(): %s", g_strerror (saved_errno));
+      return;
+    }
+  /* Room for an inline frame each way; the kernel caps it at wmem_max. */
+  for (int i = 0; i < 2; i++)
+    {
+      setsockopt (pair[i], SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+      setsockopt (pair[i], SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+    }
+
+  fd_list = g_unix_fd_list_new_from_array (&pair[1], 1);   /* takes it */
+
+  lane = g_new0 (LaneServer, 1);
+  g_atomic_ref_count_init (&lane->ref_count);
+  lane->fd = pair[0];
+  lane->connection = g_object_ref (connection);
+  lane->context = g_main_context_ref_thread_default ();
+  lane->max_fds = _peer_server_get_max_fds (server);
+  g_variant_builder_init (&description, G_VARIANT_TYPE ("a(usssssu)"));
+  lane->methods = build_method_table (server, &description);
+
+  if (lanes == NULL)
+    {
+      lanes = g_ptr_array_new_with_free_func ((GDestroyNotify) lane_server_unref);
+      g_object_set_qdata_full (G_OBJECT (connection), lanes_quark (), lanes, shut_lanes);
+      g_signal_connect (connection, "closed", G_CALLBACK (on_lane_connection_closed), NULL);
+    }
+  g_ptr_array_add (lanes, lane_server_ref (lane));     /* the connection's reference */
+
+  thread = g_thread_try_new ("peer-lane", lane_thread, lane, &error);   /* the thread's reference */
+  if (thread == NULL)
+    {
+      g_ptr_array_remove (lanes, lane);
+      lane_server_unref (lane);
+      g_variant_builder_clear (&description);
+      peer_call_return_gerror (call, error);
+      return;
+    }
+  g_thread_unref (thread);
+
+  g_debug ("libpeer: lane opened for %s with %u methods", peer_connection_get_unique_name (connection),
+           lane->methods->len);
+  peer_call_return_value_with_unix_fd_list (call, g_variant_new ("(ha(usssssu))", 0, &description), fd_list);
+}
+
+static const char lane_xml[] =
+  "<node>"
+  " <interface name='" PEER_LANE_INTERFACE "'>"
+  "  <method name='Open'>"
+  "   <arg name='lane' type='h' direction='out'/>"
+  "   <arg name='methods' type='a(usssssu)' direction='out'/>"
+  "  </method>"
+  " </interface>"
+  "</node>";
+
+PeerInterface *
+_peer_lane_interface_new (PeerServer *server)
+{
+  const PeerMethodEntry entries[] = {
+    { "Open", handle_open, PEER_METHOD_FLAGS_NONE },
+  };
+  g_autoptr(GError) error = NULL;
+  PeerInterface *iface = peer_interface_new_for_xml (lane_xml, PEER_LANE_INTERFACE, &error);
+
+  g_assert_no_error (error);    /* static XML */
+  peer_interface_add_methods (iface, entries, G_N_ELEMENTS (entries), server, &error);
+  g_assert_no_error (error);
+  return iface;
+}
+
+/* --- client ------------------------------------------------------------------ */
+
+typedef struct {
+  guint32 id;
+  GVariantType *in_type;
+  GVariantType *out_type;
+} LaneEntry;
+
+static void
+lane_entry_free (LaneEntry *e)
+{
+  g_variant_type_free (e->in_type);
+  g_variant_type_free (e->out_type);
+  g_free (e);
+}
+
+struct _PeerLaneClient
+{
+  int fd;
+  GHashTable *entries;          /* "path\niface\nmember" → LaneEntry; read-only */
+  GPtrArray *by_id;             /* LaneEntry*, borrowed from @entries */
+  gint closed;                  /* atomic */
+
+  GMutex lock;                  /* one call on the lane at a time */
+  /* Protected by @lock */
+  guint32 next_serial;
+  guint8 *buffer;
+};
+
+PeerLaneClient *
+_peer_lane_client_new (GVariant     *open_reply,
+                       GUnixFDList  *fd_list,
+                       GError      **error)
+{
+  g_autoptr(PeerLaneClient) lane = g_new0 (PeerLaneClient, 1);
+  g_autoptr(GVariantIter) iter = NULL;
+  gint32 handle;
+  guint32 id, flags;
+  const char *path, *iface, *member, *in_sig, *out_sig;
+
+  lane->fd = -1;
+  g_mutex_init (&lane->lock);
+  lane->entries = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) lane_entry_free);
+  lane->by_id = g_ptr_array_new ();
+  lane->buffer = g_malloc (BUFFER_SIZE);
+
+  g_variant_get (open_reply, "(ha(usssssu))", &handle, &iter);
+  if (fd_list == NULL || handle < 0 || handle >= g_unix_fd_list_get_length (fd_list))
+    {
+      g_set_error_literal (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS, "The server sent no lane fd");
+      return NULL;
+    }
+  lane->fd = g_unix_fd_list_get (fd_list, handle, error);
+  if (lane->fd < 0)
+    return NULL;
+
+  while (g_variant_iter_next (iter, "(u&s&s&s&s&su)", &id, &path, &iface, &member, &in_sig, &out_sig, &flags))
+    {
+      LaneEntry *e;
+
+      if (id != lane->by_id->len ||
+          !g_variant_type_string_is_valid (in_sig) || !g_variant_type_string_is_valid (out_sig) ||
+          !g_variant_type_is_tuple (G_VARIANT_TYPE (in_sig)) || !g_variant_type_is_tuple (G_VARIANT_TYPE (out_sig)))
+        {
+          g_set_error_literal (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS, "The server sent a bad lane table");
+          return NULL;
+        }
+      e = g_new0 (LaneEntry, 1);
+      e->id = id;
+      e->in_type = g_variant_type_new (in_sig);
+      e->out_type = g_variant_type_new (out_sig);
+      g_hash_table_replace (lane->entries, g_strjoin ("\n", path, iface, member, NULL), e);
+      g_ptr_array_add (lane->by_id, e);
+    }
+  return g_steal_pointer (&lane);
+}
+
+void
+_peer_lane_client_free (PeerLaneClient *lane)
+{
+  if (lane == NULL)
+    return;
+  if (lane->fd >= 0)
+    close (lane->fd);
+  g_ptr_array_unref (lane->by_id);
+  g_hash_table_unref (lane->entries);
+  g_free (lane->buffer);
+  g_mutex_clear (&lane->lock);
+  g_free (lane);
+}
+
+guint
+_peer_lane_client_get_n_methods (PeerLaneClient *lane)
+{
+  return lane->by_id->len;
+}
+
+gboolean
+_peer_lane_client_has_method (PeerLaneClient *lane,
+                              const char     *object_path,
+                              const char     *interface_name,
+                              const char     *method_name,
+                              guint32        *out_id)
+{
+  char key[512];
+  LaneEntry *e;
+  int n;
+
+  if (interface_name == NULL || g_atomic_int_get (&lane->closed))
+    return FALSE;
+  /* On the stack: this runs on every call. */
+  n = g_snprintf (key, sizeof key, "%s\n%s\n%s", object_path, interface_name, method_name);
+  if (n < 0 || (gsize) n >= sizeof key)
+    return FALSE;
+  e = g_hash_table_lookup (lane->entries, key);
+  if (e == NULL)
+    return FALSE;
+  *out_id = e->id;
+  return TRUE;
+}
+
+void
+_peer_lane_client_shutdown (PeerLaneClient *lane)
+{
+  if (g_atomic_int_compare_and_exchange (&lane->closed, FALSE, TRUE))
+    shutdown (lane->fd, SHUT_RDWR);
+}
+
+int
+_peer_lane_client_get_fd (PeerLaneClient *lane)
+{
+  return lane->fd;
+}
+
+gboolean
+_peer_lane_client_is_closed (PeerLaneClient *lane)
+{
+  return g_atomic_int_get (&lane->closed);
+}
+
+/* Waits until @fd is readable; FALSE with @error on timeout or cancel. */
+static gboolean
+wait_readable (int           fd,
+               gint64        deadline,
+               GCancellable *cancellable,
+               GError      **error)
+{
+  GPollFD fds[2] = { { fd, G_IO_IN, 0 } };
+  guint n = 1;
+
+  if (g_cancellable_make_pollfd (cancellable, &fds[1]))
+    n = 2;
+  for (;;)
+    {
+      int timeout = -1, r;
+
+      if (deadline >= 0)
+        {
+          gint64 left = deadline - g_get_monotonic_time ();
+          timeout = left <= 0 ? 0 : (int) MIN ((left + 999) / 1000, G_MAXINT);
+        }
+      r = g_poll (fds, n, timeout);
+      if (r < 0 && errno == EINTR)
+        continue;
+      if (n == 2)
+        g_cancellable_release_fd (cancellable);
+      if (g_cancellable_set_error_if_cancelled (cancellable, error))
+        return FALSE;
+      if (r == 0)
+        {
+          g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "Timeout was reached");
+          return FALSE;
+        }
+      return TRUE;
+    }
+}
+
+GVariant *
+_peer_lane_client_call (PeerLaneClient     *lane,
+                        guint32             id,
+                        GVariant           *parameters,
+                        const GVariantType *reply_type,
+                        int                 timeout_ms,
+                        GUnixFDList        *fd_list,
+                        GUnixFDList       **out_fd_list,
+                        GCancellable       *cancellable,
+                        GError            **error)
+{
+  const LaneEntry *e = g_ptr_array_index (lane->by_id, id);
+  g_autoptr(GVariant) params = parameters != NULL ? g_variant_ref_sink (parameters)
+                                                  : g_variant_ref_sink (g_variant_new_tuple (NULL, 0));
+  g_autoptr(GMutexLocker) locker = NULL;
+  gint64 deadline;
+  guint32 serial;
+
+  if (out_fd_list != NULL)
+    *out_fd_list = NULL;
+  /* The checks GDBus makes, with its answers. */
+  if (!g_variant_is_of_type (params, e->in_type))
+    {
+      g_set_error (error, G_DBUS_ERROR, G_DBUS_ERROR_INVALID_ARGS,
+                   "Type of message, '%s', does not match expected type '%s'",
+                   g_variant_get_type_string (params), g_variant_type_peek_string (e->in_type));
+      return NULL;
+    }
+  if (reply_type != NULL && !g_variant_type_is_subtype_of (e->out_type, reply_type))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   "Method returns type '%s', but expected '%s'",
+                   g_variant_type_peek_string (e->out_type), g_variant_type_peek_string (reply_type));
+      return NULL;
+    }
+
+  if (timeout_ms == G_MAXINT)
+    deadline = -1;
+  else
+    deadline = g_get_monotonic_time () + (gint64) (timeout_ms < 0 ? 25000 : timeout_ms) * 1000;
+
+  locker = g_mutex_locker_new (&lane->lock);
+  serial = ++lane->next_serial;
+  if (!_peer_lane_write_frame (lane->fd, PEER_LANE_KIND_CALL, serial, id, params, fd_list, FALSE, error))
+    {
+      if (g_error_matches (*error, PEER_ERROR, PEER_ERROR_DISCONNECTED))
+        _peer_lane_client_shutdown (lane);
+      return NULL;
+    }
+
+  for (;;)
+    {
+      PeerLaneFrame frame;
+      g_autoptr(GError) read_error = NULL;
+      GVariant *reply;
+
+      if (!wait_readable (lane->fd, deadline, cancellable, error))
+        return NULL;
+      if (!_peer_lane_read_frame (lane->fd, lane->buffer, G_MAXUINT16, TRUE, &frame, &read_error))
+        {
+          if (g_error_matches (read_error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+            continue;
+          _peer_lane_client_shutdown (lane);
+          if (read_error != NULL)
+            g_set_error (error, PEER_ERROR, PEER_ERROR_DISCONNECTED, "Lane broken: %s", read_error->message);
+          else
+            g_set_error_literal (error, PEER_ERROR, PEER_ERROR_DISCONNECTED,
+                                 "The peer went away before replying");
+          return NULL;
+        }
+      if (frame.header.target != serial || frame.header.kind == PEER_LANE_KIND_CALL)
+        {
+          /* A reply to a call that timed out earlier, or noise: dropped
+           * with its fds. */
+          _peer_lane_frame_clear (&frame);
+          continue;
+        }
+
+      if (frame.header.kind == PEER_LANE_KIND_ERROR)
+        {
+          g_autoptr(GVariant) body = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("(ss)"),
+                                                                                 frame.body, FALSE));
+          const char *name, *message;
+          GError *remote;
+
+          g_variant_get (body, "(&s&s)", &name, &message);
+          if (!g_dbus_is_error_name (name))
+            name = "org.libpeer.Error.Failed";
+          remote = g_dbus_error_new_for_dbus_error (name, message);
+          /* As on the GDBus path: mapped names lose GDBus's prefix. */
+          if (!g_error_matches (remote, G_IO_ERROR, G_IO_ERROR_DBUS_ERROR))
+            g_dbus_error_strip_remote_error (remote);
+          g_propagate_error (error, remote);
+          _peer_lane_frame_clear (&frame);
+          return NULL;
+        }
+
+      reply = g_variant_ref_sink (g_variant_new_from_bytes (e->out_type, frame.body, FALSE));
+      if (!g_variant_is_normal_form (reply))
+        {
+          g_variant_unref (reply);
+          _peer_lane_frame_clear (&frame);
+          g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                               "The server's reply is not in normal form");
+          return NULL;
+        }
+      if (out_fd_list != NULL)
+        *out_fd_list = g_steal_pointer (&frame.fd_list);
+      _peer_lane_frame_clear (&frame);
+      return reply;
+    }
+}

@@ -1,0 +1,669 @@
+/* peer-wire.c: fd limits and blob-wrapped calls on top of plain D-Bus.
+ *
+ * Large byte arrays as sealed memfds, and why the wire looks like this:
+ *
+ * A method whose argument is `ay` must keep taking `ay` from gdbus,
+ * dbus-send, busctl and python-dbus, so the method's signature cannot
+ * change, and a message cannot be marked with a private header field (the
+ * spec lets receivers drop unknown fields). Instead a libpeer client that
+ * has a large `ay` argument to send asks once per connection whether the
+ * server speaks libpeer (org.libpeer.Transport1.GetFeatures at
+ * /org/libpeer/Transport; any other server answers UnknownMethod or
+ * UnknownObject and is never asked again), and then sends the call wrapped:
+ *
+ *   org.libpeer.Transport1.BlobCall (s interface, s method, v args,
+ *                                    a(uht) blobs)
+ *
+ * to the object the original call goes to. @args is the original argument
+ * tuple in which every top-level `ay` of at least the threshold is an empty
+ * array; @blobs names, for each, (argument index, fd handle, size), and the
+ * blobs' fds are the last ones of the message, after the caller's own. The
+ * server unwraps the message in GDBus's worker thread, before dispatch:
+ * it verifies each memfd's seals and size, maps it, puts an `ay` backed by
+ * the mapping (g_variant_new_from_bytes) back at its index, and hands GDBus
+ * the original call, so introspection checks, handlers and PeerCall see
+ * exactly what a plain call would have given them. The reply to a wrapped
+ * call is wrapped the same way, (v reply, a(uht) blobs), because only the
+ * client that sent the wrapped call knows to expect it.
+ *
+ * Plain calls are never wrapped: tools that know nothing of this see plain
+ * D-Bus, and a small call costs nothing extra. The price of the rule is
+ * that a large reply to a call with small arguments travels as plain `ay`;
+ * an application that returns large results says so with an explicit `h`
+ * and a PeerBlob. Only top-level arguments are considered: nested arrays
+ * stay in the message.
+ */
+#include "config.h"
+
+#include <unistd.h>
+
+#include "peer-blob-private.h"
+#include "peer-call.h"
+#include "peer-connection.h"
+#include "peer-error.h"
+#include "peer-interface.h"
+#include "peer-server.h"
+#include "peer-wire-private.h"
+
+#define BLOB_CALL_METHOD "BlobCall"
+#define BLOB_CALL_TYPE   "(ssva(uht))"
+#define BLOB_REPLY_TYPE  "(va(uht))"
+
+static const char wire_xml[] =
+  "<node>"
+  " <interface name='" PEER_WIRE_INTERFACE "'>"
+  "  <method name='GetFeatures'>"
+  "   <arg name='features' type='a{sv}' direction='out'/>"
+  "  </method>"
+  /* Never dispatched: the server's filter unwraps every BlobCall. Listed
+   * so that introspection documents the wire protocol. */
+  "  <method name='" BLOB_CALL_METHOD "'>"
+  "   <arg name='interface' type='s' direction='in'/>"
+  "   <arg name='method' type='s' direction='in'/>"
+  "   <arg name='args' type='v' direction='in'/>"
+  "   <arg name='blobs' type='a(uht)' direction='in'/>"
+  "   <arg name='reply' type='v' direction='out'/>"
+  "   <arg name='reply_blobs' type='a(uht)' direction='out'/>"
+  "  </method>"
+  " </interface>"
+  "</node>";
+
+/* Set on a call message the filter unwrapped: its reply must be wrapped. */
+static GQuark
+wrapped_call_quark (void)
+{
+  static gsize quark;
+
+  if (g_once_init_enter (&quark))
+    g_once_init_leave (&quark, g_quark_from_static_string ("peer-wire-wrapped-call"));
+  return (GQuark) quark;
+}
+
+/* --- limits ------------------------------------------------------------- */
+
+struct _PeerWireLimits
+{
+  gatomicrefcount ref_count;
+  guint max_fds;                        /* atomic */
+  gsize blob_threshold;                 /* atomic (pointer-sized) */
+};
+
+PeerWireLimits *
+_peer_wire_limits_new (void)
+{
+  PeerWireLimits *limits = g_new0 (PeerWireLimits, 1);
+
+  g_atomic_ref_count_init (&limits->ref_count);
+  limits->max_fds = PEER_SERVER_DEFAULT_MAX_FDS_PER_MESSAGE;
+  limits->blob_threshold = PEER_BLOB_DEFAULT_THRESHOLD;
+  return limits;
+}
+
+PeerWireLimits *
+_peer_wire_limits_ref (PeerWireLimits *limits)
+{
+  g_atomic_ref_count_inc (&limits->ref_count);
+  return limits;
+}
+
+void
+_peer_wire_limits_unref (PeerWireLimits *limits)
+{
+  if (limits != NULL && g_atomic_ref_count_dec (&limits->ref_count))
+    g_free (limits);
+}
+
+void
+_peer_wire_limits_set_max_fds (PeerWireLimits *limits,
+                               guint           max_fds)
+{
+  g_atomic_int_set (&limits->max_fds, max_fds);
+}
+
+guint
+_peer_wire_limits_get_max_fds (PeerWireLimits *limits)
+{
+  return (guint) g_atomic_int_get (&limits->max_fds);
+}
+
+void
+_peer_wire_limits_set_blob_threshold (PeerWireLimits *limits,
+                                      gsize           threshold)
+{
+  g_atomic_pointer_set (&limits->blob_threshold, threshold);
+}
+
+gsize
+_peer_wire_limits_get_blob_threshold (PeerWireLimits *limits)
+{
+  return (gsize) g_atomic_pointer_get (&limits->blob_threshold);
+}
+
+/* --- blobs in and out of an argument tuple ------------------------------- */
+
+static gboolean
+is_large_byte_array (GVariant *child,
+                     gsize     threshold)
+{
+  return threshold > 0 &&
+         g_variant_is_of_type (child, G_VARIANT_TYPE_BYTESTRING) &&
+         g_variant_get_size (child) >= threshold;
+}
+
+/* Every top-level `ay` of @tuple of at least @threshold bytes becomes an
+ * empty array in *out_args and a blob whose fd is appended to @fd_list.
+ * Bytes that arrived as a blob leave as the same memfd: no copy. */
+static gboolean
+extract_blobs (GVariant     *tuple,
+               gsize         threshold,
+               GUnixFDList  *fd_list,
+               GVariant    **out_args,
+               GVariant    **out_blobs,
+               GError      **error)
+{
+  g_auto(GVariantBuilder) args = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE_TUPLE);
+  g_auto(GVariantBuilder) blobs = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE ("a(uht)"));
+  gsize n = tuple != NULL ? g_variant_n_children (tuple) : 0;
+
+  for (gsize i = 0; i < n; i++)
+    {
+      g_autoptr(GVariant) child = g_variant_get_child_value (tuple, i);
+      g_autoptr(PeerBlob) blob = NULL;
+      gconstpointer data;
+      gsize size;
+      gint32 handle;
+
+      if (!is_large_byte_array (child, threshold) || i > G_MAXUINT32)
+        {
+          g_variant_builder_add_value (&args, child);
+          continue;
+        }
+      data = g_variant_get_data (child);
+      size = g_variant_get_size (child);
+      blob = _peer_blob_lookup_mapping (data, size);
+      if (blob == NULL)
+        blob = peer_blob_new_from_data (data, size, error);
+      if (blob == NULL)
+        return FALSE;
+      handle = peer_blob_append_to_fd_list (blob, fd_list, error);
+      if (handle < 0)
+        return FALSE;
+      g_variant_builder_add (&blobs, "(uht)", (guint32) i, handle, (guint64) size);
+      g_variant_builder_add_value (&args, g_variant_new_array (G_VARIANT_TYPE_BYTE, NULL, 0));
+    }
+  *out_args = g_variant_ref_sink (g_variant_builder_end (&args));
+  *out_blobs = g_variant_ref_sink (g_variant_builder_end (&blobs));
+  return TRUE;
+}
+
+static void
+close_fds (int  *fds,
+           gint  n_fds)
+{
+  for (gint i = 0; i < n_fds; i++)
+    if (fds[i] >= 0)
+      close (fds[i]);
+}
+
+/* Reverses extract_blobs() on what came off the wire, trusting nothing:
+ * each index must name an empty `ay` argument, once; each handle one of
+ * the last fds of @fd_list, once; each memfd must be sealed and of the
+ * announced size. Takes every fd out of @fd_list: the caller's own (the
+ * first ones) come back in *out_user_fds, the blobs' end up mapped, and on
+ * failure all are closed. */
+static GVariant *
+insert_blobs (GVariant     *args,
+              GVariant     *blobs,
+              GUnixFDList  *fd_list,
+              GUnixFDList **out_user_fds,
+              GError      **error)
+{
+  gint n_fds = fd_list != NULL ? g_unix_fd_list_get_length (fd_list) : 0;
+  gsize n_blobs = g_variant_n_children (blobs);
+  gsize n_args = g_variant_n_children (args);
+  g_autofree int *fds = NULL;
+  g_autofree GVariant **children = NULL;
+  g_autofree gboolean *replaced = NULL;
+  GVariant *result = NULL;
+  gint n_user;
+
+  *out_user_fds = NULL;
+  if (n_fds > 0)
+    fds = g_unix_fd_list_steal_fds (fd_list, NULL);
+  if (n_blobs > (gsize) n_fds)
+    {
+      g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
+                   "%" G_GSIZE_FORMAT " blobs announced but only %d fds sent", n_blobs, n_fds);
+      close_fds (fds, n_fds);
+      return NULL;
+    }
+  n_user = n_fds - (gint) n_blobs;
+
+  children = g_new0 (GVariant *, n_args + 1);
+  replaced = g_new0 (gboolean, n_args + 1);
+  for (gsize i = 0; i < n_args; i++)
+    children[i] = g_variant_get_child_value (args, i);
+
+  for (gsize i = 0; i < n_blobs; i++)
+    {
+      g_autoptr(PeerBlob) blob = NULL;
+      g_autoptr(GBytes) bytes = NULL;
+      guint32 index;
+      gint32 handle;
+      guint64 size;
+
+      g_variant_get_child (blobs, i, "(uht)", &index, &handle, &size);
+      if (index >= n_args || replaced[index] ||
+          !g_variant_is_of_type (children[index], G_VARIANT_TYPE_BYTESTRING) ||
+          g_variant_get_size (children[index]) != 0)
+        {
+          g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
+                       "Blob %" G_GSIZE_FORMAT " names argument %u, which is not an empty byte array",
+                       i, index);
+          goto fail;
+        }
+      if (handle < n_user || handle >= n_fds || fds[handle] < 0)
+        {
+          g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
+                       "Blob %" G_GSIZE_FORMAT " names fd %d, which is not one of the message's "
+                       "last %" G_GSIZE_FORMAT " or is used twice", i, handle, n_blobs);
+          goto fail;
+        }
+      if (size > G_MAXSSIZE)
+        {
+          g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
+                       "Blob %" G_GSIZE_FORMAT " is too large", i);
+          goto fail;
+        }
+      blob = peer_blob_new_take_fd (fds[handle], (gssize) size, error);
+      fds[handle] = -1;
+      if (blob == NULL)
+        goto fail;
+      bytes = peer_blob_get_bytes (blob);
+      g_variant_unref (children[index]);
+      children[index] = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING,
+                                                                      bytes, TRUE));
+      replaced[index] = TRUE;
+    }
+
+  result = g_variant_ref_sink (g_variant_new_tuple (children, n_args));
+  if (n_user > 0)
+    *out_user_fds = g_unix_fd_list_new_from_array (fds, n_user);
+  n_fds = 0;
+
+fail:
+  close_fds (fds, n_fds);
+  for (gsize i = 0; i < n_args; i++)
+    g_variant_unref (children[i]);
+  return result;
+}
+
+/* --- the server's filter ------------------------------------------------ */
+
+/* Drops @message (transfer full), closing every fd it carries, and answers
+ * a call that expects a reply with @error. Runs in the worker thread:
+ * sending only queues the reply. */
+static GDBusMessage *
+refuse_message (GDBusConnection *connection,
+                GDBusMessage    *message,
+                const GError    *error)
+{
+  GUnixFDList *fd_list = g_dbus_message_get_unix_fd_list (message);
+
+  g_debug ("libpeer: refusing a message: %s", error->message);
+  if (fd_list != NULL && g_unix_fd_list_get_length (fd_list) > 0)
+    {
+      gint n_fds;
+      g_autofree int *fds = g_unix_fd_list_steal_fds (fd_list, &n_fds);
+      close_fds (fds, n_fds);
+    }
+
+  if (g_dbus_message_get_message_type (message) == G_DBUS_MESSAGE_TYPE_METHOD_CALL &&
+      !(g_dbus_message_get_flags (message) & G_DBUS_MESSAGE_FLAGS_NO_REPLY_EXPECTED))
+    {
+      g_autofree char *name = g_dbus_error_encode_gerror (error);
+      g_autoptr(GDBusMessage) reply = g_dbus_message_new_method_error_literal (message, name,
+                                                                                error->message);
+
+      g_dbus_connection_send_message (connection, reply, G_DBUS_SEND_MESSAGE_FLAGS_NONE, NULL, NULL);
+    }
+  g_object_unref (message);
+  return NULL;
+}
+
+static GDBusMessage *
+unwrap_blob_call (GDBusConnection *connection,
+                  GDBusMessage    *message)
+{
+  GVariant *body = g_dbus_message_get_body (message);
+  g_autoptr(GVariant) boxed = NULL;
+  g_autoptr(GVariant) args = NULL;
+  g_autoptr(GVariant) blobs = NULL;
+  g_autoptr(GVariant) unwrapped = NULL;
+  g_autoptr(GUnixFDList) user_fds = NULL;
+  g_autoptr(GError) error = NULL;
+  GDBusMessage *call;
+  const char *interface_name, *method_name;
+
+  if (body == NULL || !g_variant_is_of_type (body, G_VARIANT_TYPE (BLOB_CALL_TYPE)))
+    {
+      error = g_error_new (PEER_ERROR, PEER_ERROR_INVALID_ARGS, "%s takes %s, not %s",
+                           BLOB_CALL_METHOD, BLOB_CALL_TYPE,
+                           body != NULL ? g_variant_get_type_string (body) : "()");
+      return refuse_message (connection, message, error);
+    }
+  g_variant_get (body, "(&s&s@v@a(uht))", &interface_name, &method_name, &boxed, &blobs);
+  args = g_variant_get_variant (boxed);
+  if (!g_dbus_is_interface_name (interface_name) || !g_dbus_is_member_name (method_name) ||
+      g_str_equal (interface_name, PEER_WIRE_INTERFACE) ||
+      !g_variant_is_of_type (args, G_VARIANT_TYPE_TUPLE))
+    {
+      error = g_error_new (PEER_ERROR, PEER_ERROR_INVALID_ARGS,
+                           "%s cannot stand for %s.%s with arguments of type %s", BLOB_CALL_METHOD,
+                           interface_name, method_name, g_variant_get_type_string (args));
+      return refuse_message (connection, message, error);
+    }
+
+  unwrapped = insert_blobs (args, blobs, g_dbus_message_get_unix_fd_list (message), &user_fds, &error);
+  if (unwrapped == NULL)
+    return refuse_message (connection, message, error);
+
+  /* The same call, as if it had come plain: same serial (the reply goes to
+   * it), flags, sender and destination. */
+  call = g_dbus_message_new_method_call (g_dbus_message_get_destination (message),
+                                         g_dbus_message_get_path (message),
+                                         interface_name, method_name);
+  g_dbus_message_set_serial (call, g_dbus_message_get_serial (message));
+  g_dbus_message_set_flags (call, g_dbus_message_get_flags (message));
+  if (g_dbus_message_get_sender (message) != NULL)
+    g_dbus_message_set_sender (call, g_dbus_message_get_sender (message));
+  g_dbus_message_set_body (call, unwrapped);
+  if (user_fds != NULL)
+    g_dbus_message_set_unix_fd_list (call, user_fds);
+  g_object_set_qdata (G_OBJECT (call), wrapped_call_quark (), GINT_TO_POINTER (TRUE));
+  g_object_unref (message);
+  return call;
+}
+
+GDBusMessage *
+_peer_wire_server_filter (GDBusConnection *connection,
+                          GDBusMessage    *message,
+                          gboolean         incoming,
+                          gpointer         user_data)
+{
+  PeerWireLimits *limits = user_data;
+  GUnixFDList *fd_list;
+  gint n_fds;
+
+  if (!incoming)
+    return message;
+
+  fd_list = g_dbus_message_get_unix_fd_list (message);
+  n_fds = fd_list != NULL ? g_unix_fd_list_get_length (fd_list) : 0;
+  if (n_fds > 0)
+    {
+      g_autoptr(GError) error = NULL;
+      guint max_fds = _peer_wire_limits_get_max_fds (limits);
+
+      if (!(g_dbus_connection_get_capabilities (connection) & G_DBUS_CAPABILITY_FLAGS_UNIX_FD_PASSING))
+        error = g_error_new_literal (PEER_ERROR, PEER_ERROR_NOT_SUPPORTED,
+                                     "File descriptors were sent without negotiating fd passing");
+      else if ((guint) n_fds > max_fds)
+        error = g_error_new (PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED,
+                             "%d file descriptors in one message; the limit is %u", n_fds, max_fds);
+      if (error != NULL)
+        return refuse_message (connection, message, error);
+    }
+
+  if (g_dbus_message_get_message_type (message) == G_DBUS_MESSAGE_TYPE_METHOD_CALL &&
+      g_strcmp0 (g_dbus_message_get_interface (message), PEER_WIRE_INTERFACE) == 0 &&
+      g_strcmp0 (g_dbus_message_get_member (message), BLOB_CALL_METHOD) == 0)
+    return unwrap_blob_call (connection, message);
+  return message;
+}
+
+/* --- org.libpeer.Transport1 ---------------------------------------------- */
+
+static void
+handle_get_features (PeerCall *call,
+                     gpointer  user_data)
+{
+  g_auto(GVariantBuilder) features = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE_VARDICT);
+  GDBusConnection *connection = peer_connection_get_dbus_connection (peer_call_get_connection (call));
+
+  /* Blobs need fds: a peer that cannot pass them is told there are none. */
+  g_variant_builder_add (&features, "{sv}", "blob-call",
+                         g_variant_new_boolean (g_dbus_connection_get_capabilities (connection) &
+                                                G_DBUS_CAPABILITY_FLAGS_UNIX_FD_PASSING));
+  peer_call_return_value (call, g_variant_new ("(a{sv})", &features));
+}
+
+PeerInterface *
+_peer_wire_interface_new (void)
+{
+  static const PeerMethodEntry entries[] = {
+    { "GetFeatures", handle_get_features, PEER_METHOD_FLAGS_THREAD_SAFE },
+  };
+  g_autoptr(PeerInterface) iface = NULL;
+
+  iface = peer_interface_new_for_xml (wire_xml, PEER_WIRE_INTERFACE, NULL);
+  g_assert (iface != NULL);
+  if (!peer_interface_add_methods (iface, entries, G_N_ELEMENTS (entries), NULL, NULL))
+    g_assert_not_reached ();
+  return g_steal_pointer (&iface);
+}
+
+/* --- replies to wrapped calls -------------------------------------------- */
+
+gboolean
+_peer_wire_message_is_wrapped (GDBusMessage *message)
+{
+  return g_object_get_qdata (G_OBJECT (message), wrapped_call_quark ()) != NULL;
+}
+
+static GVariantType *
+method_reply_type (const GDBusMethodInfo *info)
+{
+  g_autoptr(GString) sig = g_string_new ("(");
+
+  for (guint i = 0; info->out_args != NULL && info->out_args[i] != NULL; i++)
+    g_string_append (sig, info->out_args[i]->signature);
+  g_string_append_c (sig, ')');
+  return g_variant_type_new (sig->str);
+}
+
+static GDBusMessage *
+build_wrapped_reply (GDBusMessage *request,
+                     GVariant     *value,
+                     GUnixFDList  *fd_list,
+                     gboolean      can_pass_fds,
+                     gsize         threshold,
+                     GError      **error)
+{
+  g_autoptr(GUnixFDList) out_fds = g_unix_fd_list_new ();
+  g_autoptr(GVariant) args = NULL;
+  g_autoptr(GVariant) blobs = NULL;
+  g_autoptr(GDBusMessage) reply = NULL;
+
+  /* Our own copies: the caller keeps @fd_list and its fds. */
+  for (gint i = 0; fd_list != NULL && i < g_unix_fd_list_get_length (fd_list); i++)
+    if (g_unix_fd_list_append (out_fds, g_unix_fd_list_peek_fds (fd_list, NULL)[i], error) < 0)
+      return NULL;
+  if (!extract_blobs (value, can_pass_fds ? threshold : 0, out_fds, &args, &blobs, error))
+    return NULL;
+
+  reply = g_dbus_message_new_method_reply (request);
+  g_dbus_message_set_body (reply, g_variant_new ("(v@a(uht))", args, blobs));
+  if (g_unix_fd_list_get_length (out_fds) > 0)
+    g_dbus_message_set_unix_fd_list (reply, out_fds);
+  return g_steal_pointer (&reply);
+}
+
+void
+_peer_wire_return_wrapped (GDBusMethodInvocation *invocation,
+                           GVariant              *value,
+                           GUnixFDList           *fd_list,
+                           gsize                  threshold)
+{
+  g_autoptr(GDBusMethodInvocation) owned = invocation;
+  GDBusMessage *request = g_dbus_method_invocation_get_message (invocation);
+  GDBusConnection *connection = g_dbus_method_invocation_get_connection (invocation);
+  const GDBusMethodInfo *info = g_dbus_method_invocation_get_method_info (invocation);
+  g_autoptr(GVariant) unit = NULL;
+  g_autoptr(GDBusMessage) reply = NULL;
+  g_autoptr(GError) error = NULL;
+  gboolean can_pass_fds;
+
+  if (g_dbus_message_get_flags (request) & G_DBUS_MESSAGE_FLAGS_NO_REPLY_EXPECTED)
+    return;
+  if (value == NULL)
+    value = unit = g_variant_ref_sink (g_variant_new_tuple (NULL, 0));
+
+  /* GDBus checks this on the plain path; the wrapped one must too. */
+  if (info != NULL)
+    {
+      g_autoptr(GVariantType) expected = method_reply_type (info);
+
+      if (!g_variant_is_of_type (value, expected))
+        {
+          g_critical ("libpeer: %s.%s replied with type '%s' instead of '%.*s'",
+                      g_dbus_method_invocation_get_interface_name (invocation), info->name,
+                      g_variant_get_type_string (value),
+                      (int) g_variant_type_get_string_length (expected),
+                      g_variant_type_peek_string (expected));
+          g_dbus_method_invocation_return_dbus_error (g_steal_pointer (&owned),
+                                                      "org.libpeer.Error.Failed",
+                                                      "The handler replied with the wrong type");
+          return;
+        }
+    }
+
+  can_pass_fds = g_dbus_connection_get_capabilities (connection) & G_DBUS_CAPABILITY_FLAGS_UNIX_FD_PASSING;
+  reply = build_wrapped_reply (request, value, fd_list, can_pass_fds, threshold, &error);
+  if (reply == NULL)
+    {
+      g_autofree char *name = NULL;
+
+      g_debug ("libpeer: cannot build a wrapped reply: %s", error->message);
+      (void) PEER_ERROR;
+      name = g_dbus_error_encode_gerror (error);
+      g_dbus_method_invocation_return_dbus_error (g_steal_pointer (&owned), name, error->message);
+      return;
+    }
+  /* Fails only on a closed connection; the reply and its fds then go. */
+  g_dbus_connection_send_message (connection, reply, G_DBUS_SEND_MESSAGE_FLAGS_NONE, NULL, NULL);
+}
+
+/* --- the client's side --------------------------------------------------- */
+
+gboolean
+_peer_wire_wants_blob_call (const char *interface_name,
+                            GVariant   *parameters,
+                            gsize       threshold)
+{
+  gsize n;
+
+  if (interface_name == NULL || parameters == NULL || threshold == 0)
+    return FALSE;
+  n = g_variant_n_children (parameters);
+  for (gsize i = 0; i < n; i++)
+    {
+      g_autoptr(GVariant) child = g_variant_get_child_value (parameters, i);
+
+      if (is_large_byte_array (child, threshold))
+        return TRUE;
+    }
+  return FALSE;
+}
+
+gboolean
+_peer_wire_features_have_blob_call (GVariant *reply)
+{
+  g_autoptr(GVariant) features = NULL;
+  gboolean blob_call = FALSE;
+
+  if (reply == NULL || !g_variant_is_of_type (reply, G_VARIANT_TYPE ("(a{sv})")))
+    return FALSE;
+  features = g_variant_get_child_value (reply, 0);
+  g_variant_lookup (features, "blob-call", "b", &blob_call);
+  return blob_call;
+}
+
+GDBusMessage *
+_peer_wire_new_blob_call (const char  *object_path,
+                          const char  *interface_name,
+                          const char  *method_name,
+                          GVariant    *parameters,
+                          GUnixFDList *fd_list,
+                          gsize        threshold,
+                          GError     **error)
+{
+  g_autoptr(GUnixFDList) out_fds = g_unix_fd_list_new ();
+  g_autoptr(GVariant) args = NULL;
+  g_autoptr(GVariant) blobs = NULL;
+  GDBusMessage *message;
+
+  /* The caller's fds first, so its `h` values stay valid; ours copies. */
+  for (gint i = 0; fd_list != NULL && i < g_unix_fd_list_get_length (fd_list); i++)
+    if (g_unix_fd_list_append (out_fds, g_unix_fd_list_peek_fds (fd_list, NULL)[i], error) < 0)
+      return NULL;
+  if (!extract_blobs (parameters, threshold, out_fds, &args, &blobs, error))
+    return NULL;
+
+  message = g_dbus_message_new_method_call (NULL, object_path, PEER_WIRE_INTERFACE, BLOB_CALL_METHOD);
+  g_dbus_message_set_body (message, g_variant_new ("(ssv@a(uht))", interface_name, method_name,
+                                                   args, blobs));
+  g_dbus_message_set_unix_fd_list (message, out_fds);
+  return message;
+}
+
+GVariant *
+_peer_wire_finish_blob_call (GDBusMessage        *reply,
+                             const GVariantType  *reply_type,
+                             GUnixFDList        **out_fd_list,
+                             GError             **error)
+{
+  GVariant *body;
+  g_autoptr(GVariant) boxed = NULL;
+  g_autoptr(GVariant) args = NULL;
+  g_autoptr(GVariant) blobs = NULL;
+  g_autoptr(GVariant) result = NULL;
+  g_autoptr(GUnixFDList) user_fds = NULL;
+
+  if (out_fd_list != NULL)
+    *out_fd_list = NULL;
+  if (g_dbus_message_to_gerror (reply, error))
+    return NULL;
+
+  body = g_dbus_message_get_body (reply);
+  if (body == NULL || !g_variant_is_of_type (body, G_VARIANT_TYPE (BLOB_REPLY_TYPE)))
+    {
+      g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
+                   "The reply to a blob call has type %s, not %s",
+                   body != NULL ? g_variant_get_type_string (body) : "()", BLOB_REPLY_TYPE);
+      return NULL;
+    }
+  g_variant_get (body, "(@v@a(uht))", &boxed, &blobs);
+  args = g_variant_get_variant (boxed);
+  if (!g_variant_is_of_type (args, G_VARIANT_TYPE_TUPLE))
+    {
+      g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
+                   "The reply to a blob call holds %s, not a tuple", g_variant_get_type_string (args));
+      return NULL;
+    }
+  result = insert_blobs (args, blobs, g_dbus_message_get_unix_fd_list (reply), &user_fds, error);
+  if (result == NULL)
+    return NULL;
+  if (reply_type != NULL && !g_variant_is_of_type (result, reply_type))
+    {
+      g_autofree char *expected = g_variant_type_dup_string (reply_type);
+
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   "Method returned type '%s', but expected '%s'",
+                   g_variant_get_type_string (result), expected);
+      return NULL;
+    }
+  if (out_fd_list != NULL)
+    *out_fd_list = g_steal_pointer (&user_fds);
+  return g_steal_pointer (&result);
+}

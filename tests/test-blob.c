@@ -1,0 +1,674 @@
+/* test-blob.c: PeerBlob on its own, EchoBlob, and `ay` arguments that
+ * travel as sealed memfds between libpeer peers (and only between them). */
+#include "config.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <glib/gstdio.h>
+
+#include "peer-blob-private.h"
+#include "peer-test-util.h"
+
+#define BENCH_PATH  "/org/libpeer/Bench"
+#define BENCH_IFACE "org.libpeer.Bench1"
+
+static guint8
+pattern (gsize offset)
+{
+  return (guint8) (offset * 131 + (offset >> 10) + 7);
+}
+
+static gboolean
+fill_pattern (guint8  *data,
+              gsize    size,
+              gpointer user_data,
+              GError **error)
+{
+  for (gsize i = 0; i < size; i++)
+    data[i] = pattern (i);
+  return TRUE;
+}
+
+static void
+assert_pattern (const guint8 *data,
+                gsize         size)
+{
+  for (gsize i = 0; i < size; i++)
+    if (data[i] != pattern (i))
+      g_error ("byte %" G_GSIZE_FORMAT " is %u, not %u", i, data[i], pattern (i));
+}
+
+/* --- PeerBlob alone -------------------------------------------------------- */
+
+static void
+test_blob_sealed (void)
+{
+  guint fds_before = peer_test_count_open_fds ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(PeerBlob) blob = peer_blob_new_with_writer (100000, fill_pattern, NULL, &error);
+  int fd, seals;
+  gsize size;
+  const guint8 *data;
+
+  g_assert_no_error (error);
+  g_assert_cmpuint (peer_blob_get_size (blob), ==, 100000);
+  data = peer_blob_get_data (blob, &size);
+  g_assert_cmpuint (size, ==, 100000);
+  assert_pattern (data, size);
+
+  fd = peer_blob_get_fd (blob);
+  seals = fcntl (fd, F_GET_SEALS);
+  g_assert_cmpint (seals & (F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL), ==,
+                   F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL);
+  /* What the seals mean to anyone holding the fd. */
+  g_assert_cmpint (pwrite (fd, "x", 1, 0), ==, -1);
+  g_assert_cmpint (errno, ==, EPERM);
+  g_assert_cmpint (ftruncate (fd, 10), ==, -1);
+  g_assert_cmpint (ftruncate (fd, 200000), ==, -1);
+  g_assert_true (mmap (NULL, 4096, PROT_WRITE, MAP_SHARED, fd, 0) == MAP_FAILED);
+
+  g_clear_pointer (&blob, peer_blob_unref);
+  g_assert_cmpuint (peer_test_count_open_fds (), ==, fds_before);
+}
+
+static void
+test_blob_from_data_and_bytes (void)
+{
+  guint fds_before = peer_test_count_open_fds ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) bytes = NULL;
+  const char text[] = "a blob of text";
+  PeerBlob *blob = peer_blob_new_from_data (text, sizeof text, &error);
+  gconstpointer data;
+
+  g_assert_no_error (error);
+  bytes = peer_blob_get_bytes (blob);
+  data = peer_blob_get_data (blob, NULL);
+  /* Backed by the mapping, not a copy, and alive after the blob. */
+  g_assert_true (g_bytes_get_data (bytes, NULL) == data);
+  g_assert_nonnull (_peer_blob_lookup_mapping (data, sizeof text));
+  peer_blob_unref (blob);           /* the lookup's reference */
+  peer_blob_unref (blob);
+  g_assert_cmpmem (g_bytes_get_data (bytes, NULL), g_bytes_get_size (bytes), text, sizeof text);
+  g_clear_pointer (&bytes, g_bytes_unref);
+  g_assert_null (_peer_blob_lookup_mapping (data, sizeof text));
+  g_assert_cmpuint (peer_test_count_open_fds (), ==, fds_before);
+}
+
+static void
+test_blob_empty (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(PeerBlob) blob = peer_blob_new_from_data (NULL, 0, &error);
+  g_autoptr(PeerBlob) received = NULL;
+  g_autoptr(GBytes) bytes = NULL;
+
+  g_assert_no_error (error);
+  g_assert_cmpuint (peer_blob_get_size (blob), ==, 0);
+  g_assert_null (peer_blob_get_data (blob, NULL));
+  bytes = peer_blob_get_bytes (blob);
+  g_assert_cmpuint (g_bytes_get_size (bytes), ==, 0);
+  received = peer_blob_new_take_fd (dup (peer_blob_get_fd (blob)), 0, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (peer_blob_get_size (received), ==, 0);
+}
+
+static gboolean
+failing_writer (guint8  *data,
+                gsize    size,
+                gpointer user_data,
+                GError **error)
+{
+  g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_NO_SPACE, "out of ideas");
+  return FALSE;
+}
+
+static void
+test_blob_writer_fails (void)
+{
+  guint fds_before = peer_test_count_open_fds ();
+  g_autoptr(GError) error = NULL;
+  PeerBlob *blob = peer_blob_new_with_writer (4096, failing_writer, NULL, &error);
+
+  g_assert_null (blob);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_NO_SPACE);
+  g_assert_cmpuint (peer_test_count_open_fds (), ==, fds_before);
+}
+
+/* A receiver takes only a memfd sealed against writing, growing and
+ * shrinking, of the announced size; whatever it refuses it closes. */
+static void
+test_blob_receive_checks (void)
+{
+  guint fds_before = peer_test_count_open_fds ();
+  g_autoptr(GError) good_error = NULL;
+  g_autoptr(PeerBlob) sealed = peer_blob_new_with_writer (8192, fill_pattern, NULL, &good_error);
+  g_autoptr(PeerBlob) received = NULL;
+  g_autofree char *dir = peer_test_make_dir ();
+  g_autofree char *path = g_build_filename (dir, "file", NULL);
+  struct { const char *what; int fd; gssize size; } bad[5];
+  int unsealed, partly, file, p[2];
+
+  g_assert_no_error (good_error);
+  unsealed = memfd_create ("unsealed", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  g_assert_cmpint (ftruncate (unsealed, 8192), ==, 0);
+  partly = memfd_create ("partly", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  g_assert_cmpint (ftruncate (partly, 8192), ==, 0);
+  g_assert_cmpint (fcntl (partly, F_ADD_SEALS, F_SEAL_GROW | F_SEAL_SHRINK), ==, 0);
+  g_assert_true (g_file_set_contents (path, "not a memfd", -1, NULL));
+  file = open (path, O_RDONLY | O_CLOEXEC);
+  g_assert_cmpint (pipe2 (p, O_CLOEXEC), ==, 0);
+  close (p[1]);
+
+  bad[0].what = "unsealed memfd", bad[0].fd = unsealed, bad[0].size = -1;
+  bad[1].what = "memfd without F_SEAL_WRITE", bad[1].fd = partly, bad[1].size = -1;
+  bad[2].what = "regular file", bad[2].fd = file, bad[2].size = -1;
+  bad[3].what = "pipe", bad[3].fd = p[0], bad[3].size = -1;
+  bad[4].what = "sealed memfd, wrong size", bad[4].fd = dup (peer_blob_get_fd (sealed)), bad[4].size = 8191;
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autoptr(GError) error = NULL;
+      PeerBlob *blob = peer_blob_new_take_fd (bad[i].fd, bad[i].size, &error);
+
+      g_test_message ("%s: %s", bad[i].what, error ? error->message : "accepted");
+      g_assert_null (blob);
+      g_assert_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS);
+    }
+
+  /* Twin: the right size, and any size. */
+  received = peer_blob_new_take_fd (dup (peer_blob_get_fd (sealed)), 8192, &good_error);
+  g_assert_no_error (good_error);
+  assert_pattern (peer_blob_get_data (received, NULL), 8192);
+  g_clear_pointer (&received, peer_blob_unref);
+  received = peer_blob_new_take_fd (dup (peer_blob_get_fd (sealed)), -1, &good_error);
+  g_assert_no_error (good_error);
+  g_clear_pointer (&received, peer_blob_unref);
+  g_clear_pointer (&sealed, peer_blob_unref);
+
+  peer_test_remove_dir (dir);
+  g_assert_cmpuint (peer_test_count_open_fds (), ==, fds_before);
+}
+
+static void
+test_blob_fd_list_handles (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(PeerBlob) blob = peer_blob_new_from_data ("abc", 3, &error);
+  g_autoptr(GUnixFDList) list = g_unix_fd_list_new ();
+  g_autoptr(PeerBlob) back = NULL;
+  gint32 handle;
+
+  handle = peer_blob_append_to_fd_list (blob, list, &error);
+  g_assert_cmpint (handle, ==, 0);
+  back = peer_blob_new_from_fd_list (list, handle, 3, &error);
+  g_assert_no_error (error);
+  g_assert_cmpmem (peer_blob_get_data (back, NULL), 3, "abc", 3);
+
+  g_assert_null (peer_blob_new_from_fd_list (list, 1, -1, &error));
+  g_assert_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS);
+  g_clear_error (&error);
+  g_assert_null (peer_blob_new_from_fd_list (list, -1, -1, &error));
+  g_assert_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS);
+  g_clear_error (&error);
+  g_assert_null (peer_blob_new_from_fd_list (NULL, 0, -1, &error));
+  g_assert_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS);
+}
+
+/* --- over the wire ------------------------------------------------------------ */
+
+typedef struct {
+  PeerTestServer *server;
+  PeerClient *client;
+  guint baseline_fds;
+} Fixture;
+
+static void
+on_async_done (GObject      *source,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  *(GAsyncResult **) user_data = g_object_ref (result);
+}
+
+static void
+ping_async (PeerClient *client)
+{
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GError) error = NULL;
+
+  peer_client_call (client, BENCH_PATH, BENCH_IFACE, "Ping", NULL, G_VARIANT_TYPE_UNIT, -1,
+                    NULL, NULL, on_async_done, &result);
+  PEER_TEST_WAIT_UNTIL (result != NULL);
+  reply = peer_client_call_finish (client, NULL, result, &error);
+  g_assert_no_error (error);
+}
+
+/* As in test-fd.c: a connection that closed finishes closing in GDBus's
+ * worker thread; each round trip gives it the chance. */
+static void
+assert_no_fd_leak (Fixture *f)
+{
+  PeerTestDeadline deadline;
+  guint n;
+
+  peer_test_deadline_start (&deadline, 5000);
+  do
+    {
+      ping_async (f->client);
+      n = peer_test_count_open_fds ();
+    }
+  while (n != f->baseline_fds && !deadline.expired);
+  peer_test_deadline_end (&deadline);
+  g_assert_cmpuint (n, ==, f->baseline_fds);
+}
+
+static void
+setup (Fixture       *f,
+       gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+
+  f->server = peer_test_server_new (NULL, NULL, PEER_SERVER_FLAGS_NONE, &error);
+  g_assert_no_error (error);
+  f->client = peer_client_new_sync (f->server->address, -1, NULL, &error);
+  g_assert_no_error (error);
+  ping_async (f->client);
+  f->baseline_fds = peer_test_count_open_fds ();
+}
+
+static void
+teardown (Fixture       *f,
+          gconstpointer  data)
+{
+  if (!g_test_failed ())
+    assert_no_fd_leak (f);
+  peer_client_close (f->client);
+  g_clear_object (&f->client);
+  peer_test_server_free (f->server);
+}
+
+static PeerBlob *
+echo_blob (PeerClient *client,
+           PeerBlob   *blob,
+           GError    **error)
+{
+  g_autoptr(GUnixFDList) list = g_unix_fd_list_new ();
+  g_autoptr(GUnixFDList) out = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  gint32 handle;
+
+  peer_blob_append_to_fd_list (blob, list, NULL);
+  reply = peer_client_call_sync (client, BENCH_PATH, BENCH_IFACE, "EchoBlob", g_variant_new ("(h)", 0),
+                                 G_VARIANT_TYPE ("(h)"), G_MAXINT, list, &out, NULL, error);
+  if (reply == NULL)
+    return NULL;
+  g_variant_get (reply, "(h)", &handle);
+  return peer_blob_new_from_fd_list (out, handle, (gssize) peer_blob_get_size (blob), error);
+}
+
+static void
+test_echo_blob (Fixture       *f,
+                gconstpointer  data)
+{
+  gsize size = GPOINTER_TO_SIZE (data);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(PeerBlob) blob = peer_blob_new_with_writer (size, fill_pattern, NULL, &error);
+  g_autoptr(PeerBlob) back = NULL;
+  struct stat a, b;
+
+  g_assert_no_error (error);
+  back = echo_blob (f->client, blob, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (peer_blob_get_size (back), ==, size);
+  /* The same memfd came back: nothing was copied on the way. */
+  g_assert_cmpint (fstat (peer_blob_get_fd (blob), &a), ==, 0);
+  g_assert_cmpint (fstat (peer_blob_get_fd (back), &b), ==, 0);
+  g_assert_cmpuint (a.st_ino, ==, b.st_ino);
+  assert_pattern (peer_blob_get_data (back, NULL), size);
+}
+
+/* Negative twin: a memfd that could still change is refused. */
+static void
+test_echo_blob_unsealed (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autoptr(GUnixFDList) list = g_unix_fd_list_new ();
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GError) error = NULL;
+  int fd = memfd_create ("unsealed", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+
+  g_assert_cmpint (ftruncate (fd, 65536), ==, 0);
+  g_unix_fd_list_append (list, fd, NULL);
+  close (fd);
+  reply = peer_client_call_sync (f->client, BENCH_PATH, BENCH_IFACE, "EchoBlob", g_variant_new ("(h)", 0),
+                                 G_VARIANT_TYPE ("(h)"), -1, list, NULL, NULL, &error);
+  g_assert_null (reply);
+  g_assert_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS);
+  g_assert_nonnull (strstr (error->message, "sealed"));
+}
+
+/* Echo of @size bytes as `ay`; returns the reply's array. */
+static GVariant *
+echo_bytes (PeerClient *client,
+            gsize       size,
+            GError    **error)
+{
+  g_autofree guint8 *data = g_malloc (size);
+  g_autoptr(GVariant) reply = NULL;
+  GVariant *bytes;
+
+  fill_pattern (data, size, NULL, NULL);
+  reply = peer_client_call_sync (client, BENCH_PATH, BENCH_IFACE, "Echo",
+                                 g_variant_new ("(@ay)", g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE,
+                                                                                     data, size, 1)),
+                                 G_VARIANT_TYPE ("(ay)"), G_MAXINT, NULL, NULL, NULL, error);
+  if (reply == NULL)
+    return NULL;
+  bytes = g_variant_get_child_value (reply, 0);
+  g_assert_cmpuint (g_variant_get_size (bytes), ==, size);
+  assert_pattern (g_variant_get_data (bytes), size);
+  return bytes;
+}
+
+/* Whether @bytes is read straight from a blob's mapping. */
+static gboolean
+is_backed_by_blob (GVariant *bytes)
+{
+  g_autoptr(PeerBlob) blob = _peer_blob_lookup_mapping (g_variant_get_data (bytes), g_variant_get_size (bytes));
+
+  return blob != NULL;
+}
+
+static void
+test_auto_blob (Fixture       *f,
+                gconstpointer  data)
+{
+  gsize size = GPOINTER_TO_SIZE (data);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) bytes = echo_bytes (f->client, size, &error);
+
+  g_assert_no_error (error);
+  g_assert_true (is_backed_by_blob (bytes));
+}
+
+/* Twins: under the threshold, or with the automatic path off, plain `ay`. */
+static void
+test_auto_blob_not_used (Fixture       *f,
+                         gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) small = echo_bytes (f->client, PEER_BLOB_DEFAULT_THRESHOLD - 1, &error);
+  g_autoptr(GVariant) at = NULL;
+  g_autoptr(GVariant) off = NULL;
+
+  g_assert_no_error (error);
+  g_assert_false (is_backed_by_blob (small));
+  at = echo_bytes (f->client, PEER_BLOB_DEFAULT_THRESHOLD, &error);
+  g_assert_no_error (error);
+  g_assert_true (is_backed_by_blob (at));
+
+  peer_client_set_blob_threshold (f->client, 0);
+  off = echo_bytes (f->client, 1024 * 1024, &error);
+  g_assert_no_error (error);
+  g_assert_false (is_backed_by_blob (off));
+}
+
+static void
+test_auto_blob_async (Fixture       *f,
+                      gconstpointer  data)
+{
+  gsize size = 1024 * 1024;
+  g_autofree guint8 *bytes = g_malloc (size);
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GVariant) echoed = NULL;
+  g_autoptr(GError) error = NULL;
+
+  /* A fresh client: the first call also asks the server about blobs. */
+  fill_pattern (bytes, size, NULL, NULL);
+  peer_client_call (f->client, BENCH_PATH, BENCH_IFACE, "Echo",
+                    g_variant_new ("(@ay)", g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, bytes, size, 1)),
+                    G_VARIANT_TYPE ("(ay)"), -1, NULL, NULL, on_async_done, &result);
+  PEER_TEST_WAIT_UNTIL (result != NULL);
+  reply = peer_client_call_finish (f->client, NULL, result, &error);
+  g_assert_no_error (error);
+  echoed = g_variant_get_child_value (reply, 0);
+  g_assert_true (is_backed_by_blob (echoed));
+  assert_pattern (g_variant_get_data (echoed), size);
+}
+
+/* Hand-made blob calls, as a hostile or broken peer would send them. */
+static GError *
+send_blob_call (Fixture    *f,
+                GVariant   *args,
+                GVariant   *blobs,
+                const int  *fds,
+                guint       n_fds,
+                const char *interface_name)
+{
+  g_autoptr(GUnixFDList) list = g_unix_fd_list_new ();
+  g_autoptr(GVariant) reply = NULL;
+  GError *error = NULL;
+
+  for (guint i = 0; i < n_fds; i++)
+    g_unix_fd_list_append (list, fds[i], NULL);
+  reply = g_dbus_connection_call_with_unix_fd_list_sync (peer_client_get_connection (f->client), NULL,
+                                                         BENCH_PATH, "org.libpeer.Transport1", "BlobCall",
+                                                         g_variant_new ("(ssv@a(uht))", interface_name,
+                                                                        "Echo", args, blobs),
+                                                         NULL, G_DBUS_CALL_FLAGS_NONE, -1, list, NULL,
+                                                         NULL, &error);
+  if (reply != NULL)
+    {
+      g_autoptr(GVariant) boxed = NULL;
+      g_autoptr(GVariant) inner = NULL;
+
+      g_assert_true (g_variant_is_of_type (reply, G_VARIANT_TYPE ("(va(uht))")));
+      g_variant_get (reply, "(v@a(uht))", &inner, &boxed);
+      g_assert_true (g_variant_is_of_type (inner, G_VARIANT_TYPE ("(ay)")));
+    }
+  return error;
+}
+
+static GVariant *
+parse_blobs (const char *text)
+{
+  g_autofree char *typed = g_strconcat ("@a(uht) ", text, NULL);
+
+  return g_variant_new_parsed (typed);
+}
+
+static void
+test_blob_call_checks (Fixture       *f,
+                       gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(PeerBlob) blob = peer_blob_new_with_writer (100000, fill_pattern, NULL, &error);
+  GVariant *empty = g_variant_new_array (G_VARIANT_TYPE_BYTE, NULL, 0);
+  int sealed = peer_blob_get_fd (blob);
+  int unsealed = memfd_create ("unsealed", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  struct {
+    const char *what;
+    const char *args;
+    const char *blobs;
+    int fd;
+    const char *iface;
+  } bad[] = {
+    { "unsealed memfd", NULL, "[(0, 0, 100000)]", unsealed, BENCH_IFACE },
+    { "wrong size", NULL, "[(0, 0, 99999)]", sealed, BENCH_IFACE },
+    { "handle out of range", NULL, "[(0, 1, 100000)]", sealed, BENCH_IFACE },
+    { "index out of range", NULL, "[(1, 0, 100000)]", sealed, BENCH_IFACE },
+    { "not a byte array", "(@as [],)", "[(0, 0, 100000)]", sealed, BENCH_IFACE },
+    { "more blobs than fds", NULL, "[(0, 0, 100000), (1, 1, 5)]", sealed, BENCH_IFACE },
+    { "wrapping the wrapper", NULL, "[(0, 0, 100000)]", sealed, "org.libpeer.Transport1" },
+  };
+
+  g_assert_no_error (error);
+  g_assert_cmpint (ftruncate (unsealed, 100000), ==, 0);
+  g_variant_ref_sink (empty);
+  /* The test's own two fds stay open throughout. */
+  f->baseline_fds += 2;
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      GVariant *args = bad[i].args != NULL ? g_variant_new_parsed (bad[i].args)
+                                          : g_variant_new ("(@ay)", empty);
+      g_autoptr(GError) call_error = send_blob_call (f, args, parse_blobs (bad[i].blobs),
+                                                     &bad[i].fd, 1, bad[i].iface);
+
+      g_test_message ("%s: %s", bad[i].what, call_error ? call_error->message : "accepted");
+      g_assert_error (call_error, PEER_ERROR, PEER_ERROR_INVALID_ARGS);
+      assert_no_fd_leak (f);
+    }
+
+  /* Twin: the same by hand, done right. */
+  error = send_blob_call (f, g_variant_new ("(@ay)", empty), g_variant_new_parsed ("@a(uht) [(0, 0, 100000)]"),
+                          &sealed, 1, BENCH_IFACE);
+  g_assert_no_error (error);
+  g_variant_unref (empty);
+  close (unsealed);
+  g_clear_pointer (&blob, peer_blob_unref);
+  f->baseline_fds -= 2;
+}
+
+/* The blobs count towards the per-message fd limit. */
+static gboolean
+set_max_fds_to_zero (gpointer data)
+{
+  peer_server_set_max_fds_per_message (((PeerTestServer *) data)->server, 0);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+test_auto_blob_limit (Fixture       *f,
+                      gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) bytes = NULL;
+
+  peer_test_server_invoke (f->server, set_max_fds_to_zero, f->server);
+  bytes = echo_bytes (f->client, 1024 * 1024, &error);
+  g_assert_null (bytes);
+  g_assert_error (error, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED);
+}
+
+/* A plain GDBus server that knows nothing of blobs: the client asks, hears
+ * UnknownObject, and sends plain `ay` from then on. */
+static void
+on_plain_echo (GDBusConnection       *connection,
+               const char            *sender,
+               const char            *object_path,
+               const char            *interface_name,
+               const char            *method_name,
+               GVariant              *parameters,
+               GDBusMethodInvocation *invocation,
+               gpointer               user_data)
+{
+  g_dbus_method_invocation_return_value (invocation, parameters);
+}
+
+static void
+on_server_connection (GObject      *source,
+                      GAsyncResult *result,
+                      gpointer      user_data)
+{
+  g_autoptr(GError) error = NULL;
+
+  *(GDBusConnection **) user_data = g_dbus_connection_new_finish (result, &error);
+  g_assert_no_error (error);
+}
+
+static void
+test_auto_blob_plain_server (void)
+{
+  static const GDBusInterfaceVTable vtable = { on_plain_echo, NULL, NULL, { 0 } };
+  g_autoptr(GSocket) server_socket = NULL;
+  g_autoptr(GSocket) client_socket = NULL;
+  g_autoptr(GSocketConnection) server_stream = NULL;
+  g_autoptr(GSocketConnection) client_stream = NULL;
+  g_autoptr(GDBusConnection) server = NULL;
+  g_autoptr(GDBusConnection) connection = NULL;
+  g_autoptr(PeerClient) client = NULL;
+  g_autoptr(GDBusNodeInfo) node = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *guid = g_dbus_generate_guid ();
+  gsize size = 1024 * 1024;
+  g_autofree guint8 *bytes = g_malloc (size);
+  int sv[2];
+
+  node = g_dbus_node_info_new_for_xml ("<node><interface name='org.libpeer.Bench1'><method name='Echo'>"
+                                       "<arg type='ay' direction='in'/><arg type='ay' direction='out'/>"
+                                       "</method></interface></node>", &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), ==, 0);
+  server_socket = g_socket_new_from_fd (sv[0], &error);
+  client_socket = g_socket_new_from_fd (sv[1], &error);
+  g_assert_no_error (error);
+  server_stream = g_socket_connection_factory_create_connection (server_socket);
+  client_stream = g_socket_connection_factory_create_connection (client_socket);
+
+  g_dbus_connection_new (G_IO_STREAM (server_stream), guid, G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_SERVER,
+                         NULL, NULL, on_server_connection, &server);
+  connection = g_dbus_connection_new_sync (G_IO_STREAM (client_stream), NULL,
+                                           G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT, NULL, NULL, &error);
+  g_assert_no_error (error);
+  PEER_TEST_WAIT_UNTIL (server != NULL);
+  g_dbus_connection_register_object (server, BENCH_PATH, node->interfaces[0], &vtable, NULL, NULL, &error);
+  g_assert_no_error (error);
+
+  client = peer_client_new_for_connection (connection);
+  g_assert_true (peer_client_can_pass_fds (client));
+  fill_pattern (bytes, size, NULL, NULL);
+  /* Async: the plain server answers in this thread's main context. */
+  for (guint i = 0; i < 2; i++)
+    {
+      g_autoptr(GVariant) echoed = NULL;
+      g_autoptr(GAsyncResult) result = NULL;
+
+      g_clear_pointer (&reply, g_variant_unref);
+      peer_client_call (client, BENCH_PATH, BENCH_IFACE, "Echo",
+                        g_variant_new ("(@ay)", g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, bytes, size, 1)),
+                        G_VARIANT_TYPE ("(ay)"), -1, NULL, NULL, on_async_done, &result);
+      PEER_TEST_WAIT_UNTIL (result != NULL);
+      reply = peer_client_call_finish (client, NULL, result, &error);
+      g_assert_no_error (error);
+      echoed = g_variant_get_child_value (reply, 0);
+      g_assert_false (is_backed_by_blob (echoed));
+      assert_pattern (g_variant_get_data (echoed), size);
+    }
+  peer_client_close (client);
+  g_dbus_connection_close_sync (server, NULL, NULL);
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_test_init (&argc, &argv, NULL);
+
+  g_test_add_func ("/peer/blob/unit/sealed", test_blob_sealed);
+  g_test_add_func ("/peer/blob/unit/from-data-and-bytes", test_blob_from_data_and_bytes);
+  g_test_add_func ("/peer/blob/unit/empty", test_blob_empty);
+  g_test_add_func ("/peer/blob/unit/writer-fails", test_blob_writer_fails);
+  g_test_add_func ("/peer/blob/unit/receive-checks", test_blob_receive_checks);
+  g_test_add_func ("/peer/blob/unit/fd-list-handles", test_blob_fd_list_handles);
+  g_test_add ("/peer/blob/echo/1mib", Fixture, GSIZE_TO_POINTER (1024 * 1024), setup, test_echo_blob, teardown);
+  g_test_add ("/peer/blob/echo/256mib", Fixture, GSIZE_TO_POINTER (256 * 1024 * 1024), setup,
+              test_echo_blob, teardown);
+  g_test_add ("/peer/blob/echo/unsealed", Fixture, NULL, setup, test_echo_blob_unsealed, teardown);
+  g_test_add ("/peer/blob/auto/1mib", Fixture, GSIZE_TO_POINTER (1024 * 1024), setup, test_auto_blob, teardown);
+  /* Past D-Bus's 128 MiB message limit. */
+  g_test_add ("/peer/blob/auto/200mib", Fixture, GSIZE_TO_POINTER (200 * 1024 * 1024), setup,
+              test_auto_blob, teardown);
+  g_test_add ("/peer/blob/auto/not-used", Fixture, NULL, setup, test_auto_blob_not_used, teardown);
+  g_test_add ("/peer/blob/auto/async", Fixture, NULL, setup, test_auto_blob_async, teardown);
+  g_test_add ("/peer/blob/auto/blob-call-checks", Fixture, NULL, setup, test_blob_call_checks, teardown);
+  g_test_add ("/peer/blob/auto/fd-limit", Fixture, NULL, setup, test_auto_blob_limit, teardown);
+  g_test_add_func ("/peer/blob/auto/plain-server", test_auto_blob_plain_server);
+
+  return g_test_run ();
+}

@@ -1,0 +1,462 @@
+/* test-lane.c: the lane: its method table, calls and errors through it,
+ * fds and large bodies, a peer vanishing mid-call, the lane closing with
+ * the connection, bad frames, and its limits. */
+#include "config.h"
+
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "peer-client-private.h"
+#include "peer-lane-private.h"
+#include "peer-test-util.h"
+
+#define TEST_PATH "/org/libpeer/LaneTest"
+#define TEST_IFACE "org.libpeer.LaneTest1"
+
+static const char test_xml[] =
+  "<node><interface name='" TEST_IFACE "'>"
+  " <method name='Hang'/>"
+  " <method name='Where'><arg name='main' type='b' direction='out'/></method>"
+  " <method name='NoHandler'/>"
+  "</interface></node>";
+
+typedef struct {
+  PeerTestServer *ts;
+  PeerInterface *iface;
+  GAsyncQueue *held;            /* PeerCall* from Hang */
+  PeerClient *client;
+} Fixture;
+
+static void
+handle_hang (PeerCall *call,
+             gpointer  user_data)
+{
+  Fixture *f = user_data;
+
+  g_async_queue_push (f->held, peer_call_ref (call));
+}
+
+static void
+handle_where (PeerCall *call,
+              gpointer  user_data)
+{
+  /* Not thread-safe, so it must run in the server's main context. */
+  peer_call_return_value (call, g_variant_new ("(b)", g_main_context_is_owner (g_main_context_get_thread_default ())));
+}
+
+static gboolean
+export_test_iface (gpointer user_data)
+{
+  Fixture *f = user_data;
+  static const PeerMethodEntry entries[] = {
+    { "Hang", handle_hang, PEER_METHOD_FLAGS_NONE },
+    { "Where", handle_where, PEER_METHOD_FLAGS_NONE },
+  };
+  g_autoptr(GError) error = NULL;
+
+  f->iface = peer_interface_new_for_xml (test_xml, TEST_IFACE, &error);
+  g_assert_true (peer_interface_add_methods (f->iface, entries, G_N_ELEMENTS (entries), f, &error));
+  g_assert_true (peer_server_export (f->ts->server, TEST_PATH, f->iface, &error));
+  return G_SOURCE_REMOVE;
+}
+
+static void
+fixture_set_up (Fixture      *f,
+                gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+
+  f->held = g_async_queue_new_full ((GDestroyNotify) peer_call_unref);
+  f->ts = peer_test_server_new (NULL, NULL, PEER_SERVER_FLAGS_NONE, &error);
+  g_assert_no_error (error);
+  peer_test_server_invoke (f->ts, export_test_iface, f);
+  f->client = peer_client_new_sync (f->ts->address, 5000, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (peer_client_open_lane_sync (f->client, NULL, &error));
+  g_assert_no_error (error);
+}
+
+static void
+fixture_tear_down (Fixture      *f,
+                   gconstpointer data)
+{
+  g_clear_object (&f->client);
+  g_async_queue_unref (f->held);
+  peer_test_server_free (f->ts);
+  g_clear_object (&f->iface);
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+}
+
+static GVariant *
+echo (PeerClient *client,
+      gsize       size,
+      GError    **error)
+{
+  g_autofree guint8 *data = g_malloc (size);
+  g_autoptr(GVariant) reply = NULL;
+
+  for (gsize i = 0; i < size; i++)
+    data[i] = (guint8) (i * 7 + 3);
+  reply = peer_client_call_sync (client, "/org/libpeer/Bench", "org.libpeer.Bench1", "Echo",
+                                 g_variant_new ("(@ay)", g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, data, size, 1)),
+                                 G_VARIANT_TYPE ("(ay)"), -1, NULL, NULL, NULL, error);
+  if (reply != NULL)
+    {
+      g_autoptr(GVariant) bytes = g_variant_get_child_value (reply, 0);
+      gsize n;
+      const guint8 *back = g_variant_get_fixed_array (bytes, &n, 1);
+
+      g_assert_cmpuint (n, ==, size);
+      g_assert_true (size == 0 || memcmp (back, data, size) == 0);
+    }
+  return g_steal_pointer (&reply);
+}
+
+/* The server's side of earlier calls is done (their fds closed) once a
+ * call answered in the main context comes back: the lane thread takes
+ * frames in order, and the main context runs calls in order, each freed
+ * before the next is dispatched. The test's process holds both sides, so
+ * fd counts need this. */
+static void
+sync_with_server (Fixture *f)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = peer_client_call_sync (f->client, TEST_PATH, TEST_IFACE, "Where", NULL,
+                                                     G_VARIANT_TYPE ("(b)"), -1, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+}
+
+static void
+test_table (Fixture      *f,
+            gconstpointer data)
+{
+  PeerLaneClient *lane = _peer_client_get_lane (f->client);
+  guint32 id;
+
+  g_assert_nonnull (lane);
+  g_assert_true (_peer_lane_client_has_method (lane, "/org/libpeer/Bench", "org.libpeer.Bench1", "Echo", &id));
+  g_assert_true (_peer_lane_client_has_method (lane, "/org/libpeer/Helper", "org.libpeer.Helper1", "Quick", &id));
+  g_assert_true (_peer_lane_client_has_method (lane, TEST_PATH, TEST_IFACE, "Hang", &id));
+  /* Negative twins: no handler, the bus's and the lane's own methods, a
+   * method at another path. */
+  g_assert_false (_peer_lane_client_has_method (lane, TEST_PATH, TEST_IFACE, "NoHandler", &id));
+  g_assert_false (_peer_lane_client_has_method (lane, "/org/freedesktop/DBus", "org.freedesktop.DBus", "Hello", &id));
+  g_assert_false (_peer_lane_client_has_method (lane, PEER_LANE_PATH, PEER_LANE_INTERFACE, "Open", &id));
+  g_assert_false (_peer_lane_client_has_method (lane, "/elsewhere", "org.libpeer.Bench1", "Echo", &id));
+}
+
+static void
+test_calls (Fixture      *f,
+            gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) small = echo (f->client, 64, &error);
+  g_autoptr(GVariant) empty = NULL;
+  g_autoptr(GVariant) quick = NULL;
+  g_autoptr(GVariant) where = NULL;
+  g_autoptr(GVariant) props = NULL;
+  gboolean in_main;
+
+  g_assert_no_error (error);
+  empty = echo (f->client, 0, &error);
+  g_assert_no_error (error);
+  quick = peer_client_call_sync (f->client, "/org/libpeer/Helper", "org.libpeer.Helper1", "Quick",
+                                 g_variant_new ("(i)", 16), G_VARIANT_TYPE ("(s)"), -1, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  where = peer_client_call_sync (f->client, TEST_PATH, TEST_IFACE, "Where", NULL, G_VARIANT_TYPE ("(b)"),
+                                 -1, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_variant_get (where, "(b)", &in_main);
+  g_assert_true (in_main);
+  /* What is not in the table goes over GDBus as before. */
+  props = peer_client_call_sync (f->client, "/org/libpeer/Helper", "org.freedesktop.DBus.Properties", "GetAll",
+                                 g_variant_new ("(s)", "org.libpeer.Helper1"), NULL, -1, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+}
+
+static void
+test_errors (Fixture      *f,
+             gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+
+  reply = peer_client_call_sync (f->client, "/org/libpeer/Helper", "org.libpeer.Helper1", "Quick",
+                                 g_variant_new ("(i)", 0), NULL, -1, NULL, NULL, NULL, &error);
+  g_assert_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS);
+  g_assert_cmpstr (error->message, ==, "bits must be between 1 and 1024, not 0");
+  g_clear_error (&error);
+
+  reply = peer_client_call_sync (f->client, "/org/libpeer/Helper", "org.libpeer.Helper1", "Quick",
+                                 g_variant_new ("(s)", "16"), NULL, -1, NULL, NULL, NULL, &error);
+  g_assert_error (error, G_DBUS_ERROR, G_DBUS_ERROR_INVALID_ARGS);
+  g_clear_error (&error);
+
+  reply = peer_client_call_sync (f->client, "/org/libpeer/Helper", "org.libpeer.Helper1", "Quick",
+                                 g_variant_new ("(i)", 8), G_VARIANT_TYPE ("(u)"), -1, NULL, NULL, NULL, &error);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  g_clear_error (&error);
+
+  /* The lane is still good. */
+  reply = peer_client_call_sync (f->client, "/org/libpeer/Helper", "org.libpeer.Helper1", "Quick",
+                                 g_variant_new ("(i)", 8), G_VARIANT_TYPE ("(s)"), -1, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+}
+
+static void
+test_large_bodies (Fixture      *f,
+                   gconstpointer data)
+{
+  const gsize sizes[] = { PEER_LANE_MAX_INLINE - 8, PEER_LANE_MAX_INLINE + 1, 1024 * 1024, 16 * 1024 * 1024 };
+  g_autoptr(GVariant) warm_up = echo (f->client, 1, NULL);
+  guint fds_before;
+
+  sync_with_server (f);
+  /* Counted after a lane call: opening the lane went through a GDBus
+   * synchronous call, whose private main context lets its eventfd go a
+   * moment after returning. Lane calls open nothing of the kind. */
+  fds_before = peer_test_count_open_fds ();
+
+  for (guint i = 0; i < G_N_ELEMENTS (sizes); i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GVariant) reply = echo (f->client, sizes[i], &error);
+      g_assert_no_error (error);
+    }
+  sync_with_server (f);
+  g_assert_cmpuint (peer_test_count_open_fds (), ==, fds_before);
+}
+
+static void
+test_fds (Fixture      *f,
+          gconstpointer data)
+{
+  g_autoptr(GUnixFDList) fds = g_unix_fd_list_new ();
+  g_autoptr(GUnixFDList) out = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GVariant) handles = NULL;
+  int pipe_fds[2];
+  struct stat a, b;
+  guint fds_before;
+  gint32 h;
+  int fd;
+
+  g_assert_cmpint (pipe (pipe_fds), ==, 0);
+  g_clear_pointer (&reply, g_variant_unref);
+  reply = echo (f->client, 1, NULL);        /* see test_large_bodies() */
+  g_clear_pointer (&reply, g_variant_unref);
+  sync_with_server (f);
+  fds_before = peer_test_count_open_fds ();
+  g_unix_fd_list_append (fds, pipe_fds[0], NULL);
+  reply = peer_client_call_sync (f->client, "/org/libpeer/Bench", "org.libpeer.Bench1", "EchoFds",
+                                 g_variant_new_parsed ("(@ah [0],)"), G_VARIANT_TYPE ("(ah)"), -1,
+                                 fds, &out, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (out);
+  handles = g_variant_get_child_value (reply, 0);
+  g_assert_cmpuint (g_variant_n_children (handles), ==, 1);
+  g_variant_get_child (handles, 0, "h", &h);
+  fd = g_unix_fd_list_get (out, h, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (fstat (fd, &a), ==, 0);
+  g_assert_cmpint (fstat (pipe_fds[0], &b), ==, 0);
+  g_assert_true (a.st_ino == b.st_ino && a.st_dev == b.st_dev);
+  close (fd);
+  g_clear_object (&out);
+  g_clear_object (&fds);
+  sync_with_server (f);
+  g_assert_cmpuint (peer_test_count_open_fds (), ==, fds_before);
+  close (pipe_fds[0]);
+  close (pipe_fds[1]);
+}
+
+typedef struct {
+  Fixture *f;
+  GError *error;
+  gboolean done;
+} HangCall;
+
+static gpointer
+hang_in_thread (gpointer user_data)
+{
+  HangCall *hc = user_data;
+  g_autoptr(GVariant) reply = peer_client_call_sync (hc->f->client, TEST_PATH, TEST_IFACE, "Hang", NULL, NULL,
+                                                     -1, NULL, NULL, NULL, &hc->error);
+  g_assert_null (reply);
+  return NULL;
+}
+
+static gboolean
+close_all_peers (gpointer user_data)
+{
+  Fixture *f = user_data;
+  g_autoptr(GPtrArray) peers = peer_server_list_peers (f->ts->server);
+  g_autoptr(GError) reason = g_error_new_literal (PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED, "kicked by test");
+
+  for (guint i = 0; i < peers->len; i++)
+    peer_connection_close (g_ptr_array_index (peers, i), reason);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+test_peer_vanishes_mid_call (Fixture      *f,
+                             gconstpointer data)
+{
+  HangCall hc = { f };
+  GThread *thread = g_thread_new ("hang", hang_in_thread, &hc);
+  g_autoptr(PeerCall) held = g_async_queue_timeout_pop (f->held, 10 * G_USEC_PER_SEC);
+
+  g_assert_nonnull (held);
+  peer_test_server_invoke (f->ts, close_all_peers, f);
+  g_thread_join (thread);
+  g_assert_error (hc.error, PEER_ERROR, PEER_ERROR_DISCONNECTED);
+  g_clear_error (&hc.error);
+  /* A reply to the vanished peer goes nowhere, quietly. */
+  peer_call_return_value (held, NULL);
+}
+
+static void
+test_closed_with_connection (Fixture      *f,
+                             gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+
+  peer_test_server_invoke (f->ts, close_all_peers, f);
+  PEER_TEST_WAIT_UNTIL (peer_client_is_closed (f->client));
+  reply = echo (f->client, 16, &error);
+  g_assert_null (reply);
+  g_assert_error (error, PEER_ERROR, PEER_ERROR_DISCONNECTED);
+  g_assert_true (_peer_lane_client_is_closed (_peer_client_get_lane (f->client)));
+}
+
+static void
+on_closed (PeerClient   *client,
+           const GError *reason,
+           gboolean     *closed)
+{
+  *closed = TRUE;
+}
+
+static void
+test_bad_frame_closes_peer (Fixture      *f,
+                            gconstpointer data)
+{
+  int fd = _peer_lane_client_get_fd (_peer_client_get_lane (f->client));
+  const char garbage[] = "this is not a lane frame";
+  gboolean closed = FALSE;
+  gssize n;
+
+  g_signal_connect (f->client, "closed", G_CALLBACK (on_closed), &closed);
+  n = send (fd, garbage, sizeof garbage, MSG_NOSIGNAL);
+  g_assert_cmpint (n, ==, sizeof garbage);
+  /* The server closes the whole connection, not just the lane. */
+  PEER_TEST_WAIT_UNTIL (closed);
+  g_assert_true (peer_client_is_closed (f->client));
+}
+
+static void
+test_good_frames_keep_peer (Fixture      *f,
+                            gconstpointer data)
+{
+  /* The positive twin: many well-formed calls, the peer stays. */
+  for (guint i = 0; i < 200; i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GVariant) reply = echo (f->client, i * 13, &error);
+      g_assert_no_error (error);
+    }
+  g_assert_false (peer_client_is_closed (f->client));
+  g_assert_cmpuint (peer_server_get_n_peers (f->ts->server), ==, 1);
+}
+
+static void
+test_lane_limit (Fixture      *f,
+                 gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) kept = g_ptr_array_new_with_free_func (g_object_unref);
+
+  /* One is open; up to PEER_LANE_MAX_PER_CONNECTION may be. Their fds are
+   * kept: a lane whose client end is closed ends and stops counting. */
+  for (guint i = 1; i < PEER_LANE_MAX_PER_CONNECTION; i++)
+    {
+      GUnixFDList *fds = NULL;
+      g_autoptr(GVariant) reply = peer_client_call_sync (f->client, PEER_LANE_PATH, PEER_LANE_INTERFACE, "Open",
+                                                         NULL, NULL, -1, NULL, &fds, NULL, &error);
+      g_assert_no_error (error);
+      g_ptr_array_add (kept, fds);
+    }
+  {
+    g_autoptr(GVariant) reply = peer_client_call_sync (f->client, PEER_LANE_PATH, PEER_LANE_INTERFACE, "Open",
+                                                       NULL, NULL, -1, NULL, NULL, NULL, &error);
+    g_assert_null (reply);
+    g_assert_error (error, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED);
+  }
+}
+
+static void
+test_in_flight_limit (Fixture      *f,
+                      gconstpointer data)
+{
+  PeerLaneClient *lane = _peer_client_get_lane (f->client);
+  int fd = _peer_lane_client_get_fd (lane);
+  g_autofree guint8 *buffer = g_malloc (sizeof (PeerLaneHeader) + PEER_LANE_MAX_INLINE);
+  g_autoptr(GVariant) unit = g_variant_ref_sink (g_variant_new_tuple (NULL, 0));
+  guint32 id;
+  guint errors = 0;
+  const guint extra = 6;
+
+  g_assert_true (_peer_lane_client_has_method (lane, TEST_PATH, TEST_IFACE, "Hang", &id));
+  /* Calls that wait in the main context, more than allowed. */
+  for (guint i = 0; i < PEER_LANE_MAX_IN_FLIGHT + extra; i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_assert_true (_peer_lane_write_frame (fd, PEER_LANE_KIND_CALL, i + 1, id, unit, NULL, FALSE, &error));
+    }
+  while (errors < extra)
+    {
+      PeerLaneFrame frame;
+      g_autoptr(GError) error = NULL;
+
+      g_assert_true (_peer_lane_read_frame (fd, buffer, 16, FALSE, &frame, &error));
+      g_assert_cmpint (frame.header.kind, ==, PEER_LANE_KIND_ERROR);
+      g_assert_cmpuint (frame.header.target, >, PEER_LANE_MAX_IN_FLIGHT);
+      errors++;
+      _peer_lane_frame_clear (&frame);
+    }
+  /* Exactly the calls over the limit were refused; the rest arrive. */
+  for (guint i = 0; i < PEER_LANE_MAX_IN_FLIGHT; i++)
+    {
+      g_autoptr(PeerCall) held = g_async_queue_timeout_pop (f->held, 10 * G_USEC_PER_SEC);
+      g_assert_nonnull (held);
+      peer_call_return_value (held, NULL);
+    }
+  g_assert_cmpint (g_async_queue_length (f->held), ==, 0);
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_test_init (&argc, &argv, NULL);
+
+#define ADD(path, func) g_test_add (path, Fixture, NULL, fixture_set_up, func, fixture_tear_down)
+  ADD ("/peer/lane/table", test_table);
+  ADD ("/peer/lane/calls", test_calls);
+  ADD ("/peer/lane/errors", test_errors);
+  ADD ("/peer/lane/large-bodies", test_large_bodies);
+  ADD ("/peer/lane/fds", test_fds);
+  ADD ("/peer/lane/peer-vanishes-mid-call", test_peer_vanishes_mid_call);
+  ADD ("/peer/lane/closed-with-connection", test_closed_with_connection);
+  ADD ("/peer/lane/bad-frame-closes-peer", test_bad_frame_closes_peer);
+  ADD ("/peer/lane/good-frames-keep-peer", test_good_frames_keep_peer);
+  ADD ("/peer/lane/limit-per-connection", test_lane_limit);
+  ADD ("/peer/lane/in-flight-limit", test_in_flight_limit);
+#undef ADD
+  return g_test_run ();
+}
