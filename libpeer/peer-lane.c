@@ -19,7 +19,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "peer-blob.h"
+#include "peer-blob-private.h"
 #include "peer-call-private.h"
 #include "peer-connection.h"
 #include "peer-error.h"
@@ -74,13 +74,14 @@ _peer_lane_read_frame (int            fd,
     n = recvmsg (fd, &msg, MSG_CMSG_CLOEXEC | (nonblocking ? MSG_DONTWAIT : 0));
   while (n < 0 && errno == EINTR);
 
-  for (struct cmsghdr *c = CMSG_FIRSTHDR (&msg); c != NULL; c = CMSG_NXTHDR (&msg, c))
-    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-      {
-        guint count = (c->cmsg_len - CMSG_LEN (0)) / sizeof (int);
-        memcpy (fds + n_fds, CMSG_DATA (c), MIN (count, MAX_CMSG_FDS - n_fds) * sizeof (int));
-        n_fds += MIN (count, MAX_CMSG_FDS - n_fds);
-      }
+  if (n >= 0)
+    for (struct cmsghdr *c = CMSG_FIRSTHDR (&msg); c != NULL; c = CMSG_NXTHDR (&msg, c))
+      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+        {
+          guint count = (c->cmsg_len - CMSG_LEN (0)) / sizeof (int);
+          memcpy (fds + n_fds, CMSG_DATA (c), MIN (count, MAX_CMSG_FDS - n_fds) * sizeof (int));
+          n_fds += MIN (count, MAX_CMSG_FDS - n_fds);
+        }
 
   if (n < 0)
     {
@@ -148,6 +149,30 @@ _peer_lane_read_frame (int            fd,
   return TRUE;
 }
 
+/* The serialized bytes of @body. A tuple of one member whose own
+ * serialization is the whole tuple's (same size: no padding, no framing)
+ * is read from the member: a tuple built in memory around serialized bytes
+ * (an `ay` made with g_variant_new_from_data(), say) is then never
+ * flattened into a copy. @holder keeps the member alive. */
+static gconstpointer
+body_data (GVariant  *body,
+           gsize      size,
+           GVariant **holder)
+{
+  if (g_variant_n_children (body) == 1)
+    {
+      GVariant *member = g_variant_get_child_value (body, 0);
+
+      if (g_variant_get_size (member) == size)
+        {
+          *holder = member;
+          return g_variant_get_data (member);
+        }
+      g_variant_unref (member);
+    }
+  return g_variant_get_data (body);
+}
+
 gboolean
 _peer_lane_write_frame (int           fd,
                         PeerLaneKind  kind,
@@ -164,6 +189,7 @@ _peer_lane_write_frame (int           fd,
   } control;
   PeerLaneHeader header = { serial, target, kind, 0, 0, 0 };
   g_autoptr(PeerBlob) blob = NULL;
+  g_autoptr(GVariant) member = NULL;
   struct iovec iov[2];
   struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 1 };
   const int *list_fds = NULL;
@@ -190,8 +216,15 @@ _peer_lane_write_frame (int           fd,
   iov[0].iov_len = HEADER_SIZE;
   if (size > PEER_LANE_MAX_INLINE)
     {
-      /* Serialized straight into the memfd: the one copy of the body. */
-      blob = peer_blob_new_from_data (g_variant_get_data (body), size, error);
+      /* Bytes that arrived as a blob (an echo, a forwarded payload) leave
+       * as the same sealed memfd, uncopied; others are copied in once,
+       * with pwrite() (cheaper than writing through a fresh mapping, which
+       * faults in every page). */
+      gconstpointer data = body_data (body, size, &member);
+
+      blob = _peer_blob_lookup_mapping (data, size);
+      if (blob == NULL)
+        blob = peer_blob_new_from_data (data, size, error);
       if (blob == NULL)
         return FALSE;
       header.flags |= PEER_LANE_FLAG_BODY_IN_BLOB;
@@ -199,7 +232,7 @@ _peer_lane_write_frame (int           fd,
     }
   else if (size > 0)
     {
-      iov[1].iov_base = (gpointer) g_variant_get_data (body);
+      iov[1].iov_base = (gpointer) body_data (body, size, &member);
       iov[1].iov_len = size;
       msg.msg_iovlen = 2;
     }
@@ -246,6 +279,26 @@ error_body (const char *name,
   return g_variant_ref_sink (g_variant_new ("(ss)", name, message));
 }
 
+/* Whether every byte string is a normal-form value of tuple @type: its
+ * members are numbers (no booleans, which must be 0 or 1) or arrays of
+ * numbers. For those GVariant's safe reading is all the checking needed,
+ * and g_variant_is_normal_form(), which visits every element of an array
+ * one by one (some 25 ms for 1 MiB of `ay`), is skipped. */
+static gboolean
+type_is_all_numbers (const GVariantType *type)
+{
+  for (const GVariantType *m = g_variant_type_first (type); m != NULL; m = g_variant_type_next (m))
+    {
+      const GVariantType *t = g_variant_type_is_array (m) ? g_variant_type_element (m) : m;
+
+      if (!g_variant_type_is_basic (t) || g_variant_type_equal (t, G_VARIANT_TYPE_BOOLEAN) ||
+          g_variant_type_equal (t, G_VARIANT_TYPE_STRING) || g_variant_type_equal (t, G_VARIANT_TYPE_OBJECT_PATH) ||
+          g_variant_type_equal (t, G_VARIANT_TYPE_SIGNATURE))
+        return FALSE;
+    }
+  return TRUE;
+}
+
 /* --- server: a lane -------------------------------------------------------- */
 
 typedef struct {
@@ -254,6 +307,7 @@ typedef struct {
   GVariantType *in_type;
   GVariantType *out_type;
   gboolean thread_safe;
+  gboolean check_normal;        /* FALSE when any bytes make a valid value */
 } LaneMethod;
 
 static void
@@ -435,7 +489,7 @@ lane_handle_frame (LaneServer    *lane,
   /* Untrusted bytes: g_variant_new_from_bytes() reads any of them safely,
    * and the normal-form check refuses what GDBus's parser would. */
   parameters = g_variant_ref_sink (g_variant_new_from_bytes (m->in_type, frame->body, FALSE));
-  if (!g_variant_is_normal_form (parameters))
+  if (m->check_normal && !g_variant_is_normal_form (parameters))
     {
       lane_refuse (lane, h->serial, "org.freedesktop.DBus.Error.InvalidArgs",
                    "Arguments are not in normal form for their type");
@@ -596,6 +650,7 @@ build_method_table (PeerServer      *server,
           m->in_type = g_variant_type_new (in_sig->str);
           m->out_type = g_variant_type_new (out_sig->str);
           m->thread_safe = (flags & PEER_METHOD_FLAGS_THREAD_SAFE) != 0;
+          m->check_normal = !type_is_all_numbers (m->in_type);
           g_variant_builder_add (description, "(usssssu)", methods->len,
                                  peer_interface_get_object_path (iface), info->name, method->name,
                                  in_sig->str, out_sig->str, (guint32) flags);
@@ -712,23 +767,34 @@ _peer_lane_interface_new (PeerServer *server)
 
 typedef struct {
   guint32 id;
+  char *object_path;
+  char *interface_name;
   GVariantType *in_type;
   GVariantType *out_type;
+  gboolean check_normal;        /* see type_is_all_numbers() */
 } LaneEntry;
 
 static void
 lane_entry_free (LaneEntry *e)
 {
+  g_free (e->object_path);
+  g_free (e->interface_name);
   g_variant_type_free (e->in_type);
   g_variant_type_free (e->out_type);
   g_free (e);
 }
 
+/* How long a call may wait by default, as on the GDBus path. */
+#define DEFAULT_TIMEOUT_MS 25000
+
 struct _PeerLaneClient
 {
   int fd;
-  GHashTable *entries;          /* "path\niface\nmember" → LaneEntry; read-only */
-  GPtrArray *by_id;             /* LaneEntry*, borrowed from @entries */
+  /* Looked up on every call: by member name first (a short string to
+   * hash), then the few entries of that name compared by interface and
+   * path. Read-only after creation. */
+  GHashTable *by_member;        /* member → GPtrArray of LaneEntry*, borrowed */
+  GPtrArray *by_id;             /* LaneEntry*, owned */
   gint closed;                  /* atomic */
 
   GMutex lock;                  /* one call on the lane at a time */
@@ -750,8 +816,8 @@ _peer_lane_client_new (GVariant     *open_reply,
 
   lane->fd = -1;
   g_mutex_init (&lane->lock);
-  lane->entries = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) lane_entry_free);
-  lane->by_id = g_ptr_array_new ();
+  lane->by_member = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_ptr_array_unref);
+  lane->by_id = g_ptr_array_new_with_free_func ((GDestroyNotify) lane_entry_free);
   lane->buffer = g_malloc (BUFFER_SIZE);
 
   g_variant_get (open_reply, "(ha(usssssu))", &handle, &iter);
@@ -775,13 +841,31 @@ _peer_lane_client_new (GVariant     *open_reply,
           g_set_error_literal (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS, "The server sent a bad lane table");
           return NULL;
         }
+      GPtrArray *same_name;
+
       e = g_new0 (LaneEntry, 1);
       e->id = id;
+      e->object_path = g_strdup (path);
+      e->interface_name = g_strdup (iface);
       e->in_type = g_variant_type_new (in_sig);
       e->out_type = g_variant_type_new (out_sig);
-      g_hash_table_replace (lane->entries, g_strjoin ("\n", path, iface, member, NULL), e);
+      e->check_normal = !type_is_all_numbers (e->out_type);
       g_ptr_array_add (lane->by_id, e);
+      same_name = g_hash_table_lookup (lane->by_member, member);
+      if (same_name == NULL)
+        {
+          same_name = g_ptr_array_new ();
+          g_hash_table_insert (lane->by_member, g_strdup (member), same_name);
+        }
+      g_ptr_array_add (same_name, e);
     }
+
+  /* The default timeout costs no poll() per call: the socket waits by
+   * itself. Calls with another timeout or a cancellable poll. */
+  {
+    struct timeval tv = { DEFAULT_TIMEOUT_MS / 1000, (DEFAULT_TIMEOUT_MS % 1000) * 1000 };
+    setsockopt (lane->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
   return g_steal_pointer (&lane);
 }
 
@@ -792,8 +876,8 @@ _peer_lane_client_free (PeerLaneClient *lane)
     return;
   if (lane->fd >= 0)
     close (lane->fd);
+  g_hash_table_unref (lane->by_member);
   g_ptr_array_unref (lane->by_id);
-  g_hash_table_unref (lane->entries);
   g_free (lane->buffer);
   g_mutex_clear (&lane->lock);
   g_free (lane);
@@ -812,21 +896,22 @@ _peer_lane_client_has_method (PeerLaneClient *lane,
                               const char     *method_name,
                               guint32        *out_id)
 {
-  char key[512];
-  LaneEntry *e;
-  int n;
+  GPtrArray *same_name;
 
   if (interface_name == NULL || g_atomic_int_get (&lane->closed))
     return FALSE;
-  /* On the stack: this runs on every call. */
-  n = g_snprintf (key, sizeof key, "%s\n%s\n%s", object_path, interface_name, method_name);
-  if (n < 0 || (gsize) n >= sizeof key)
-    return FALSE;
-  e = g_hash_table_lookup (lane->entries, key);
-  if (e == NULL)
-    return FALSE;
-  *out_id = e->id;
-  return TRUE;
+  same_name = g_hash_table_lookup (lane->by_member, method_name);
+  for (guint i = 0; same_name != NULL && i < same_name->len; i++)
+    {
+      const LaneEntry *e = g_ptr_array_index (same_name, i);
+
+      if (strcmp (e->interface_name, interface_name) == 0 && strcmp (e->object_path, object_path) == 0)
+        {
+          *out_id = e->id;
+          return TRUE;
+        }
+    }
+  return FALSE;
 }
 
 void
@@ -921,10 +1006,13 @@ _peer_lane_client_call (PeerLaneClient     *lane,
       return NULL;
     }
 
-  if (timeout_ms == G_MAXINT)
+  /* -1: the default, which the socket's SO_RCVTIMEO enforces. */
+  if (timeout_ms < 0 && cancellable == NULL)
+    deadline = -2;
+  else if (timeout_ms == G_MAXINT)
     deadline = -1;
   else
-    deadline = g_get_monotonic_time () + (gint64) (timeout_ms < 0 ? 25000 : timeout_ms) * 1000;
+    deadline = g_get_monotonic_time () + (gint64) (timeout_ms < 0 ? DEFAULT_TIMEOUT_MS : timeout_ms) * 1000;
 
   locker = g_mutex_locker_new (&lane->lock);
   serial = ++lane->next_serial;
@@ -941,12 +1029,17 @@ _peer_lane_client_call (PeerLaneClient     *lane,
       g_autoptr(GError) read_error = NULL;
       GVariant *reply;
 
-      if (!wait_readable (lane->fd, deadline, cancellable, error))
+      if (deadline != -2 && !wait_readable (lane->fd, deadline, cancellable, error))
         return NULL;
-      if (!_peer_lane_read_frame (lane->fd, lane->buffer, G_MAXUINT16, TRUE, &frame, &read_error))
+      if (!_peer_lane_read_frame (lane->fd, lane->buffer, G_MAXUINT16, deadline != -2, &frame, &read_error))
         {
           if (g_error_matches (read_error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-            continue;
+            {
+              if (deadline != -2)
+                continue;               /* woken for nothing: wait again */
+              g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "Timeout was reached");
+              return NULL;
+            }
           _peer_lane_client_shutdown (lane);
           if (read_error != NULL)
             g_set_error (error, PEER_ERROR, PEER_ERROR_DISCONNECTED, "Lane broken: %s", read_error->message);
@@ -983,7 +1076,7 @@ _peer_lane_client_call (PeerLaneClient     *lane,
         }
 
       reply = g_variant_ref_sink (g_variant_new_from_bytes (e->out_type, frame.body, FALSE));
-      if (!g_variant_is_normal_form (reply))
+      if (e->check_normal && !g_variant_is_normal_form (reply))
         {
           g_variant_unref (reply);
           _peer_lane_frame_clear (&frame);

@@ -439,6 +439,29 @@ test_in_flight_limit (Fixture      *f,
   g_assert_cmpint (g_async_queue_length (f->held), ==, 0);
 }
 
+static void
+test_timeout_then_recover (Fixture      *f,
+                           gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(PeerCall) held = NULL;
+
+  reply = peer_client_call_sync (f->client, TEST_PATH, TEST_IFACE, "Hang", NULL, NULL, 100,
+                                 NULL, NULL, NULL, &error);
+  g_assert_null (reply);
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
+  g_clear_error (&error);
+
+  /* The late reply to the call that timed out is recognised and dropped:
+   * the next call gets its own answer. */
+  held = g_async_queue_timeout_pop (f->held, 10 * G_USEC_PER_SEC);
+  g_assert_nonnull (held);
+  peer_call_return_value (held, NULL);
+  reply = echo (f->client, 32, &error);
+  g_assert_no_error (error);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -457,6 +480,7 @@ main (int   argc,
   ADD ("/peer/lane/good-frames-keep-peer", test_good_frames_keep_peer);
   ADD ("/peer/lane/limit-per-connection", test_lane_limit);
   ADD ("/peer/lane/in-flight-limit", test_in_flight_limit);
+  ADD ("/peer/lane/timeout-then-recover", test_timeout_then_recover);
 #undef ADD
   return g_test_run ();
 }
