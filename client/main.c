@@ -1084,9 +1084,12 @@ main (int   argc,
 {
   g_autofree char *address = NULL;
   int timeout_ms = 10000;
+  gboolean use_lane = FALSE;
   const GOptionEntry options[] = {
     { "address", 'a', 0, G_OPTION_ARG_STRING, &address, "The server's D-Bus address", "ADDR" },
     { "timeout", 't', 0, G_OPTION_ARG_INT, &timeout_ms, "Connect timeout in ms (default 10000)", "MS" },
+    { "lane", 'l', 0, G_OPTION_ARG_NONE, &use_lane,
+      "Open a lane: synchronous calls to the server's methods take libpeer's fast path", NULL },
     { NULL }
   };
   g_autoptr(GOptionContext) context = NULL;
@@ -1123,6 +1126,8 @@ main (int   argc,
   if (client == NULL && g_error_matches (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS))
     return usage_error ("%s", error->message);
   if (client == NULL)
+    return fail ("%s", error->message);
+  if (use_lane && !peer_client_open_lane_sync (client, NULL, &error))
     return fail ("%s", error->message);
 
   return command->run (client, argc - 1, argv + 1);

@@ -195,6 +195,12 @@ test_client_ping (Fixture      *f,
   g_assert_true (g_str_has_prefix (out, "50 pings: min "));
   g_assert_nonnull (strstr (out, "p50 "));
   g_assert_nonnull (strstr (out, "p99.9 "));
+  /* The same over a lane. */
+  g_clear_pointer (&out, g_free);
+  g_assert_cmpint (client (f, &out, NULL, "--lane", "ping", "--count", "50", NULL), ==, 0);
+  g_assert_true (g_str_has_prefix (out, "50 pings: min "));
+  g_assert_cmpint (client (f, NULL, &err, "--lane", "quick", "0", NULL), ==, 1);
+  assert_one_line_error (err, "between 1 and 1024");
 
   for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
     {
