@@ -271,6 +271,42 @@ _peer_lane_write_frame (int           fd,
   return TRUE;
 }
 
+/* The empty tuple, made once: calls and replies without arguments are the
+ * common case, and each g_variant_new_tuple() or g_variant_new_from_bytes()
+ * costs a type-info lookup (a lock, a string copy, a hash) in GLib. */
+static GVariant *
+unit_variant (void)
+{
+  static GVariant *unit;
+
+  if (g_once_init_enter (&unit))
+    g_once_init_leave (&unit, g_variant_ref_sink (g_variant_new_tuple (NULL, 0)));
+  return unit;
+}
+
+/* A value of @type kept alive for as long as a method table lives, so that
+ * GLib keeps the type's info cached instead of building and freeing it on
+ * every call. Never read. */
+static GVariant *
+type_anchor_new (const GVariantType *type)
+{
+  g_autoptr(GBytes) empty = g_bytes_new_static ("", 0);
+
+  return g_variant_ref_sink (g_variant_new_from_bytes (type, empty, FALSE));
+}
+
+/* A body as a value of @type. The empty tuple, whose only normal form is
+ * one zero byte, is the shared unit_variant(). (transfer full) */
+static GVariant *
+body_to_variant (const GVariantType *type,
+                 GBytes             *body)
+{
+  if (g_variant_type_equal (type, G_VARIANT_TYPE_UNIT) &&
+      g_bytes_get_size (body) == 1 && *(const guint8 *) g_bytes_get_data (body, NULL) == 0)
+    return g_variant_ref (unit_variant ());
+  return g_variant_ref_sink (g_variant_new_from_bytes (type, body, FALSE));
+}
+
 /* Error frames carry (ss). */
 static GVariant *
 error_body (const char *name,
@@ -308,11 +344,15 @@ typedef struct {
   GVariantType *out_type;
   gboolean thread_safe;
   gboolean check_normal;        /* FALSE when any bytes make a valid value */
+  GVariant *in_anchor;          /* see type_anchor_new() */
+  GVariant *out_anchor;
 } LaneMethod;
 
 static void
 lane_method_free (LaneMethod *m)
 {
+  g_variant_unref (m->in_anchor);
+  g_variant_unref (m->out_anchor);
   g_object_unref (m->iface);
   g_variant_type_free (m->in_type);
   g_variant_type_free (m->out_type);
@@ -407,7 +447,7 @@ lane_return_value (PeerCall    *call,
   g_autoptr(GVariant) unit = NULL;
 
   if (value == NULL)
-    value = unit = g_variant_ref_sink (g_variant_new_tuple (NULL, 0));
+    value = unit = g_variant_ref (unit_variant ());
   if (!g_variant_is_of_type (value, lc->method->out_type))
     {
       /* A handler bug; GDBus answers the same way on its path. */
@@ -488,7 +528,7 @@ lane_handle_frame (LaneServer    *lane,
 
   /* Untrusted bytes: g_variant_new_from_bytes() reads any of them safely,
    * and the normal-form check refuses what GDBus's parser would. */
-  parameters = g_variant_ref_sink (g_variant_new_from_bytes (m->in_type, frame->body, FALSE));
+  parameters = body_to_variant (m->in_type, frame->body);
   if (m->check_normal && !g_variant_is_normal_form (parameters))
     {
       lane_refuse (lane, h->serial, "org.freedesktop.DBus.Error.InvalidArgs",
@@ -651,6 +691,8 @@ build_method_table (PeerServer      *server,
           m->out_type = g_variant_type_new (out_sig->str);
           m->thread_safe = (flags & PEER_METHOD_FLAGS_THREAD_SAFE) != 0;
           m->check_normal = !type_is_all_numbers (m->in_type);
+          m->in_anchor = type_anchor_new (m->in_type);
+          m->out_anchor = type_anchor_new (m->out_type);
           g_variant_builder_add (description, "(usssssu)", methods->len,
                                  peer_interface_get_object_path (iface), info->name, method->name,
                                  in_sig->str, out_sig->str, (guint32) flags);
@@ -772,11 +814,15 @@ typedef struct {
   GVariantType *in_type;
   GVariantType *out_type;
   gboolean check_normal;        /* see type_is_all_numbers() */
+  GVariant *in_anchor;          /* see type_anchor_new() */
+  GVariant *out_anchor;
 } LaneEntry;
 
 static void
 lane_entry_free (LaneEntry *e)
 {
+  g_variant_unref (e->in_anchor);
+  g_variant_unref (e->out_anchor);
   g_free (e->object_path);
   g_free (e->interface_name);
   g_variant_type_free (e->in_type);
@@ -850,6 +896,8 @@ _peer_lane_client_new (GVariant     *open_reply,
       e->in_type = g_variant_type_new (in_sig);
       e->out_type = g_variant_type_new (out_sig);
       e->check_normal = !type_is_all_numbers (e->out_type);
+      e->in_anchor = type_anchor_new (e->in_type);
+      e->out_anchor = type_anchor_new (e->out_type);
       g_ptr_array_add (lane->by_id, e);
       same_name = g_hash_table_lookup (lane->by_member, member);
       if (same_name == NULL)
@@ -983,7 +1031,7 @@ _peer_lane_client_call (PeerLaneClient     *lane,
 {
   const LaneEntry *e = g_ptr_array_index (lane->by_id, id);
   g_autoptr(GVariant) params = parameters != NULL ? g_variant_ref_sink (parameters)
-                                                  : g_variant_ref_sink (g_variant_new_tuple (NULL, 0));
+                                                  : g_variant_ref (unit_variant ());
   g_autoptr(GMutexLocker) locker = NULL;
   gint64 deadline;
   guint32 serial;
@@ -1075,7 +1123,7 @@ _peer_lane_client_call (PeerLaneClient     *lane,
           return NULL;
         }
 
-      reply = g_variant_ref_sink (g_variant_new_from_bytes (e->out_type, frame.body, FALSE));
+      reply = body_to_variant (e->out_type, frame.body);
       if (e->check_normal && !g_variant_is_normal_form (reply))
         {
           g_variant_unref (reply);
