@@ -128,5 +128,8 @@ int      bench_server_listen           (const char *socket_path,
 gboolean bench_server_announce         (const char *address,
                                         GError    **error);
 void     bench_server_exit_on_signals  (const char *socket_path);
+/* All four for a server that accepts on a plain listening socket: returns
+ * the listening fd after announcing its address, or -1. */
+int      bench_server_listen_and_announce (GError **error);
 
 G_END_DECLS

@@ -233,3 +233,25 @@ bench_server_exit_on_signals (const char *socket_path)
   sigaction (SIGINT, &action, NULL);
   sigaction (SIGTERM, &action, NULL);
 }
+
+int
+bench_server_listen_and_announce (GError **error)
+{
+  g_autofree char *path = bench_server_make_socket_path (error);
+  g_autofree char *address = NULL;
+  int listener;
+
+  if (path == NULL)
+    return -1;
+  bench_server_exit_on_signals (path);
+  listener = bench_server_listen (path, error);
+  if (listener < 0)
+    return -1;
+  address = g_strconcat ("unix:path=", path, NULL);
+  if (!bench_server_announce (address, error))
+    {
+      close (listener);
+      return -1;
+    }
+  return listener;
+}

@@ -281,19 +281,10 @@ floor_serve_connection (int      sock,
 static gboolean
 floor_serve_forever (GError **error)
 {
-  g_autofree char *path = NULL;
-  g_autofree char *address = NULL;
   int listener;
 
-  path = bench_server_make_socket_path (error);
-  if (path == NULL)
-    return FALSE;
-  bench_server_exit_on_signals (path);
-  listener = bench_server_listen (path, error);
+  listener = bench_server_listen_and_announce (error);
   if (listener < 0)
-    return FALSE;
-  address = g_strconcat ("unix:path=", path, NULL);
-  if (!bench_server_announce (address, error))
     return FALSE;
 
   for (;;)

@@ -162,8 +162,6 @@ sdbus_serve_connection (int          fd,
 static gboolean
 sdbus_serve_forever (GError **error)
 {
-  g_autofree char *path = NULL;
-  g_autofree char *address = NULL;
   sd_id128_t id;
   int listener;
   int r;
@@ -171,15 +169,8 @@ sdbus_serve_forever (GError **error)
   r = sd_id128_randomize (&id);
   if (r < 0)
     return set_sd_error (error, r, "sd_id128_randomize");
-  path = bench_server_make_socket_path (error);
-  if (path == NULL)
-    return FALSE;
-  bench_server_exit_on_signals (path);
-  listener = bench_server_listen (path, error);
+  listener = bench_server_listen_and_announce (error);
   if (listener < 0)
-    return FALSE;
-  address = g_strconcat ("unix:path=", path, NULL);
-  if (!bench_server_announce (address, error))
     return FALSE;
 
   for (;;)

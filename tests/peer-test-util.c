@@ -364,3 +364,46 @@ peer_test_run (const char * const *argv,
     return WEXITSTATUS (status);
   return -1;
 }
+
+/* --- fd accounting ------------------------------------------------------ */
+
+static void
+on_ping_done (GObject      *source,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GError) error = NULL;
+
+  reply = peer_client_call_finish (PEER_CLIENT (source), NULL, result, &error);
+  g_assert_no_error (error);
+  *(gboolean *) user_data = TRUE;
+}
+
+void
+peer_test_ping_async (PeerClient *client)
+{
+  gboolean done = FALSE;
+
+  peer_client_call (client, PEER_BENCH_PATH, "org.libpeer.Bench1", "Ping", NULL, G_VARIANT_TYPE_UNIT,
+                    -1, NULL, NULL, on_ping_done, &done);
+  PEER_TEST_WAIT_UNTIL (done);
+}
+
+void
+peer_test_assert_no_fd_leak (PeerClient *client,
+                             guint       baseline)
+{
+  PeerTestDeadline deadline;
+  guint n;
+
+  peer_test_deadline_start (&deadline, 5000);
+  do
+    {
+      peer_test_ping_async (client);
+      n = peer_test_count_open_fds ();
+    }
+  while (n != baseline && !deadline.expired);
+  peer_test_deadline_end (&deadline);
+  g_assert_cmpuint (n, ==, baseline);
+}

@@ -93,6 +93,19 @@ int              peer_test_run           (const char * const *argv,
                                           char              **out_stdout,
                                           char              **out_stderr);
 
+/* One org.libpeer.Bench1.Ping through @client, asynchronously (a sync call
+ * makes a main context of its own, whose wakeup fd GDBus's worker thread
+ * may release a moment later). When its reply is in, both sides have
+ * released what earlier messages carried. */
+void             peer_test_ping_async    (PeerClient         *client);
+
+/* Fails unless the process has @baseline fds open again. Connections a
+ * test closed finish closing in GDBus's worker thread, which the test
+ * cannot wait for directly; each ping gives it the chance, and a real
+ * leak fails at a 5 s deadline. */
+void             peer_test_assert_no_fd_leak (PeerClient *client,
+                                              guint       baseline);
+
 /* The path of a built program: $PEER_SERVER or $PEER_CLIENT. */
 const char      *peer_test_program       (const char *env_name);
 

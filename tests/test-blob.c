@@ -234,36 +234,9 @@ on_async_done (GObject      *source,
 }
 
 static void
-ping_async (PeerClient *client)
-{
-  g_autoptr(GAsyncResult) result = NULL;
-  g_autoptr(GVariant) reply = NULL;
-  g_autoptr(GError) error = NULL;
-
-  peer_client_call (client, BENCH_PATH, BENCH_IFACE, "Ping", NULL, G_VARIANT_TYPE_UNIT, -1,
-                    NULL, NULL, on_async_done, &result);
-  PEER_TEST_WAIT_UNTIL (result != NULL);
-  reply = peer_client_call_finish (client, NULL, result, &error);
-  g_assert_no_error (error);
-}
-
-/* As in test-fd.c: a connection that closed finishes closing in GDBus's
- * worker thread; each round trip gives it the chance. */
-static void
 assert_no_fd_leak (Fixture *f)
 {
-  PeerTestDeadline deadline;
-  guint n;
-
-  peer_test_deadline_start (&deadline, 5000);
-  do
-    {
-      ping_async (f->client);
-      n = peer_test_count_open_fds ();
-    }
-  while (n != f->baseline_fds && !deadline.expired);
-  peer_test_deadline_end (&deadline);
-  g_assert_cmpuint (n, ==, f->baseline_fds);
+  peer_test_assert_no_fd_leak (f->client, f->baseline_fds);
 }
 
 static void
@@ -276,7 +249,7 @@ setup (Fixture       *f,
   g_assert_no_error (error);
   f->client = peer_client_new_sync (f->server->address, -1, NULL, &error);
   g_assert_no_error (error);
-  ping_async (f->client);
+  peer_test_ping_async (f->client);
   f->baseline_fds = peer_test_count_open_fds ();
 }
 

@@ -90,51 +90,9 @@ ping (PeerClient *client)
 }
 
 static void
-on_ping_done (GObject      *source,
-              GAsyncResult *result,
-              gpointer      user_data)
-{
-  g_autoptr(GVariant) reply = NULL;
-  g_autoptr(GError) error = NULL;
-
-  reply = peer_client_call_finish (PEER_CLIENT (source), NULL, result, &error);
-  g_assert_no_error (error);
-  *(gboolean *) user_data = TRUE;
-}
-
-/* A round trip after the last operation: by the time its reply is in,
- * both sides have released everything the earlier messages carried. It
- * is an async call because a sync one makes a main context of its own,
- * whose wakeup fd GDBus's worker thread may release a moment later. */
-static void
-ping_async (PeerClient *client)
-{
-  gboolean done = FALSE;
-
-  peer_client_call (client, BENCH_PATH, BENCH_IFACE, "Ping", NULL, G_VARIANT_TYPE_UNIT, -1,
-                    NULL, NULL, on_ping_done, &done);
-  PEER_TEST_WAIT_UNTIL (done);
-}
-
-/* Connections a test closed finish closing in GDBus's worker thread,
- * which the test cannot wait for directly; each round trip goes through
- * that thread and gives it the chance. A leak still fails, at the
- * deadline. */
-static void
 assert_no_fd_leak (Fixture *f)
 {
-  PeerTestDeadline deadline;
-  guint n;
-
-  peer_test_deadline_start (&deadline, 5000);
-  do
-    {
-      ping_async (f->client);
-      n = peer_test_count_open_fds ();
-    }
-  while (n != f->baseline_fds && !deadline.expired);
-  peer_test_deadline_end (&deadline);
-  g_assert_cmpuint (n, ==, f->baseline_fds);
+  peer_test_assert_no_fd_leak (f->client, f->baseline_fds);
 }
 
 static void
@@ -182,7 +140,7 @@ setup (Fixture       *f,
   g_assert_no_error (error);
   g_assert_true (peer_client_can_pass_fds (f->client));
   ping (f->client);
-  ping_async (f->client);       /* what an async call allocates once */
+  peer_test_ping_async (f->client);       /* what an async call allocates once */
   f->baseline_fds = peer_test_count_open_fds ();
 }
 
