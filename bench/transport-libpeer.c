@@ -164,20 +164,6 @@ libpeer_pipeline (gpointer   data,
   return bench_gio_pipeline (data, libpeer_call_echo, libpeer_finish_echo, depth, loop, error);
 }
 
-static gboolean
-libpeer_lane_pipeline (gpointer   data,
-                       guint      depth,
-                       BenchLoop *loop,
-                       GError   **error)
-{
-  /* A lane carries one synchronous call at a time; calls made with
-   * peer_client_call() (asynchronous, pipelined) take the GDBus path,
-   * which the "libpeer" row already measures. */
-  g_set_error_literal (error, BENCH_ERROR, BENCH_ERROR_UNSUPPORTED,
-                       "pipelined calls take the GDBus path");
-  return FALSE;
-}
-
 static const char *
 libpeer_get_version (void)
 {
@@ -202,6 +188,6 @@ const BenchTransport bench_transport_libpeer_lane = {
   .connect = libpeer_lane_connect,
   .echo = libpeer_echo,
   .echo_fd = libpeer_echo_fd,
-  .pipeline = libpeer_lane_pipeline,
+  .pipeline = libpeer_pipeline,
   .disconnect = libpeer_disconnect,
 };

@@ -7,6 +7,7 @@
 #include "peer-client.h"
 #include "peer-error.h"
 #include "peer-client-private.h"
+#include "peer-debug-private.h"
 #include "peer-lane-private.h"
 #include "peer-wire-private.h"
 
@@ -28,6 +29,10 @@ struct _PeerClient
   gsize blob_threshold;                 /* atomic (pointer-sized) */
   /* Set once by peer_client_open_lane_sync(), freed in finalize. */
   PeerLaneClient *lane;                 /* atomic */
+  /* Asynchronous calls to lane methods: one worker thread runs them one
+   * after another (a lane carries one call at a time), so callers never
+   * block and no thread pool fills up with waiters. Set with @lane. */
+  GThreadPool *lane_worker;             /* atomic */
 
   GMutex lock;
   /* Protected by @lock */
@@ -98,6 +103,9 @@ peer_client_finalize (GObject *object)
   PeerClient *self = PEER_CLIENT (object);
 
   g_clear_error (&self->close_reason);
+  /* Every queued call holds a reference on us: the worker is idle here. */
+  if (self->lane_worker != NULL)
+    g_thread_pool_free (self->lane_worker, TRUE, TRUE);
   g_clear_pointer (&self->lane, _peer_lane_client_free);
   g_mutex_clear (&self->lock);
 
@@ -143,6 +151,7 @@ peer_client_new_for_connection (GDBusConnection *connection)
 
   self = g_object_new (PEER_TYPE_CLIENT, NULL);
   self->connection = g_object_ref (connection);
+  _peer_debug_watch_connection (connection, "client");
   g_dbus_connection_set_exit_on_close (connection, FALSE);
   self->closed_handler = g_signal_connect (connection, "closed",
                                            G_CALLBACK (on_connection_closed), self);
@@ -619,6 +628,7 @@ typedef struct {
   int timeout_ms;
   GUnixFDList *fd_list;                 /* nullable; the caller's, referenced until sent */
   gsize threshold;
+  guint32 lane_id;                      /* for calls that take the lane */
 } PendingCall;
 
 static void
@@ -759,6 +769,7 @@ peer_client_call (PeerClient          *self,
   g_autoptr(GTask) task = NULL;
   g_autoptr(GError) error = NULL;
   PendingCall *pending;
+  PeerLaneClient *lane;
 
   g_return_if_fail (PEER_IS_CLIENT (self));
   g_return_if_fail (object_path != NULL && g_variant_is_object_path (object_path));
@@ -782,6 +793,15 @@ peer_client_call (PeerClient          *self,
   if (!check_can_send_fds (self, fd_list, &error))
     {
       g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+
+  lane = g_atomic_pointer_get (&self->lane);
+  if (lane != NULL && !g_dbus_connection_is_closed (self->connection) &&
+      _peer_lane_client_has_method (lane, object_path, interface_name, method_name, &pending->lane_id))
+    {
+      /* The pool takes our reference to the task. */
+      g_thread_pool_push (g_atomic_pointer_get (&self->lane_worker), g_steal_pointer (&task), NULL);
       return;
     }
 
@@ -988,6 +1008,32 @@ peer_client_set_blob_threshold (PeerClient *self,
 
 /* --- the lane ----------------------------------------------------------- */
 
+/* The lane worker: one asynchronous lane call, start to finish. */
+static void
+run_lane_call (gpointer data,
+               gpointer user_data)
+{
+  g_autoptr(GTask) task = data;
+  PeerClient *self = g_task_get_source_object (task);
+  PendingCall *pending = g_task_get_task_data (task);
+  CallResult *result = g_new0 (CallResult, 1);
+  GError *error = NULL;
+
+  result->reply = _peer_lane_client_call (self->lane, pending->lane_id, pending->parameters,
+                                          pending->reply_type, pending->timeout_ms, pending->fd_list,
+                                          &result->fd_list, g_task_get_cancellable (task), &error);
+  /* Sent: the caller's arguments and fds are not needed any more. */
+  g_clear_pointer (&pending->parameters, g_variant_unref);
+  g_clear_object (&pending->fd_list);
+  if (result->reply == NULL)
+    {
+      call_result_free (result);
+      g_task_return_error (task, error);
+      return;
+    }
+  g_task_return_pointer (task, result, (GDestroyNotify) call_result_free);
+}
+
 gboolean
 peer_client_open_lane_sync (PeerClient   *self,
                             GCancellable *cancellable,
@@ -997,6 +1043,7 @@ peer_client_open_lane_sync (PeerClient   *self,
   g_autoptr(GUnixFDList) fd_list = NULL;
   g_autoptr(GError) local_error = NULL;
   PeerLaneClient *lane;
+  GThreadPool *worker;
 
   g_return_val_if_fail (PEER_IS_CLIENT (self), FALSE);
 
@@ -1024,9 +1071,18 @@ peer_client_open_lane_sync (PeerClient   *self,
   lane = _peer_lane_client_new (reply, fd_list, error);
   if (lane == NULL)
     return FALSE;
-  if (!g_atomic_pointer_compare_and_exchange (&self->lane, NULL, lane))
-    _peer_lane_client_free (lane);      /* another thread opened one first */
-  else if (g_dbus_connection_is_closed (self->connection))
+  /* The worker exists before any call can see the lane. */
+  worker = g_thread_pool_new (run_lane_call, NULL, 1, FALSE, NULL);
+  if (!g_atomic_pointer_compare_and_exchange (&self->lane_worker, NULL, worker) ||
+      !g_atomic_pointer_compare_and_exchange (&self->lane, NULL, lane))
+    {
+      /* Another thread opened one first (and set its own worker). */
+      if (g_atomic_pointer_get (&self->lane_worker) != worker)
+        g_thread_pool_free (worker, TRUE, FALSE);
+      _peer_lane_client_free (lane);
+      return TRUE;
+    }
+  if (g_dbus_connection_is_closed (self->connection))
     _peer_lane_client_shutdown (lane);
   g_debug ("libpeer: lane open with %u methods", _peer_lane_client_get_n_methods (self->lane));
   return TRUE;

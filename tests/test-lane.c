@@ -439,6 +439,61 @@ test_in_flight_limit (Fixture      *f,
   g_assert_cmpint (g_async_queue_length (f->held), ==, 0);
 }
 
+typedef struct {
+  guint done;
+  guint order_errors;
+} AsyncEchoes;
+
+typedef struct {
+  AsyncEchoes *all;
+  guint index;
+} AsyncEcho;
+
+static void
+on_async_echo (GObject      *source,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  g_autofree AsyncEcho *echo = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = peer_client_call_finish (PEER_CLIENT (source), NULL, result, &error);
+  g_autoptr(GVariant) bytes = NULL;
+  gsize n;
+  const guint8 *data;
+
+  g_assert_no_error (error);
+  bytes = g_variant_get_child_value (reply, 0);
+  data = g_variant_get_fixed_array (bytes, &n, 1);
+  g_assert_cmpuint (n, ==, 1);
+  g_assert_cmpuint (data[0], ==, echo->index);
+  /* One worker runs them in the order they were made. */
+  if (echo->index != echo->all->done)
+    echo->all->order_errors++;
+  echo->all->done++;
+}
+
+static void
+test_async_calls (Fixture      *f,
+                  gconstpointer data)
+{
+  AsyncEchoes all = { 0 };
+  const guint n = 32;
+
+  for (guint i = 0; i < n; i++)
+    {
+      AsyncEcho *echo = g_new0 (AsyncEcho, 1);
+      guint8 byte = i;
+
+      echo->all = &all;
+      echo->index = i;
+      peer_client_call (f->client, "/org/libpeer/Bench", "org.libpeer.Bench1", "Echo",
+                        g_variant_new ("(@ay)", g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, &byte, 1, 1)),
+                        G_VARIANT_TYPE ("(ay)"), -1, NULL, NULL, on_async_echo, echo);
+    }
+  PEER_TEST_WAIT_UNTIL (all.done == n);
+  g_assert_cmpuint (all.order_errors, ==, 0);
+}
+
 static void
 test_timeout_then_recover (Fixture      *f,
                            gconstpointer data)
@@ -481,6 +536,7 @@ main (int   argc,
   ADD ("/peer/lane/limit-per-connection", test_lane_limit);
   ADD ("/peer/lane/in-flight-limit", test_in_flight_limit);
   ADD ("/peer/lane/timeout-then-recover", test_timeout_then_recover);
+  ADD ("/peer/lane/async-calls", test_async_calls);
 #undef ADD
   return g_test_run ();
 }
