@@ -2,6 +2,7 @@
  * the command line.
  *
  *   peer-client [--address ADDR] COMMAND [ARGS...]
+ *   peer-client --spawn -- HELPER [HELPER-ARGS...] [--] COMMAND [ARGS...]
  *
  * Arguments to `call` and `set` are GVariant text; their types come from
  * the server's introspection data, so `42` and `hello` work as they are.
@@ -585,6 +586,223 @@ cmd_notify (PeerClient *client,
   return waiter.exit_code;
 }
 
+/* --- jobs --------------------------------------------------------------------- */
+
+#define JOB_IFACE "org.libpeer.Job1"
+#define JOB_BAR_WIDTH 30
+
+typedef struct {
+  GMainLoop *loop;
+  int exit_code;
+  char *path;                   /* the job's, once StartJob replied */
+  GPtrArray *early;             /* GVariant* (osv): signals that came before the reply */
+  gboolean finished;
+  gboolean cancel_wanted;
+  gboolean cancel_sent;
+  gboolean tty;
+  gboolean bar_drawn;
+} JobWaiter;
+
+static void
+show_progress (JobWaiter  *waiter,
+               double      fraction,
+               const char *message)
+{
+  if (waiter->tty)
+    {
+      int filled = (int) (CLAMP (fraction, 0.0, 1.0) * JOB_BAR_WIDTH + 0.5);
+      g_autofree char *bar = g_strnfill (filled, '#');
+      g_autofree char *rest = g_strnfill (JOB_BAR_WIDTH - filled, '.');
+
+      g_print ("\r[%s%s] %3d%%  %s\033[K", bar, rest, (int) (fraction * 100 + 0.5), message);
+      waiter->bar_drawn = TRUE;
+    }
+  else
+    g_print ("progress %3d%% %s\n", (int) (fraction * 100 + 0.5), message);
+  fflush (stdout);
+}
+
+static void
+on_cancel_reply (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = peer_client_call_finish (PEER_CLIENT (source), NULL, result, &error);
+
+  /* A job that finished meanwhile cannot be cancelled; Finished says how
+   * it ended either way. */
+  if (reply == NULL)
+    g_printerr ("peer-client: job: cannot cancel: %s\n", error->message);
+}
+
+static void
+send_cancel (PeerClient *client,
+             JobWaiter  *waiter)
+{
+  if (waiter->cancel_sent || waiter->path == NULL || waiter->finished)
+    return;
+  waiter->cancel_sent = TRUE;
+  peer_client_call (client, waiter->path, JOB_IFACE, "Cancel", NULL, G_VARIANT_TYPE_UNIT, -1,
+                    NULL, NULL, on_cancel_reply, waiter);
+}
+
+static void
+handle_job_signal (JobWaiter  *waiter,
+                   const char *signal_name,
+                   GVariant   *parameters)
+{
+  const char *message;
+
+  if (waiter->finished)
+    return;
+  if (g_str_equal (signal_name, "Progress") && g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(ds)")))
+    {
+      double fraction;
+
+      g_variant_get (parameters, "(d&s)", &fraction, &message);
+      show_progress (waiter, fraction, message);
+    }
+  else if (g_str_equal (signal_name, "Finished") && g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(bs)")))
+    {
+      gboolean success;
+
+      g_variant_get (parameters, "(b&s)", &success, &message);
+      if (waiter->bar_drawn)
+        g_print ("\n");
+      g_print ("job %s: %s\n", success ? "finished" : "did not finish", message);
+      waiter->finished = TRUE;
+      waiter->exit_code = success ? EXIT_SUCCESS : EXIT_FAILURE;
+      g_main_loop_quit (waiter->loop);
+    }
+}
+
+static void
+on_job_signal (PeerClient *client,
+               const char *object_path,
+               const char *interface_name,
+               const char *signal_name,
+               GVariant   *parameters,
+               gpointer    user_data)
+{
+  JobWaiter *waiter = user_data;
+
+  /* Signals can overtake StartJob's reply: keep them until we know which
+   * job is ours. */
+  if (waiter->path == NULL)
+    g_ptr_array_add (waiter->early, g_variant_ref_sink (g_variant_new ("(os@*)", object_path, signal_name,
+                                                                       parameters)));
+  else if (g_str_equal (object_path, waiter->path))
+    handle_job_signal (waiter, signal_name, parameters);
+}
+
+static void
+on_start_job_reply (GObject      *source,
+                    GAsyncResult *result,
+                    gpointer      user_data)
+{
+  JobWaiter *waiter = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = peer_client_call_finish (PEER_CLIENT (source), NULL, result, &error);
+
+  if (reply == NULL)
+    {
+      g_printerr ("peer-client: job: %s\n", error->message);
+      waiter->exit_code = EXIT_FAILURE;
+      waiter->finished = TRUE;
+      g_main_loop_quit (waiter->loop);
+      return;
+    }
+  g_variant_get (reply, "(o)", &waiter->path);
+  if (!waiter->tty)
+    g_print ("job %s started\n", waiter->path);
+  for (guint i = 0; i < waiter->early->len; i++)
+    {
+      const char *path, *signal_name;
+      g_autoptr(GVariant) parameters = NULL;
+
+      g_variant_get (g_ptr_array_index (waiter->early, i), "(&o&s@*)", &path, &signal_name, &parameters);
+      if (g_str_equal (path, waiter->path))
+        handle_job_signal (waiter, signal_name, parameters);
+    }
+  g_ptr_array_set_size (waiter->early, 0);
+  if (waiter->cancel_wanted)
+    send_cancel (PEER_CLIENT (source), waiter);
+}
+
+typedef struct {
+  PeerClient *client;
+  JobWaiter *waiter;
+} JobInterrupt;
+
+static gboolean
+on_job_interrupt (gpointer user_data)
+{
+  JobInterrupt *interrupt = user_data;
+
+  /* The job runs on the server: stop it there, and leave once Finished
+   * confirms it. */
+  if (!interrupt->waiter->cancel_wanted)
+    {
+      if (interrupt->waiter->bar_drawn)
+        g_print ("\n");
+      g_printerr ("peer-client: cancelling the job…\n");
+    }
+  interrupt->waiter->cancel_wanted = TRUE;
+  send_cancel (interrupt->client, interrupt->waiter);
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+on_job_closed (PeerClient   *client,
+               const GError *reason,
+               JobWaiter    *waiter)
+{
+  g_printerr ("peer-client: job: %s\n", reason->message);
+  waiter->exit_code = EXIT_FAILURE;
+  waiter->finished = TRUE;
+  g_main_loop_quit (waiter->loop);
+}
+
+static int
+cmd_job (PeerClient *client,
+         int         argc,
+         char      **argv)
+{
+  g_autoptr(GMainLoop) loop = g_main_loop_new (NULL, FALSE);
+  g_autoptr(GPtrArray) early = g_ptr_array_new_with_free_func ((GDestroyNotify) g_variant_unref);
+  JobWaiter waiter = { loop, EXIT_FAILURE, NULL, early };
+  JobInterrupt interrupt = { client, &waiter };
+  gint64 steps, step_ms = 100;
+  guint sub, sigint, sigterm;
+  gulong closed;
+
+  if (argc < 2 || argc > 3)
+    return usage_error ("job needs STEPS [STEP_MS]");
+  if (!parse_int (argv[1], 1, 10000, &steps))
+    return usage_error ("job: STEPS must be an integer from 1 to 10000, not '%s'", argv[1]);
+  if (argc > 2 && !parse_int (argv[2], 0, 60000, &step_ms))
+    return usage_error ("job: STEP_MS must be an integer from 0 to 60000, not '%s'", argv[2]);
+  waiter.tty = isatty (STDOUT_FILENO);
+
+  sub = peer_client_subscribe_signal (client, NULL, JOB_IFACE, NULL, on_job_signal, &waiter, NULL);
+  closed = g_signal_connect (client, "closed", G_CALLBACK (on_job_closed), &waiter);
+  sigint = g_unix_signal_add (SIGINT, on_job_interrupt, &interrupt);
+  sigterm = g_unix_signal_add (SIGTERM, on_job_interrupt, &interrupt);
+  peer_client_call (client, HELPER_PATH, HELPER_IFACE, "StartJob",
+                    g_variant_new ("(suu)", "count", (guint32) steps, (guint32) step_ms),
+                    G_VARIANT_TYPE ("(o)"), -1, NULL, NULL, on_start_job_reply, &waiter);
+  while (!waiter.finished)
+    g_main_loop_run (loop);
+
+  g_source_remove (sigint);
+  g_source_remove (sigterm);
+  g_signal_handler_disconnect (client, closed);
+  peer_client_unsubscribe_signal (client, sub);
+  g_free (waiter.path);
+  return waiter.exit_code;
+}
+
 /* --- fds and blobs ------------------------------------------------------------ */
 
 /* "4096", "64K", "1M", "2G" (binary multiples) to a byte count. */
@@ -1060,6 +1278,7 @@ static const Command commands[] = {
   { "monitor", "[OBJECT_PATH]", "print signals as they come, until Ctrl-C", cmd_monitor },
   { "quick", "BITS", "a random number of BITS bits from the helper", cmd_quick },
   { "notify", "SUMMARY [BODY]", "send a notification and wait for its Notified signal", cmd_notify },
+  { "job", "STEPS [STEP_MS]", "run a job on the helper and show its progress; Ctrl-C cancels it", cmd_job },
   { "open", "PATH", "print a file the helper opens under its files root", cmd_open },
   { "digest", "[--algorithm ALG] FILE|-", "hash a file or standard input, passed as an fd", cmd_digest },
   { "blob-echo", "SIZE", "round-trip SIZE bytes (K/M/G) as a sealed memfd and check them", cmd_blob_echo },
@@ -1074,8 +1293,45 @@ describe_commands (void)
   for (guint i = 0; i < G_N_ELEMENTS (commands); i++)
     g_string_append_printf (s, "  %-10s %-40s %s\n", commands[i].name, commands[i].args,
                             commands[i].summary);
-  g_string_append (s, "\nThe address comes from --address or $PEER_ADDRESS.");
+  g_string_append (s, "\nThe address comes from --address or $PEER_ADDRESS. With --spawn, the\n"
+                     "words after -- up to the next -- (or up to the first command name) are the\n"
+                     "helper's command line: peer-client --spawn -- peer-server quick 8");
   return g_string_free (s, FALSE);
+}
+
+static const Command *
+find_command (const char *name)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (commands); i++)
+    if (g_str_equal (name, commands[i].name))
+      return &commands[i];
+  return NULL;
+}
+
+/* --spawn's arguments: HELPER [ARGS...], then an optional "--", then the
+ * command. Returns the index of the command in @argv, or -1. */
+static int
+split_spawn_args (int         argc,
+                  char      **argv,
+                  GPtrArray  *helper_argv)
+{
+  int i = 1, first = -1;
+
+  if (i < argc && g_str_equal (argv[i], "--"))
+    i++;
+  for (; i < argc && first < 0; i++)
+    {
+      if (g_str_equal (argv[i], "--"))
+        first = i + 1;
+      else if (helper_argv->len > 0 && find_command (argv[i]) != NULL)
+        first = i;
+      else
+        g_ptr_array_add (helper_argv, argv[i]);
+    }
+  if (first < 0)
+    first = argc;
+  g_ptr_array_add (helper_argv, NULL);
+  return helper_argv->len > 1 ? first : -1;
 }
 
 int
@@ -1085,7 +1341,13 @@ main (int   argc,
   g_autofree char *address = NULL;
   int timeout_ms = 10000;
   gboolean use_lane = FALSE;
+  gboolean spawn = FALSE;
+  g_autofree char *capture = NULL;
   const GOptionEntry options[] = {
+    { "spawn", 's', 0, G_OPTION_ARG_NONE, &spawn,
+      "Start a helper (the words after --) over a socketpair and talk to it", NULL },
+    { "capture", 0, 0, G_OPTION_ARG_FILENAME, &capture,
+      "Write every message to FILE in pcap format, as PEER_CAPTURE=FILE does", "FILE" },
     { "address", 'a', 0, G_OPTION_ARG_STRING, &address, "The server's D-Bus address", "ADDR" },
     { "timeout", 't', 0, G_OPTION_ARG_INT, &timeout_ms, "Connect timeout in ms (default 10000)", "MS" },
     { "lane", 'l', 0, G_OPTION_ARG_NONE, &use_lane,
@@ -1094,7 +1356,9 @@ main (int   argc,
   };
   g_autoptr(GOptionContext) context = NULL;
   g_autoptr(GError) error = NULL;
+  g_autoptr(PeerHelper) helper = NULL;
   g_autoptr(PeerClient) client = NULL;
+  g_autoptr(GPtrArray) helper_argv = g_ptr_array_new ();
   g_autofree char *description = NULL;
   const Command *command = NULL;
 
@@ -1107,22 +1371,46 @@ main (int   argc,
   g_option_context_set_strict_posix (context, TRUE);
   if (!g_option_context_parse (context, &argc, &argv, &error))
     return usage_error ("%s", error->message);
+  if (spawn)
+    {
+      int first = split_spawn_args (argc, argv, helper_argv);
+
+      if (first < 0)
+        return usage_error ("--spawn needs -- HELPER [ARGS...] [--] COMMAND [ARGS...]");
+      if (address != NULL)
+        return usage_error ("--spawn and --address exclude each other");
+      /* The command's words, as if they came first. */
+      argv[first - 1] = argv[0];
+      argv += first - 1;
+      argc -= first - 1;
+    }
   if (argc < 2)
     return usage_error ("no command given");
-  for (guint i = 0; i < G_N_ELEMENTS (commands); i++)
-    if (g_str_equal (argv[1], commands[i].name))
-      command = &commands[i];
+  command = find_command (argv[1]);
   if (command == NULL)
     return usage_error ("unknown command '%s'", argv[1]);
   if (timeout_ms <= 0)
     return usage_error ("--timeout must be positive");
+  /* Read by libpeer when the first connection is made. */
+  if (capture != NULL)
+    g_setenv ("PEER_CAPTURE", capture, TRUE);
 
-  if (address == NULL)
-    address = g_strdup (g_getenv ("PEER_ADDRESS"));
-  if (address == NULL || address[0] == '\0')
-    return usage_error ("no address: pass --address ADDR or set PEER_ADDRESS");
-
-  client = peer_client_new_sync (address, timeout_ms, NULL, &error);
+  if (spawn)
+    {
+      helper = peer_helper_new ((const char * const *) helper_argv->pdata, NULL, &error);
+      if (helper != NULL)
+        client = peer_helper_dup_client (helper, timeout_ms, NULL, &error);
+      if (client == NULL)
+        return fail ("%s", error->message);
+    }
+  else
+    {
+      if (address == NULL)
+        address = g_strdup (g_getenv ("PEER_ADDRESS"));
+      if (address == NULL || address[0] == '\0')
+        return usage_error ("no address: pass --address ADDR or set PEER_ADDRESS");
+      client = peer_client_new_sync (address, timeout_ms, NULL, &error);
+    }
   if (client == NULL && g_error_matches (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS))
     return usage_error ("%s", error->message);
   if (client == NULL)

@@ -11,4 +11,5 @@
 #include "peer-connection.h"
 #include "peer-server.h"
 #include "peer-client.h"
+#include "peer-helper.h"
 #undef LIBPEER_INSIDE

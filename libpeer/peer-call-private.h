@@ -26,6 +26,7 @@ struct _PeerCall
   guint method_index;
   GVariant *parameters;                 /* owned */
   GUnixFDList *fd_list;                 /* owned, nullable */
+  gboolean counted;                     /* in the connection's calls in flight */
 };
 
 PeerCall *_peer_call_new (const PeerCallTransport *transport,

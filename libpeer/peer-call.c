@@ -2,7 +2,7 @@
 #include "config.h"
 
 #include "peer-call-private.h"
-#include "peer-connection.h"
+#include "peer-connection-private.h"
 #include "peer-error.h"
 #include "peer-interface-private.h"
 
@@ -70,6 +70,8 @@ peer_call_unref (PeerCall *call)
     }
   if (call->transport->finalize != NULL)
     call->transport->finalize (call);
+  if (call->counted)
+    _peer_connection_end_call (call->connection);
   g_clear_object (&call->fd_list);
   g_variant_unref (call->parameters);
   g_object_unref (call->iface);

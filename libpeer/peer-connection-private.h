@@ -25,4 +25,19 @@ void            _peer_connection_set_limits  (PeerConnection  *self,
                                               guint            max_fds_per_message,
                                               gsize            blob_threshold);
 
+/* Any thread. Calls in flight (a PeerCall alive) share one budget per
+ * peer, whichever transport brought them; end_call() after a successful
+ * begin_call(). */
+void            _peer_connection_set_resource_limits (PeerConnection *self,
+                                                      guint           max_calls_in_flight,
+                                                      gsize           max_queued_bytes,
+                                                      guint           max_message_size);
+gboolean        _peer_connection_begin_call  (PeerConnection  *self);
+void            _peer_connection_end_call    (PeerConnection  *self);
+guint           _peer_connection_get_max_calls_in_flight (PeerConnection *self);
+/* Sends @message (transfer none), counted in the peer's outgoing queue;
+ * closes the peer instead when the queue is full. Any thread. */
+gboolean        _peer_connection_send_message (PeerConnection *self,
+                                               GDBusMessage   *message);
+
 G_END_DECLS

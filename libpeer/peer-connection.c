@@ -7,6 +7,7 @@
 #include "peer-bus-compat-private.h"
 #include "peer-call-private.h"
 #include "peer-connection-private.h"
+#include "peer-debug-private.h"
 #include "peer-error.h"
 #include "peer-interface-private.h"
 #include "peer-wire-private.h"
@@ -85,13 +86,36 @@ registration_free (gpointer data)
 
 /* --- the GDBus transport ------------------------------------------------ */
 
+/* Replies are built here rather than with g_dbus_method_invocation_return_*(),
+ * which would queue them where libpeer cannot count them: every reply goes
+ * out through _peer_wire_send() (see "the outgoing queue" in peer-wire.c). */
+static void
+gdbus_send_error (PeerConnection        *self,
+                  GDBusMethodInvocation *invocation,
+                  const char            *error_name,
+                  const char            *message)
+{
+  GDBusMessage *request = g_dbus_method_invocation_get_message (invocation);
+  g_autoptr(GDBusMessage) reply = NULL;
+
+  if (g_dbus_message_get_flags (request) & G_DBUS_MESSAGE_FLAGS_NO_REPLY_EXPECTED)
+    return;
+  reply = g_dbus_message_new_method_error_literal (request, error_name, message);
+  _peer_connection_send_message (self, reply);
+}
+
 static void
 gdbus_return_value (PeerCall    *call,
                     GVariant    *value,
                     GUnixFDList *fd_list)
 {
-  GDBusMethodInvocation *invocation = g_steal_pointer (&call->transport_data);
+  g_autoptr(GDBusMethodInvocation) invocation = g_steal_pointer (&call->transport_data);
   GDBusConnection *connection = g_dbus_method_invocation_get_connection (invocation);
+  GDBusMessage *request = g_dbus_method_invocation_get_message (invocation);
+  PeerWireLimits *limits = call->connection->limits;
+  g_autoptr(GVariantType) expected = NULL;
+  g_autoptr(GDBusMessage) reply = NULL;
+  g_autoptr(GVariant) unit = NULL;
 
   /* GDBus would try, fail in its worker and drop the whole connection. */
   if (fd_list != NULL && g_unix_fd_list_get_length (fd_list) > 0 &&
@@ -99,21 +123,50 @@ gdbus_return_value (PeerCall    *call,
     {
       g_debug ("libpeer: %s.%s replied with fds to a peer that cannot receive them",
                peer_call_get_interface_name (call), peer_call_get_method_name (call));
-      g_dbus_method_invocation_return_dbus_error (invocation, "org.libpeer.Error.NotSupported",
-                                                  "The reply carries file descriptors, but this "
-                                                  "connection did not negotiate fd passing");
+      gdbus_send_error (call->connection, invocation, "org.libpeer.Error.NotSupported",
+                        "The reply carries file descriptors, but this "
+                        "connection did not negotiate fd passing");
       return;
     }
-  if (_peer_wire_message_is_wrapped (g_dbus_method_invocation_get_message (invocation)))
+  if (_peer_wire_message_is_wrapped (request))
     {
-      _peer_wire_return_wrapped (invocation, value, fd_list,
-                                 _peer_wire_limits_get_blob_threshold (call->connection->limits));
+      _peer_wire_return_wrapped (g_steal_pointer (&invocation), limits, value, fd_list);
+      return;
+    }
+  if (g_dbus_message_get_flags (request) & G_DBUS_MESSAGE_FLAGS_NO_REPLY_EXPECTED)
+    return;
+
+  if (value == NULL)
+    value = unit = g_variant_ref_sink (g_variant_new_tuple (NULL, 0));
+  expected = _peer_wire_method_reply_type (call->method_info);
+  if (!g_variant_is_of_type (value, expected))
+    {
+      /* A handler bug, not the peer's doing; GDBus answers the same way. */
+      g_critical ("libpeer: %s.%s replied with type '%s' instead of '%.*s'",
+                  peer_call_get_interface_name (call), peer_call_get_method_name (call),
+                  g_variant_get_type_string (value), (int) g_variant_type_get_string_length (expected),
+                  g_variant_type_peek_string (expected));
+      gdbus_send_error (call->connection, invocation, "org.libpeer.Error.Failed",
+                        "The handler replied with the wrong type");
+      return;
+    }
+  if (g_variant_get_size (value) > _peer_wire_limits_get_max_message_size (limits))
+    {
+      g_autofree char *message = g_strdup_printf ("The reply of %" G_GSIZE_FORMAT " bytes is over the "
+                                                  "limit of %u", g_variant_get_size (value),
+                                                  _peer_wire_limits_get_max_message_size (limits));
+
+      g_debug ("libpeer: %s.%s: %s", peer_call_get_interface_name (call),
+               peer_call_get_method_name (call), message);
+      gdbus_send_error (call->connection, invocation, "org.libpeer.Error.LimitExceeded", message);
       return;
     }
 
-  /* Consumes the invocation. Replies to a closed connection are dropped
-   * by GDBus without a message. */
-  g_dbus_method_invocation_return_value_with_unix_fd_list (invocation, value, fd_list);
+  reply = g_dbus_message_new_method_reply (request);
+  g_dbus_message_set_body (reply, value);
+  if (fd_list != NULL && g_unix_fd_list_get_length (fd_list) > 0)
+    g_dbus_message_set_unix_fd_list (reply, fd_list);
+  _peer_connection_send_message (call->connection, reply);
 }
 
 static void
@@ -121,9 +174,9 @@ gdbus_return_error (PeerCall   *call,
                     const char *error_name,
                     const char *message)
 {
-  GDBusMethodInvocation *invocation = g_steal_pointer (&call->transport_data);
+  g_autoptr(GDBusMethodInvocation) invocation = g_steal_pointer (&call->transport_data);
 
-  g_dbus_method_invocation_return_dbus_error (invocation, error_name, message);
+  gdbus_send_error (call->connection, invocation, error_name, message);
 }
 
 static void
@@ -160,9 +213,21 @@ on_method_call (GDBusConnection       *connection,
                                              "No such method %s.%s", interface_name, method_name);
       return;
     }
+  if (!_peer_connection_begin_call (reg->connection))
+    {
+      g_autofree char *message = g_strdup_printf ("More than %u calls in progress",
+                                                  _peer_connection_get_max_calls_in_flight (reg->connection));
+
+      g_debug ("libpeer: refusing %s.%s from %s: %s", interface_name, method_name,
+               reg->connection->unique_name, message);
+      gdbus_send_error (reg->connection, invocation, "org.libpeer.Error.LimitExceeded", message);
+      g_object_unref (invocation);
+      return;
+    }
 
   call = _peer_call_new (&gdbus_transport, invocation, reg->connection, reg->iface,
                          index, parameters, fd_list);
+  call->counted = TRUE;
   _peer_interface_dispatch (reg->iface, call);
   peer_call_unref (call);
 }
@@ -237,7 +302,7 @@ _peer_connection_open_signal_gate (PeerConnection *self)
    * thread cannot overtake the held ones. */
   while ((message = g_queue_pop_head (&self->held_signals)) != NULL)
     {
-      g_dbus_connection_send_message (self->connection, message, G_DBUS_SEND_MESSAGE_FLAGS_NONE, NULL, NULL);
+      _peer_wire_send (self->connection, self->limits, message);
       g_object_unref (message);
     }
   g_mutex_unlock (&self->lock);
@@ -319,6 +384,17 @@ on_dbus_connection_closed (GDBusConnection *connection,
   g_autoptr(GError) reason = NULL;
 
   g_mutex_lock (&self->lock);
+  if (self->closed)
+    {
+      /* Already seen: see closed_before_watched(). */
+      g_mutex_unlock (&self->lock);
+      return;
+    }
+  if (self->close_reason == NULL && _peer_wire_limits_has_overflowed (self->limits))
+    self->close_reason = g_error_new (PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED,
+                                      "Peer %s does not read what it is sent: more than %"
+                                      G_GSIZE_FORMAT " bytes were queued for it", self->unique_name,
+                                      _peer_wire_limits_get_max_queued (self->limits));
   if (self->close_reason == NULL)
     {
       if (error != NULL)
@@ -333,6 +409,17 @@ on_dbus_connection_closed (GDBusConnection *connection,
   g_mutex_unlock (&self->lock);
 
   g_debug ("libpeer: %s closed: %s", self->unique_name, reason->message);
+  /* When GDBus itself gives up on a peer (a message it cannot decode), it
+   * stops reading but leaves the socket open until the connection is
+   * finalized: the peer would never learn it was dropped. Shutting the
+   * socket down tells it now; the fd itself stays GDBus's to close. */
+  if (G_IS_SOCKET_CONNECTION (g_dbus_connection_get_stream (connection)))
+    {
+      GSocket *sock = g_socket_connection_get_socket (G_SOCKET_CONNECTION (g_dbus_connection_get_stream (connection)));
+
+      if (!g_socket_is_closed (sock))
+        shutdown (g_socket_get_fd (sock), SHUT_RDWR);
+    }
   unregister_all (self);
   remove_first_message_filter (self);
   if (self->grace_source != NULL)
@@ -341,6 +428,17 @@ on_dbus_connection_closed (GDBusConnection *connection,
   g_queue_clear_full (&self->held_signals, g_object_unref);
   g_mutex_unlock (&self->lock);
   g_signal_emit (self, signals[SIGNAL_CLOSED], 0, reason);
+}
+
+/* A peer that hangs up right after authenticating can have its connection
+ * closed before anyone listened: GDBus then emitted "closed" to nobody. */
+static gboolean
+closed_before_watched (gpointer user_data)
+{
+  PeerConnection *self = user_data;
+
+  on_dbus_connection_closed (self->connection, TRUE, NULL, self);
+  return G_SOURCE_REMOVE;
 }
 
 static void
@@ -424,6 +522,17 @@ _peer_connection_new (GDBusConnection *connection,
 {
   PeerConnection *self = g_object_new (PEER_TYPE_CONNECTION, NULL);
   GCredentials *credentials = g_dbus_connection_get_peer_credentials (connection);
+  g_autoptr(GCredentials) from_socket = NULL;
+  GIOStream *stream = g_dbus_connection_get_stream (connection);
+
+  /* GDBus keeps credentials only on the authenticating server's side; a
+   * server that adopted a connected socket (peer_server_new_for_fd())
+   * authenticated as the client, so ask the kernel (SO_PEERCRED). */
+  if (credentials == NULL && G_IS_SOCKET_CONNECTION (stream))
+    {
+      from_socket = g_socket_get_credentials (g_socket_connection_get_socket (G_SOCKET_CONNECTION (stream)), NULL);
+      credentials = from_socket;
+    }
 
   self->connection = g_object_ref (connection);
   self->id = id;
@@ -447,8 +556,22 @@ _peer_connection_new (GDBusConnection *connection,
   g_dbus_connection_set_exit_on_close (connection, FALSE);
   self->closed_handler = g_signal_connect (connection, "closed",
                                            G_CALLBACK (on_dbus_connection_closed), self);
+  if (g_dbus_connection_is_closed (connection))
+    {
+      /* Later, once the server is listening to this peer. */
+      GSource *idle = g_idle_source_new ();
 
-  /* First in line, in GDBus's worker thread: fd limits, and blob calls
+      g_source_set_callback (idle, closed_before_watched, g_object_ref (self), g_object_unref);
+      g_source_set_static_name (idle, "[libpeer] closed before watched");
+      g_source_attach (idle, self->context);
+      g_source_unref (idle);
+    }
+
+  /* Ahead of every other filter, so that PEER_DEBUG and PEER_CAPTURE show
+   * messages as they came off the wire. */
+  _peer_debug_watch_connection (connection, "server");
+
+  /* Then, in GDBus's worker thread: fd limits, and blob calls
    * unwrapped before anything else sees them. The filter holds only the
    * limits; it is removed in dispose, because GLib 2.74 does not call a
    * filter's destroy notify when the connection is finalized. */
@@ -531,9 +654,8 @@ _peer_connection_send_signal (PeerConnection *self,
       g_mutex_unlock (&self->lock);
       return;
     }
-  /* Fails only when the connection is closed, which the closed handler
-   * reports on its own. Sent under the lock: see the signal gate. */
-  g_dbus_connection_send_message (self->connection, message, G_DBUS_SEND_MESSAGE_FLAGS_NONE, NULL, NULL);
+  /* Sent under the lock: see the signal gate. */
+  _peer_wire_send (self->connection, self->limits, message);
   g_mutex_unlock (&self->lock);
 }
 
@@ -647,6 +769,42 @@ _peer_connection_set_limits (PeerConnection *self,
 {
   _peer_wire_limits_set_max_fds (self->limits, max_fds_per_message);
   _peer_wire_limits_set_blob_threshold (self->limits, blob_threshold);
+}
+
+void
+_peer_connection_set_resource_limits (PeerConnection *self,
+                                      guint           max_calls_in_flight,
+                                      gsize           max_queued_bytes,
+                                      guint           max_message_size)
+{
+  _peer_wire_limits_set_max_in_flight (self->limits, max_calls_in_flight);
+  _peer_wire_limits_set_max_queued (self->limits, max_queued_bytes);
+  _peer_wire_limits_set_max_message_size (self->limits, max_message_size);
+}
+
+gboolean
+_peer_connection_begin_call (PeerConnection *self)
+{
+  return _peer_wire_limits_begin_call (self->limits);
+}
+
+void
+_peer_connection_end_call (PeerConnection *self)
+{
+  _peer_wire_limits_end_call (self->limits);
+}
+
+guint
+_peer_connection_get_max_calls_in_flight (PeerConnection *self)
+{
+  return _peer_wire_limits_get_max_in_flight (self->limits);
+}
+
+gboolean
+_peer_connection_send_message (PeerConnection *self,
+                               GDBusMessage   *message)
+{
+  return _peer_wire_send (self->connection, self->limits, message);
 }
 
 gboolean

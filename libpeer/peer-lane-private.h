@@ -19,6 +19,7 @@
 #include <gio/gio.h>
 #include <gio/gunixfdlist.h>
 
+#include "peer-server.h"
 #include "peer-types.h"
 
 G_BEGIN_DECLS
@@ -31,8 +32,10 @@ G_BEGIN_DECLS
 #define PEER_LANE_MAX_INLINE (128 * 1024)
 /* Lanes one connection may open: each costs the server a thread. */
 #define PEER_LANE_MAX_PER_CONNECTION 4
-/* Calls a peer may have waiting for the main context on one lane. */
-#define PEER_LANE_MAX_IN_FLIGHT 64
+/* Lane calls count against the peer's calls in flight, shared with its
+ * GDBus connection (peer_server_set_max_calls_in_flight()); this is the
+ * default budget. */
+#define PEER_LANE_MAX_IN_FLIGHT PEER_SERVER_DEFAULT_MAX_CALLS_IN_FLIGHT
 
 typedef enum {
   PEER_LANE_KIND_CALL = 1,

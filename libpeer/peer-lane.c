@@ -21,7 +21,7 @@
 
 #include "peer-blob-private.h"
 #include "peer-call-private.h"
-#include "peer-connection.h"
+#include "peer-connection-private.h"
 #include "peer-error.h"
 #include "peer-interface-private.h"
 #include "peer-lane-private.h"
@@ -370,7 +370,6 @@ typedef struct {
   GMainContext *context;
   GPtrArray *methods;           /* LaneMethod*, indexed by id; read-only */
   guint max_fds;
-  gint in_flight;               /* atomic: calls waiting for the main context */
   gint shut;                    /* atomic */
 } LaneServer;
 
@@ -405,7 +404,6 @@ typedef struct {
   LaneServer *lane;
   const LaneMethod *method;     /* lives as long as lane->methods */
   guint32 serial;
-  gboolean queued;              /* counted in lane->in_flight */
 } LaneCall;
 
 static void
@@ -467,8 +465,6 @@ lane_finalize (PeerCall *call)
 {
   LaneCall *lc = call->transport_data;
 
-  if (lc->queued)
-    g_atomic_int_add (&lc->lane->in_flight, -1);
   lane_server_unref (lc->lane);
   g_free (lc);
 }
@@ -536,12 +532,23 @@ lane_handle_frame (LaneServer    *lane,
       return TRUE;
     }
 
+  /* The peer's one budget: a lane is no way around the limit on its
+   * GDBus connection, and a thread-safe call counts while it runs. */
+  if (!_peer_connection_begin_call (lane->connection))
+    {
+      g_autofree char *message = g_strdup_printf ("More than %u calls in progress",
+                                                  _peer_connection_get_max_calls_in_flight (lane->connection));
+      lane_refuse (lane, h->serial, "org.libpeer.Error.LimitExceeded", message);
+      return TRUE;
+    }
+
   lc = g_new0 (LaneCall, 1);
   lc->lane = lane_server_ref (lane);
   lc->method = m;
   lc->serial = h->serial;
   call = _peer_call_new (&lane_transport, lc, lane->connection, m->iface, m->method_index,
                          parameters, frame->fd_list);
+  call->counted = TRUE;
 
   if (m->thread_safe)
     {
@@ -551,15 +558,6 @@ lane_handle_frame (LaneServer    *lane,
       return TRUE;
     }
 
-  if (g_atomic_int_add (&lane->in_flight, 1) >= PEER_LANE_MAX_IN_FLIGHT)
-    {
-      g_atomic_int_add (&lane->in_flight, -1);
-      peer_call_return_error (call, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED,
-                              "More than %d calls are waiting on this lane", PEER_LANE_MAX_IN_FLIGHT);
-      peer_call_unref (call);
-      return TRUE;
-    }
-  lc->queued = TRUE;
   g_main_context_invoke_full (lane->context, G_PRIORITY_DEFAULT, dispatch_in_main_context, call, NULL);
   return TRUE;
 }

@@ -9,10 +9,17 @@
  * with G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_SERVER, which also negotiates
  * fd passing) but owns the socket: it accepts in its own main context, puts
  * a deadline on every handshake, and creates connections in that context.
+ *
+ * Owning the socket is also what lets it bound what connecting costs: how
+ * many connections may authenticate at once and how many peers may be
+ * connected (checked at accept, before a handshake thread is spent), and
+ * how many bytes a peer may send before it has authenticated (the stream
+ * handed to GDBus, peer-auth-connection.c).
  */
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -23,10 +30,12 @@
 #include <glib/gstdio.h>
 
 #include "peer-address-private.h"
+#include "peer-auth-connection-private.h"
 #include "peer-blob.h"
 #include "peer-bus-compat-private.h"
 #include "peer-connection-private.h"
 #include "peer-error.h"
+#include "peer-helper.h"
 #include "peer-interface-private.h"
 #include "peer-policy.h"
 #include "peer-server-private.h"
@@ -61,6 +70,10 @@ struct _PeerServer
   ino_t socket_ino;
   char *client_address;
   GSocket *listen_socket;
+  /* peer_server_new_for_fd(): the one connected socket served, instead of
+   * a listening one. @adopted_fd is owned until init wraps it. */
+  int adopted_fd;
+  GSocketConnection *adopted;
 
   /* Main context only */
   GSource *accept_source;
@@ -72,6 +85,11 @@ struct _PeerServer
   guint handshake_timeout_ms;
   guint max_fds_per_message;
   gsize blob_threshold;
+  guint max_peers;
+  guint max_handshakes;
+  guint max_calls_in_flight;
+  gsize max_queued_bytes;
+  guint max_message_size;
   guint64 next_peer_id;
   gboolean started;
   gboolean stopped;
@@ -244,6 +262,38 @@ listen_on (PeerServer     *self,
   return TRUE;
 }
 
+/* peer_server_new_for_fd(): wraps the connected socket a helper was given. */
+static gboolean
+adopt_socket (PeerServer *self,
+              GError    **error)
+{
+  g_autoptr(GSocket) sock = NULL;
+  g_autoptr(GError) local_error = NULL;
+  int fd = self->adopted_fd;
+
+  sock = g_socket_new_from_fd (fd, &local_error);
+  if (sock == NULL)
+    {
+      g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
+                   "fd %d is not a connected socket: %s", fd, local_error->message);
+      return FALSE;
+    }
+  self->adopted_fd = -1;                /* the GSocket owns it now */
+  if (g_socket_get_family (sock) != G_SOCKET_FAMILY_UNIX ||
+      g_socket_get_socket_type (sock) != G_SOCKET_TYPE_STREAM ||
+      !g_socket_is_connected (sock))
+    {
+      g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
+                   "fd %d is not a connected Unix stream socket", fd);
+      return FALSE;
+    }
+  /* Inherited fds come without close-on-exec; the helper's own children
+   * must not hold its connection open. */
+  fcntl (fd, F_SETFD, fcntl (fd, F_GETFD) | FD_CLOEXEC);
+  self->adopted = g_socket_connection_factory_create_connection (sock);
+  return TRUE;
+}
+
 static gboolean
 peer_server_initable_init (GInitable     *initable,
                            GCancellable  *cancellable,
@@ -256,6 +306,9 @@ peer_server_initable_init (GInitable     *initable,
   if (self->policy == NULL)
     self->policy = peer_policy_new ();
   self->observer = peer_policy_create_auth_observer (self->policy);
+
+  if (self->adopted_fd >= 0)
+    return adopt_socket (self, error);
 
   if (self->address == NULL)
     {
@@ -373,6 +426,8 @@ add_peer (PeerServer      *self,
 
   peer = _peer_connection_new (connection, ++self->next_peer_id);
   _peer_connection_set_limits (peer, self->max_fds_per_message, self->blob_threshold);
+  _peer_connection_set_resource_limits (peer, self->max_calls_in_flight, self->max_queued_bytes,
+                                        self->max_message_size);
 
   for (guint i = 0; i < self->exports->len; i++)
     {
@@ -459,6 +514,18 @@ on_handshake_done (GObject      *source,
     }
 
   handshake_free (hs);
+  /* Others may have finished authenticating since this one was accepted. */
+  if (peer_server_get_n_peers (self) >= self->max_peers)
+    {
+      g_autoptr(GError) refusal = g_error_new (PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED,
+                                               "%u peers are connected, the most allowed", self->max_peers);
+
+      g_debug ("libpeer: refusing an authenticated connection: %s", refusal->message);
+      g_dbus_connection_close (connection, NULL, NULL, NULL);
+      count_refused (self);
+      g_signal_emit (self, signals[SIGNAL_PEER_REFUSED], 0, refusal);
+      return;
+    }
   add_peer (self, connection);
 }
 
@@ -481,7 +548,8 @@ start_handshake (PeerServer *self,
   Handshake *hs = g_new0 (Handshake, 1);
 
   hs->server = self;
-  hs->stream = g_socket_connection_factory_create_connection (sock);
+  /* Bounds what the peer may send before BEGIN; see peer-auth-connection.c. */
+  hs->stream = G_SOCKET_CONNECTION (_peer_auth_connection_new (sock, PEER_SERVER_HANDSHAKE_MAX_BYTES));
   hs->cancellable = g_cancellable_new ();
   hs->timeout_ms = self->handshake_timeout_ms;
   hs->deadline = g_timeout_source_new (self->handshake_timeout_ms);
@@ -496,6 +564,103 @@ start_handshake (PeerServer *self,
                          G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_SERVER |
                          G_DBUS_CONNECTION_FLAGS_DELAY_MESSAGE_PROCESSING,
                          self->observer, hs->cancellable, on_handshake_done, hs);
+}
+
+typedef struct {
+  PeerServer *server;
+  GError *reason;
+} Refusal;
+
+static void
+refusal_free (Refusal *refusal)
+{
+  g_object_unref (refusal->server);
+  g_error_free (refusal->reason);
+  g_free (refusal);
+}
+
+static gboolean
+emit_refused (gpointer user_data)
+{
+  Refusal *refusal = user_data;
+
+  if (!refusal->server->stopped)
+    g_signal_emit (refusal->server, signals[SIGNAL_PEER_REFUSED], 0, refusal->reason);
+  return G_SOURCE_REMOVE;
+}
+
+/* The adopted socket's other end is the process that made the socketpair.
+ * GDBus authenticates us as the client here, so no auth observer runs:
+ * the policy judges the kernel's credentials for the socket instead,
+ * before anything is said. */
+static void
+start_adopted_handshake (PeerServer *self)
+{
+  GSocket *sock = g_socket_connection_get_socket (self->adopted);
+  g_autoptr(GCredentials) credentials = NULL;
+  g_autoptr(GError) error = NULL;
+  Handshake *hs;
+
+  credentials = g_socket_get_credentials (sock, &error);
+  if (credentials == NULL || !peer_policy_check_credentials (self->policy, credentials, &error))
+    {
+      Refusal *refusal = g_new0 (Refusal, 1);
+      GSource *idle = g_idle_source_new ();
+
+      g_debug ("libpeer: refusing the process at the other end of the socket: %s", error->message);
+      count_refused (self);
+      g_io_stream_close (G_IO_STREAM (self->adopted), NULL, NULL);
+      /* Later, so that a caller that runs its main loop after
+       * peer_server_start() sees the signal. */
+      refusal->server = g_object_ref (self);
+      refusal->reason = g_steal_pointer (&error);
+      g_source_set_callback (idle, emit_refused, refusal, (GDestroyNotify) refusal_free);
+      g_source_set_static_name (idle, "[libpeer] adopted socket refused");
+      g_source_attach (idle, self->context);
+      g_source_unref (idle);
+      return;
+    }
+
+  hs = g_new0 (Handshake, 1);
+  hs->server = self;
+  hs->stream = g_object_ref (self->adopted);
+  hs->cancellable = g_cancellable_new ();
+  hs->timeout_ms = self->handshake_timeout_ms;
+  hs->deadline = g_timeout_source_new (self->handshake_timeout_ms);
+  g_source_set_callback (hs->deadline, on_handshake_deadline, hs, NULL);
+  g_source_set_static_name (hs->deadline, "[libpeer] handshake deadline");
+  g_source_attach (hs->deadline, self->context);
+  g_ptr_array_add (self->handshakes, hs);
+
+  g_dbus_connection_new (G_IO_STREAM (hs->stream), NULL,
+                         G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_CLIENT |
+                         G_DBUS_CONNECTION_FLAGS_DELAY_MESSAGE_PROCESSING,
+                         NULL, hs->cancellable, on_handshake_done, hs);
+}
+
+/* Connection limits, checked as soon as a connection is accepted: one over
+ * is closed at once, before it costs a handshake thread. */
+static gboolean
+admit_connection (PeerServer *self,
+                  GSocket    *client)
+{
+  g_autoptr(GError) refusal = NULL;
+  guint n_peers = peer_server_get_n_peers (self);
+
+  if (self->handshakes->len >= self->max_handshakes)
+    refusal = g_error_new (PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED,
+                           "%u connections are authenticating, the most allowed", self->max_handshakes);
+  else if (n_peers >= self->max_peers)
+    refusal = g_error_new (PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED,
+                           "%u peers are connected, the most allowed", self->max_peers);
+  if (refusal == NULL)
+    return TRUE;
+
+  g_debug ("libpeer: refusing a connection: %s", refusal->message);
+  g_socket_close (client, NULL);
+  count_refused (self);
+  g_signal_emit (self, signals[SIGNAL_PEER_REFUSED], 0, refusal);
+  return FALSE;
 }
 
 static gboolean
@@ -516,6 +681,8 @@ on_incoming (GSocket      *sock,
             g_debug ("libpeer: accept failed: %s", error->message);
           break;
         }
+      if (!admit_connection (self, client))
+        continue;
       start_handshake (self, client);
     }
   return G_SOURCE_CONTINUE;
@@ -540,16 +707,68 @@ peer_server_new (const char      *address,
                          NULL);
 }
 
+/* The fd named by $PEER_FD, which the environment then forgets, so that
+ * the helper's own children do not take it for theirs. */
+static int
+take_inherited_fd (GError **error)
+{
+  const char *text = g_getenv (PEER_HELPER_FD_ENV);
+  guint64 fd;
+
+  if (text == NULL)
+    {
+      g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
+                   "$%s is not set: this program was not started as a helper", PEER_HELPER_FD_ENV);
+      return -1;
+    }
+  if (!g_ascii_string_to_unsigned (text, 10, 0, G_MAXINT, &fd, NULL) ||
+      fcntl ((int) fd, F_GETFD) < 0)
+    {
+      g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
+                   "$%s is '%s', not an open fd", PEER_HELPER_FD_ENV, text);
+      return -1;
+    }
+  g_unsetenv (PEER_HELPER_FD_ENV);
+  return (int) fd;
+}
+
+PeerServer *
+peer_server_new_for_fd (int               fd,
+                        PeerPolicy       *policy,
+                        PeerServerFlags   flags,
+                        GError          **error)
+{
+  g_autoptr(PeerServer) self = NULL;
+
+  g_return_val_if_fail (policy == NULL || PEER_IS_POLICY (policy), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  if (fd < 0)
+    fd = take_inherited_fd (error);
+  if (fd < 0)
+    return NULL;
+  self = g_object_new (PEER_TYPE_SERVER, "policy", policy, "flags", flags, NULL);
+  self->adopted_fd = fd;
+  if (!g_initable_init (G_INITABLE (self), NULL, error))
+    return NULL;
+  return g_steal_pointer (&self);
+}
+
 void
 peer_server_start (PeerServer *self)
 {
   g_return_if_fail (PEER_IS_SERVER (self));
-  g_return_if_fail (self->listen_socket != NULL);
+  g_return_if_fail (self->listen_socket != NULL || self->adopted != NULL);
   g_return_if_fail (!self->stopped);
 
   if (self->started)
     return;
   self->started = TRUE;
+  if (self->adopted != NULL)
+    {
+      start_adopted_handshake (self);
+      return;
+    }
   self->accept_source = g_socket_create_source (self->listen_socket, G_IO_IN, NULL);
   g_source_set_callback (self->accept_source, (GSourceFunc) (void (*) (void)) on_incoming, self, NULL);
   g_source_set_static_name (self->accept_source, "[libpeer] accept");
@@ -578,7 +797,7 @@ peer_server_stop (PeerServer *self)
 
   g_return_if_fail (PEER_IS_SERVER (self));
 
-  if (self->stopped || self->listen_socket == NULL)
+  if (self->stopped || (self->listen_socket == NULL && self->adopted == NULL))
     return;
   self->stopped = TRUE;
 
@@ -587,7 +806,10 @@ peer_server_stop (PeerServer *self)
       g_source_destroy (self->accept_source);
       g_clear_pointer (&self->accept_source, g_source_unref);
     }
-  g_socket_close (self->listen_socket, NULL);
+  if (self->listen_socket != NULL)
+    g_socket_close (self->listen_socket, NULL);
+  else if (!self->started)
+    g_io_stream_close (G_IO_STREAM (self->adopted), NULL, NULL);    /* the other end sees EOF */
   remove_socket_file (self);
 
   for (guint i = 0; i < self->handshakes->len; i++)
@@ -647,8 +869,12 @@ update_peer_limits (PeerServer *self)
   g_autoptr(GPtrArray) peers = peer_server_list_peers (self);
 
   for (guint i = 0; i < peers->len; i++)
-    _peer_connection_set_limits (g_ptr_array_index (peers, i), self->max_fds_per_message,
-                                 self->blob_threshold);
+    {
+      _peer_connection_set_limits (g_ptr_array_index (peers, i), self->max_fds_per_message,
+                                   self->blob_threshold);
+      _peer_connection_set_resource_limits (g_ptr_array_index (peers, i), self->max_calls_in_flight,
+                                            self->max_queued_bytes, self->max_message_size);
+    }
 }
 
 void
@@ -669,6 +895,52 @@ peer_server_set_blob_threshold (PeerServer *self,
   g_return_if_fail (PEER_IS_SERVER (self));
 
   self->blob_threshold = threshold;
+  update_peer_limits (self);
+}
+
+void
+peer_server_set_max_peers (PeerServer *self,
+                           guint       max_peers)
+{
+  g_return_if_fail (PEER_IS_SERVER (self));
+  g_return_if_fail (max_peers > 0);
+  self->max_peers = max_peers;
+}
+
+void
+peer_server_set_max_handshakes (PeerServer *self,
+                                guint       max_handshakes)
+{
+  g_return_if_fail (PEER_IS_SERVER (self));
+  g_return_if_fail (max_handshakes > 0);
+  self->max_handshakes = max_handshakes;
+}
+
+void
+peer_server_set_max_calls_in_flight (PeerServer *self,
+                                     guint       max_calls)
+{
+  g_return_if_fail (PEER_IS_SERVER (self));
+  g_return_if_fail (max_calls > 0);
+  self->max_calls_in_flight = max_calls;
+  update_peer_limits (self);
+}
+
+void
+peer_server_set_max_queued_bytes (PeerServer *self,
+                                  gsize       max_bytes)
+{
+  g_return_if_fail (PEER_IS_SERVER (self));
+  self->max_queued_bytes = max_bytes;
+  update_peer_limits (self);
+}
+
+void
+peer_server_set_max_message_size (PeerServer *self,
+                                   guint       max_size)
+{
+  g_return_if_fail (PEER_IS_SERVER (self));
+  self->max_message_size = max_size;
   update_peer_limits (self);
 }
 
@@ -883,6 +1155,9 @@ peer_server_finalize (GObject *object)
   else if (self->listen_socket == NULL && self->socket_dir != NULL)
     g_rmdir (self->socket_dir);      /* init failed after making the directory */
   g_clear_object (&self->listen_socket);
+  g_clear_object (&self->adopted);
+  if (self->adopted_fd >= 0)
+    close (self->adopted_fd);
   g_hash_table_unref (self->peers);
   g_ptr_array_unref (self->handshakes);
   g_ptr_array_unref (self->exports);
@@ -990,7 +1265,8 @@ peer_server_class_init (PeerServerClass *klass)
    * PeerServer::peer-refused:
    * @self: the server
    * @reason: (transfer none): why: the policy, a mechanism other than
-   *   EXTERNAL, a malformed handshake, or the handshake deadline
+   *   EXTERNAL, a malformed or oversized handshake, the handshake
+   *   deadline, or a connection limit (PEER_ERROR_LIMIT_EXCEEDED)
    *
    * Emitted when a connection is closed before it became a peer.
    */
@@ -1009,8 +1285,14 @@ peer_server_init (PeerServer *self)
   self->handshakes = g_ptr_array_new ();
   self->exports = g_ptr_array_new_with_free_func (g_object_unref);
   self->handshake_timeout_ms = PEER_SERVER_DEFAULT_HANDSHAKE_TIMEOUT_MS;
+  self->adopted_fd = -1;
   self->max_fds_per_message = PEER_SERVER_DEFAULT_MAX_FDS_PER_MESSAGE;
   self->blob_threshold = PEER_BLOB_DEFAULT_THRESHOLD;
+  self->max_peers = PEER_SERVER_DEFAULT_MAX_PEERS;
+  self->max_handshakes = PEER_SERVER_DEFAULT_MAX_HANDSHAKES;
+  self->max_calls_in_flight = PEER_SERVER_DEFAULT_MAX_CALLS_IN_FLIGHT;
+  self->max_queued_bytes = PEER_SERVER_DEFAULT_MAX_QUEUED_BYTES;
+  self->max_message_size = PEER_SERVER_DEFAULT_MAX_MESSAGE_SIZE;
 }
 
 /* --- for libpeer's own parts ----------------------------------------------- */

@@ -45,6 +45,28 @@ typedef enum {
 /** PEER_SERVER_MAX_FDS_PER_MESSAGE: the highest limit that can be set (the kernel's SCM_MAX_FD) */
 #define PEER_SERVER_MAX_FDS_PER_MESSAGE 253
 
+/* Limits on what one peer, or everyone who connects, can make the server
+ * hold. Everything a peer sends is untrusted: a helper often runs with
+ * more privilege than its clients. */
+
+/** PEER_SERVER_DEFAULT_MAX_PEERS: how many authenticated peers may be connected at once */
+#define PEER_SERVER_DEFAULT_MAX_PEERS 256
+
+/** PEER_SERVER_DEFAULT_MAX_HANDSHAKES: how many connections may be authenticating at once */
+#define PEER_SERVER_DEFAULT_MAX_HANDSHAKES 64
+
+/** PEER_SERVER_DEFAULT_MAX_CALLS_IN_FLIGHT: how many calls of one peer may be in its handlers at once */
+#define PEER_SERVER_DEFAULT_MAX_CALLS_IN_FLIGHT 64
+
+/** PEER_SERVER_DEFAULT_MAX_QUEUED_BYTES: how much may wait to be written to one peer (16 MiB) */
+#define PEER_SERVER_DEFAULT_MAX_QUEUED_BYTES (16 * 1024 * 1024)
+
+/** PEER_SERVER_DEFAULT_MAX_MESSAGE_SIZE: the largest message body, either way (4 MiB; larger data travels as blobs or fds) */
+#define PEER_SERVER_DEFAULT_MAX_MESSAGE_SIZE (4 * 1024 * 1024)
+
+/** PEER_SERVER_HANDSHAKE_MAX_BYTES: what a peer may send before BEGIN (the EXTERNAL handshake takes ~100) */
+#define PEER_SERVER_HANDSHAKE_MAX_BYTES 16384
+
 #define PEER_TYPE_SERVER (peer_server_get_type ())
 PEER_EXPORT
 G_DECLARE_FINAL_TYPE (PeerServer, peer_server, PEER, SERVER, GObject)
@@ -75,10 +97,40 @@ PeerServer     *peer_server_new                (const char      *address,
                                                 GError         **error);
 
 /**
+ * peer_server_new_for_fd:
+ * @fd: (transfer full): a connected Unix stream socket, or -1 for the one
+ *   named by the `PEER_FD` environment variable (%PEER_HELPER_FD_ENV),
+ *   which is then unset
+ * @policy: (nullable) (transfer none): who may be at the other end; %NULL
+ *   for the default (the same uid only)
+ * @flags: flags (%PEER_SERVER_FLAGS_ALLOW_UNSAFE_ADDRESS has no effect)
+ * @error: set to PEER_ERROR_INVALID_ARGS when @fd (or `PEER_FD`) is not a
+ *   connected Unix stream socket, or `PEER_FD` is unset
+ *
+ * The helper's side of a PeerHelper: a server for exactly one peer, the
+ * process at the other end of @fd, with no socket in the filesystem.
+ * Export interfaces, then call peer_server_start(): the policy judges the
+ * other end's kernel credentials, the D-Bus handshake runs (this side
+ * authenticating as the client, with EXTERNAL), and the peer is served
+ * like any peer of a listening server. #PeerServer::peer-disconnected
+ * (or #PeerServer::peer-refused) tells when it is gone, which is usually
+ * when a helper should exit. @fd is owned by the server from this call
+ * on, also when it fails; it is made close-on-exec.
+ *
+ * Returns: (transfer full) (nullable): the server, or %NULL
+ */
+PEER_EXPORT
+PeerServer     *peer_server_new_for_fd         (int              fd,
+                                                PeerPolicy      *policy,
+                                                PeerServerFlags  flags,
+                                                GError         **error);
+
+/**
  * peer_server_start:
  * @self: a server
  *
- * Starts accepting peers in the server's main context.
+ * Starts accepting peers in the server's main context (or, for a server
+ * made with peer_server_new_for_fd(), the handshake with its one peer).
  */
 PEER_EXPORT
 void            peer_server_start              (PeerServer      *self);
@@ -98,8 +150,9 @@ void            peer_server_stop               (PeerServer      *self);
  * peer_server_get_client_address:
  * @self: a server
  *
- * Returns: (transfer none): the address peers connect to, e.g.
- *   `unix:path=/run/user/1000/libpeer-Ab12Cd/socket`
+ * Returns: (transfer none) (nullable): the address peers connect to, e.g.
+ *   `unix:path=/run/user/1000/libpeer-Ab12Cd/socket`; %NULL for a server
+ *   made with peer_server_new_for_fd()
  */
 PEER_EXPORT
 const char     *peer_server_get_client_address (PeerServer      *self);
@@ -159,6 +212,94 @@ void            peer_server_set_handshake_timeout (PeerServer   *self,
 PEER_EXPORT
 void            peer_server_set_max_fds_per_message (PeerServer *self,
                                                      guint       max_fds);
+
+/**
+ * peer_server_set_max_peers:
+ * @self: a server
+ * @max_peers: how many authenticated peers may be connected at once, > 0
+ *   (default %PEER_SERVER_DEFAULT_MAX_PEERS)
+ *
+ * A connection that would be one too many is closed as soon as it is
+ * accepted (or, when others finished authenticating meanwhile, as soon as
+ * it has), and counted as refused with PEER_ERROR_LIMIT_EXCEEDED. Peers
+ * already connected stay.
+ */
+PEER_EXPORT
+void            peer_server_set_max_peers      (PeerServer *self,
+                                                guint       max_peers);
+
+/**
+ * peer_server_set_max_handshakes:
+ * @self: a server
+ * @max_handshakes: how many connections may be authenticating at once, > 0
+ *   (default %PEER_SERVER_DEFAULT_MAX_HANDSHAKES)
+ *
+ * Each costs a thread of GIO's pool for as long as it lasts (at most the
+ * handshake timeout). One more is closed as soon as it is accepted and
+ * counted as refused with PEER_ERROR_LIMIT_EXCEEDED. Independently of
+ * this, a connection that sends more than %PEER_SERVER_HANDSHAKE_MAX_BYTES
+ * before it finishes authenticating is refused.
+ */
+PEER_EXPORT
+void            peer_server_set_max_handshakes (PeerServer *self,
+                                                guint       max_handshakes);
+
+/**
+ * peer_server_set_max_calls_in_flight:
+ * @self: a server
+ * @max_calls: how many calls of one peer may be in progress at once, > 0
+ *   (default %PEER_SERVER_DEFAULT_MAX_CALLS_IN_FLIGHT)
+ *
+ * A call is in progress while its #PeerCall is alive: from its dispatch
+ * until the handler has replied and dropped every reference. Calls over
+ * GDBus and over the peer's lanes share the one budget. One call more is
+ * answered org.libpeer.Error.LimitExceeded without running its handler.
+ * Applies to connected peers too.
+ */
+PEER_EXPORT
+void            peer_server_set_max_calls_in_flight (PeerServer *self,
+                                                     guint       max_calls);
+
+/**
+ * peer_server_set_max_queued_bytes:
+ * @self: a server
+ * @max_bytes: how many bytes of replies and signals may wait to be
+ *   written to one peer (default %PEER_SERVER_DEFAULT_MAX_QUEUED_BYTES)
+ *
+ * A peer that stops reading would otherwise make the server hold all it
+ * is sent. A message always fits an empty queue; past that the queue holds
+ * @max_bytes and not one more: the peer whose queue would pass it is
+ * closed with PEER_ERROR_LIMIT_EXCEEDED. Messages read from the peer and
+ * not yet done with count too (GDBus reads them all as they come), and each
+ * call waiting for its reply. Sizes are estimates that include what GDBus
+ * keeps per message. A call and its reply can be held at once, and the
+ * next call read a moment before the last is let go of: keep this at
+ * least three times the message size limit. Applies to connected peers
+ * too.
+ */
+PEER_EXPORT
+void            peer_server_set_max_queued_bytes (PeerServer *self,
+                                                  gsize       max_bytes);
+
+/**
+ * peer_server_set_max_message_size:
+ * @self: a server
+ * @max_size: the largest message body, in bytes, a peer may send or be
+ *   sent (default %PEER_SERVER_DEFAULT_MAX_MESSAGE_SIZE)
+ *
+ * Sizes are those of the body in GVariant's serialization, as libpeer
+ * holds it: within a few bytes per array of its size on the wire (an `ay`
+ * of n bytes counts n).
+ *
+ * A call with a larger body is answered org.libpeer.Error.LimitExceeded
+ * before any handler sees it (GDBus itself refuses anything over 128 MiB);
+ * a larger reply is replaced by that error. Bytes passed as blobs or fds
+ * do not count, and a lane carries bodies over 128 KiB as blobs only.
+ * Applies to connected peers too.
+ */
+PEER_EXPORT
+void            peer_server_set_max_message_size (PeerServer *self,
+                                                  guint       max_size);
 
 /**
  * peer_server_set_blob_threshold:

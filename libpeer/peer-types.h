@@ -13,6 +13,7 @@ typedef struct _PeerBlob       PeerBlob;
 typedef struct _PeerCall       PeerCall;
 typedef struct _PeerClient     PeerClient;
 typedef struct _PeerConnection PeerConnection;
+typedef struct _PeerHelper     PeerHelper;
 typedef struct _PeerInterface  PeerInterface;
 typedef struct _PeerPolicy     PeerPolicy;
 typedef struct _PeerServer     PeerServer;

@@ -33,15 +33,58 @@ guint           _peer_wire_limits_get_max_fds        (PeerWireLimits *limits);
 void            _peer_wire_limits_set_blob_threshold (PeerWireLimits *limits,
                                                       gsize           threshold);
 gsize           _peer_wire_limits_get_blob_threshold (PeerWireLimits *limits);
+void            _peer_wire_limits_set_max_message_size (PeerWireLimits *limits,
+                                                        guint           max_size);
+guint           _peer_wire_limits_get_max_message_size (PeerWireLimits *limits);
+
+/* Calls in flight: a PeerCall alive, whichever transport made it. */
+void            _peer_wire_limits_set_max_in_flight  (PeerWireLimits *limits,
+                                                      guint           max_calls);
+/* FALSE when the peer already has max_in_flight calls alive. */
+gboolean        _peer_wire_limits_begin_call         (PeerWireLimits *limits);
+void            _peer_wire_limits_end_call           (PeerWireLimits *limits);
+guint           _peer_wire_limits_get_in_flight      (PeerWireLimits *limits);
+guint           _peer_wire_limits_get_max_in_flight  (PeerWireLimits *limits);
+
+/* The outgoing queue (see peer-wire.c). What GDBus keeps per queued
+ * message beside its bytes, and what a call reserves for its reply. */
+#define PEER_WIRE_MESSAGE_OVERHEAD  256
+#define PEER_WIRE_REPLY_RESERVATION 512
+gsize           _peer_wire_message_cost              (GDBusMessage   *message);
+gboolean        _peer_wire_limits_charge_queued      (PeerWireLimits *limits,
+                                                      gsize           cost);
+void            _peer_wire_limits_credit_queued      (PeerWireLimits *limits,
+                                                      gsize           cost);
+gsize           _peer_wire_limits_get_queued         (PeerWireLimits *limits);
+void            _peer_wire_limits_set_max_queued     (PeerWireLimits *limits,
+                                                      gsize           max_bytes);
+gsize           _peer_wire_limits_get_max_queued     (PeerWireLimits *limits);
+gboolean        _peer_wire_limits_has_overflowed     (PeerWireLimits *limits);
+/* Sends @message (transfer none) on a server connection, counting it in
+ * the queue until GDBus has written it; closes the connection instead
+ * when the queue would pass its limit. Any thread. */
+gboolean        _peer_wire_send                      (GDBusConnection *connection,
+                                                      PeerWireLimits  *limits,
+                                                      GDBusMessage    *message);
 
 /* A GDBusMessageFilterFunction for a server connection; @user_data is a
- * PeerWireLimits. Refuses messages with too many fds (LimitExceeded) or
- * with fds on a connection that did not negotiate them (NotSupported),
- * closing every fd, and unwraps blob calls into the call they stand for. */
+ * PeerWireLimits. Counts every message read in the peer's quota (closing
+ * the connection past it), refuses messages with a body over the size
+ * limit or too many fds (LimitExceeded) or with fds on a connection that
+ * did not negotiate them (NotSupported), closing every fd, and unwraps
+ * blob calls into the call they stand for. Outgoing, gives back each
+ * call's reply reservation as a reply is written. */
 GDBusMessage   *_peer_wire_server_filter             (GDBusConnection *connection,
                                                       GDBusMessage    *message,
                                                       gboolean         incoming,
                                                       gpointer         user_data);
+
+/* The call a BlobCall stands for (transfer full), or NULL with @error set;
+ * on success the blobs' fds are taken out of @message, on failure every
+ * fd is closed or left in @message. No I/O: the filter's refusal, and the
+ * fuzzer, build on it. */
+GDBusMessage   *_peer_wire_unwrap_blob_call          (GDBusMessage    *message,
+                                                      GError         **error);
 
 /* org.libpeer.Transport1 at PEER_WIRE_PATH. */
 PeerInterface  *_peer_wire_interface_new             (void);
@@ -50,12 +93,14 @@ PeerInterface  *_peer_wire_interface_new             (void);
 gboolean        _peer_wire_message_is_wrapped        (GDBusMessage    *message);
 
 /* Replies to a wrapped call, large `ay` values as blobs when the peer can
- * receive fds. Consumes @invocation; @value is a full reference or NULL;
- * @fd_list stays the caller's. */
+ * receive fds, through _peer_wire_send(). Consumes @invocation; @value is
+ * a full reference or NULL; @fd_list stays the caller's. */
 void            _peer_wire_return_wrapped            (GDBusMethodInvocation *invocation,
+                                                      PeerWireLimits        *limits,
                                                       GVariant              *value,
-                                                      GUnixFDList           *fd_list,
-                                                      gsize                  threshold);
+                                                      GUnixFDList           *fd_list);
+/* The tuple type of @info's out arguments (transfer full). */
+GVariantType   *_peer_wire_method_reply_type         (const GDBusMethodInfo *info);
 
 /* Client side. */
 gboolean        _peer_wire_wants_blob_call           (const char      *interface_name,

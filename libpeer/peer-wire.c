@@ -35,6 +35,7 @@
  */
 #include "config.h"
 
+#include <string.h>
 #include <unistd.h>
 
 #include "peer-blob-private.h"
@@ -86,6 +87,14 @@ struct _PeerWireLimits
   gatomicrefcount ref_count;
   guint max_fds;                        /* atomic */
   gsize blob_threshold;                 /* atomic (pointer-sized) */
+  guint max_message_size;               /* atomic */
+  guint max_in_flight;                  /* atomic */
+  gint in_flight;                       /* atomic: PeerCalls alive */
+  gsize max_queued;                     /* atomic (pointer-sized) */
+  gssize queued;                        /* atomic (pointer-sized): messages to write */
+  gssize reserved;                      /* atomic (pointer-sized): calls read, not yet answered */
+  gint reservations;                    /* atomic: calls whose reply is not yet written */
+  gint overflowed;                      /* atomic: the queue passed max_queued */
 };
 
 PeerWireLimits *
@@ -96,6 +105,9 @@ _peer_wire_limits_new (void)
   g_atomic_ref_count_init (&limits->ref_count);
   limits->max_fds = PEER_SERVER_DEFAULT_MAX_FDS_PER_MESSAGE;
   limits->blob_threshold = PEER_BLOB_DEFAULT_THRESHOLD;
+  limits->max_message_size = PEER_SERVER_DEFAULT_MAX_MESSAGE_SIZE;
+  limits->max_in_flight = PEER_SERVER_DEFAULT_MAX_CALLS_IN_FLIGHT;
+  limits->max_queued = PEER_SERVER_DEFAULT_MAX_QUEUED_BYTES;
   return limits;
 }
 
@@ -137,6 +149,241 @@ gsize
 _peer_wire_limits_get_blob_threshold (PeerWireLimits *limits)
 {
   return (gsize) g_atomic_pointer_get (&limits->blob_threshold);
+}
+
+void
+_peer_wire_limits_set_max_message_size (PeerWireLimits *limits,
+                                        guint           max_size)
+{
+  g_atomic_int_set (&limits->max_message_size, max_size);
+}
+
+guint
+_peer_wire_limits_get_max_message_size (PeerWireLimits *limits)
+{
+  return (guint) g_atomic_int_get (&limits->max_message_size);
+}
+
+void
+_peer_wire_limits_set_max_in_flight (PeerWireLimits *limits,
+                                     guint           max_calls)
+{
+  g_atomic_int_set (&limits->max_in_flight, max_calls);
+}
+
+gboolean
+_peer_wire_limits_begin_call (PeerWireLimits *limits)
+{
+  guint max_calls = (guint) g_atomic_int_get (&limits->max_in_flight);
+
+  if ((guint) g_atomic_int_add (&limits->in_flight, 1) >= max_calls)
+    {
+      g_atomic_int_add (&limits->in_flight, -1);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+void
+_peer_wire_limits_end_call (PeerWireLimits *limits)
+{
+  g_atomic_int_add (&limits->in_flight, -1);
+}
+
+guint
+_peer_wire_limits_get_in_flight (PeerWireLimits *limits)
+{
+  return (guint) g_atomic_int_get (&limits->in_flight);
+}
+
+guint
+_peer_wire_limits_get_max_in_flight (PeerWireLimits *limits)
+{
+  return (guint) g_atomic_int_get (&limits->max_in_flight);
+}
+
+/* --- the outgoing queue ---------------------------------------------------
+ *
+ * GDBus 2.74 queues outgoing messages without bound and tells nobody when
+ * one has been written, so a peer that stops reading makes the server
+ * hold every reply and signal meant for it. libpeer counts, per
+ * connection, the bytes it hands GDBus and takes them off again when GDBus
+ * lets go of the message: a GDBusMessage's last reference is the one
+ * GDBus's writer holds until the message is on the socket (or dropped with
+ * a closed connection), and a qdata destroy notify on it runs right then,
+ * in the writer's thread. This counts exactly what sits in GDBus's queue,
+ * without a flush, a poll or a thread per peer.
+ *
+ * The same quota covers what the peer sends: GDBus reads every message as
+ * it comes and queues it for dispatch without bound. Each incoming message
+ * is counted from the filter (the first to see it) until GDBus and the
+ * handler let go of it, the same way. And GDBus answers some calls on its
+ * own (Introspect, Properties, Peer, errors for unknown methods and wrong
+ * argument types), replies that never pass through libpeer: for those each
+ * call that expects a reply also reserves PEER_WIRE_REPLY_RESERVATION
+ * bytes, given back when the outgoing filter sees a reply go out. A peer
+ * that floods calls without reading fills its quota, whoever answers.
+ *
+ * What is read and what is to be written are counted apart so that a
+ * large reply to a large call fits: a message to write always fits when
+ * no other message waits to be written (one reply may be as large as a
+ * message may be), and a message read always fits when nothing at all is
+ * held for the peer. Past that, both together stay within the limit.
+ *
+ * The cost of a message is an estimate made without serializing it: its
+ * body, its header fields, and GDBus's own bookkeeping for a queued
+ * message (PEER_WIRE_MESSAGE_OVERHEAD). */
+
+typedef struct {
+  PeerWireLimits *limits;               /* owned */
+  gsize cost;
+  gboolean incoming;                    /* counted in reserved, not queued */
+} QueuedMessage;
+
+static GQuark
+queued_message_quark (void)
+{
+  static gsize quark;
+
+  if (g_once_init_enter (&quark))
+    g_once_init_leave (&quark, g_quark_from_static_string ("peer-wire-queued"));
+  return (GQuark) quark;
+}
+
+gsize
+_peer_wire_message_cost (GDBusMessage *message)
+{
+  GVariant *body = g_dbus_message_get_body (message);
+  gsize cost = PEER_WIRE_MESSAGE_OVERHEAD;
+  const char *fields[] = {
+    g_dbus_message_get_path (message), g_dbus_message_get_interface (message),
+    g_dbus_message_get_member (message), g_dbus_message_get_error_name (message),
+    g_dbus_message_get_destination (message), g_dbus_message_get_sender (message),
+    g_dbus_message_get_signature (message),
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (fields); i++)
+    if (fields[i] != NULL)
+      cost += strlen (fields[i]) + 8;
+  if (body != NULL)
+    cost += g_variant_get_size (body);
+  return cost;
+}
+
+/* Adds @cost to what is to be written. Returns FALSE once the limit is
+ * passed: the caller closes the connection. */
+gboolean
+_peer_wire_limits_charge_queued (PeerWireLimits *limits,
+                                 gsize           cost)
+{
+  gsize max_queued = (gsize) g_atomic_pointer_get (&limits->max_queued);
+  gssize reserved = (gssize) g_atomic_pointer_get (&limits->reserved);
+  gssize before = g_atomic_pointer_add (&limits->queued, (gssize) cost);
+
+  if (before > 0 && (gsize) MAX (before + reserved, 0) + cost > max_queued)
+    {
+      g_atomic_int_set (&limits->overflowed, TRUE);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+void
+_peer_wire_limits_credit_queued (PeerWireLimits *limits,
+                                 gsize           cost)
+{
+  g_atomic_pointer_add (&limits->queued, -(gssize) cost);
+}
+
+/* Adds @cost to what was read and is not yet done with. */
+static gboolean
+charge_reserved (PeerWireLimits *limits,
+                 gsize           cost)
+{
+  gsize max_queued = (gsize) g_atomic_pointer_get (&limits->max_queued);
+  gssize queued = (gssize) g_atomic_pointer_get (&limits->queued);
+  gssize before = g_atomic_pointer_add (&limits->reserved, (gssize) cost);
+  gssize held = MAX (before + queued, 0);
+
+  if (held > 0 && (gsize) held + cost > max_queued)
+    {
+      g_atomic_int_set (&limits->overflowed, TRUE);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static void
+credit_reserved (PeerWireLimits *limits,
+                 gsize           cost)
+{
+  g_atomic_pointer_add (&limits->reserved, -(gssize) cost);
+}
+
+gsize
+_peer_wire_limits_get_queued (PeerWireLimits *limits)
+{
+  gssize held = (gssize) g_atomic_pointer_get (&limits->queued) +
+                (gssize) g_atomic_pointer_get (&limits->reserved);
+
+  return held > 0 ? (gsize) held : 0;
+}
+
+void
+_peer_wire_limits_set_max_queued (PeerWireLimits *limits,
+                                  gsize           max_bytes)
+{
+  g_atomic_pointer_set (&limits->max_queued, max_bytes);
+}
+
+gsize
+_peer_wire_limits_get_max_queued (PeerWireLimits *limits)
+{
+  return (gsize) g_atomic_pointer_get (&limits->max_queued);
+}
+
+gboolean
+_peer_wire_limits_has_overflowed (PeerWireLimits *limits)
+{
+  return g_atomic_int_get (&limits->overflowed);
+}
+
+static void
+queued_message_written (gpointer data)
+{
+  QueuedMessage *queued = data;
+
+  if (queued->incoming)
+    credit_reserved (queued->limits, queued->cost);
+  else
+    _peer_wire_limits_credit_queued (queued->limits, queued->cost);
+  _peer_wire_limits_unref (queued->limits);
+  g_free (queued);
+}
+
+gboolean
+_peer_wire_send (GDBusConnection *connection,
+                 PeerWireLimits  *limits,
+                 GDBusMessage    *message)
+{
+  QueuedMessage *queued = g_new0 (QueuedMessage, 1);
+  gboolean fits;
+
+  queued->limits = _peer_wire_limits_ref (limits);
+  queued->cost = _peer_wire_message_cost (message);
+  fits = _peer_wire_limits_charge_queued (limits, queued->cost);
+  /* Credited when GDBus drops the message: written, or never queued. */
+  g_object_set_qdata_full (G_OBJECT (message), queued_message_quark (), queued, queued_message_written);
+  if (!fits)
+    {
+      g_debug ("libpeer: a peer does not read: more than %" G_GSIZE_FORMAT
+               " bytes queued for it; closing", _peer_wire_limits_get_max_queued (limits));
+      g_dbus_connection_close (connection, NULL, NULL, NULL);
+      return FALSE;
+    }
+  /* Fails only when the connection is closed, which its closed handler
+   * reports on its own. */
+  return g_dbus_connection_send_message (connection, message, G_DBUS_SEND_MESSAGE_FLAGS_NONE, NULL, NULL);
 }
 
 /* --- blobs in and out of an argument tuple ------------------------------- */
@@ -305,6 +552,7 @@ fail:
  * sending only queues the reply. */
 static GDBusMessage *
 refuse_message (GDBusConnection *connection,
+                PeerWireLimits  *limits,
                 GDBusMessage    *message,
                 const GError    *error)
 {
@@ -325,15 +573,15 @@ refuse_message (GDBusConnection *connection,
       g_autoptr(GDBusMessage) reply = g_dbus_message_new_method_error_literal (message, name,
                                                                                 error->message);
 
-      g_dbus_connection_send_message (connection, reply, G_DBUS_SEND_MESSAGE_FLAGS_NONE, NULL, NULL);
+      _peer_wire_send (connection, limits, reply);
     }
   g_object_unref (message);
   return NULL;
 }
 
-static GDBusMessage *
-unwrap_blob_call (GDBusConnection *connection,
-                  GDBusMessage    *message)
+GDBusMessage *
+_peer_wire_unwrap_blob_call (GDBusMessage  *message,
+                             GError       **error)
 {
   GVariant *body = g_dbus_message_get_body (message);
   g_autoptr(GVariant) boxed = NULL;
@@ -341,16 +589,15 @@ unwrap_blob_call (GDBusConnection *connection,
   g_autoptr(GVariant) blobs = NULL;
   g_autoptr(GVariant) unwrapped = NULL;
   g_autoptr(GUnixFDList) user_fds = NULL;
-  g_autoptr(GError) error = NULL;
   GDBusMessage *call;
   const char *interface_name, *method_name;
 
   if (body == NULL || !g_variant_is_of_type (body, G_VARIANT_TYPE (BLOB_CALL_TYPE)))
     {
-      error = g_error_new (PEER_ERROR, PEER_ERROR_INVALID_ARGS, "%s takes %s, not %s",
-                           BLOB_CALL_METHOD, BLOB_CALL_TYPE,
-                           body != NULL ? g_variant_get_type_string (body) : "()");
-      return refuse_message (connection, message, error);
+      g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS, "%s takes %s, not %s",
+                   BLOB_CALL_METHOD, BLOB_CALL_TYPE,
+                   body != NULL ? g_variant_get_type_string (body) : "()");
+      return NULL;
     }
   g_variant_get (body, "(&s&s@v@a(uht))", &interface_name, &method_name, &boxed, &blobs);
   args = g_variant_get_variant (boxed);
@@ -358,15 +605,15 @@ unwrap_blob_call (GDBusConnection *connection,
       g_str_equal (interface_name, PEER_WIRE_INTERFACE) ||
       !g_variant_is_of_type (args, G_VARIANT_TYPE_TUPLE))
     {
-      error = g_error_new (PEER_ERROR, PEER_ERROR_INVALID_ARGS,
-                           "%s cannot stand for %s.%s with arguments of type %s", BLOB_CALL_METHOD,
-                           interface_name, method_name, g_variant_get_type_string (args));
-      return refuse_message (connection, message, error);
+      g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
+                   "%s cannot stand for %s.%s with arguments of type %s", BLOB_CALL_METHOD,
+                   interface_name, method_name, g_variant_get_type_string (args));
+      return NULL;
     }
 
-  unwrapped = insert_blobs (args, blobs, g_dbus_message_get_unix_fd_list (message), &user_fds, &error);
+  unwrapped = insert_blobs (args, blobs, g_dbus_message_get_unix_fd_list (message), &user_fds, error);
   if (unwrapped == NULL)
-    return refuse_message (connection, message, error);
+    return NULL;
 
   /* The same call, as if it had come plain: same serial (the reply goes to
    * it), flags, sender and destination. */
@@ -381,6 +628,23 @@ unwrap_blob_call (GDBusConnection *connection,
   if (user_fds != NULL)
     g_dbus_message_set_unix_fd_list (call, user_fds);
   g_object_set_qdata (G_OBJECT (call), wrapped_call_quark (), GINT_TO_POINTER (TRUE));
+  return call;
+}
+
+static GDBusMessage *
+unwrap_blob_call (GDBusConnection *connection,
+                  PeerWireLimits  *limits,
+                  GDBusMessage    *message)
+{
+  g_autoptr(GError) error = NULL;
+  GDBusMessage *call = _peer_wire_unwrap_blob_call (message, &error);
+
+  if (call == NULL)
+    return refuse_message (connection, limits, message, error);
+  /* The call stands for the message, and is counted in its place. */
+  g_object_set_qdata_full (G_OBJECT (call), queued_message_quark (),
+                           g_object_steal_qdata (G_OBJECT (message), queued_message_quark ()),
+                           queued_message_written);
   g_object_unref (message);
   return call;
 }
@@ -393,10 +657,64 @@ _peer_wire_server_filter (GDBusConnection *connection,
 {
   PeerWireLimits *limits = user_data;
   GUnixFDList *fd_list;
+  GVariant *body;
   gint n_fds;
 
   if (!incoming)
-    return message;
+    {
+      GDBusMessageType type = g_dbus_message_get_message_type (message);
+
+      /* A reply is being written: its call's reservation is given back
+       * (see "the outgoing queue"). */
+      if (type == G_DBUS_MESSAGE_TYPE_METHOD_RETURN || type == G_DBUS_MESSAGE_TYPE_ERROR)
+        {
+          gint n = g_atomic_int_get (&limits->reservations);
+
+          while (n > 0 && !g_atomic_int_compare_and_exchange (&limits->reservations, n, n - 1))
+            n = g_atomic_int_get (&limits->reservations);
+          if (n > 0)
+            credit_reserved (limits, PEER_WIRE_REPLY_RESERVATION);
+        }
+      return message;
+    }
+
+  {
+    QueuedMessage *held = g_new0 (QueuedMessage, 1);
+    gboolean fits;
+
+    held->limits = _peer_wire_limits_ref (limits);
+    held->cost = _peer_wire_message_cost (message);
+    held->incoming = TRUE;
+    fits = charge_reserved (limits, held->cost);
+    g_object_set_qdata_full (G_OBJECT (message), queued_message_quark (), held, queued_message_written);
+    if (fits && g_dbus_message_get_message_type (message) == G_DBUS_MESSAGE_TYPE_METHOD_CALL &&
+        !(g_dbus_message_get_flags (message) & G_DBUS_MESSAGE_FLAGS_NO_REPLY_EXPECTED))
+      {
+        g_atomic_int_inc (&limits->reservations);
+        fits = charge_reserved (limits, PEER_WIRE_REPLY_RESERVATION);
+      }
+    if (!fits)
+      {
+        g_debug ("libpeer: a peer sends more than it reads: over %" G_GSIZE_FORMAT
+                 " bytes held for it; closing", _peer_wire_limits_get_max_queued (limits));
+        g_dbus_connection_close (connection, NULL, NULL, NULL);
+        g_object_unref (message);
+        return NULL;
+      }
+  }
+
+  /* GDBus has read the whole message by now (it allocates what the header
+   * announces, up to 128 MiB, as address space that becomes memory only
+   * as bytes arrive); what can still be refused is handing it on. */
+  body = g_dbus_message_get_body (message);
+  if (body != NULL && g_variant_get_size (body) > _peer_wire_limits_get_max_message_size (limits))
+    {
+      g_autoptr(GError) error = g_error_new (PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED,
+                                             "A message body of %" G_GSIZE_FORMAT " bytes; the limit is %u",
+                                             g_variant_get_size (body),
+                                             _peer_wire_limits_get_max_message_size (limits));
+      return refuse_message (connection, limits, message, error);
+    }
 
   fd_list = g_dbus_message_get_unix_fd_list (message);
   n_fds = fd_list != NULL ? g_unix_fd_list_get_length (fd_list) : 0;
@@ -412,13 +730,13 @@ _peer_wire_server_filter (GDBusConnection *connection,
         error = g_error_new (PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED,
                              "%d file descriptors in one message; the limit is %u", n_fds, max_fds);
       if (error != NULL)
-        return refuse_message (connection, message, error);
+        return refuse_message (connection, limits, message, error);
     }
 
   if (g_dbus_message_get_message_type (message) == G_DBUS_MESSAGE_TYPE_METHOD_CALL &&
       g_strcmp0 (g_dbus_message_get_interface (message), PEER_WIRE_INTERFACE) == 0 &&
       g_strcmp0 (g_dbus_message_get_member (message), BLOB_CALL_METHOD) == 0)
-    return unwrap_blob_call (connection, message);
+    return unwrap_blob_call (connection, limits, message);
   return message;
 }
 
@@ -461,8 +779,8 @@ _peer_wire_message_is_wrapped (GDBusMessage *message)
   return g_object_get_qdata (G_OBJECT (message), wrapped_call_quark ()) != NULL;
 }
 
-static GVariantType *
-method_reply_type (const GDBusMethodInfo *info)
+GVariantType *
+_peer_wire_method_reply_type (const GDBusMethodInfo *info)
 {
   g_autoptr(GString) sig = g_string_new ("(");
 
@@ -499,11 +817,24 @@ build_wrapped_reply (GDBusMessage *request,
   return g_steal_pointer (&reply);
 }
 
+/* An error reply to @request through the counted queue. */
+static void
+send_error_reply (GDBusConnection *connection,
+                  PeerWireLimits  *limits,
+                  GDBusMessage    *request,
+                  const char      *error_name,
+                  const char      *message)
+{
+  g_autoptr(GDBusMessage) reply = g_dbus_message_new_method_error_literal (request, error_name, message);
+
+  _peer_wire_send (connection, limits, reply);
+}
+
 void
 _peer_wire_return_wrapped (GDBusMethodInvocation *invocation,
+                           PeerWireLimits        *limits,
                            GVariant              *value,
-                           GUnixFDList           *fd_list,
-                           gsize                  threshold)
+                           GUnixFDList           *fd_list)
 {
   g_autoptr(GDBusMethodInvocation) owned = invocation;
   GDBusMessage *request = g_dbus_method_invocation_get_message (invocation);
@@ -513,16 +844,17 @@ _peer_wire_return_wrapped (GDBusMethodInvocation *invocation,
   g_autoptr(GDBusMessage) reply = NULL;
   g_autoptr(GError) error = NULL;
   gboolean can_pass_fds;
+  GVariant *body;
 
   if (g_dbus_message_get_flags (request) & G_DBUS_MESSAGE_FLAGS_NO_REPLY_EXPECTED)
     return;
   if (value == NULL)
     value = unit = g_variant_ref_sink (g_variant_new_tuple (NULL, 0));
 
-  /* GDBus checks this on the plain path; the wrapped one must too. */
+  /* The plain path checks this; the wrapped one must too. */
   if (info != NULL)
     {
-      g_autoptr(GVariantType) expected = method_reply_type (info);
+      g_autoptr(GVariantType) expected = _peer_wire_method_reply_type (info);
 
       if (!g_variant_is_of_type (value, expected))
         {
@@ -531,27 +863,34 @@ _peer_wire_return_wrapped (GDBusMethodInvocation *invocation,
                       g_variant_get_type_string (value),
                       (int) g_variant_type_get_string_length (expected),
                       g_variant_type_peek_string (expected));
-          g_dbus_method_invocation_return_dbus_error (g_steal_pointer (&owned),
-                                                      "org.libpeer.Error.Failed",
-                                                      "The handler replied with the wrong type");
+          send_error_reply (connection, limits, request, "org.libpeer.Error.Failed",
+                            "The handler replied with the wrong type");
           return;
         }
     }
 
   can_pass_fds = g_dbus_connection_get_capabilities (connection) & G_DBUS_CAPABILITY_FLAGS_UNIX_FD_PASSING;
-  reply = build_wrapped_reply (request, value, fd_list, can_pass_fds, threshold, &error);
+  reply = build_wrapped_reply (request, value, fd_list, can_pass_fds,
+                               _peer_wire_limits_get_blob_threshold (limits), &error);
+  body = reply != NULL ? g_dbus_message_get_body (reply) : NULL;
+  if (body != NULL && g_variant_get_size (body) > _peer_wire_limits_get_max_message_size (limits))
+    {
+      g_set_error (&error, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED,
+                   "The reply of %" G_GSIZE_FORMAT " bytes is over the limit of %u",
+                   g_variant_get_size (body), _peer_wire_limits_get_max_message_size (limits));
+      g_clear_object (&reply);
+    }
   if (reply == NULL)
     {
       g_autofree char *name = NULL;
 
-      g_debug ("libpeer: cannot build a wrapped reply: %s", error->message);
+      g_debug ("libpeer: cannot send a wrapped reply: %s", error->message);
       (void) PEER_ERROR;
       name = g_dbus_error_encode_gerror (error);
-      g_dbus_method_invocation_return_dbus_error (g_steal_pointer (&owned), name, error->message);
+      send_error_reply (connection, limits, request, name, error->message);
       return;
     }
-  /* Fails only on a closed connection; the reply and its fds then go. */
-  g_dbus_connection_send_message (connection, reply, G_DBUS_SEND_MESSAGE_FLAGS_NONE, NULL, NULL);
+  _peer_wire_send (connection, limits, reply);
 }
 
 /* --- the client's side --------------------------------------------------- */

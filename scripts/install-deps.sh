@@ -4,7 +4,7 @@
 set -eu
 
 packages="gcc meson ninja-build pkg-config libglib2.0-dev libglib2.0-dev-bin libglib2.0-bin
-  dbus-bin systemd python3 python3-dbus python3-gi libsystemd-dev libdbus-1-dev valgrind"
+  dbus-bin systemd python3 python3-dbus python3-gi libsystemd-dev libdbus-1-dev valgrind tshark"
 
 # Node and npm only for the dbus-next interop test; any Node will do.
 command -v npm >/dev/null 2>&1 || packages="$packages nodejs npm"
@@ -19,4 +19,6 @@ echo "Installing:$missing" >&2
 sudo=""
 [ "$(id -u)" -eq 0 ] || sudo="sudo"
 $sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
+# Through env, so that sudo keeps it: tshark's package asks a debconf
+# question that must take its default here.
+$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null

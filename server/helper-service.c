@@ -4,7 +4,8 @@
  * call with a broadcast signal; the properties show stored (Version,
  * Label) and live (Peers) values. OpenFile() and Digest() are the fd
  * services: a file the app may not open itself, handed out from under a
- * root directory, and a hash of whatever the app hands in. */
+ * root directory, and a hash of whatever the app hands in. StartJob() hands
+ * over to job-service.c. */
 #include "config.h"
 
 #include <errno.h>
@@ -535,6 +536,17 @@ handle_digest (PeerCall *call,
   g_task_run_in_thread (task, digest_thread);
 }
 
+/* --- StartJob ------------------------------------------------------------ */
+
+static void
+handle_start_job (PeerCall *call,
+                  gpointer  user_data)
+{
+  Helper *helper = user_data;
+
+  peer_job_service_start_job (helper->server, call);
+}
+
 /* --- properties ---------------------------------------------------------- */
 
 static gboolean
@@ -582,6 +594,7 @@ peer_helper_service_export (PeerServer *server,
     { "Notify", handle_notify, PEER_METHOD_FLAGS_NONE },
     { "OpenFile", handle_open_file, PEER_METHOD_FLAGS_NONE },
     { "Digest", handle_digest, PEER_METHOD_FLAGS_NONE },
+    { "StartJob", handle_start_job, PEER_METHOD_FLAGS_NONE },
   };
   g_autoptr(PeerInterface) iface = peer_interface_new (peer_proto_helper1_interface_info ());
   Helper *helper = g_rc_box_new0 (Helper);
@@ -592,7 +605,8 @@ peer_helper_service_export (PeerServer *server,
   /* Released with the server; digests in flight hold their own reference. */
   g_object_set_data_full (G_OBJECT (server), "peer-helper-service", helper, helper_release);
 
-  if (!peer_interface_add_methods (iface, entries, G_N_ELEMENTS (entries), helper, error))
+  if (!peer_interface_add_methods (iface, entries, G_N_ELEMENTS (entries), helper, error) ||
+      !peer_job_service_attach (server, error))
     return FALSE;
   peer_interface_set_property_funcs (iface, NULL, on_set_label, NULL, NULL);
   peer_interface_set_property (iface, "Version", g_variant_new_string (PACKAGE_VERSION), NULL);

@@ -2,7 +2,11 @@
  *
  * Serves org.libpeer.Bench1 and org.libpeer.Helper1, prints the address
  * clients should use as the first line of standard output, and serves until
- * SIGINT or SIGTERM, when it closes its peers and removes its socket. */
+ * SIGINT or SIGTERM, when it closes its peers and removes its socket.
+ *
+ * Started as a helper (`--fd N`, or by a PeerHelper, which sets $PEER_FD),
+ * it serves the one peer at the other end of that socket instead, prints
+ * nothing, and exits when that peer goes. */
 #include "config.h"
 
 #include <errno.h>
@@ -19,6 +23,15 @@ on_quit_signal (gpointer user_data)
 {
   g_main_loop_quit (user_data);
   return G_SOURCE_CONTINUE;
+}
+
+/* A helper's one peer went away (or was refused): nothing left to serve. */
+static void
+on_only_peer_gone (PeerServer *server,
+                   gpointer    arg,
+                   GMainLoop  *loop)
+{
+  g_main_loop_quit (loop);
 }
 
 static gboolean
@@ -47,7 +60,14 @@ main (int   argc,
   g_auto(GStrv) allow_uids = NULL;
   g_auto(GStrv) allow_gids = NULL;
   gboolean version = FALSE;
+  gint fd = -1;
+  gint job_linger_ms = PEER_JOB_DEFAULT_LINGER_MS;
   const GOptionEntry options[] = {
+    { "fd", 0, 0, G_OPTION_ARG_INT, &fd,
+      "Serve the peer at the other end of the inherited socket FD (default: $PEER_FD "
+      "when set and no --address is given)", "FD" },
+    { "job-linger-ms", 0, 0, G_OPTION_ARG_INT, &job_linger_ms,
+      "How long finished jobs stay visible (default 30000)", "MS" },
     { "address", 'a', 0, G_OPTION_ARG_STRING, &address,
       "Listen on ADDR (default: a new private socket)", "ADDR" },
     { "allow-uid", 'u', 0, G_OPTION_ARG_STRING_ARRAY, &allow_uids,
@@ -106,7 +126,29 @@ main (int   argc,
       peer_policy_allow_gid (policy, (gid_t) gid);
     }
 
-  server = peer_server_new (address, policy, PEER_SERVER_FLAGS_NONE, NULL, &error);
+  if (job_linger_ms < 0)
+    {
+      g_printerr ("peer-server: --job-linger-ms must not be negative\n");
+      return 2;
+    }
+  if (fd >= 0 && address != NULL)
+    {
+      g_printerr ("peer-server: --fd and --address exclude each other\n");
+      return 2;
+    }
+
+  loop = g_main_loop_new (NULL, FALSE);
+  if (fd >= 0 || (address == NULL && g_getenv (PEER_HELPER_FD_ENV) != NULL))
+    {
+      server = peer_server_new_for_fd (fd, policy, PEER_SERVER_FLAGS_NONE, &error);
+      if (server != NULL)
+        {
+          g_signal_connect (server, "peer-disconnected", G_CALLBACK (on_only_peer_gone), loop);
+          g_signal_connect (server, "peer-refused", G_CALLBACK (on_only_peer_gone), loop);
+        }
+    }
+  else
+    server = peer_server_new (address, policy, PEER_SERVER_FLAGS_NONE, NULL, &error);
   if (server == NULL ||
       !peer_bench_service_export (server, &error) ||
       !peer_helper_service_export (server, &error) ||
@@ -116,13 +158,14 @@ main (int   argc,
       return 1;
     }
 
-  loop = g_main_loop_new (NULL, FALSE);
+  peer_job_service_set_linger (server, (guint) job_linger_ms);
   g_unix_signal_add (SIGINT, on_quit_signal, loop);
   g_unix_signal_add (SIGTERM, on_quit_signal, loop);
 
   peer_server_start (server);
   /* Whoever started us reads this line to learn where to connect. */
-  printf ("%s\n", peer_server_get_client_address (server));
+  if (peer_server_get_client_address (server) != NULL)
+    printf ("%s\n", peer_server_get_client_address (server));
   if (fflush (stdout) != 0)
     {
       g_printerr ("peer-server: cannot write the address: %s\n", g_strerror (errno));

@@ -7,6 +7,10 @@ G_BEGIN_DECLS
 
 #define PEER_BENCH_PATH  "/org/libpeer/Bench"
 #define PEER_HELPER_PATH "/org/libpeer/Helper"
+#define PEER_JOBS_PATH   "/org/libpeer/Helper/jobs"
+
+/* How long a finished job stays visible before it goes. */
+#define PEER_JOB_DEFAULT_LINGER_MS 30000
 
 /* org.libpeer.Bench1 at PEER_BENCH_PATH. */
 gboolean peer_bench_service_export  (PeerServer *server,
@@ -23,6 +27,18 @@ gboolean peer_helper_service_export (PeerServer *server,
 gboolean peer_helper_service_set_files_root (PeerServer *server,
                                              const char *root,
                                              GError    **error);
+
+/* The job service (org.libpeer.Job1 objects under PEER_JOBS_PATH); called
+ * by peer_helper_service_export(). */
+gboolean peer_job_service_attach    (PeerServer *server,
+                                     GError    **error);
+/* Helper1.StartJob's handler. */
+void     peer_job_service_start_job (PeerServer *server,
+                                     PeerCall   *call);
+/* How long finished jobs stay; applies to jobs that finish from now on.
+ * Call in the server's context. */
+void     peer_job_service_set_linger (PeerServer *server,
+                                      guint       linger_ms);
 
 /* Quick()'s number: uniform in [0, 2^bits), in decimal. Exposed for tests. */
 char    *peer_helper_random_decimal (guint       bits);

@@ -1,0 +1,355 @@
+/* job-service.c: org.libpeer.Job1, the example helper's long-running jobs.
+ *
+ * Helper1.StartJob returns at once with a job object; the work goes on in
+ * steps driven by timeouts in the server's main context, so any number of
+ * jobs run side by side without holding up other calls. Each job is its
+ * own PeerInterface exported at /org/libpeer/Helper/jobs/N: that reuses
+ * the server's dispatch, property and signal paths as they are, and GDBus
+ * lists the live jobs when /org/libpeer/Helper/jobs is introspected. A
+ * finished job stays visible for the linger time, then goes.
+ *
+ * A job belongs to the peer that started it. When that peer disconnects,
+ * its running jobs are cancelled: nobody is left to receive the result,
+ * and a peer must not be able to leave work behind that outlives it.
+ */
+#include "config.h"
+
+#include <unistd.h>
+
+#include "peer-protocol.h"
+#include "services.h"
+
+/* Running jobs one peer may have; each costs a timer and an export on
+ * every connection. */
+#define JOB_MAX_PER_PEER 8
+/* Jobs of all peers, finished ones still lingering included. */
+#define JOB_MAX_TOTAL 256
+#define JOB_MAX_STEPS 10000
+#define JOB_MAX_STEP_MS 60000
+
+typedef enum {
+  JOB_RUNNING,
+  JOB_DONE,
+  JOB_FAILED,
+  JOB_CANCELLED,
+} JobState;
+
+static const char *const job_state_names[] = { "running", "done", "failed", "cancelled" };
+
+typedef struct _JobService JobService;
+
+/* Owned by its interface (object data), so that a call still holding the
+ * interface never sees it freed. */
+typedef struct {
+  JobService *service;                  /* NULL once the service is gone */
+  PeerInterface *iface;                 /* not a reference: it owns us */
+  guint64 id;
+  gboolean fails;
+  guint steps;
+  guint step_ms;
+  guint step;
+  guint64 owner_id;
+  uid_t owner_uid;
+  JobState state;
+  GSource *timer;                       /* the next step, then the linger */
+} Job;
+
+struct _JobService
+{
+  PeerServer *server;                   /* not a reference: the server owns us */
+  GMainContext *context;
+  GHashTable *jobs;                     /* id (guint64*) → PeerInterface*, owned */
+  guint64 next_id;
+  guint linger_ms;
+};
+
+static void
+clear_timer (Job *job)
+{
+  if (job->timer != NULL)
+    {
+      g_source_destroy (job->timer);
+      g_clear_pointer (&job->timer, g_source_unref);
+    }
+}
+
+static void
+job_free (gpointer data)
+{
+  Job *job = data;
+
+  clear_timer (job);
+  g_free (job);
+}
+
+static Job *
+job_from_iface (PeerInterface *iface)
+{
+  return g_object_get_data (G_OBJECT (iface), "peer-job");
+}
+
+static void
+start_timer (Job         *job,
+             guint        ms,
+             GSourceFunc  func)
+{
+  clear_timer (job);
+  job->timer = g_timeout_source_new (ms);
+  g_source_set_callback (job->timer, func, job, NULL);
+  g_source_set_static_name (job->timer, "[peer-server] job");
+  g_source_attach (job->timer, job->service->context);
+}
+
+static gboolean
+on_linger_over (gpointer user_data)
+{
+  Job *job = user_data;
+  JobService *service = job->service;
+  guint64 id = job->id;
+
+  g_clear_pointer (&job->timer, g_source_unref);
+  g_debug ("job %" G_GUINT64_FORMAT " goes", id);
+  peer_server_unexport (service->server, job->iface);
+  /* May free the job. */
+  g_hash_table_remove (service->jobs, &id);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+finish_job (Job        *job,
+            JobState    state,
+            const char *message)
+{
+  g_autoptr(GError) error = NULL;
+
+  job->state = state;
+  peer_interface_set_property (job->iface, "State", g_variant_new_string (job_state_names[state]), NULL);
+  if (!peer_interface_emit_signal (job->iface, NULL, "Finished",
+                                   g_variant_new ("(bs)", state == JOB_DONE, message), &error))
+    g_debug ("Finished not sent: %s", error->message);
+  start_timer (job, job->service->linger_ms, on_linger_over);
+}
+
+static gboolean
+on_step (gpointer user_data)
+{
+  Job *job = user_data;
+  g_autofree char *message = NULL;
+  g_autoptr(GError) error = NULL;
+  double fraction;
+
+  job->step++;
+  if (job->fails && job->step == job->steps)
+    {
+      g_clear_pointer (&job->timer, g_source_unref);
+      message = g_strdup_printf ("failed at step %u of %u, as asked", job->step, job->steps);
+      finish_job (job, JOB_FAILED, message);
+      return G_SOURCE_REMOVE;
+    }
+
+  fraction = (double) job->step / job->steps;
+  message = g_strdup_printf ("step %u of %u", job->step, job->steps);
+  peer_interface_set_property (job->iface, "Progress", g_variant_new_double (fraction), NULL);
+  if (!peer_interface_emit_signal (job->iface, NULL, "Progress", g_variant_new ("(ds)", fraction, message),
+                                   &error))
+    g_debug ("Progress not sent: %s", error->message);
+  if (job->step < job->steps)
+    return G_SOURCE_CONTINUE;
+
+  g_clear_pointer (&job->timer, g_source_unref);
+  finish_job (job, JOB_DONE, "done");
+  return G_SOURCE_REMOVE;
+}
+
+static void
+handle_cancel (PeerCall *call,
+               gpointer  user_data)
+{
+  Job *job = job_from_iface (peer_call_get_interface (call));
+  PeerConnection *caller = peer_call_get_connection (call);
+  uid_t uid = peer_connection_get_uid (caller);
+  g_autofree char *message = NULL;
+
+  if (job == NULL || job->service == NULL)
+    {
+      peer_call_return_error (call, PEER_ERROR, PEER_ERROR_FAILED, "The job service is gone");
+      return;
+    }
+  if (uid != job->owner_uid && uid != getuid ())
+    {
+      peer_call_return_error (call, PEER_ERROR, PEER_ERROR_PERMISSION_DENIED,
+                              "Job %" G_GUINT64_FORMAT " belongs to uid %d; uid %d may not cancel it",
+                              job->id, (int) job->owner_uid, (int) uid);
+      return;
+    }
+  if (job->state != JOB_RUNNING)
+    {
+      peer_call_return_error (call, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
+                              "Job %" G_GUINT64_FORMAT " is already %s", job->id, job_state_names[job->state]);
+      return;
+    }
+  peer_call_return_value (call, NULL);
+  message = g_strdup_printf ("cancelled by %s", peer_connection_get_unique_name (caller));
+  finish_job (job, JOB_CANCELLED, message);
+}
+
+static guint
+count_running (JobService *service,
+               guint64     owner_id)
+{
+  GHashTableIter iter;
+  gpointer value;
+  guint n = 0;
+
+  g_hash_table_iter_init (&iter, service->jobs);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      Job *job = job_from_iface (value);
+      if (job->owner_id == owner_id && job->state == JOB_RUNNING)
+        n++;
+    }
+  return n;
+}
+
+void
+peer_job_service_start_job (PeerServer *server,
+                            PeerCall   *call)
+{
+  static const PeerMethodEntry entries[] = {
+    { "Cancel", handle_cancel, PEER_METHOD_FLAGS_NONE },
+  };
+  JobService *service = g_object_get_data (G_OBJECT (server), "peer-job-service");
+  PeerConnection *owner = peer_call_get_connection (call);
+  g_autoptr(PeerInterface) iface = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = NULL;
+  const char *kind;
+  guint32 steps, step_ms;
+  guint64 *key;
+  Job *job;
+
+  g_return_if_fail (service != NULL);
+
+  g_variant_get (peer_call_get_parameters (call), "(&suu)", &kind, &steps, &step_ms);
+  if (!g_str_equal (kind, "count") && !g_str_equal (kind, "fail"))
+    {
+      peer_call_return_error (call, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
+                              "Unknown job kind '%s' (count or fail)", kind);
+      return;
+    }
+  if (steps < 1 || steps > JOB_MAX_STEPS || step_ms > JOB_MAX_STEP_MS)
+    {
+      peer_call_return_error (call, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
+                              "steps must be 1..%d and step_ms 0..%d, not %u and %u",
+                              JOB_MAX_STEPS, JOB_MAX_STEP_MS, steps, step_ms);
+      return;
+    }
+  if (count_running (service, peer_connection_get_id (owner)) >= JOB_MAX_PER_PEER)
+    {
+      peer_call_return_error (call, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED,
+                              "%d jobs of yours are already running", JOB_MAX_PER_PEER);
+      return;
+    }
+  if (g_hash_table_size (service->jobs) >= JOB_MAX_TOTAL)
+    {
+      peer_call_return_error (call, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED,
+                              "The server has %d jobs already", JOB_MAX_TOTAL);
+      return;
+    }
+
+  iface = peer_interface_new (peer_proto_job1_interface_info ());
+  job = g_new0 (Job, 1);
+  job->service = service;
+  job->iface = iface;
+  job->id = ++service->next_id;
+  job->fails = g_str_equal (kind, "fail");
+  job->steps = steps;
+  job->step_ms = step_ms;
+  job->owner_id = peer_connection_get_id (owner);
+  job->owner_uid = peer_connection_get_uid (owner);
+  g_object_set_data_full (G_OBJECT (iface), "peer-job", job, job_free);
+
+  peer_interface_add_methods (iface, entries, G_N_ELEMENTS (entries), NULL, NULL);
+  peer_interface_set_property (iface, "State", g_variant_new_string ("running"), NULL);
+  peer_interface_set_property (iface, "Progress", g_variant_new_double (0.0), NULL);
+  path = g_strdup_printf ("%s/%" G_GUINT64_FORMAT, PEER_JOBS_PATH, job->id);
+  if (!peer_server_export (server, path, iface, &error))
+    {
+      peer_call_take_error (call, g_steal_pointer (&error));
+      return;
+    }
+  key = g_new (guint64, 1);
+  *key = job->id;
+  g_hash_table_insert (service->jobs, key, g_object_ref (iface));
+
+  g_debug ("job %" G_GUINT64_FORMAT " started by %s: %s, %u × %u ms", job->id,
+           peer_connection_get_unique_name (owner), kind, steps, step_ms);
+  peer_call_return_value (call, g_variant_new ("(o)", path));
+  start_timer (job, step_ms, on_step);
+}
+
+static void
+on_peer_disconnected (PeerServer     *server,
+                      PeerConnection *peer,
+                      JobService     *service)
+{
+  g_autoptr(GPtrArray) owned = g_ptr_array_new_with_free_func (g_object_unref);
+  guint64 id = peer_connection_get_id (peer);
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, service->jobs);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      Job *job = job_from_iface (value);
+      if (job->owner_id == id && job->state == JOB_RUNNING)
+        g_ptr_array_add (owned, g_object_ref (value));
+    }
+  for (guint i = 0; i < owned->len; i++)
+    finish_job (job_from_iface (g_ptr_array_index (owned, i)), JOB_CANCELLED, "its owner disconnected");
+}
+
+static void
+job_service_free (gpointer data)
+{
+  JobService *service = data;
+  GHashTableIter iter;
+  gpointer value;
+
+  /* The server is finalizing: its exports are already gone. */
+  g_hash_table_iter_init (&iter, service->jobs);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      Job *job = job_from_iface (value);
+      clear_timer (job);
+      job->service = NULL;
+    }
+  g_hash_table_unref (service->jobs);
+  g_main_context_unref (service->context);
+  g_free (service);
+}
+
+gboolean
+peer_job_service_attach (PeerServer *server,
+                         GError    **error)
+{
+  JobService *service = g_new0 (JobService, 1);
+
+  service->server = server;
+  service->context = g_main_context_ref_thread_default ();
+  service->jobs = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, g_object_unref);
+  service->linger_ms = PEER_JOB_DEFAULT_LINGER_MS;
+  g_object_set_data_full (G_OBJECT (server), "peer-job-service", service, job_service_free);
+  g_signal_connect (server, "peer-disconnected", G_CALLBACK (on_peer_disconnected), service);
+  return TRUE;
+}
+
+void
+peer_job_service_set_linger (PeerServer *server,
+                             guint       linger_ms)
+{
+  JobService *service = g_object_get_data (G_OBJECT (server), "peer-job-service");
+
+  g_return_if_fail (service != NULL);
+  service->linger_ms = linger_ms;
+}

@@ -1,0 +1,236 @@
+/* test-debug.c: PEER_DEBUG=messages and PEER_CAPTURE / --capture: the log
+ * lines, the pcap file as dbus-monitor --pcap writes it, and tshark's
+ * reading of it. */
+#include "config.h"
+
+#include <string.h>
+
+#include "peer-debug-private.h"
+#include "peer-test-util.h"
+
+static void
+test_describe (void)
+{
+  g_autoptr(GDBusMessage) message = g_dbus_message_new_method_call (NULL, "/org/example", "org.example.Thing1",
+                                                                    "Frob");
+  g_autoptr(GDBusMessage) reply = NULL;
+  g_autofree char *line = NULL;
+  g_autofree char *long_line = NULL;
+  g_autofree char *big = g_strnfill (1000, 'x');
+
+  g_dbus_message_set_serial (message, 7);
+  g_dbus_message_set_body (message, g_variant_new ("(su)", "hello", 42));
+  line = _peer_debug_describe_message (message, FALSE);
+  g_assert_cmpstr (line, ==, "> call serial=7 path=/org/example member=org.example.Thing1.Frob "
+                             "signature='su' fds=0 body=('hello', 42)");
+
+  /* A large body is cut, at a character boundary. */
+  reply = g_dbus_message_new_method_reply (message);
+  g_dbus_message_set_serial (reply, 8);
+  g_dbus_message_set_body (reply, g_variant_new ("(s)", big));
+  long_line = _peer_debug_describe_message (reply, TRUE);
+  g_assert_true (g_str_has_prefix (long_line, "< return serial=8 reply_serial=7 signature='s' fds=0 body=('xxx"));
+  g_assert_true (g_str_has_suffix (long_line, "…"));
+  g_assert_cmpuint (strlen (strstr (long_line, "body=") + 5), ==, PEER_DEBUG_MAX_BODY_CHARS + strlen ("…"));
+  g_assert_true (g_utf8_validate (long_line, -1, NULL));
+}
+
+static int
+run_with_env (const char * const *argv,
+              const char         *name,
+              const char         *value,
+              char              **out_stdout,
+              char              **out_stderr)
+{
+  g_auto(GStrv) envp = g_get_environ ();
+  g_autoptr(GError) error = NULL;
+  int status;
+
+  envp = g_environ_unsetenv (envp, "PEER_DEBUG");
+  envp = g_environ_unsetenv (envp, "PEER_CAPTURE");
+  if (name != NULL)
+    envp = g_environ_setenv (envp, name, value, TRUE);
+  g_assert_true (g_spawn_sync (NULL, (char **) argv, envp, G_SPAWN_DEFAULT, NULL, NULL,
+                               out_stdout, out_stderr, &status, &error));
+  g_assert_no_error (error);
+  g_assert_true (g_spawn_check_wait_status (status, NULL));
+  return status;
+}
+
+/* Both ends of a spawned helper log, one line per message. */
+static void
+test_messages_log (gconstpointer data)
+{
+  gboolean enabled = GPOINTER_TO_INT (data);
+  const char *argv[] = { peer_test_program ("PEER_CLIENT"), "--spawn", "--",
+                         peer_test_program ("PEER_SERVER"), "quick", "8", NULL };
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+  g_auto(GStrv) lines = NULL;
+  gboolean client_sent = FALSE, server_received = FALSE, client_got_reply = FALSE;
+
+  run_with_env (argv, enabled ? "PEER_DEBUG" : NULL, "messages", &out, &err);
+  g_assert_cmpstr (out, !=, "");
+  if (!enabled)
+    {
+      g_assert_cmpstr (err, ==, "");
+      return;
+    }
+
+  lines = g_strsplit (err, "\n", -1);
+  for (guint i = 0; lines[i] != NULL; i++)
+    {
+      const char *line = lines[i];
+
+      if (line[0] == '\0')
+        continue;
+      g_assert_true (g_str_has_prefix (line, "libpeer["));
+      if (strstr (line, " client > call ") != NULL &&
+          strstr (line, "member=org.libpeer.Helper1.Quick signature='i' fds=0 body=(8,)") != NULL)
+        client_sent = TRUE;
+      if (strstr (line, " server < call ") != NULL && strstr (line, "member=org.libpeer.Helper1.Quick") != NULL)
+        server_received = TRUE;
+      if (strstr (line, " client < return ") != NULL && strstr (line, " reply_serial=") != NULL)
+        client_got_reply = TRUE;
+    }
+  g_assert_true (client_sent);
+  g_assert_true (server_received);
+  g_assert_true (client_got_reply);
+}
+
+typedef struct {
+  guint32 magic;
+  guint16 version_major;
+  guint16 version_minor;
+  gint32 thiszone;
+  guint32 sigfigs;
+  guint32 snaplen;
+  guint32 linktype;
+} PcapHeader;
+
+/* Reads the capture back: the header, then each record a whole message. */
+static GPtrArray *
+read_capture (const char *path)
+{
+  g_autofree char *contents = NULL;
+  g_autoptr(GError) error = NULL;
+  GPtrArray *members = g_ptr_array_new_with_free_func (g_free);
+  PcapHeader header;
+  gsize length, offset;
+
+  g_file_get_contents (path, &contents, &length, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (length, >=, sizeof header);
+  memcpy (&header, contents, sizeof header);
+  g_assert_cmphex (header.magic, ==, 0xa1b2c3d4);
+  g_assert_cmpuint (header.version_major, ==, 2);
+  g_assert_cmpuint (header.version_minor, ==, 4);
+  g_assert_cmpuint (header.linktype, ==, 231);
+  g_assert_cmpuint (header.snaplen, ==, PEER_DEBUG_PCAP_SNAPLEN);
+
+  for (offset = sizeof header; offset < length;)
+    {
+      g_autoptr(GDBusMessage) message = NULL;
+      guint32 record[4];
+
+      g_assert_cmpuint (length - offset, >=, sizeof record);
+      memcpy (record, contents + offset, sizeof record);
+      offset += sizeof record;
+      g_assert_cmpuint (record[2], ==, record[3]);
+      g_assert_cmpuint (length - offset, >=, record[2]);
+      message = g_dbus_message_new_from_blob ((guchar *) contents + offset, record[2],
+                                              G_DBUS_CAPABILITY_FLAGS_UNIX_FD_PASSING, &error);
+      g_assert_no_error (error);
+      g_ptr_array_add (members, g_strdup (g_dbus_message_get_member (message)));
+      offset += record[2];
+    }
+  return members;
+}
+
+static gboolean
+has_string (GPtrArray  *strings,
+            const char *wanted)
+{
+  for (guint i = 0; i < strings->len; i++)
+    if (g_strcmp0 (g_ptr_array_index (strings, i), wanted) == 0)
+      return TRUE;
+  return FALSE;
+}
+
+/* --capture FILE: the application's end records both directions. */
+static void
+test_capture (void)
+{
+  g_autofree char *dir = peer_test_make_dir ();
+  g_autofree char *path = g_build_filename (dir, "capture.pcap", NULL);
+  const char *argv[] = { peer_test_program ("PEER_CLIENT"), "--capture", path, "--spawn", "--",
+                         peer_test_program ("PEER_SERVER"), "quick", "8", NULL };
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+  g_autofree char *tshark = g_find_program_in_path ("tshark");
+  g_autoptr(GPtrArray) members = NULL;
+
+  run_with_env (argv, NULL, NULL, &out, &err);
+  members = read_capture (path);
+  /* The call, its reply (no member), and the PropertiesChanged for Peers. */
+  g_assert_cmpuint (members->len, >=, 2);
+  g_assert_true (has_string (members, "Quick"));
+  g_assert_true (has_string (members, NULL));
+
+  if (tshark == NULL)
+    g_test_message ("tshark is not installed: not checking how Wireshark decodes the capture");
+  else
+    {
+      const char *tshark_argv[] = { tshark, "-r", path, "-T", "fields", "-e", "dbus.member", NULL };
+      g_autofree char *decoded = NULL;
+      g_autofree char *tshark_err = NULL;
+      g_auto(GStrv) lines = NULL;
+
+      g_assert_cmpint (peer_test_run (tshark_argv, &decoded, &tshark_err), ==, 0);
+      lines = g_strsplit (decoded, "\n", -1);
+      g_assert_true (g_strv_contains ((const char * const *) lines, "Quick"));
+      g_assert_true (g_strv_contains ((const char * const *) lines, "PropertiesChanged"));
+    }
+  peer_test_remove_dir (dir);
+}
+
+/* A capture that cannot be written changes nothing else. */
+static void
+test_capture_unwritable (void)
+{
+  const char *argv[] = { peer_test_program ("PEER_CLIENT"), "--spawn", "--",
+                         peer_test_program ("PEER_SERVER"), "quick", "8", NULL };
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+
+  run_with_env (argv, "PEER_CAPTURE", "/nonexistent/libpeer/capture.pcap", &out, &err);
+  g_assert_cmpstr (err, ==, "");
+  g_assert_true (g_ascii_isdigit (out[0]));
+  g_assert_false (g_file_test ("/nonexistent/libpeer", G_FILE_TEST_EXISTS));
+}
+
+static void
+test_tshark_present (void)
+{
+  g_autofree char *tshark = g_find_program_in_path ("tshark");
+
+  if (tshark == NULL)
+    g_test_skip ("tshark is not installed (apt-get install tshark): the capture is checked "
+                 "only by reading it back");
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  g_test_init (&argc, &argv, NULL);
+
+  g_test_add_func ("/peer/debug/describe", test_describe);
+  g_test_add_data_func ("/peer/debug/messages/logged", GINT_TO_POINTER (TRUE), test_messages_log);
+  g_test_add_data_func ("/peer/debug/messages/silent-by-default", GINT_TO_POINTER (FALSE), test_messages_log);
+  g_test_add_func ("/peer/debug/capture/pcap", test_capture);
+  g_test_add_func ("/peer/debug/capture/unwritable", test_capture_unwritable);
+  g_test_add_func ("/peer/debug/capture/tshark", test_tshark_present);
+
+  return g_test_run ();
+}
