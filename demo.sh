@@ -28,6 +28,7 @@ step() { printf '\n$ peer-client %s\n' "$*"; ./build/client/peer-client "$@"; }
 echo "peer-server (pid $server_pid) listens on $address"
 ls -ld "$(dirname "${address#unix:path=}")" "${address#unix:path=}"
 step ping --count 2000
+step --lane ping --count 2000
 step quick 128
 step notify "Hello from the demo" "the signal comes back to every peer"
 step get /org/libpeer/Helper org.libpeer.Helper1.Version
@@ -40,5 +41,7 @@ gdbus call --address "$address" --dest org.libpeer.Helper --object-path /org/lib
   --method org.libpeer.Helper1.Quick 32
 printf '\n$ busctl --address=... get-property ...\n'
 busctl --address="$address" get-property org.libpeer.Helper /org/libpeer/Helper org.libpeer.Helper1 Label
+printf '\n$ peer-client --spawn -- peer-server quick 64   (a helper over a socketpair, no socket on disk)\n'
+PATH="$PWD/build/server:$PATH" ./build/client/peer-client --spawn -- peer-server quick 64
 printf '\n$ peer-client quick 0   (bad input: one-line error, non-zero exit)\n'
 ./build/client/peer-client quick 0 || echo "(exit status $?)"
