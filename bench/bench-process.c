@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -173,22 +174,38 @@ wait_for_pid (GPid  pid,
               int  *out_status)
 {
   gint64 deadline = g_get_monotonic_time () + (gint64) timeout_ms * 1000;
+  /* A pidfd turns readable when the process ends: the wait sleeps until
+   * then, not in ticks. Kernels without one fall back to 1 ms ticks. */
+  int pidfd = (int) syscall (SYS_pidfd_open, pid, 0);
 
   for (;;)
     {
       pid_t r = waitpid (pid, out_status, timeout_ms < 0 ? 0 : WNOHANG);
 
-      if (r == pid)
-        return TRUE;
-      if (r < 0 && errno != EINTR)
+      if (r == 0 && pidfd >= 0)
         {
-          /* Reaped elsewhere (the signal handler): it is gone. */
-          *out_status = 0;
+          struct pollfd pfd = { pidfd, POLLIN, 0 };
+          gint64 left = (deadline - g_get_monotonic_time ()) / 1000;
+
+          if (left > 0 && poll (&pfd, 1, (int) MIN (left, G_MAXINT)) >= 0)
+            continue;
+        }
+
+      if (r == pid || (r < 0 && errno != EINTR))
+        {
+          if (r < 0)
+            *out_status = 0;    /* reaped elsewhere (the signal handler): it is gone */
+          if (pidfd >= 0)
+            close (pidfd);
           return TRUE;
         }
       if (timeout_ms >= 0 && g_get_monotonic_time () >= deadline)
-        return FALSE;
-      if (r == 0)
+        {
+          if (pidfd >= 0)
+            close (pidfd);
+          return FALSE;
+        }
+      if (r == 0 && pidfd < 0)
         g_usleep (1000);
     }
 }
