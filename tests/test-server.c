@@ -1016,6 +1016,13 @@ test_properties (Fixture      *f,
 
   peer_client_subscribe_signal (watcher, HELPER_PATH, "org.freedesktop.DBus.Properties",
                                 "PropertiesChanged", on_properties_changed, &changes, NULL);
+  /* A client is connected as soon as its own handshake is done, a moment
+   * before the server has registered it; a round trip makes sure the
+   * server knows the watcher before the writer changes anything. */
+  {
+    g_autoptr(GVariant) pong = call (watcher, HELPER_PATH, "org.freedesktop.DBus.Peer", "Ping", NULL, &error);
+    g_assert_no_error (error);
+  }
 
   version = peer_client_get_property_sync (writer, HELPER_PATH, HELPER_IFACE, "Version", NULL, &error);
   g_assert_no_error (error);
