@@ -8,11 +8,12 @@ bench_gio_echo_parameters (const guint8 *data,
                            gsize         size)
 {
   /* Trusted and not copied: what a careful caller does with a buffer it
-   * keeps; serialising the message is the copy every transport makes. */
-  GVariant *bytes = g_variant_new_from_data (G_VARIANT_TYPE_BYTESTRING, data, size,
-                                             TRUE, NULL, NULL);
-
-  return g_variant_new_tuple (&bytes, 1);
+   * keeps; serialising the message is the copy every transport makes.
+   * The tuple is made from the bytes directly: a tuple's last member has
+   * no framing offset, so (ay) is serialised exactly as its ay is, and
+   * one value is built instead of two (GVariant's type lookup, a lock and
+   * a hash, is most of what building a value costs). */
+  return g_variant_new_from_data (BENCH_ECHO_TYPE, data, size, TRUE, NULL, NULL);
 }
 
 gboolean
@@ -25,7 +26,7 @@ bench_gio_check_echo (GVariant     *reply,
   const guint8 *got;
   gsize got_size;
 
-  if (!g_variant_is_of_type (reply, G_VARIANT_TYPE ("(ay)")))
+  if (!g_variant_is_of_type (reply, BENCH_ECHO_TYPE))
     {
       g_set_error (error, BENCH_ERROR, BENCH_ERROR_WRONG_REPLY,
                    "wrong reply: type %s, (ay) expected", g_variant_get_type_string (reply));
@@ -129,7 +130,7 @@ on_pipeline_reply (GObject      *source,
       self->error = g_steal_pointer (&local_error);
       return;
     }
-  if (!g_variant_is_of_type (reply, G_VARIANT_TYPE ("(ay)")))
+  if (!g_variant_is_of_type (reply, BENCH_ECHO_TYPE))
     {
       g_set_error (&self->error, BENCH_ERROR, BENCH_ERROR_WRONG_REPLY,
                    "wrong reply: type %s, (ay) expected", g_variant_get_type_string (reply));

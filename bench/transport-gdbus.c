@@ -219,7 +219,7 @@ gdbus_echo (gpointer      data,
 
   reply = g_dbus_connection_call_sync (client->connection, NULL, BENCH_PATH, BENCH_INTERFACE, "Echo",
                                        bench_gio_echo_parameters (payload, size),
-                                       G_VARIANT_TYPE ("(ay)"), G_DBUS_CALL_FLAGS_NONE, -1,
+                                       BENCH_ECHO_TYPE, G_DBUS_CALL_FLAGS_NONE, -1,
                                        NULL, error);
   return reply != NULL && bench_gio_check_echo (reply, payload, size, error);
 }
@@ -255,7 +255,7 @@ gdbus_call_echo (gpointer             data,
   GdbusClient *client = data;
 
   g_dbus_connection_call (client->connection, NULL, BENCH_PATH, BENCH_INTERFACE, "Echo",
-                          parameters, G_VARIANT_TYPE ("(ay)"), G_DBUS_CALL_FLAGS_NONE, -1,
+                          parameters, BENCH_ECHO_TYPE, G_DBUS_CALL_FLAGS_NONE, -1,
                           NULL, callback, user_data);
 }
 

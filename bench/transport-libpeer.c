@@ -104,7 +104,7 @@ libpeer_echo (gpointer      data,
 
   reply = peer_client_call_sync (client->client, BENCH_PATH, BENCH_INTERFACE, "Echo",
                                  bench_gio_echo_parameters (payload, size),
-                                 G_VARIANT_TYPE ("(ay)"), -1, NULL, NULL, NULL, error);
+                                 BENCH_ECHO_TYPE, -1, NULL, NULL, NULL, error);
   return reply != NULL && bench_gio_check_echo (reply, payload, size, error);
 }
 
@@ -142,7 +142,7 @@ libpeer_call_echo (gpointer             data,
   LibpeerClient *client = data;
 
   peer_client_call (client->client, BENCH_PATH, BENCH_INTERFACE, "Echo", parameters,
-                    G_VARIANT_TYPE ("(ay)"), -1, NULL, NULL, callback, user_data);
+                    BENCH_ECHO_TYPE, -1, NULL, NULL, callback, user_data);
 }
 
 static GVariant *

@@ -10,7 +10,7 @@ typedef struct {
    * Called exactly once per call, or return_error instead. */
   void (*return_value) (PeerCall *call, GVariant *value, GUnixFDList *fd_list);
   void (*return_error) (PeerCall *call, const char *error_name, const char *message);
-  /* Frees transport_data; called after the reply was sent. */
+  /* Releases transport_data; called after the reply was sent, last. */
   void (*finalize)     (PeerCall *call);
 } PeerCallTransport;
 
@@ -20,19 +20,27 @@ struct _PeerCall
   gint replied;                         /* atomic */
   const PeerCallTransport *transport;
   gpointer transport_data;
-  PeerConnection *connection;           /* owned */
-  PeerInterface *iface;                 /* owned */
+  PeerConnection *connection;           /* owned, unless borrowed */
+  PeerInterface *iface;                 /* owned, unless borrowed */
   GDBusMethodInfo *method_info;         /* borrowed from iface's info */
   guint method_index;
   GVariant *parameters;                 /* owned */
   GUnixFDList *fd_list;                 /* owned, nullable */
   gboolean counted;                     /* in the connection's calls in flight */
+  /* The transport keeps @connection and @iface alive until finalize: no
+   * reference of the call's own (two atomic pairs less per call). */
+  gboolean borrowed;
 };
 
+/* @parameters: (transfer full), not floating. @transport_size > 0 makes
+ * transport_data a zeroed block of that size in the call's own allocation
+ * (@transport_data is then ignored), freed with the call. */
 PeerCall *_peer_call_new (const PeerCallTransport *transport,
                           gpointer                 transport_data,
+                          gsize                    transport_size,
                           PeerConnection          *connection,
                           PeerInterface           *iface,
+                          gboolean                 borrowed,
                           guint                    method_index,
                           GVariant                *parameters,
                           GUnixFDList             *fd_list);

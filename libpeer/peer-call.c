@@ -11,22 +11,27 @@ G_DEFINE_BOXED_TYPE (PeerCall, peer_call, peer_call_ref, peer_call_unref)
 PeerCall *
 _peer_call_new (const PeerCallTransport *transport,
                 gpointer                 transport_data,
+                gsize                    transport_size,
                 PeerConnection          *connection,
                 PeerInterface           *iface,
+                gboolean                 borrowed,
                 guint                    method_index,
                 GVariant                *parameters,
                 GUnixFDList             *fd_list)
 {
-  PeerCall *call = g_new0 (PeerCall, 1);
+  /* The transport's block follows the call, suitably aligned. */
+  gsize call_size = (sizeof (PeerCall) + 15) & ~(gsize) 15;
+  PeerCall *call = g_malloc0 (call_size + transport_size);
 
   g_atomic_ref_count_init (&call->ref_count);
   call->transport = transport;
-  call->transport_data = transport_data;
-  call->connection = g_object_ref (connection);
-  call->iface = g_object_ref (iface);
+  call->transport_data = transport_size > 0 ? (guint8 *) call + call_size : transport_data;
+  call->borrowed = borrowed;
+  call->connection = borrowed ? connection : g_object_ref (connection);
+  call->iface = borrowed ? iface : g_object_ref (iface);
   call->method_index = method_index;
   call->method_info = _peer_interface_get_method_info (iface, method_index);
-  call->parameters = g_variant_ref_sink (parameters);
+  call->parameters = parameters;
   call->fd_list = fd_list != NULL ? g_object_ref (fd_list) : NULL;
   return call;
 }
@@ -68,14 +73,18 @@ peer_call_unref (PeerCall *call)
       call->replied = TRUE;
       call->transport->return_error (call, "org.libpeer.Error.NoReply", message);
     }
-  if (call->transport->finalize != NULL)
-    call->transport->finalize (call);
   if (call->counted)
     _peer_connection_end_call (call->connection);
   g_clear_object (&call->fd_list);
   g_variant_unref (call->parameters);
-  g_object_unref (call->iface);
-  g_object_unref (call->connection);
+  if (!call->borrowed)
+    {
+      g_object_unref (call->iface);
+      g_object_unref (call->connection);
+    }
+  /* Last: it may drop what kept borrowed objects alive. */
+  if (call->transport->finalize != NULL)
+    call->transport->finalize (call);
   g_free (call);
 }
 

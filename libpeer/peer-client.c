@@ -540,8 +540,10 @@ peer_client_call_sync (PeerClient          *self,
 
   if (out_fd_list != NULL)
     *out_fd_list = NULL;
+  /* g_variant_ref_sink() without its lock: the caller owns a floating
+   * value, so nobody else sinks it meanwhile. */
   if (parameters != NULL)
-    owned = g_variant_ref_sink (parameters);
+    owned = g_variant_is_floating (parameters) ? g_variant_take_ref (parameters) : g_variant_ref (parameters);
   if (!check_can_send_fds (self, fd_list, error))
     return NULL;
 

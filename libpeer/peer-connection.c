@@ -225,8 +225,8 @@ on_method_call (GDBusConnection       *connection,
       return;
     }
 
-  call = _peer_call_new (&gdbus_transport, invocation, reg->connection, reg->iface,
-                         index, parameters, fd_list);
+  call = _peer_call_new (&gdbus_transport, invocation, 0, reg->connection, reg->iface, FALSE,
+                         index, g_variant_ref (parameters), fd_list);
   call->counted = TRUE;
   _peer_interface_dispatch (reg->iface, call);
   peer_call_unref (call);

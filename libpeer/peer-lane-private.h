@@ -110,6 +110,7 @@ gboolean        _peer_lane_client_has_method (PeerLaneClient  *lane,
                                               const char      *method_name,
                                               guint32         *out_id);
 guint           _peer_lane_client_get_n_methods (PeerLaneClient *lane);
+/* @parameters: (transfer none) (nullable), not floating. */
 GVariant       *_peer_lane_client_call       (PeerLaneClient     *lane,
                                               guint32             id,
                                               GVariant           *parameters,

@@ -49,6 +49,17 @@ close_fds (const int *fds,
     close (fds[i]);
 }
 
+/* Shared by every empty body. */
+static GBytes *
+empty_bytes (void)
+{
+  static GBytes *empty;
+
+  if (g_once_init_enter (&empty))
+    g_once_init_leave (&empty, g_bytes_new_static ("", 0));
+  return empty;
+}
+
 gboolean
 _peer_lane_read_frame (int            fd,
                        guint8        *buffer,
@@ -139,7 +150,8 @@ _peer_lane_read_frame (int            fd,
                    header.body_size, (gsize) n - HEADER_SIZE);
       if (n_fds > max_fds)
         BAD_FRAME ("Lane frame carries %u fds, more than %u", n_fds, max_fds);
-      frame->body = g_bytes_new (buffer + HEADER_SIZE, header.body_size);
+      frame->body = header.body_size > 0 ? g_bytes_new (buffer + HEADER_SIZE, header.body_size)
+                                         : g_bytes_ref (empty_bytes ());
     }
 #undef BAD_FRAME
 
@@ -284,6 +296,18 @@ unit_variant (void)
   return unit;
 }
 
+/* Whether @value is of the type whose @anchor is given: the anchor shares
+ * GLib's type info with every value of its type, so the common case is a
+ * pointer comparison rather than a walk over two type strings. */
+static inline gboolean
+is_of_anchor_type (GVariant           *value,
+                   GVariant           *anchor,
+                   const GVariantType *type)
+{
+  return g_variant_get_type_string (value) == g_variant_get_type_string (anchor) ||
+         g_variant_is_of_type (value, type);
+}
+
 /* A value of @type kept alive for as long as a method table lives, so that
  * GLib keeps the type's info cached instead of building and freeing it on
  * every call. Never read. */
@@ -301,10 +325,13 @@ static GVariant *
 body_to_variant (const GVariantType *type,
                  GBytes             *body)
 {
-  if (g_variant_type_equal (type, G_VARIANT_TYPE_UNIT) &&
+  const char *type_string = g_variant_type_peek_string (type);
+
+  if (type_string[0] == '(' && type_string[1] == ')' &&
       g_bytes_get_size (body) == 1 && *(const guint8 *) g_bytes_get_data (body, NULL) == 0)
     return g_variant_ref (unit_variant ());
-  return g_variant_ref_sink (g_variant_new_from_bytes (type, body, FALSE));
+  /* Not g_variant_ref_sink(), which takes the value's lock. */
+  return g_variant_take_ref (g_variant_new_from_bytes (type, body, FALSE));
 }
 
 /* Error frames carry (ss). */
@@ -446,7 +473,7 @@ lane_return_value (PeerCall    *call,
 
   if (value == NULL)
     value = unit = g_variant_ref (unit_variant ());
-  if (!g_variant_is_of_type (value, lc->method->out_type))
+  if (!is_of_anchor_type (value, lc->method->out_anchor, lc->method->out_type))
     {
       /* A handler bug; GDBus answers the same way on its path. */
       g_autofree char *message = g_strdup_printf ("%s returned '%s', not '%s'",
@@ -465,8 +492,8 @@ lane_finalize (PeerCall *call)
 {
   LaneCall *lc = call->transport_data;
 
+  /* What kept the call's borrowed connection and interface alive. */
   lane_server_unref (lc->lane);
-  g_free (lc);
 }
 
 static const PeerCallTransport lane_transport = {
@@ -509,7 +536,7 @@ lane_handle_frame (LaneServer    *lane,
 {
   const PeerLaneHeader *h = &frame->header;
   const LaneMethod *m;
-  g_autoptr(GVariant) parameters = NULL;
+  GVariant *parameters;
   LaneCall *lc;
   PeerCall *call;
 
@@ -527,6 +554,7 @@ lane_handle_frame (LaneServer    *lane,
   parameters = body_to_variant (m->in_type, frame->body);
   if (m->check_normal && !g_variant_is_normal_form (parameters))
     {
+      g_variant_unref (parameters);
       lane_refuse (lane, h->serial, "org.freedesktop.DBus.Error.InvalidArgs",
                    "Arguments are not in normal form for their type");
       return TRUE;
@@ -538,17 +566,20 @@ lane_handle_frame (LaneServer    *lane,
     {
       g_autofree char *message = g_strdup_printf ("More than %u calls in progress",
                                                   _peer_connection_get_max_calls_in_flight (lane->connection));
+      g_variant_unref (parameters);
       lane_refuse (lane, h->serial, "org.libpeer.Error.LimitExceeded", message);
       return TRUE;
     }
 
-  lc = g_new0 (LaneCall, 1);
+  /* The call borrows the connection and the interface: the lane reference
+   * it holds keeps both alive (lane->connection, lane->methods). */
+  call = _peer_call_new (&lane_transport, NULL, sizeof (LaneCall), lane->connection, m->iface, TRUE,
+                         m->method_index, parameters, frame->fd_list);
+  call->counted = TRUE;
+  lc = call->transport_data;
   lc->lane = lane_server_ref (lane);
   lc->method = m;
   lc->serial = h->serial;
-  call = _peer_call_new (&lane_transport, lc, lane->connection, m->iface, m->method_index,
-                         parameters, frame->fd_list);
-  call->counted = TRUE;
 
   if (m->thread_safe)
     {
@@ -811,6 +842,8 @@ typedef struct {
   char *interface_name;
   GVariantType *in_type;
   GVariantType *out_type;
+  const char *out_string;       /* out_type's, and its length */
+  gsize out_length;
   gboolean check_normal;        /* see type_is_all_numbers() */
   GVariant *in_anchor;          /* see type_anchor_new() */
   GVariant *out_anchor;
@@ -893,6 +926,8 @@ _peer_lane_client_new (GVariant     *open_reply,
       e->interface_name = g_strdup (iface);
       e->in_type = g_variant_type_new (in_sig);
       e->out_type = g_variant_type_new (out_sig);
+      e->out_string = g_variant_type_peek_string (e->out_type);
+      e->out_length = g_variant_type_get_string_length (e->out_type);
       e->check_normal = !type_is_all_numbers (e->out_type);
       e->in_anchor = type_anchor_new (e->in_type);
       e->out_anchor = type_anchor_new (e->out_type);
@@ -979,6 +1014,24 @@ _peer_lane_client_is_closed (PeerLaneClient *lane)
   return g_atomic_int_get (&lane->closed);
 }
 
+/* Whether two types are the same, compared character by character: type
+ * strings are prefix-free, so the walk ends at the first difference or at
+ * the end of @known and never reads past the end of @other. Cheaper than
+ * g_variant_type_equal(), which measures both strings first. */
+static gboolean
+type_string_equal (const char         *known,
+                   gsize               length,
+                   const GVariantType *other)
+{
+  const char *a = known;
+  const char *b = g_variant_type_peek_string (other);
+
+  for (gsize i = 0; i < length; i++)
+    if (a[i] != b[i])
+      return FALSE;
+  return TRUE;
+}
+
 /* Waits until @fd is readable; FALSE with @error on timeout or cancel. */
 static gboolean
 wait_readable (int           fd,
@@ -1028,8 +1081,7 @@ _peer_lane_client_call (PeerLaneClient     *lane,
                         GError            **error)
 {
   const LaneEntry *e = g_ptr_array_index (lane->by_id, id);
-  g_autoptr(GVariant) params = parameters != NULL ? g_variant_ref_sink (parameters)
-                                                  : g_variant_ref (unit_variant ());
+  GVariant *params = parameters != NULL ? parameters : unit_variant ();
   g_autoptr(GMutexLocker) locker = NULL;
   gint64 deadline;
   guint32 serial;
@@ -1037,14 +1089,15 @@ _peer_lane_client_call (PeerLaneClient     *lane,
   if (out_fd_list != NULL)
     *out_fd_list = NULL;
   /* The checks GDBus makes, with its answers. */
-  if (!g_variant_is_of_type (params, e->in_type))
+  if (!is_of_anchor_type (params, e->in_anchor, e->in_type))
     {
       g_set_error (error, G_DBUS_ERROR, G_DBUS_ERROR_INVALID_ARGS,
                    "Type of message, '%s', does not match expected type '%s'",
                    g_variant_get_type_string (params), g_variant_type_peek_string (e->in_type));
       return NULL;
     }
-  if (reply_type != NULL && !g_variant_type_is_subtype_of (e->out_type, reply_type))
+  if (reply_type != NULL && !type_string_equal (e->out_string, e->out_length, reply_type) &&
+      !g_variant_type_is_subtype_of (e->out_type, reply_type))
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                    "Method returns type '%s', but expected '%s'",

@@ -109,8 +109,8 @@ fixture_tear_down (Fixture      *f,
 static PeerCall *
 new_call (Fixture *f)
 {
-  return _peer_call_new (&recorder_transport, &f->recorder, f->connection, f->iface, 0,
-                         g_variant_new ("(s)", "hello"), NULL);
+  return _peer_call_new (&recorder_transport, &f->recorder, 0, f->connection, f->iface, FALSE, 0,
+                         g_variant_ref_sink (g_variant_new ("(s)", "hello")), NULL);
 }
 
 static void
