@@ -1061,7 +1061,7 @@ peer_client_open_lane_sync (PeerClient   *self,
   ensure_processing (self);
   reply = g_dbus_connection_call_with_unix_fd_list_sync (self->connection, NULL, PEER_LANE_PATH,
                                                          PEER_LANE_INTERFACE, "Open", NULL,
-                                                         G_VARIANT_TYPE ("(ha(usssssu))"),
+                                                         G_VARIANT_TYPE ("(ha(usssssu)a{sv})"),
                                                          G_DBUS_CALL_FLAGS_NONE, -1, NULL, &fd_list,
                                                          cancellable, &local_error);
   if (reply == NULL)

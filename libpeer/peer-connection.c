@@ -800,6 +800,12 @@ _peer_connection_get_max_calls_in_flight (PeerConnection *self)
   return _peer_wire_limits_get_max_in_flight (self->limits);
 }
 
+guint
+_peer_connection_get_max_message_size (PeerConnection *self)
+{
+  return _peer_wire_limits_get_max_message_size (self->limits);
+}
+
 gboolean
 _peer_connection_send_message (PeerConnection *self,
                                GDBusMessage   *message)

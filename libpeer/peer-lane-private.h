@@ -9,10 +9,18 @@
  *
  * A frame is a PeerLaneHeader followed by the body in GVariant's own
  * serialized form (the method's in or out tuple type, known from the
- * table on both sides), or, past PEER_LANE_MAX_INLINE bytes, by nothing:
- * the body then travels as a sealed memfd (PeerBlob), the frame's last fd.
+ * table on both sides), all in one datagram. A body over
+ * PEER_LANE_MAX_INLINE bytes travels either in chunks (the header alone
+ * with the frame's fds, flagged CHUNKED, then CHUNK datagrams that each
+ * repeat serial and target and give their offset in body_size) when the
+ * writer may wait for the reader and the body is within the receiver's
+ * limit, or else as a sealed memfd (PeerBlob), the frame's last fd.
  * Errors carry (ss): the D-Bus error name and message. Both ends are on
  * one machine, so the header is in native byte order.
+ *
+ * Chunks of one frame are never interleaved with another chunked frame,
+ * but a whole one-datagram frame written by another thread may come
+ * between them; only a client (for which that is a stale reply) skips it.
  */
 #pragma once
 
@@ -30,6 +38,11 @@ G_BEGIN_DECLS
 /* Bodies up to this size travel in the frame; a SEQPACKET datagram must fit
  * the socket buffer, which the kernel caps near 208 KiB by default. */
 #define PEER_LANE_MAX_INLINE (128 * 1024)
+/* Each end's socket buffers, when the kernel grants them. */
+#define PEER_LANE_SOCKET_BUFFER (8 * 1024 * 1024)
+/* How long the server's lane thread waits for a client to take a chunk of
+ * a reply before it shuts the lane. */
+#define PEER_LANE_SEND_TIMEOUT_MS 10000
 /* Lanes one connection may open: each costs the server a thread. */
 #define PEER_LANE_MAX_PER_CONNECTION 4
 /* Lane calls count against the peer's calls in flight, shared with its
@@ -41,10 +54,12 @@ typedef enum {
   PEER_LANE_KIND_CALL = 1,
   PEER_LANE_KIND_REPLY = 2,
   PEER_LANE_KIND_ERROR = 3,
+  PEER_LANE_KIND_CHUNK = 4,     /* part of a CHUNKED frame's body */
 } PeerLaneKind;
 
 typedef enum {
   PEER_LANE_FLAG_BODY_IN_BLOB = 1 << 0,
+  PEER_LANE_FLAG_CHUNKED      = 1 << 1,
 } PeerLaneFlags;
 
 typedef struct {
@@ -53,7 +68,7 @@ typedef struct {
   guint8 kind;                  /* PeerLaneKind */
   guint8 flags;                 /* PeerLaneFlags */
   guint16 n_fds;                /* the blob's included, last */
-  guint32 body_size;            /* inline bytes that follow, or the blob's size */
+  guint32 body_size;            /* the body's size; a CHUNK's: its offset in the body */
 } PeerLaneHeader;
 
 G_STATIC_ASSERT (sizeof (PeerLaneHeader) == 16);
@@ -63,13 +78,62 @@ typedef struct {
   PeerLaneHeader header;
   GBytes *body;                 /* inline bytes or the blob's mapping; never NULL */
   GUnixFDList *fd_list;         /* the frame's other fds; NULL when none */
+  gboolean oversized;           /* chunked body over max_body, read and dropped; body NULL */
 } PeerLaneFrame;
 
 void      _peer_lane_frame_clear (PeerLaneFrame *frame);
 
+/* Where chunked bodies are assembled: one spare buffer, reused when the
+ * value made from the last one is gone. Refcounted (values hold it). */
+typedef struct _PeerLaneBuffers PeerLaneBuffers;
+
+PeerLaneBuffers *_peer_lane_buffers_new   (void);
+void             _peer_lane_buffers_unref (PeerLaneBuffers *buffers);
+
+typedef struct {
+  guint max_fds;                /* besides a blob's */
+  gsize max_body;               /* the largest chunked body taken */
+  gboolean drain_oversized;     /* a larger one is read and dropped (else a bad frame) */
+  gboolean nonblocking;         /* for the first datagram; chunks are waited for */
+  gboolean skip_interleaved;    /* drop whole frames found between chunks */
+  PeerLaneBuffers *buffers;     /* NULL: chunked frames are refused */
+} PeerLaneReadOptions;
+
+typedef enum {
+  PEER_LANE_WAIT_NONE,          /* never wait: large bodies go as blobs */
+  PEER_LANE_WAIT_BLOCK,         /* block (within the socket's SO_SNDTIMEO) */
+  PEER_LANE_WAIT_POLL,          /* poll until @deadline, dropping what arrives */
+} PeerLaneWait;
+
+typedef struct {
+  PeerLaneWait wait;
+  gsize chunk_size;             /* 0: never chunked */
+  gsize max_chunked;            /* larger bodies go as blobs */
+  gint64 deadline;              /* WAIT_POLL: monotonic time */
+  GCancellable *cancellable;    /* WAIT_POLL */
+  guint8 *drain_buffer;         /* WAIT_POLL: a header's room */
+} PeerLaneWriteOptions;
+
+gboolean  _peer_lane_read_frame_full  (int                          fd,
+                                       guint8                      *buffer,
+                                       const PeerLaneReadOptions   *options,
+                                       PeerLaneFrame               *frame,
+                                       GError                     **error);
+gboolean  _peer_lane_write_frame_full (int                          fd,
+                                       PeerLaneKind                 kind,
+                                       guint32                      serial,
+                                       guint32                      target,
+                                       GVariant                    *body,
+                                       GUnixFDList                 *fd_list,
+                                       const PeerLaneWriteOptions  *options,
+                                       GError                     **error);
+
 /* Reads one frame. Returns FALSE at end of stream (no error set) or on a
  * malformed frame or I/O error (error set); every fd received with a bad
- * frame is closed. @buffer is PEER_LANE_MAX_INLINE + header bytes. */
+ * frame is closed. @buffer is PEER_LANE_MAX_INLINE + header bytes. A
+ * CHUNK datagram is returned as a frame with an empty body (the rest of a
+ * frame whose start was dropped): the caller drops or refuses it. The
+ * short forms take no chunked frames and send none. */
 gboolean  _peer_lane_read_frame  (int             fd,
                                   guint8         *buffer,
                                   guint           max_fds,

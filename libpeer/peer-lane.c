@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -60,13 +61,194 @@ empty_bytes (void)
   return empty;
 }
 
+/* --- body buffers ---------------------------------------------------------- */
+
+/* A chunked body is assembled in one buffer, which becomes the GBytes under
+ * the value a handler or caller gets. When that value goes, the buffer goes
+ * back to its lane's spare slot: the next large frame is received into
+ * memory already mapped, not into fresh pages (which this kind of machine
+ * faults in at some 2 µs each, a quarter of a millisecond per MiB). */
+typedef struct {
+  PeerLaneBuffers *owner;       /* owned while the buffer is in use */
+  gsize capacity;
+  guint8 data[];                /* 16-aligned: malloc's alignment, after 16 bytes */
+} BodyBuffer;
+
+G_STATIC_ASSERT (G_STRUCT_OFFSET (BodyBuffer, data) % 16 == 0);
+
+struct _PeerLaneBuffers
+{
+  gatomicrefcount ref_count;
+  BodyBuffer *spare;            /* atomic; holds no reference on the owner */
+};
+
+PeerLaneBuffers *
+_peer_lane_buffers_new (void)
+{
+  PeerLaneBuffers *buffers = g_new0 (PeerLaneBuffers, 1);
+
+  g_atomic_ref_count_init (&buffers->ref_count);
+  return buffers;
+}
+
+void
+_peer_lane_buffers_unref (PeerLaneBuffers *buffers)
+{
+  if (buffers == NULL || !g_atomic_ref_count_dec (&buffers->ref_count))
+    return;
+  g_free (buffers->spare);
+  g_free (buffers);
+}
+
+static void
+body_buffer_release (gpointer data)
+{
+  BodyBuffer *buffer = data;
+  PeerLaneBuffers *owner = buffer->owner;
+
+  buffer->owner = NULL;
+  /* Keeps the newest: it is the size the lane carries lately. */
+  g_free (g_atomic_pointer_exchange (&owner->spare, buffer));
+  _peer_lane_buffers_unref (owner);
+}
+
+/* A buffer of at least @size bytes: the spare one when it fits without
+ * wasting more than three quarters of itself, else a new one. */
+static BodyBuffer *
+body_buffer_take (PeerLaneBuffers *buffers,
+                  gsize            size)
+{
+  BodyBuffer *buffer = g_atomic_pointer_exchange (&buffers->spare, NULL);
+
+  if (buffer != NULL && (buffer->capacity < size || buffer->capacity / 4 > size))
+    g_clear_pointer (&buffer, g_free);
+  if (buffer == NULL)
+    {
+      buffer = g_malloc (sizeof (BodyBuffer) + size);
+      buffer->capacity = size;
+    }
+  g_atomic_ref_count_inc (&buffers->ref_count);
+  buffer->owner = buffers;
+  return buffer;
+}
+
+/* --- reading ----------------------------------------------------------------- */
+
+/* The fds of SCM_RIGHTS messages in @msg, at most MAX_CMSG_FDS. */
+static guint
+collect_fds (struct msghdr *msg,
+             int           *fds)
+{
+  guint n_fds = 0;
+
+  for (struct cmsghdr *c = CMSG_FIRSTHDR (msg); c != NULL; c = CMSG_NXTHDR (msg, c))
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+      {
+        guint count = (c->cmsg_len - CMSG_LEN (0)) / sizeof (int);
+
+        count = MIN (count, MAX_CMSG_FDS - n_fds);
+        memcpy (fds + n_fds, CMSG_DATA (c), count * sizeof (int));
+        n_fds += count;
+      }
+  return n_fds;
+}
+
+/* Sets @error for a failed recvmsg(); FALSE without error at end of stream. */
+static gboolean
+read_failed (int      saved_errno,
+             GError **error)
+{
+  if (saved_errno == ECONNRESET || saved_errno == EPIPE)
+    return FALSE;                       /* the peer is gone: end of stream */
+  g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
+               "Lane read failed: %s", g_strerror (saved_errno));
+  return FALSE;
+}
+
+#define BAD_FRAME(...) \
+  g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS, __VA_ARGS__)
+
+/* Reads the chunks of a chunked frame whose first datagram was @header,
+ * into @data (NULL: read and dropped, for a body over the limit). */
+static gboolean
+read_chunks (int                          fd,
+             const PeerLaneHeader        *header,
+             guint8                      *data,
+             guint8                      *scratch,
+             const PeerLaneReadOptions   *options,
+             GError                     **error)
+{
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE (sizeof (int) * MAX_CMSG_FDS)];
+  } control;
+  gsize total = header->body_size, done = 0;
+
+  while (done < total)
+    {
+      PeerLaneHeader chunk;
+      struct iovec iov[2] = {
+        { &chunk, HEADER_SIZE },
+        { data != NULL ? data + done : scratch, data != NULL ? total - done : MIN (total - done, PEER_LANE_MAX_INLINE) },
+      };
+      struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2,
+                            .msg_control = &control, .msg_controllen = sizeof control };
+      int fds[MAX_CMSG_FDS];
+      guint n_fds;
+      gssize n;
+
+      /* Chunks follow their header at once: they are waited for without
+       * a poll, within the socket's receive timeout (if any). */
+      do
+        n = recvmsg (fd, &msg, MSG_CMSG_CLOEXEC);
+      while (n < 0 && errno == EINTR);
+      if (n < 0)
+        return read_failed (errno, error);
+      n_fds = collect_fds (&msg, fds);
+      close_fds (fds, n_fds);
+      if (n == 0)
+        return FALSE;
+
+      if ((gsize) n >= HEADER_SIZE && chunk.kind != PEER_LANE_KIND_CHUNK &&
+          !(chunk.flags & PEER_LANE_FLAG_CHUNKED) && options->skip_interleaved)
+        continue;       /* a whole frame sent meanwhile by another thread: a stale reply */
+      if ((gsize) n < HEADER_SIZE || chunk.kind != PEER_LANE_KIND_CHUNK)
+        {
+          BAD_FRAME ("Lane frame interrupted by another before its last chunk");
+          return FALSE;
+        }
+      if ((msg.msg_flags & MSG_TRUNC) && data != NULL)
+        {
+          BAD_FRAME ("Lane chunk runs past the end of its frame");
+          return FALSE;
+        }
+      if (n_fds > 0 || (msg.msg_flags & MSG_CTRUNC))
+        {
+          BAD_FRAME ("Lane chunk carries fds");
+          return FALSE;
+        }
+      if (chunk.serial != header->serial || chunk.target != header->target || chunk.body_size != done ||
+          chunk.flags != 0 || chunk.n_fds != 0 || (gsize) n == HEADER_SIZE)
+        {
+          BAD_FRAME ("Lane chunk out of sequence");
+          return FALSE;
+        }
+      if (data == NULL && (msg.msg_flags & MSG_TRUNC))
+        {
+          BAD_FRAME ("Lane chunk over %u bytes in a frame over the limit", PEER_LANE_MAX_INLINE);
+          return FALSE;
+        }
+      done += n - HEADER_SIZE;
+    }
+  return TRUE;
+}
+
 gboolean
-_peer_lane_read_frame (int            fd,
-                       guint8        *buffer,
-                       guint          max_fds,
-                       gboolean       nonblocking,
-                       PeerLaneFrame *frame,
-                       GError       **error)
+_peer_lane_read_frame_full (int                         fd,
+                            guint8                     *buffer,
+                            const PeerLaneReadOptions  *options,
+                            PeerLaneFrame              *frame,
+                            GError                    **error)
 {
   union {
     struct cmsghdr align;
@@ -82,84 +264,118 @@ _peer_lane_read_frame (int            fd,
 
   memset (frame, 0, sizeof *frame);
   do
-    n = recvmsg (fd, &msg, MSG_CMSG_CLOEXEC | (nonblocking ? MSG_DONTWAIT : 0));
+    n = recvmsg (fd, &msg, MSG_CMSG_CLOEXEC | (options->nonblocking ? MSG_DONTWAIT : 0));
   while (n < 0 && errno == EINTR);
-
-  if (n >= 0)
-    for (struct cmsghdr *c = CMSG_FIRSTHDR (&msg); c != NULL; c = CMSG_NXTHDR (&msg, c))
-      if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
-        {
-          guint count = (c->cmsg_len - CMSG_LEN (0)) / sizeof (int);
-          memcpy (fds + n_fds, CMSG_DATA (c), MIN (count, MAX_CMSG_FDS - n_fds) * sizeof (int));
-          n_fds += MIN (count, MAX_CMSG_FDS - n_fds);
-        }
-
   if (n < 0)
-    {
-      int saved_errno = errno;
-      if (saved_errno == ECONNRESET || saved_errno == EPIPE)
-        return FALSE;                   /* the peer is gone: end of stream */
-      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
-                   "Lane read failed: %s", g_strerror (saved_errno));
-      return FALSE;
-    }
+    return read_failed (errno, error);
+  n_fds = collect_fds (&msg, fds);
   if (n == 0)
     {
       close_fds (fds, n_fds);
       return FALSE;
     }
 
-#define BAD_FRAME(...)                                                  \
+#define REFUSE(...)                                                     \
   G_STMT_START {                                                        \
     close_fds (fds, n_fds);                                             \
-    g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS, __VA_ARGS__); \
+    BAD_FRAME (__VA_ARGS__);                                            \
     return FALSE;                                                       \
   } G_STMT_END
 
-  if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
-    BAD_FRAME ("Lane frame too large or with too many fds");
   if ((gsize) n < HEADER_SIZE)
-    BAD_FRAME ("Lane frame of %" G_GSSIZE_FORMAT " bytes is shorter than its header", n);
+    REFUSE ("Lane frame of %" G_GSSIZE_FORMAT " bytes is shorter than its header", n);
   memcpy (&header, buffer, HEADER_SIZE);
+  if (header.kind == PEER_LANE_KIND_CHUNK)
+    {
+      /* The rest of a frame whose start was dropped (a reply that came
+       * while its caller was writing its next call): the caller decides.
+       * The datagram may have been longer than the buffer. */
+      close_fds (fds, n_fds);
+      frame->header = header;
+      frame->body = g_bytes_ref (empty_bytes ());
+      return TRUE;
+    }
+  if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
+    REFUSE ("Lane frame too large or with too many fds");
   if (header.kind < PEER_LANE_KIND_CALL || header.kind > PEER_LANE_KIND_ERROR)
-    BAD_FRAME ("Lane frame of unknown kind %u", header.kind);
-  if (header.flags & ~PEER_LANE_FLAG_BODY_IN_BLOB)
-    BAD_FRAME ("Lane frame with unknown flags 0x%x", header.flags);
+    REFUSE ("Lane frame of unknown kind %u", header.kind);
+  if (header.flags & ~(PEER_LANE_FLAG_BODY_IN_BLOB | PEER_LANE_FLAG_CHUNKED))
+    REFUSE ("Lane frame with unknown flags 0x%x", header.flags);
   if (header.n_fds != n_fds)
-    BAD_FRAME ("Lane frame announces %u fds but carries %u", header.n_fds, n_fds);
+    REFUSE ("Lane frame announces %u fds but carries %u", header.n_fds, n_fds);
 
   if (header.flags & PEER_LANE_FLAG_BODY_IN_BLOB)
     {
       g_autoptr(PeerBlob) blob = NULL;
       g_autoptr(GError) blob_error = NULL;
 
-      if ((gsize) n != HEADER_SIZE || n_fds == 0)
-        BAD_FRAME ("Lane frame with a blob body has inline bytes or no fd");
-      if (n_fds - 1 > max_fds)
-        BAD_FRAME ("Lane frame carries %u fds, more than %u", n_fds - 1, max_fds);
+      if ((gsize) n != HEADER_SIZE || n_fds == 0 || (header.flags & PEER_LANE_FLAG_CHUNKED))
+        REFUSE ("Lane frame with a blob body has inline bytes, chunks or no fd");
+      if (n_fds - 1 > options->max_fds)
+        REFUSE ("Lane frame carries %u fds, more than %u", n_fds - 1, options->max_fds);
       /* Takes the fd, also on failure. */
       blob = peer_blob_new_take_fd (fds[--n_fds], header.body_size, &blob_error);
       if (blob == NULL)
-        BAD_FRAME ("Lane frame body: %s", blob_error->message);
+        REFUSE ("Lane frame body: %s", blob_error->message);
       frame->body = peer_blob_get_bytes (blob);
+    }
+  else if (header.flags & PEER_LANE_FLAG_CHUNKED)
+    {
+      BodyBuffer *body = NULL;
+
+      if ((gsize) n != HEADER_SIZE || header.body_size <= PEER_LANE_MAX_INLINE)
+        REFUSE ("Lane frame in chunks has inline bytes or is small enough to be inline");
+      if (n_fds > options->max_fds)
+        REFUSE ("Lane frame carries %u fds, more than %u", n_fds, options->max_fds);
+      if (options->buffers == NULL || (header.body_size > options->max_body && !options->drain_oversized))
+        REFUSE ("Lane frame announces %u bytes in chunks, more than %" G_GSIZE_FORMAT,
+                header.body_size, options->buffers != NULL ? options->max_body : 0);
+      if (header.body_size <= options->max_body)
+        body = body_buffer_take (options->buffers, header.body_size);
+      if (!read_chunks (fd, &header, body != NULL ? body->data : NULL, buffer, options, error))
+        {
+          if (body != NULL)
+            body_buffer_release (body);
+          close_fds (fds, n_fds);
+          return FALSE;
+        }
+      if (body != NULL)
+        frame->body = g_bytes_new_with_free_func (body->data, header.body_size, body_buffer_release, body);
+      else
+        frame->oversized = TRUE;
     }
   else
     {
       if (header.body_size != (gsize) n - HEADER_SIZE)
-        BAD_FRAME ("Lane frame announces %u body bytes but carries %" G_GSIZE_FORMAT,
-                   header.body_size, (gsize) n - HEADER_SIZE);
-      if (n_fds > max_fds)
-        BAD_FRAME ("Lane frame carries %u fds, more than %u", n_fds, max_fds);
+        REFUSE ("Lane frame announces %u body bytes but carries %" G_GSIZE_FORMAT,
+                header.body_size, (gsize) n - HEADER_SIZE);
+      if (n_fds > options->max_fds)
+        REFUSE ("Lane frame carries %u fds, more than %u", n_fds, options->max_fds);
       frame->body = header.body_size > 0 ? g_bytes_new (buffer + HEADER_SIZE, header.body_size)
                                          : g_bytes_ref (empty_bytes ());
     }
-#undef BAD_FRAME
+#undef REFUSE
 
   if (n_fds > 0)
     frame->fd_list = g_unix_fd_list_new_from_array (fds, n_fds);  /* takes them */
   frame->header = header;
   return TRUE;
 }
+
+gboolean
+_peer_lane_read_frame (int            fd,
+                       guint8        *buffer,
+                       guint          max_fds,
+                       gboolean       nonblocking,
+                       PeerLaneFrame *frame,
+                       GError       **error)
+{
+  const PeerLaneReadOptions options = { .max_fds = max_fds, .nonblocking = nonblocking };
+
+  return _peer_lane_read_frame_full (fd, buffer, &options, frame, error);
+}
+
+/* --- writing ----------------------------------------------------------------- */
 
 /* The serialized bytes of @body. A tuple of one member whose own
  * serialization is the whole tuple's (same size: no padding, no framing)
@@ -185,15 +401,172 @@ body_data (GVariant  *body,
   return g_variant_get_data (body);
 }
 
+static gboolean
+write_failed (int      saved_errno,
+              GError **error)
+{
+  if (saved_errno == EPIPE || saved_errno == ECONNRESET || saved_errno == ENOTCONN)
+    g_set_error_literal (error, PEER_ERROR, PEER_ERROR_DISCONNECTED, "The lane's peer is gone");
+  else if (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK)
+    g_set_error_literal (error, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED,
+                         "The lane's peer does not read what it is sent");
+  else
+    g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
+                 "Lane write failed: %s", g_strerror (saved_errno));
+  return FALSE;
+}
+
+/* Waits until @fd takes more, dropping whatever arrives meanwhile (stale
+ * replies, on a client that is still writing its call: were they left
+ * unread, a server writing a long one would wait for us as we wait for
+ * it). */
+static gboolean
+wait_writable_draining (int                         fd,
+                        const PeerLaneWriteOptions *options,
+                        GError                    **error)
+{
+  GPollFD fds[2] = { { fd, G_IO_OUT | G_IO_IN, 0 } };
+  guint n = 1;
+  gboolean ok = TRUE;
+
+  if (g_cancellable_make_pollfd (options->cancellable, &fds[1]))
+    n = 2;
+  for (;;)
+    {
+      gint64 left = options->deadline - g_get_monotonic_time ();
+      int r;
+
+      if (left <= 0)
+        {
+          g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "Timeout was reached");
+          ok = FALSE;
+          break;
+        }
+      r = g_poll (fds, n, (int) MIN ((left + 999) / 1000, G_MAXINT));
+      if (r < 0 && errno == EINTR)
+        continue;
+      if (g_cancellable_set_error_if_cancelled (options->cancellable, error))
+        {
+          ok = FALSE;
+          break;
+        }
+      if (fds[0].revents & (G_IO_ERR | G_IO_HUP))
+        break;                          /* sendmsg() says what went wrong */
+      if (fds[0].revents & G_IO_IN)
+        {
+          union {
+            struct cmsghdr align;
+            char buf[CMSG_SPACE (sizeof (int) * MAX_CMSG_FDS)];
+          } control;
+          struct iovec iov = { options->drain_buffer, HEADER_SIZE };
+          struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+                                .msg_control = &control, .msg_controllen = sizeof control };
+          int drained[MAX_CMSG_FDS];
+
+          if (recvmsg (fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) > 0)
+            close_fds (drained, collect_fds (&msg, drained));
+        }
+      if (fds[0].revents & G_IO_OUT)
+        break;
+    }
+  if (n == 2)
+    g_cancellable_release_fd (options->cancellable);
+  return ok;
+}
+
+static gboolean
+send_datagram (int                         fd,
+               struct msghdr              *msg,
+               const PeerLaneWriteOptions *options,
+               GError                    **error)
+{
+  gboolean poll_wait = options->wait == PEER_LANE_WAIT_POLL;
+
+  for (;;)
+    {
+      gssize n = sendmsg (fd, msg, MSG_NOSIGNAL |
+                          (options->wait == PEER_LANE_WAIT_BLOCK ? 0 : MSG_DONTWAIT));
+
+      if (n >= 0)
+        return TRUE;
+      if (errno == EINTR)
+        continue;
+      if ((errno == EAGAIN || errno == EWOULDBLOCK) && poll_wait)
+        {
+          if (!wait_writable_draining (fd, options, error))
+            return FALSE;
+          continue;
+        }
+      return write_failed (errno, error);
+    }
+}
+
+static void
+set_fds (struct msghdr *msg,
+         void          *control,
+         const int     *fds,
+         guint          n_fds)
+{
+  struct cmsghdr *c;
+
+  msg->msg_control = control;
+  msg->msg_controllen = CMSG_SPACE (sizeof (int) * n_fds);
+  memset (control, 0, msg->msg_controllen);     /* the padding goes out too */
+  c = CMSG_FIRSTHDR (msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN (sizeof (int) * n_fds);
+  memcpy (CMSG_DATA (c), fds, sizeof (int) * n_fds);
+}
+
+/* A header datagram (with the fds), then the body in chunks that each
+ * name the frame and their offset in it. */
+static gboolean
+write_chunked (int                         fd,
+               PeerLaneHeader             *header,
+               const guint8               *data,
+               const int                  *fds,
+               guint                       n_fds,
+               const PeerLaneWriteOptions *options,
+               GError                    **error)
+{
+  union {
+    struct cmsghdr align;
+    char buf[CMSG_SPACE (sizeof (int) * MAX_CMSG_FDS)];
+  } control;
+  struct iovec iov[2] = { { header, HEADER_SIZE } };
+  struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 1 };
+  gsize total = header->body_size;
+
+  header->flags |= PEER_LANE_FLAG_CHUNKED;
+  if (n_fds > 0)
+    set_fds (&msg, &control, fds, n_fds);
+  if (!send_datagram (fd, &msg, options, error))
+    return FALSE;
+
+  for (gsize done = 0; done < total; )
+    {
+      PeerLaneHeader chunk = { header->serial, header->target, PEER_LANE_KIND_CHUNK, 0, 0, (guint32) done };
+      gsize length = MIN (total - done, options->chunk_size);
+      struct iovec chunk_iov[2] = { { &chunk, HEADER_SIZE }, { (gpointer) (data + done), length } };
+      struct msghdr chunk_msg = { .msg_iov = chunk_iov, .msg_iovlen = 2 };
+
+      if (!send_datagram (fd, &chunk_msg, options, error))
+        return FALSE;
+      done += length;
+    }
+  return TRUE;
+}
+
 gboolean
-_peer_lane_write_frame (int           fd,
-                        PeerLaneKind  kind,
-                        guint32       serial,
-                        guint32       target,
-                        GVariant     *body,
-                        GUnixFDList  *fd_list,
-                        gboolean      nonblocking,
-                        GError      **error)
+_peer_lane_write_frame_full (int                          fd,
+                             PeerLaneKind                 kind,
+                             guint32                      serial,
+                             guint32                      target,
+                             GVariant                    *body,
+                             GUnixFDList                 *fd_list,
+                             const PeerLaneWriteOptions  *options,
+                             GError                     **error)
 {
   union {
     struct cmsghdr align;
@@ -204,16 +577,15 @@ _peer_lane_write_frame (int           fd,
   g_autoptr(GVariant) member = NULL;
   struct iovec iov[2];
   struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 1 };
-  const int *list_fds = NULL;
   int fds[MAX_CMSG_FDS];
   guint n_fds = 0;
   gsize size = body != NULL ? g_variant_get_size (body) : 0;
-  gssize n;
 
   if (fd_list != NULL)
     {
       int length;
-      list_fds = g_unix_fd_list_peek_fds (fd_list, &length);
+      const int *list_fds = g_unix_fd_list_peek_fds (fd_list, &length);
+
       if ((guint) length > MAX_CMSG_FDS - 1)
         {
           g_set_error (error, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED,
@@ -226,15 +598,23 @@ _peer_lane_write_frame (int           fd,
 
   iov[0].iov_base = &header;
   iov[0].iov_len = HEADER_SIZE;
+  header.body_size = size;
   if (size > PEER_LANE_MAX_INLINE)
     {
-      /* Bytes that arrived as a blob (an echo, a forwarded payload) leave
-       * as the same sealed memfd, uncopied; others are copied in once,
-       * with pwrite() (cheaper than writing through a fresh mapping, which
-       * faults in every page). */
       gconstpointer data = body_data (body, size, &member);
 
+      /* Bytes that arrived as a blob (an echo, a forwarded payload) leave
+       * as the same sealed memfd, uncopied. Others go in chunks when the
+       * writer may wait for the reader (copied by the kernel, into a
+       * buffer the reader keeps mapped), or are copied into a new blob
+       * with pwrite(), cheaper than through a fresh mapping. */
       blob = _peer_blob_lookup_mapping (data, size);
+      if (blob == NULL && options->wait != PEER_LANE_WAIT_NONE && options->chunk_size > 0 &&
+          size <= options->max_chunked)
+        {
+          header.n_fds = n_fds;
+          return write_chunked (fd, &header, data, fds, n_fds, options, error);
+        }
       if (blob == NULL)
         blob = peer_blob_new_from_data (data, size, error);
       if (blob == NULL)
@@ -248,39 +628,41 @@ _peer_lane_write_frame (int           fd,
       iov[1].iov_len = size;
       msg.msg_iovlen = 2;
     }
-  header.body_size = size;
   header.n_fds = n_fds;
-
   if (n_fds > 0)
-    {
-      struct cmsghdr *c;
-      msg.msg_control = &control;
-      msg.msg_controllen = CMSG_SPACE (sizeof (int) * n_fds);
-      memset (&control, 0, msg.msg_controllen);     /* the padding goes out too */
-      c = CMSG_FIRSTHDR (&msg);
-      c->cmsg_level = SOL_SOCKET;
-      c->cmsg_type = SCM_RIGHTS;
-      c->cmsg_len = CMSG_LEN (sizeof (int) * n_fds);
-      memcpy (CMSG_DATA (c), fds, sizeof (int) * n_fds);
-    }
+    set_fds (&msg, &control, fds, n_fds);
+  return send_datagram (fd, &msg, options, error);
+}
 
-  do
-    n = sendmsg (fd, &msg, MSG_NOSIGNAL | (nonblocking ? MSG_DONTWAIT : 0));
-  while (n < 0 && errno == EINTR);
-  if (n < 0)
-    {
-      int saved_errno = errno;
-      if (saved_errno == EPIPE || saved_errno == ECONNRESET || saved_errno == ENOTCONN)
-        g_set_error_literal (error, PEER_ERROR, PEER_ERROR_DISCONNECTED, "The lane's peer is gone");
-      else if (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK)
-        g_set_error_literal (error, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED,
-                             "The lane's peer does not read what it is sent");
-      else
-        g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
-                     "Lane write failed: %s", g_strerror (saved_errno));
-      return FALSE;
-    }
-  return TRUE;
+gboolean
+_peer_lane_write_frame (int           fd,
+                        PeerLaneKind  kind,
+                        guint32       serial,
+                        guint32       target,
+                        GVariant     *body,
+                        GUnixFDList  *fd_list,
+                        gboolean      nonblocking,
+                        GError      **error)
+{
+  const PeerLaneWriteOptions options = {
+    .wait = nonblocking ? PEER_LANE_WAIT_NONE : PEER_LANE_WAIT_BLOCK,
+  };
+
+  return _peer_lane_write_frame_full (fd, kind, serial, target, body, fd_list, &options, error);
+}
+
+/* The largest chunk this end of a lane sends: half its send buffer, so
+ * that one chunk is on its way while the next is written. */
+static gsize
+chunk_size_for (int fd)
+{
+  int sndbuf = 0;
+  socklen_t length = sizeof sndbuf;
+
+  if (getsockopt (fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &length) != 0 || sndbuf < 64 * 1024)
+    return 16 * 1024;
+  /* SO_SNDBUF reads back doubled for the kernel's bookkeeping. */
+  return (gsize) sndbuf / 4 - HEADER_SIZE;
 }
 
 /* The empty tuple, made once: calls and replies without arguments are the
@@ -398,7 +780,37 @@ typedef struct {
   GPtrArray *methods;           /* LaneMethod*, indexed by id; read-only */
   guint max_fds;
   gint shut;                    /* atomic */
+  PeerLaneBuffers *buffers;     /* chunked calls are assembled here */
+  gsize chunk_size;
+  gsize max_chunked;            /* what the client was told it may receive in chunks */
+  pthread_t thread;             /* the lane thread, once it runs */
+
+  /* Only the lane thread writes chunked frames, holding @write_lock
+   * throughout (it may wait for the client). Other threads write
+   * one-datagram frames, never waiting: with the lock when they get it at
+   * once, else through @queued, which whoever holds the lock empties
+   * after releasing it. The lane thread's own one-datagram frames need no
+   * lock: nothing else can be between chunks when it writes them. */
+  GMutex write_lock;
+  GMutex queue_lock;
+  GQueue queued;                /* QueuedFrame*, under queue_lock */
+  gint n_queued;                /* atomic: the queue's length */
 } LaneServer;
+
+typedef struct {
+  PeerLaneKind kind;
+  guint32 target;
+  GVariant *body;
+  GUnixFDList *fd_list;
+} QueuedFrame;
+
+static void
+queued_frame_free (QueuedFrame *q)
+{
+  g_variant_unref (q->body);
+  g_clear_object (&q->fd_list);
+  g_free (q);
+}
 
 static LaneServer *
 lane_server_ref (LaneServer *lane)
@@ -413,6 +825,10 @@ lane_server_unref (LaneServer *lane)
   if (!g_atomic_ref_count_dec (&lane->ref_count))
     return;
   close (lane->fd);
+  g_queue_clear_full (&lane->queued, (GDestroyNotify) queued_frame_free);
+  g_mutex_clear (&lane->write_lock);
+  g_mutex_clear (&lane->queue_lock);
+  _peer_lane_buffers_unref (lane->buffers);
   g_ptr_array_unref (lane->methods);
   g_main_context_unref (lane->context);
   g_object_unref (lane->connection);
@@ -433,6 +849,101 @@ typedef struct {
   guint32 serial;
 } LaneCall;
 
+static const PeerLaneWriteOptions never_wait = { PEER_LANE_WAIT_NONE };
+
+/* Writes what other threads queued, unless another thread holds the lock
+ * (it does so itself after releasing it). */
+static void
+lane_flush_queued (LaneServer *lane)
+{
+  while (g_atomic_int_get (&lane->n_queued) > 0 && g_mutex_trylock (&lane->write_lock))
+    {
+      for (;;)
+        {
+          g_autoptr(GError) error = NULL;
+          QueuedFrame *q;
+
+          g_mutex_lock (&lane->queue_lock);
+          q = g_queue_pop_head (&lane->queued);
+          if (q != NULL)
+            g_atomic_int_add (&lane->n_queued, -1);
+          g_mutex_unlock (&lane->queue_lock);
+          if (q == NULL)
+            break;
+          if (!_peer_lane_write_frame_full (lane->fd, q->kind, 0, q->target, q->body, q->fd_list,
+                                            &never_wait, &error))
+            {
+              g_debug ("libpeer: lane reply to %s failed: %s",
+                       peer_connection_get_unique_name (lane->connection), error->message);
+              lane_server_shutdown (lane);
+            }
+          queued_frame_free (q);
+        }
+      g_mutex_unlock (&lane->write_lock);
+    }
+}
+
+/* Any thread: a reply or an error for call @target. */
+static void
+lane_send (LaneServer   *lane,
+           PeerLaneKind  kind,
+           guint32       target,
+           GVariant     *body,
+           GUnixFDList  *fd_list)
+{
+  g_autoptr(GError) error = NULL;
+  gboolean ok;
+
+  if (pthread_equal (pthread_self (), lane->thread))
+    {
+      /* The lane thread may wait for the client (who, in a call, reads),
+       * within the socket's send timeout; it is the only one that does. */
+      gsize limit = MIN (lane->max_chunked, _peer_connection_get_max_message_size (lane->connection));
+      PeerLaneWriteOptions options = { PEER_LANE_WAIT_BLOCK, lane->chunk_size, limit };
+
+      if (body == NULL || g_variant_get_size (body) <= PEER_LANE_MAX_INLINE)
+        ok = _peer_lane_write_frame_full (lane->fd, kind, 0, target, body, fd_list, &never_wait, &error);
+      else
+        {
+          g_mutex_lock (&lane->write_lock);
+          ok = _peer_lane_write_frame_full (lane->fd, kind, 0, target, body, fd_list, &options, &error);
+          g_mutex_unlock (&lane->write_lock);
+          lane_flush_queued (lane);
+        }
+    }
+  else if (g_mutex_trylock (&lane->write_lock))
+    {
+      /* Never waiting: a peer that does not read its replies loses its
+       * lane instead of stalling the thread that replies (maybe the main
+       * one); what it can make us hold is the socket buffer. */
+      ok = _peer_lane_write_frame_full (lane->fd, kind, 0, target, body, fd_list, &never_wait, &error);
+      g_mutex_unlock (&lane->write_lock);
+      lane_flush_queued (lane);
+    }
+  else
+    {
+      /* The lane thread is writing a chunked frame: it sends this after. */
+      QueuedFrame *q = g_new0 (QueuedFrame, 1);
+
+      q->kind = kind;
+      q->target = target;
+      q->body = g_variant_ref (body);
+      q->fd_list = fd_list != NULL ? g_object_ref (fd_list) : NULL;
+      g_mutex_lock (&lane->queue_lock);
+      g_queue_push_tail (&lane->queued, q);
+      g_atomic_int_inc (&lane->n_queued);
+      g_mutex_unlock (&lane->queue_lock);
+      lane_flush_queued (lane);
+      return;
+    }
+  if (!ok)
+    {
+      g_debug ("libpeer: lane reply to %s failed: %s",
+               peer_connection_get_unique_name (lane->connection), error->message);
+      lane_server_shutdown (lane);
+    }
+}
+
 static void
 lane_call_send (PeerCall     *call,
                 PeerLaneKind  kind,
@@ -440,17 +951,8 @@ lane_call_send (PeerCall     *call,
                 GUnixFDList  *fd_list)
 {
   LaneCall *lc = call->transport_data;
-  g_autoptr(GError) error = NULL;
 
-  /* Non-blocking: a peer that does not read its replies loses its lane
-   * instead of stalling the thread that replies (maybe the main one); what
-   * it can make us hold is the socket buffer, nothing more. */
-  if (!_peer_lane_write_frame (lc->lane->fd, kind, 0, lc->serial, body, fd_list, TRUE, &error))
-    {
-      g_debug ("libpeer: lane reply to %s failed: %s",
-               peer_connection_get_unique_name (lc->lane->connection), error->message);
-      lane_server_shutdown (lc->lane);
-    }
+  lane_send (lc->lane, kind, lc->serial, body, fd_list);
 }
 
 static void
@@ -520,13 +1022,8 @@ lane_refuse (LaneServer *lane,
              const char *message)
 {
   g_autoptr(GVariant) body = error_body (name, message);
-  g_autoptr(GError) error = NULL;
 
-  if (!_peer_lane_write_frame (lane->fd, PEER_LANE_KIND_ERROR, 0, serial, body, NULL, TRUE, &error))
-    {
-      g_debug ("libpeer: lane error reply failed: %s", error->message);
-      lane_server_shutdown (lane);
-    }
+  lane_send (lane, PEER_LANE_KIND_ERROR, serial, body, NULL);
 }
 
 /* Returns FALSE when the frame breaks the protocol. */
@@ -542,6 +1039,14 @@ lane_handle_frame (LaneServer    *lane,
 
   if (h->kind != PEER_LANE_KIND_CALL)
     return FALSE;
+  if (frame->oversized)
+    {
+      g_autofree char *message = g_strdup_printf ("The call's %u bytes are over the limit of %u",
+                                                  h->body_size,
+                                                  _peer_connection_get_max_message_size (lane->connection));
+      lane_refuse (lane, h->serial, "org.libpeer.Error.LimitExceeded", message);
+      return TRUE;
+    }
   if (h->target >= lane->methods->len)
     {
       lane_refuse (lane, h->serial, "org.freedesktop.DBus.Error.UnknownMethod", "No method has that lane id");
@@ -618,13 +1123,21 @@ lane_thread (gpointer user_data)
   LaneServer *lane = user_data;
   g_autofree guint8 *buffer = g_malloc (BUFFER_SIZE);
   g_autoptr(GError) error = NULL;
+  PeerLaneReadOptions options = {
+    .max_fds = lane->max_fds,
+    .drain_oversized = TRUE,
+    .buffers = lane->buffers,
+  };
 
+  lane->thread = pthread_self ();
   for (;;)
     {
       PeerLaneFrame frame;
       gboolean ok;
 
-      if (!_peer_lane_read_frame (lane->fd, buffer, lane->max_fds, FALSE, &frame, &error))
+      /* The limit applies to connected peers as soon as it changes. */
+      options.max_body = _peer_connection_get_max_message_size (lane->connection);
+      if (!_peer_lane_read_frame_full (lane->fd, buffer, &options, &frame, &error))
         break;
       if (peer_connection_is_closed (lane->connection))
         {
@@ -744,8 +1257,8 @@ handle_open (PeerCall *call,
   GPtrArray *lanes;
   LaneServer *lane;
   GThread *thread;
+  GVariantDict limits;
   int pair[2];
-  int size = 4 * PEER_LANE_MAX_INLINE;
 
   if (!(g_dbus_connection_get_capabilities (dbus) & G_DBUS_CAPABILITY_FLAGS_UNIX_FD_PASSING))
     {
@@ -767,12 +1280,24 @@ handle_open (PeerCall *call,
                               "socketpair(): %s", g_strerror (saved_errno));
       return;
     }
-  /* Room for an inline frame each way; the kernel caps it at wmem_max. */
+  /* Room for large chunks: what sd-bus asks for too, forced when this
+   * process may (CAP_NET_ADMIN), else capped by the kernel at wmem_max
+   * (some 208 KiB), which still holds an inline frame. Each end sends
+   * chunks of half its own buffer (chunk_size_for()). */
   for (int i = 0; i < 2; i++)
     {
-      setsockopt (pair[i], SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
-      setsockopt (pair[i], SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+      int size = PEER_LANE_SOCKET_BUFFER;
+
+      if (setsockopt (pair[i], SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) != 0)
+        setsockopt (pair[i], SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+      if (setsockopt (pair[i], SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0)
+        setsockopt (pair[i], SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
     }
+  /* The lane thread waits this long for a client to take a chunk. */
+  {
+    struct timeval tv = { PEER_LANE_SEND_TIMEOUT_MS / 1000, (PEER_LANE_SEND_TIMEOUT_MS % 1000) * 1000 };
+    setsockopt (pair[0], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  }
 
   fd_list = g_unix_fd_list_new_from_array (&pair[1], 1);   /* takes it */
 
@@ -782,6 +1307,12 @@ handle_open (PeerCall *call,
   lane->connection = g_object_ref (connection);
   lane->context = g_main_context_ref_thread_default ();
   lane->max_fds = _peer_server_get_max_fds (server);
+  lane->buffers = _peer_lane_buffers_new ();
+  lane->chunk_size = chunk_size_for (pair[0]);
+  lane->max_chunked = _peer_connection_get_max_message_size (connection);
+  g_mutex_init (&lane->write_lock);
+  g_mutex_init (&lane->queue_lock);
+  g_queue_init (&lane->queued);
   g_variant_builder_init (&description, G_VARIANT_TYPE ("a(usssssu)"));
   lane->methods = build_method_table (server, &description);
 
@@ -806,7 +1337,11 @@ handle_open (PeerCall *call,
 
   g_debug ("libpeer: lane opened for %s with %u methods", peer_connection_get_unique_name (connection),
            lane->methods->len);
-  peer_call_return_value_with_unix_fd_list (call, g_variant_new ("(ha(usssssu))", 0, &description), fd_list);
+  g_variant_dict_init (&limits, NULL);
+  g_variant_dict_insert (&limits, "max-chunked-body", "u", (guint32) lane->max_chunked);
+  peer_call_return_value_with_unix_fd_list (call, g_variant_new ("(ha(usssssu)@a{sv})", 0, &description,
+                                                                 g_variant_dict_end (&limits)),
+                                            fd_list);
 }
 
 static const char lane_xml[] =
@@ -815,6 +1350,7 @@ static const char lane_xml[] =
   "  <method name='Open'>"
   "   <arg name='lane' type='h' direction='out'/>"
   "   <arg name='methods' type='a(usssssu)' direction='out'/>"
+  "   <arg name='limits' type='a{sv}' direction='out'/>"
   "  </method>"
   " </interface>"
   "</node>";
@@ -874,6 +1410,10 @@ struct _PeerLaneClient
   GPtrArray *by_id;             /* LaneEntry*, owned */
   gint closed;                  /* atomic */
 
+  gsize chunk_size;
+  gsize max_chunked;            /* the server's limit on chunked bodies */
+  PeerLaneBuffers *buffers;     /* chunked replies are assembled here */
+
   GMutex lock;                  /* one call on the lane at a time */
   /* Protected by @lock */
   guint32 next_serial;
@@ -887,6 +1427,8 @@ _peer_lane_client_new (GVariant     *open_reply,
 {
   g_autoptr(PeerLaneClient) lane = g_new0 (PeerLaneClient, 1);
   g_autoptr(GVariantIter) iter = NULL;
+  g_autoptr(GVariant) limits = NULL;
+  guint32 max_chunked = 0;
   gint32 handle;
   guint32 id, flags;
   const char *path, *iface, *member, *in_sig, *out_sig;
@@ -896,8 +1438,12 @@ _peer_lane_client_new (GVariant     *open_reply,
   lane->by_member = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_ptr_array_unref);
   lane->by_id = g_ptr_array_new_with_free_func ((GDestroyNotify) lane_entry_free);
   lane->buffer = g_malloc (BUFFER_SIZE);
+  lane->buffers = _peer_lane_buffers_new ();
 
-  g_variant_get (open_reply, "(ha(usssssu))", &handle, &iter);
+  g_variant_get (open_reply, "(ha(usssssu)@a{sv})", &handle, &iter, &limits);
+  /* Absent: no chunks either way, blobs only. */
+  g_variant_lookup (limits, "max-chunked-body", "u", &max_chunked);
+  lane->max_chunked = max_chunked;
   if (fd_list == NULL || handle < 0 || handle >= g_unix_fd_list_get_length (fd_list))
     {
       g_set_error_literal (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS, "The server sent no lane fd");
@@ -906,6 +1452,7 @@ _peer_lane_client_new (GVariant     *open_reply,
   lane->fd = g_unix_fd_list_get (fd_list, handle, error);
   if (lane->fd < 0)
     return NULL;
+  lane->chunk_size = chunk_size_for (lane->fd);
 
   while (g_variant_iter_next (iter, "(u&s&s&s&s&su)", &id, &path, &iface, &member, &in_sig, &out_sig, &flags))
     {
@@ -959,6 +1506,7 @@ _peer_lane_client_free (PeerLaneClient *lane)
     close (lane->fd);
   g_hash_table_unref (lane->by_member);
   g_ptr_array_unref (lane->by_id);
+  _peer_lane_buffers_unref (lane->buffers);
   g_free (lane->buffer);
   g_mutex_clear (&lane->lock);
   g_free (lane);
@@ -1083,6 +1631,13 @@ _peer_lane_client_call (PeerLaneClient     *lane,
   const LaneEntry *e = g_ptr_array_index (lane->by_id, id);
   GVariant *params = parameters != NULL ? parameters : unit_variant ();
   g_autoptr(GMutexLocker) locker = NULL;
+  PeerLaneReadOptions read_options = {
+    .max_fds = G_MAXUINT16,
+    .max_body = lane->max_chunked,
+    .skip_interleaved = TRUE,
+    .buffers = lane->buffers,
+  };
+  gboolean write_ok;
   gint64 deadline;
   guint32 serial;
 
@@ -1115,7 +1670,19 @@ _peer_lane_client_call (PeerLaneClient     *lane,
 
   locker = g_mutex_locker_new (&lane->lock);
   serial = ++lane->next_serial;
-  if (!_peer_lane_write_frame (lane->fd, PEER_LANE_KIND_CALL, serial, id, params, fd_list, FALSE, error))
+  {
+    /* While the call is written, whatever arrives (only stale replies can)
+     * is dropped: a server writing a long one waits for us to read. */
+    PeerLaneWriteOptions options = {
+      PEER_LANE_WAIT_POLL, lane->chunk_size, lane->max_chunked,
+      deadline >= 0 ? deadline : g_get_monotonic_time () + (gint64) DEFAULT_TIMEOUT_MS * 1000,
+      cancellable, lane->buffer,
+    };
+
+    write_ok = _peer_lane_write_frame_full (lane->fd, PEER_LANE_KIND_CALL, serial, id, params, fd_list,
+                                            &options, error);
+  }
+  if (!write_ok)
     {
       if (g_error_matches (*error, PEER_ERROR, PEER_ERROR_DISCONNECTED))
         _peer_lane_client_shutdown (lane);
@@ -1130,7 +1697,8 @@ _peer_lane_client_call (PeerLaneClient     *lane,
 
       if (deadline != -2 && !wait_readable (lane->fd, deadline, cancellable, error))
         return NULL;
-      if (!_peer_lane_read_frame (lane->fd, lane->buffer, G_MAXUINT16, deadline != -2, &frame, &read_error))
+      read_options.nonblocking = deadline != -2;
+      if (!_peer_lane_read_frame_full (lane->fd, lane->buffer, &read_options, &frame, &read_error))
         {
           if (g_error_matches (read_error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
             {
@@ -1147,10 +1715,12 @@ _peer_lane_client_call (PeerLaneClient     *lane,
                                  "The peer went away before replying");
           return NULL;
         }
-      if (frame.header.target != serial || frame.header.kind == PEER_LANE_KIND_CALL)
+      if (frame.header.target != serial || frame.header.kind == PEER_LANE_KIND_CALL ||
+          frame.header.kind == PEER_LANE_KIND_CHUNK)
         {
-          /* A reply to a call that timed out earlier, or noise: dropped
-           * with its fds. */
+          /* A reply to a call that timed out earlier (or the rest of one
+           * dropped while this call was written), or noise: dropped with
+           * its fds. */
           _peer_lane_frame_clear (&frame);
           continue;
         }
