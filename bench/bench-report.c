@@ -153,7 +153,7 @@ bench_report_print_table (BenchReport *report,
 {
   const BenchCell *previous = NULL;
 
-  fprintf (out, "\n%-9s %-8s %9s %9s %9s %10s %10s %10s %8s\n",
+  fprintf (out, "\n%-9s %-12s %9s %9s %9s %10s %10s %10s %8s\n",
            "cell", "transport", "p50 us", "p99 us", "p99.9 us", "calls/s",
            "client us", "server us", "x floor");
   for (guint i = 0; i < report->results->len; i++)
@@ -174,7 +174,7 @@ bench_report_print_table (BenchReport *report,
       previous = &result->cell;
       if (!result->available)
         {
-          fprintf (out, "%-9s %-8s %9s   (%s)\n", label ? label : "", result->transport,
+          fprintf (out, "%-9s %-12s %9s   (%s)\n", label ? label : "", result->transport,
                    "n/a", result->unavailable);
           continue;
         }
@@ -184,7 +184,7 @@ bench_report_print_table (BenchReport *report,
       client = format_us (s->client_cpu_us);
       server = format_us (s->server_cpu_us);
       ratio = isnan (result->ratio) ? g_strdup ("-") : g_strdup_printf ("%.2f", result->ratio);
-      fprintf (out, "%-9s %-8s %9s %9s %9s %10.0f %10s %10s %8s\n",
+      fprintf (out, "%-9s %-12s %9s %9s %9s %10.0f %10s %10s %8s\n",
                label ? label : "", result->transport, p50, p99, p999, s->calls_per_s,
                client, server, ratio);
     }
@@ -205,12 +205,12 @@ bench_report_print_instructions (BenchReport *report,
   fprintf (out, "\ninstructions per 0 B Echo call (callgrind: %" G_GUINT64_FORMAT
            " calls minus %" G_GUINT64_FORMAT " calls, divided by %" G_GUINT64_FORMAT "):\n",
            2 * first->calls, first->calls, first->calls);
-  fprintf (out, "%-9s %12s %12s %12s\n", "transport", "client", "server", "total");
+  fprintf (out, "%-12s %12s %12s %12s\n", "transport", "client", "server", "total");
   for (guint i = 0; i < report->instructions->len; i++)
     {
       const BenchInstructions *ins = report->instructions->pdata[i];
 
-      fprintf (out, "%-9s %12.0f %12.0f %12.0f\n", ins->transport,
+      fprintf (out, "%-12s %12.0f %12.0f %12.0f\n", ins->transport,
                ins->client_per_call, ins->server_per_call,
                ins->client_per_call + ins->server_per_call);
     }

@@ -294,7 +294,9 @@ void            peer_server_set_max_queued_bytes (PeerServer *self,
  * A call with a larger body is answered org.libpeer.Error.LimitExceeded
  * before any handler sees it (GDBus itself refuses anything over 128 MiB);
  * a larger reply is replaced by that error. Bytes passed as blobs or fds
- * do not count, and a lane carries bodies over 128 KiB as blobs only.
+ * do not count. On a lane, a body over this size travels as a blob; a
+ * lane opened before the limit was lowered keeps chunking up to the old
+ * one, and the server answers such a call LimitExceeded.
  * Applies to connected peers too.
  */
 PEER_EXPORT
