@@ -92,7 +92,9 @@ void             _peer_lane_buffers_unref (PeerLaneBuffers *buffers);
 
 typedef struct {
   guint max_fds;                /* besides a blob's */
-  gsize max_body;               /* the largest chunked body taken */
+  gsize max_body;               /* the largest chunked body taken, */
+  gsize (*max_body_func) (gpointer data);   /* or, when set, what it says as a frame arrives */
+  gpointer max_body_data;
   gboolean drain_oversized;     /* a larger one is read and dropped (else a bad frame) */
   gboolean nonblocking;         /* for the first datagram; chunks are waited for */
   gboolean skip_interleaved;    /* drop whole frames found between chunks */

@@ -205,8 +205,10 @@ read_chunks (int                          fd,
 
       /* Chunks follow their header at once: they are waited for without
        * a poll, within the socket's receive timeout (if any). */
+      /* Dropping: MSG_TRUNC has the kernel say the chunk's whole length,
+       * however much of it the scratch buffer held. */
       do
-        n = recvmsg (fd, &msg, MSG_CMSG_CLOEXEC);
+        n = recvmsg (fd, &msg, MSG_CMSG_CLOEXEC | (data == NULL ? MSG_TRUNC : 0));
       while (n < 0 && errno == EINTR);
       if (n < 0)
         return read_failed (errno, error);
@@ -239,9 +241,9 @@ read_chunks (int                          fd,
           BAD_FRAME ("Lane chunk out of sequence");
           return FALSE;
         }
-      if (data == NULL && (msg.msg_flags & MSG_TRUNC))
+      if (data == NULL && (gsize) n - HEADER_SIZE > total - done)
         {
-          BAD_FRAME ("Lane chunk over %u bytes in a frame over the limit", PEER_LANE_MAX_INLINE);
+          BAD_FRAME ("Lane chunk runs past the end of its frame");
           return FALSE;
         }
       done += n - HEADER_SIZE;
@@ -328,15 +330,19 @@ _peer_lane_read_frame_full (int                         fd,
   else if (header.flags & PEER_LANE_FLAG_CHUNKED)
     {
       BodyBuffer *body = NULL;
+      /* Asked now, not before the wait for this frame: a limit lowered
+       * meanwhile applies to it. */
+      gsize max_body = options->max_body_func != NULL ? options->max_body_func (options->max_body_data)
+                                                      : options->max_body;
 
       if ((gsize) n != HEADER_SIZE || header.body_size <= PEER_LANE_MAX_INLINE)
         REFUSE ("Lane frame in chunks has inline bytes or is small enough to be inline");
       if (n_fds > options->max_fds)
         REFUSE ("Lane frame carries %u fds, more than %u", n_fds, options->max_fds);
-      if (options->buffers == NULL || (header.body_size > options->max_body && !options->drain_oversized))
+      if (options->buffers == NULL || (header.body_size > max_body && !options->drain_oversized))
         REFUSE ("Lane frame announces %u bytes in chunks, more than %" G_GSIZE_FORMAT,
-                header.body_size, options->buffers != NULL ? options->max_body : 0);
-      if (header.body_size <= options->max_body)
+                header.body_size, options->buffers != NULL ? max_body : 0);
+      if (header.body_size <= max_body)
         body = body_buffer_take (options->buffers, header.body_size);
       if (!read_chunks (fd, &header, body != NULL ? body->data : NULL, buffer, options, error))
         {
@@ -1154,6 +1160,13 @@ lane_ended_in_main_context (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+/* The limit applies to connected peers as soon as it changes. */
+static gsize
+lane_max_body (gpointer connection)
+{
+  return _peer_connection_get_max_message_size (connection);
+}
+
 static gpointer
 lane_thread (gpointer user_data)
 {
@@ -1164,6 +1177,8 @@ lane_thread (gpointer user_data)
     .max_fds = lane->max_fds,
     .drain_oversized = TRUE,
     .buffers = lane->buffers,
+    .max_body_func = lane_max_body,
+    .max_body_data = lane->connection,
   };
 
   lane->thread = pthread_self ();
@@ -1172,8 +1187,6 @@ lane_thread (gpointer user_data)
       PeerLaneFrame frame;
       gboolean ok;
 
-      /* The limit applies to connected peers as soon as it changes. */
-      options.max_body = _peer_connection_get_max_message_size (lane->connection);
       if (!_peer_lane_read_frame_full (lane->fd, buffer, &options, &frame, &error))
         break;
       if (peer_connection_is_closed (lane->connection))

@@ -755,6 +755,418 @@ test_no_sigpipe (Fixture      *f,
   assert_server_serves (f);
 }
 
+/* --- the lane's chunked frames ------------------------------------------------ */
+
+/* A chunked call by hand: a header announcing CHUNKED_TOTAL bytes (with
+ * one fd), then two chunks, the first of CHUNKED_FIRST bytes. */
+#define CHUNKED_SERIAL 7
+#define CHUNKED_TOTAL  (200 * 1024 + 5)
+#define CHUNKED_FIRST  (100 * 1024)
+
+typedef enum {
+  BAD_CHUNKED_WITH_INLINE_BYTES,
+  BAD_CHUNKED_SMALL_ENOUGH_INLINE,
+  BAD_CHUNKED_AND_BLOB,
+  BAD_CHUNK_WRONG_OFFSET,
+  BAD_CHUNK_WRONG_SERIAL,
+  BAD_CHUNK_WRONG_TARGET,
+  BAD_CHUNK_WITH_FLAGS,
+  BAD_CHUNK_WITH_FDS,
+  BAD_CHUNK_ANNOUNCING_FDS,
+  BAD_CHUNK_EMPTY,
+  BAD_CHUNK_PAST_END,
+  BAD_FRAME_BETWEEN_CHUNKS,
+  BAD_CHUNKED_BETWEEN_CHUNKS,
+  BAD_STRAY_CHUNK,
+} BadChunked;
+
+static const struct {
+  const char *name;
+  BadChunked bad;
+  const char *reason;           /* what the server says, after "Bad lane frame: " */
+} bad_chunked[] = {
+  { "chunked-with-inline-bytes", BAD_CHUNKED_WITH_INLINE_BYTES, "Lane frame in chunks has inline bytes" },
+  { "chunked-small-enough-inline", BAD_CHUNKED_SMALL_ENOUGH_INLINE, "Lane frame in chunks has inline bytes" },
+  { "chunked-and-blob", BAD_CHUNKED_AND_BLOB, "Lane frame with a blob body has inline bytes, chunks" },
+  { "chunk-wrong-offset", BAD_CHUNK_WRONG_OFFSET, "Lane chunk out of sequence" },
+  { "chunk-wrong-serial", BAD_CHUNK_WRONG_SERIAL, "Lane chunk out of sequence" },
+  { "chunk-wrong-target", BAD_CHUNK_WRONG_TARGET, "Lane chunk out of sequence" },
+  { "chunk-with-flags", BAD_CHUNK_WITH_FLAGS, "Lane chunk out of sequence" },
+  { "chunk-with-fds", BAD_CHUNK_WITH_FDS, "Lane chunk carries fds" },
+  { "chunk-announcing-fds", BAD_CHUNK_ANNOUNCING_FDS, "Lane chunk out of sequence" },
+  { "chunk-empty", BAD_CHUNK_EMPTY, "Lane chunk out of sequence" },
+  { "chunk-past-end", BAD_CHUNK_PAST_END, "Lane chunk runs past the end of its frame" },
+  { "frame-between-chunks", BAD_FRAME_BETWEEN_CHUNKS, "Lane frame interrupted by another" },
+  { "chunked-between-chunks", BAD_CHUNKED_BETWEEN_CHUNKS, "Lane frame interrupted by another" },
+  { "stray-chunk", BAD_STRAY_CHUNK, "Sent a lane frame only a server sends" },
+};
+
+typedef struct {
+  PeerClient *client;
+  int fd;                       /* the lane's, borrowed from the client */
+  guint32 echo_id;
+  guint32 ping_id;
+  guint8 *payload;              /* CHUNKED_TOTAL bytes */
+  int pipe_fds[2];              /* the read end travels; the write end tells when it is closed */
+} RawLane;
+
+static void
+raw_lane_open (Fixture *f,
+               RawLane *raw)
+{
+  g_autoptr(GError) error = NULL;
+  PeerLaneClient *lane;
+
+  raw->client = peer_client_new_sync (f->ts->address, 5000, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (peer_client_open_lane_sync (raw->client, NULL, &error));
+  g_assert_no_error (error);
+  lane = _peer_client_get_lane (raw->client);
+  raw->fd = _peer_lane_client_get_fd (lane);
+  g_assert_true (_peer_lane_client_has_method (lane, BENCH_PATH, BENCH_IFACE, "Echo", &raw->echo_id));
+  g_assert_true (_peer_lane_client_has_method (lane, BENCH_PATH, BENCH_IFACE, "Ping", &raw->ping_id));
+  raw->payload = g_malloc (CHUNKED_TOTAL);
+  for (gsize i = 0; i < CHUNKED_TOTAL; i++)
+    raw->payload[i] = (guint8) (i * 7 + (i >> 8) * 13 + (i >> 16) * 29);
+  g_assert_cmpint (pipe (raw->pipe_fds), ==, 0);
+}
+
+static void
+raw_lane_close (RawLane *raw)
+{
+  /* Closed, not just unreferenced: the client's idle start-up source
+   * holds it until this thread's main context runs. */
+  peer_client_close (raw->client);
+  g_clear_object (&raw->client);
+  g_free (raw->payload);
+  if (raw->pipe_fds[0] >= 0)
+    close (raw->pipe_fds[0]);
+  close (raw->pipe_fds[1]);
+}
+
+/* One datagram on the lane: @header, @size bytes, and the pipe's read end
+ * when @with_fd (which this process then lets go: the server holds the
+ * only copy). */
+static void
+raw_lane_send (RawLane              *raw,
+               const PeerLaneHeader *header,
+               gconstpointer         bytes,
+               gsize                 size,
+               gboolean              with_fd)
+{
+  union { struct cmsghdr align; char buf[CMSG_SPACE (sizeof (int))]; } control;
+  struct iovec iov[2] = { { (gpointer) header, sizeof *header }, { (gpointer) bytes, size } };
+  struct msghdr msg = { .msg_iov = iov, .msg_iovlen = size > 0 ? 2 : 1 };
+
+  if (with_fd)
+    {
+      struct cmsghdr *c;
+
+      g_assert_cmpint (raw->pipe_fds[0], >=, 0);
+      memset (&control, 0, sizeof control);
+      msg.msg_control = &control;
+      msg.msg_controllen = sizeof control;
+      c = CMSG_FIRSTHDR (&msg);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN (sizeof (int));
+      memcpy (CMSG_DATA (c), &raw->pipe_fds[0], sizeof (int));
+    }
+  g_assert_cmpint (sendmsg (raw->fd, &msg, MSG_NOSIGNAL), ==, (gssize) (sizeof *header + size));
+  if (with_fd)
+    {
+      close (raw->pipe_fds[0]);
+      raw->pipe_fds[0] = -1;
+    }
+}
+
+/* Whether the server has closed the pipe's read end it was sent: the
+ * write end then reports POLLERR, which poll() waits for (up to 10 s)
+ * even when asked for no event. */
+static gboolean
+raw_lane_fd_released (RawLane *raw)
+{
+  struct pollfd pfd = { raw->pipe_fds[1], 0, 0 };
+  int n;
+
+  g_assert_cmpint (raw->pipe_fds[0], ==, -1);
+  do
+    n = poll (&pfd, 1, 10000);
+  while (n < 0 && errno == EINTR);
+  return n == 1 && (pfd.revents & POLLERR);
+}
+
+static void
+raw_lane_send_header (RawLane *raw,
+                      guint8   flags,
+                      guint32  body_size,
+                      gboolean with_fd)
+{
+  PeerLaneHeader h = { CHUNKED_SERIAL, raw->echo_id, PEER_LANE_KIND_CALL, flags, with_fd ? 1 : 0, body_size };
+
+  raw_lane_send (raw, &h, NULL, 0, with_fd);
+}
+
+static void
+raw_lane_send_chunk (RawLane *raw,
+                     guint32  offset,
+                     gsize    size)
+{
+  PeerLaneHeader h = { CHUNKED_SERIAL, raw->echo_id, PEER_LANE_KIND_CHUNK, 0, 0, offset };
+
+  raw_lane_send (raw, &h, raw->payload + offset, size, FALSE);
+}
+
+static void
+raw_lane_send_ping (RawLane *raw,
+                    guint32  serial)
+{
+  static const guint8 unit = 0;         /* () in normal form */
+  PeerLaneHeader h = { serial, raw->ping_id, PEER_LANE_KIND_CALL, 0, 0, 1 };
+
+  raw_lane_send (raw, &h, &unit, 1, FALSE);
+}
+
+/* Each broken rule of chunked frames: the server closes the peer's whole
+ * connection (the lane with it) and closes the fds the frame brought. */
+static void
+test_lane_bad_chunked (Fixture      *f,
+                       gconstpointer data)
+{
+  guint index = GPOINTER_TO_UINT (data);
+  BadChunked bad = bad_chunked[index].bad;
+  g_autofree char *expected = g_strconcat ("Bad lane frame: ", bad_chunked[index].reason, NULL);
+  RawLane raw = { 0 };
+  PeerLaneHeader h = { CHUNKED_SERIAL, 0, PEER_LANE_KIND_CHUNK, 0, 0, CHUNKED_FIRST };
+  g_autoptr(GError) reason = NULL;
+
+  raw_lane_open (f, &raw);
+  h.target = raw.echo_id;
+  switch (bad)
+    {
+    case BAD_CHUNKED_WITH_INLINE_BYTES:
+      h.kind = PEER_LANE_KIND_CALL;
+      h.flags = PEER_LANE_FLAG_CHUNKED;
+      h.n_fds = 1;
+      h.body_size = CHUNKED_TOTAL;
+      raw_lane_send (&raw, &h, raw.payload, 16, TRUE);
+      break;
+    case BAD_CHUNKED_SMALL_ENOUGH_INLINE:
+      raw_lane_send_header (&raw, PEER_LANE_FLAG_CHUNKED, PEER_LANE_MAX_INLINE, TRUE);
+      break;
+    case BAD_CHUNKED_AND_BLOB:
+      raw_lane_send_header (&raw, PEER_LANE_FLAG_CHUNKED | PEER_LANE_FLAG_BODY_IN_BLOB, CHUNKED_TOTAL, TRUE);
+      break;
+    case BAD_CHUNK_WRONG_OFFSET:
+    case BAD_CHUNK_WRONG_SERIAL:
+    case BAD_CHUNK_WRONG_TARGET:
+    case BAD_CHUNK_WITH_FLAGS:
+    case BAD_CHUNK_WITH_FDS:
+    case BAD_CHUNK_ANNOUNCING_FDS:
+    case BAD_CHUNK_EMPTY:
+    case BAD_CHUNK_PAST_END:
+      {
+        gsize size = CHUNKED_TOTAL - CHUNKED_FIRST;
+        gboolean with_fd = FALSE;
+
+        /* A good start, then a second chunk wrong in one way. */
+        raw_lane_send_header (&raw, PEER_LANE_FLAG_CHUNKED, CHUNKED_TOTAL, bad != BAD_CHUNK_WITH_FDS);
+        raw_lane_send_chunk (&raw, 0, CHUNKED_FIRST);
+        switch (bad)
+          {
+          case BAD_CHUNK_WRONG_OFFSET: h.body_size = CHUNKED_FIRST - 1; break;
+          case BAD_CHUNK_WRONG_SERIAL: h.serial++; break;
+          case BAD_CHUNK_WRONG_TARGET: h.target = raw.ping_id; break;
+          case BAD_CHUNK_WITH_FLAGS: h.flags = PEER_LANE_FLAG_CHUNKED; break;
+          case BAD_CHUNK_WITH_FDS: h.n_fds = 1; with_fd = TRUE; break;
+          case BAD_CHUNK_ANNOUNCING_FDS: h.n_fds = 1; break;
+          case BAD_CHUNK_EMPTY: size = 0; break;
+          case BAD_CHUNK_PAST_END: size++; break;
+          default: g_assert_not_reached ();
+          }
+        /* One byte more than the payload holds: the server must not read it. */
+        if (bad == BAD_CHUNK_PAST_END)
+          {
+            g_autofree guint8 *longer = g_malloc0 (size);
+
+            memcpy (longer, raw.payload + CHUNKED_FIRST, size - 1);
+            raw_lane_send (&raw, &h, longer, size, with_fd);
+          }
+        else
+          raw_lane_send (&raw, &h, raw.payload + CHUNKED_FIRST, size, with_fd);
+      }
+      break;
+    case BAD_FRAME_BETWEEN_CHUNKS:
+      raw_lane_send_header (&raw, PEER_LANE_FLAG_CHUNKED, CHUNKED_TOTAL, TRUE);
+      raw_lane_send_chunk (&raw, 0, CHUNKED_FIRST);
+      raw_lane_send_ping (&raw, CHUNKED_SERIAL + 1);
+      break;
+    case BAD_CHUNKED_BETWEEN_CHUNKS:
+      raw_lane_send_header (&raw, PEER_LANE_FLAG_CHUNKED, CHUNKED_TOTAL, TRUE);
+      raw_lane_send_chunk (&raw, 0, CHUNKED_FIRST);
+      h.kind = PEER_LANE_KIND_CALL;
+      h.serial++;
+      h.flags = PEER_LANE_FLAG_CHUNKED;
+      h.body_size = CHUNKED_TOTAL;
+      raw_lane_send (&raw, &h, NULL, 0, FALSE);
+      break;
+    case BAD_STRAY_CHUNK:
+      h.body_size = 0;
+      raw_lane_send (&raw, &h, raw.payload, 100, TRUE);
+      break;
+    default:
+      g_assert_not_reached ();
+    }
+
+  reason = pop_error (f->departures);
+  g_test_message ("closed: %s", reason->message);
+  g_assert_error (reason, PEER_ERROR, PEER_ERROR_INVALID_ARGS);
+  g_assert_true (g_str_has_prefix (reason->message, expected));
+  PEER_TEST_WAIT_UNTIL (peer_client_is_closed (raw.client));
+  g_assert_true (raw_wait_closed (raw.fd, 10000));
+  g_assert_true (raw_lane_fd_released (&raw));
+  g_assert_cmpuint (peer_server_get_n_peers (f->ts->server), ==, 0);
+  raw_lane_close (&raw);
+  assert_server_serves (f);
+}
+
+/* The twin: the same frames made right (a header with an fd, two chunks,
+ * then a whole frame right after the last) are served, and the peer
+ * stays. */
+static void
+test_lane_good_chunked (Fixture      *f,
+                        gconstpointer data)
+{
+  g_autofree guint8 *buffer = g_malloc (sizeof (PeerLaneHeader) + PEER_LANE_MAX_INLINE);
+  PeerLaneBuffers *buffers = _peer_lane_buffers_new ();
+  const PeerLaneReadOptions options = { .max_fds = 16, .max_body = G_MAXUINT32, .buffers = buffers };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GError) reason = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  RawLane raw = { 0 };
+  PeerLaneFrame frame;
+
+  raw_lane_open (f, &raw);
+  for (guint round = 0; round < 2; round++)
+    {
+      if (round == 0)
+        raw_lane_send_header (&raw, PEER_LANE_FLAG_CHUNKED, CHUNKED_TOTAL, TRUE);
+      else
+        raw_lane_send_header (&raw, PEER_LANE_FLAG_CHUNKED, CHUNKED_TOTAL, FALSE);
+      raw_lane_send_chunk (&raw, 0, CHUNKED_FIRST);
+      raw_lane_send_chunk (&raw, CHUNKED_FIRST, CHUNKED_TOTAL - CHUNKED_FIRST);
+      raw_lane_send_ping (&raw, CHUNKED_SERIAL + 1);
+
+      /* Echo's reply (from the lane thread, in chunks itself), then Ping's. */
+      g_assert_true (_peer_lane_read_frame_full (raw.fd, buffer, &options, &frame, &error));
+      g_assert_no_error (error);
+      g_assert_cmpint (frame.header.kind, ==, PEER_LANE_KIND_REPLY);
+      g_assert_cmpuint (frame.header.target, ==, CHUNKED_SERIAL);
+      g_assert_cmpuint (frame.header.flags, ==, PEER_LANE_FLAG_CHUNKED);
+      g_assert_cmpuint (g_bytes_get_size (frame.body), ==, CHUNKED_TOTAL);
+      g_assert_true (memcmp (g_bytes_get_data (frame.body, NULL), raw.payload, CHUNKED_TOTAL) == 0);
+      _peer_lane_frame_clear (&frame);
+      g_assert_true (_peer_lane_read_frame_full (raw.fd, buffer, &options, &frame, &error));
+      g_assert_no_error (error);
+      g_assert_cmpint (frame.header.kind, ==, PEER_LANE_KIND_REPLY);
+      g_assert_cmpuint (frame.header.target, ==, CHUNKED_SERIAL + 1);
+      _peer_lane_frame_clear (&frame);
+    }
+  /* The Echo call's fd was released with the call, before Ping ran. */
+  g_assert_true (raw_lane_fd_released (&raw));
+
+  /* The peer stays, and its lane serves the library's own calls. */
+  g_assert_cmpint (g_async_queue_length (f->departures), ==, 0);
+  g_assert_cmpuint (peer_server_get_n_peers (f->ts->server), ==, 1);
+  g_assert_false (peer_client_is_closed (raw.client));
+  reply = peer_client_call_sync (raw.client, BENCH_PATH, BENCH_IFACE, "Echo",
+                                 g_variant_new ("(@ay)", g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, raw.payload,
+                                                                                   CHUNKED_TOTAL, 1)),
+                                 G_VARIANT_TYPE ("(ay)"), 5000, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (peer_client_has_lane (raw.client));
+  g_assert_cmpint (g_async_queue_length (f->departures), ==, 0);
+  g_clear_pointer (&reply, g_variant_unref);
+  raw_lane_close (&raw);
+  _peer_lane_buffers_unref (buffers);
+  reason = pop_error (f->departures);
+  g_assert_false (g_str_has_prefix (reason->message, "Bad lane frame"));
+  assert_server_serves (f);
+}
+
+/* A chunked call over the limit (the peer ignores what Open told it) is
+ * read, dropped and refused, and the lane goes on; a call at the limit
+ * is served. */
+static void
+test_lane_chunked_over_limit (Fixture      *f,
+                              gconstpointer data)
+{
+  const guint limit = 256 * 1024;
+  /* Chunks as any client may send them; at most PEER_LANE_MAX_INLINE. */
+  const PeerLaneWriteOptions write_options = { PEER_LANE_WAIT_BLOCK, 64 * 1024, G_MAXSIZE };
+  g_autofree guint8 *buffer = g_malloc (sizeof (PeerLaneHeader) + PEER_LANE_MAX_INLINE);
+  PeerLaneBuffers *buffers = _peer_lane_buffers_new ();
+  const PeerLaneReadOptions read_options = { .max_fds = 16, .max_body = G_MAXUINT32, .buffers = buffers };
+  const struct {
+    gsize size;
+    gboolean ok;
+  } calls[] = {
+    { 300 * 1024, FALSE },
+    { limit, TRUE },
+    { limit + 1, FALSE },
+    { 200 * 1024, TRUE },
+  };
+  RawLane raw = { 0 };
+
+  /* Before the lane opens: the lane thread knows it from the start. */
+  set_limit (f, 4, limit);
+  raw_lane_open (f, &raw);
+  for (guint i = 0; i < G_N_ELEMENTS (calls); i++)
+    {
+      g_autofree guint8 *bytes = g_malloc (calls[i].size);
+      g_autoptr(GVariant) args = NULL;
+      g_autoptr(GError) error = NULL;
+      PeerLaneFrame frame;
+
+      for (gsize j = 0; j < calls[i].size; j++)
+        bytes[j] = (guint8) (j * 7 + (j >> 8) * 13 + i);
+      args = g_variant_ref_sink (g_variant_new ("(@ay)", g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, bytes,
+                                                                                   calls[i].size, 1)));
+      g_assert_true (_peer_lane_write_frame_full (raw.fd, PEER_LANE_KIND_CALL, i + 1, raw.echo_id, args, NULL,
+                                                  &write_options, &error));
+      g_assert_no_error (error);
+      g_assert_true (_peer_lane_read_frame_full (raw.fd, buffer, &read_options, &frame, &error));
+      g_assert_no_error (error);
+      g_assert_cmpuint (frame.header.target, ==, i + 1);
+      if (calls[i].ok)
+        {
+          g_assert_cmpint (frame.header.kind, ==, PEER_LANE_KIND_REPLY);
+          g_assert_cmpuint (frame.header.flags, ==, PEER_LANE_FLAG_CHUNKED);
+          g_assert_cmpuint (g_bytes_get_size (frame.body), ==, calls[i].size);
+          g_assert_true (memcmp (g_bytes_get_data (frame.body, NULL), bytes, calls[i].size) == 0);
+        }
+      else
+        {
+          g_autoptr(GVariant) body = NULL;
+          const char *name, *message;
+
+          g_assert_cmpint (frame.header.kind, ==, PEER_LANE_KIND_ERROR);
+          body = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("(ss)"), frame.body, FALSE));
+          g_variant_get (body, "(&s&s)", &name, &message);
+          g_test_message ("%" G_GSIZE_FORMAT " bytes: %s: %s", calls[i].size, name, message);
+          g_assert_cmpstr (name, ==, "org.libpeer.Error.LimitExceeded");
+        }
+      _peer_lane_frame_clear (&frame);
+    }
+  g_assert_cmpint (g_async_queue_length (f->departures), ==, 0);
+  g_assert_false (peer_client_is_closed (raw.client));
+  g_assert_cmpuint (peer_server_get_n_peers (f->ts->server), ==, 1);
+  raw_lane_close (&raw);
+  _peer_lane_buffers_unref (buffers);
+  g_error_free (pop_error (f->departures));
+  assert_server_serves (f);
+}
+
 /* --- limits, each hit exactly ---------------------------------------------------- */
 
 static void
@@ -1086,6 +1498,17 @@ main (int   argc,
   ADD ("/peer/hostile/message/fds-without-negotiation", test_fds_without_negotiation);
   ADD ("/peer/hostile/flood-without-reading", test_flood_without_reading);
   ADD ("/peer/hostile/no-sigpipe", test_no_sigpipe);
+  {
+    for (guint i = 0; i < G_N_ELEMENTS (bad_chunked); i++)
+      {
+        g_autofree char *path = g_strdup_printf ("/peer/hostile/lane/bad-chunked/%s", bad_chunked[i].name);
+
+        g_test_add (path, Fixture, GUINT_TO_POINTER (i), fixture_set_up, test_lane_bad_chunked,
+                    fixture_tear_down);
+      }
+  }
+  ADD ("/peer/hostile/lane/good-chunked", test_lane_good_chunked);
+  ADD ("/peer/hostile/lane/chunked-over-limit", test_lane_chunked_over_limit);
   ADD ("/peer/limits/peers", test_limit_peers);
   ADD ("/peer/limits/handshakes", test_limit_handshakes);
   ADD ("/peer/limits/calls-in-flight", test_limit_calls_in_flight);

@@ -1,6 +1,6 @@
 /* test-lane.c: the lane: its method table, calls and errors through it,
- * fds and large bodies, a peer vanishing mid-call, the lane closing with
- * the connection, bad frames, and its limits. */
+ * fds and large bodies (in chunks or as blobs), a peer vanishing mid-call,
+ * the lane closing with the connection, bad frames, and its limits. */
 #include "config.h"
 
 #include <string.h>
@@ -20,14 +20,78 @@ static const char test_xml[] =
   " <method name='Hang'/>"
   " <method name='Where'><arg name='main' type='b' direction='out'/></method>"
   " <method name='NoHandler'/>"
+  " <method name='EchoSafe'>"
+  "  <arg name='data' type='ay' direction='in'/>"
+  "  <arg name='data' type='ay' direction='out'/>"
+  " </method>"
+  " <method name='EchoMain'>"
+  "  <arg name='data' type='ay' direction='in'/>"
+  "  <arg name='data' type='ay' direction='out'/>"
+  " </method>"
+  " <method name='HangSafe'>"
+  "  <arg name='size' type='u' direction='in'/>"
+  "  <arg name='data' type='ay' direction='out'/>"
+  " </method>"
   "</interface></node>";
+
+/* The payload HangSafe replies with. */
+#define STALE_SEED 77
 
 typedef struct {
   PeerTestServer *ts;
   PeerInterface *iface;
   GAsyncQueue *held;            /* PeerCall* from Hang */
+  GAsyncQueue *hanging;         /* a token per HangSafe call, as its handler starts */
+  GAsyncQueue *release;         /* a token lets one HangSafe handler reply */
   PeerClient *client;
 } Fixture;
+
+/* Patterned payloads: each byte depends on its offset (not periodically
+ * within a chunk's size) and on a seed, so that bytes out of place, from
+ * another call or from a stale buffer show. */
+static inline guint8
+pattern_byte (gsize i,
+              guint seed)
+{
+  return (guint8) (i * 7 + (i >> 8) * 13 + (i >> 16) * 29 + seed * 101);
+}
+
+static guint8 *
+pattern_new (gsize size,
+             guint seed)
+{
+  guint8 *data = g_malloc (MAX (size, 1));
+
+  for (gsize i = 0; i < size; i++)
+    data[i] = pattern_byte (i, seed);
+  return data;
+}
+
+static GVariant *
+pattern_args (gsize size,
+              guint seed)
+{
+  g_autofree guint8 *data = pattern_new (size, seed);
+
+  return g_variant_new ("(@ay)", g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, data, size, 1));
+}
+
+/* @reply is (ay) with @size bytes of @seed's pattern. */
+static void
+assert_pattern (GVariant *reply,
+                gsize     size,
+                guint     seed)
+{
+  g_autoptr(GVariant) bytes = g_variant_get_child_value (reply, 0);
+  gsize n, first_bad;
+  const guint8 *back = g_variant_get_fixed_array (bytes, &n, 1);
+
+  g_assert_cmpuint (n, ==, size);
+  for (first_bad = 0; first_bad < n; first_bad++)
+    if (back[first_bad] != pattern_byte (first_bad, seed))
+      break;
+  g_assert_cmpuint (first_bad, ==, size);
+}
 
 static void
 handle_hang (PeerCall *call,
@@ -46,6 +110,36 @@ handle_where (PeerCall *call,
   peer_call_return_value (call, g_variant_new ("(b)", g_main_context_is_owner (g_main_context_get_thread_default ())));
 }
 
+/* EchoSafe and EchoMain: the bytes back, copied (the reply is not the
+ * buffer the call arrived in). */
+static void
+handle_echo_copy (PeerCall *call,
+                  gpointer  user_data)
+{
+  g_autoptr(GVariant) bytes = g_variant_get_child_value (peer_call_get_parameters (call), 0);
+  gsize n;
+  const guint8 *data = g_variant_get_fixed_array (bytes, &n, 1);
+
+  peer_call_return_value (call, g_variant_new ("(@ay)", g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, data, n, 1)));
+}
+
+/* Thread-safe, so on the lane thread: holds it until the test releases
+ * the call, then replies there (large replies go in chunks from there). */
+static void
+handle_hang_safe (PeerCall *call,
+                  gpointer  user_data)
+{
+  Fixture *f = user_data;
+  guint32 size;
+  gpointer token;
+
+  g_variant_get (peer_call_get_parameters (call), "(u)", &size);
+  g_async_queue_push (f->hanging, GUINT_TO_POINTER (1));
+  token = g_async_queue_timeout_pop (f->release, 10 * G_USEC_PER_SEC);
+  g_assert_nonnull (token);
+  peer_call_return_value (call, pattern_args (size, STALE_SEED));
+}
+
 static gboolean
 export_test_iface (gpointer user_data)
 {
@@ -53,6 +147,9 @@ export_test_iface (gpointer user_data)
   static const PeerMethodEntry entries[] = {
     { "Hang", handle_hang, PEER_METHOD_FLAGS_NONE },
     { "Where", handle_where, PEER_METHOD_FLAGS_NONE },
+    { "EchoSafe", handle_echo_copy, PEER_METHOD_FLAGS_THREAD_SAFE },
+    { "EchoMain", handle_echo_copy, PEER_METHOD_FLAGS_NONE },
+    { "HangSafe", handle_hang_safe, PEER_METHOD_FLAGS_THREAD_SAFE },
   };
   g_autoptr(GError) error = NULL;
 
@@ -69,6 +166,8 @@ fixture_set_up (Fixture      *f,
   g_autoptr(GError) error = NULL;
 
   f->held = g_async_queue_new_full ((GDestroyNotify) peer_call_unref);
+  f->hanging = g_async_queue_new ();
+  f->release = g_async_queue_new ();
   f->ts = peer_test_server_new (NULL, NULL, PEER_SERVER_FLAGS_NONE, &error);
   g_assert_no_error (error);
   peer_test_server_invoke (f->ts, export_test_iface, f);
@@ -85,6 +184,8 @@ fixture_tear_down (Fixture      *f,
   g_clear_object (&f->client);
   g_async_queue_unref (f->held);
   peer_test_server_free (f->ts);
+  g_async_queue_unref (f->hanging);
+  g_async_queue_unref (f->release);
   g_clear_object (&f->iface);
   while (g_main_context_iteration (NULL, FALSE))
     ;
@@ -519,6 +620,250 @@ test_timeout_then_recover (Fixture      *f,
   g_assert_no_error (error);
 }
 
+/* --- chunked bodies -------------------------------------------------------- */
+
+static GVariant *
+call_echo (PeerClient *client,
+           const char *method,
+           gsize       size,
+           guint       seed,
+           int         timeout_ms,
+           GError    **error)
+{
+  return peer_client_call_sync (client, TEST_PATH, TEST_IFACE, method, pattern_args (size, seed),
+                                G_VARIANT_TYPE ("(ay)"), timeout_ms, NULL, NULL, NULL, error);
+}
+
+/* Bodies over PEER_LANE_MAX_INLINE up to the server's limit, through a
+ * thread-safe handler (call and reply in chunks) and through one in the
+ * main context (call in chunks, reply as a blob): the same bytes back
+ * either way. */
+static void
+test_chunked_round_trips (Fixture      *f,
+                          gconstpointer data)
+{
+  const gsize sizes[] = { PEER_LANE_MAX_INLINE, PEER_LANE_MAX_INLINE + 1, 1024 * 1024 + 3,
+                          PEER_SERVER_DEFAULT_MAX_MESSAGE_SIZE };
+
+  for (guint i = 0; i < G_N_ELEMENTS (sizes); i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GVariant) safe = call_echo (f->client, "EchoSafe", sizes[i], i, -1, &error);
+      g_autoptr(GVariant) main_context = NULL;
+
+      g_assert_no_error (error);
+      assert_pattern (safe, sizes[i], i);
+      main_context = call_echo (f->client, "EchoMain", sizes[i], i, -1, &error);
+      g_assert_no_error (error);
+      assert_pattern (main_context, sizes[i], i);
+      g_assert_true (g_variant_equal (safe, main_context));
+    }
+  g_assert_false (peer_client_is_closed (f->client));
+}
+
+/* The buffer a chunked reply is assembled in is reused once the value
+ * made from it is gone, and only then: calls of varying sizes, each reply
+ * kept while the next calls are made, all still intact at the end. */
+static void
+test_chunked_buffer_reuse (Fixture      *f,
+                           gconstpointer data)
+{
+  const gsize sizes[] = { 1024 * 1024, 200 * 1024, 1024 * 1024, 900 * 1024, 1024 * 1024 + 3, 300 * 1024,
+                          PEER_LANE_MAX_INLINE + 1, 1024 * 1024 };
+  GVariant *kept[G_N_ELEMENTS (sizes)] = { NULL };
+
+  for (guint round = 0; round < 2; round++)
+    {
+      for (guint i = 0; i < G_N_ELEMENTS (sizes); i++)
+        {
+          g_autoptr(GError) error = NULL;
+          guint seed = round * G_N_ELEMENTS (sizes) + i;
+          g_autoptr(GVariant) reply = call_echo (f->client, "EchoSafe", sizes[i], seed, -1, &error);
+
+          g_assert_no_error (error);
+          assert_pattern (reply, sizes[i], seed);
+          /* The first round keeps every reply (no buffer may be reused
+           * under them); the second lets each go at once (the spare one
+           * is reused, whatever its last size). */
+          if (round == 0)
+            kept[i] = g_steal_pointer (&reply);
+        }
+      for (guint i = 0; round == 0 && i < G_N_ELEMENTS (sizes); i++)
+        assert_pattern (kept[i], sizes[i], i);
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (sizes); i++)
+    g_variant_unref (kept[i]);
+}
+
+/* A call written on the lane's fd by hand and its reply read the same
+ * way, for what only the frames show: how each body traveled. Returns
+ * the reply's flags. */
+static guint8
+raw_echo (Fixture    *f,
+          const char *method,
+          gsize       size,
+          guint       seed)
+{
+  static guint32 serial = 1000000;      /* far from the client's own */
+  PeerLaneClient *lane = _peer_client_get_lane (f->client);
+  int fd = _peer_lane_client_get_fd (lane);
+  const PeerLaneWriteOptions write_options = {
+    PEER_LANE_WAIT_BLOCK, 64 * 1024, PEER_SERVER_DEFAULT_MAX_MESSAGE_SIZE,
+  };
+  PeerLaneBuffers *buffers = _peer_lane_buffers_new ();
+  const PeerLaneReadOptions read_options = { .max_fds = 16, .max_body = G_MAXUINT32, .buffers = buffers };
+  g_autofree guint8 *buffer = g_malloc (sizeof (PeerLaneHeader) + PEER_LANE_MAX_INLINE);
+  g_autoptr(GVariant) args = g_variant_ref_sink (pattern_args (size, seed));
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GError) error = NULL;
+  PeerLaneFrame frame;
+  guint8 flags;
+  guint32 id;
+
+  g_assert_true (_peer_lane_client_has_method (lane, TEST_PATH, TEST_IFACE, method, &id));
+  serial++;
+  g_assert_true (_peer_lane_write_frame_full (fd, PEER_LANE_KIND_CALL, serial, id, args, NULL,
+                                              &write_options, &error));
+  g_assert_no_error (error);
+  g_assert_true (_peer_lane_read_frame_full (fd, buffer, &read_options, &frame, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (frame.header.kind, ==, PEER_LANE_KIND_REPLY);
+  g_assert_cmpuint (frame.header.target, ==, serial);
+  g_assert_null (frame.fd_list);
+  reply = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("(ay)"), frame.body, FALSE));
+  assert_pattern (reply, size, seed);
+  flags = frame.header.flags;
+  _peer_lane_frame_clear (&frame);
+  _peer_lane_buffers_unref (buffers);
+  return flags;
+}
+
+/* Which way replies travel: in the frame up to PEER_LANE_MAX_INLINE; in
+ * chunks from the lane thread up to the limit; as a blob from the main
+ * context, or over the limit. */
+static void
+test_chunked_transport (Fixture      *f,
+                        gconstpointer data)
+{
+  const gsize max = PEER_SERVER_DEFAULT_MAX_MESSAGE_SIZE;
+
+  g_assert_cmpuint (raw_echo (f, "EchoSafe", PEER_LANE_MAX_INLINE, 1), ==, 0);
+  g_assert_cmpuint (raw_echo (f, "EchoSafe", PEER_LANE_MAX_INLINE + 1, 2), ==, PEER_LANE_FLAG_CHUNKED);
+  g_assert_cmpuint (raw_echo (f, "EchoSafe", 1024 * 1024 + 3, 3), ==, PEER_LANE_FLAG_CHUNKED);
+  g_assert_cmpuint (raw_echo (f, "EchoSafe", max, 4), ==, PEER_LANE_FLAG_CHUNKED);
+  g_assert_cmpuint (raw_echo (f, "EchoSafe", max + 1, 5), ==, PEER_LANE_FLAG_BODY_IN_BLOB);
+  g_assert_cmpuint (raw_echo (f, "EchoMain", PEER_LANE_MAX_INLINE, 6), ==, 0);
+  g_assert_cmpuint (raw_echo (f, "EchoMain", PEER_LANE_MAX_INLINE + 1, 7), ==, PEER_LANE_FLAG_BODY_IN_BLOB);
+  g_assert_cmpuint (raw_echo (f, "EchoMain", 1024 * 1024 + 3, 8), ==, PEER_LANE_FLAG_BODY_IN_BLOB);
+  /* The lane and the connection are as good as before. */
+  g_assert_false (peer_client_is_closed (f->client));
+  g_assert_true (peer_client_has_lane (f->client));
+  sync_with_server (f);
+}
+
+typedef struct {
+  PeerTestServer *ts;
+  guint size;
+} MaxMessageSize;
+
+static gboolean
+set_max_message_size (gpointer user_data)
+{
+  MaxMessageSize *m = user_data;
+
+  peer_server_set_max_message_size (m->ts->server, m->size);
+  return G_SOURCE_REMOVE;
+}
+
+/* A limit lowered after the lane opened (the client was told 4 MiB): a
+ * chunked call over it is read, dropped and refused; the lane goes on. */
+static void
+test_chunked_limit (Fixture      *f,
+                    gconstpointer data)
+{
+  const guint limit = 256 * 1024;
+  MaxMessageSize m = { f->ts, limit };
+  const struct {
+    gsize size;
+    gboolean ok;
+  } calls[] = {
+    { 300 * 1024, FALSE },
+    { 200 * 1024, TRUE },
+    { limit + 1, FALSE },
+    { limit, TRUE },
+    { 1024 * 1024 + 3, FALSE },
+    { PEER_LANE_MAX_INLINE + 1, TRUE },
+  };
+
+  /* Before: 300 KiB is fine. */
+  {
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GVariant) reply = call_echo (f->client, "EchoSafe", 300 * 1024, 99, -1, &error);
+
+    g_assert_no_error (error);
+    assert_pattern (reply, 300 * 1024, 99);
+  }
+  peer_test_server_invoke (f->ts, set_max_message_size, &m);
+  for (guint i = 0; i < G_N_ELEMENTS (calls); i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GVariant) reply = call_echo (f->client, "EchoSafe", calls[i].size, i, -1, &error);
+
+      g_test_message ("%" G_GSIZE_FORMAT " bytes against %u", calls[i].size, limit);
+      if (calls[i].ok)
+        {
+          g_assert_no_error (error);
+          assert_pattern (reply, calls[i].size, i);
+        }
+      else
+        {
+          g_assert_null (reply);
+          g_assert_error (error, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED);
+        }
+    }
+  g_assert_false (peer_client_is_closed (f->client));
+  g_assert_true (peer_client_has_lane (f->client));
+  g_assert_cmpuint (peer_server_get_n_peers (f->ts->server), ==, 1);
+}
+
+/* A thread-safe call times out; its 1 MiB reply, in chunks from the lane
+ * thread, is released just before the next large call is written, so it
+ * arrives while that call is written or while its reply is awaited
+ * (whichever way the race goes): it is dropped, and the next call gets its
+ * own bytes. */
+static void
+test_chunked_stale_reply (Fixture      *f,
+                          gconstpointer data)
+{
+  const gsize stale_size = 1024 * 1024;
+
+  for (guint round = 0; round < 4; round++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GVariant) reply = NULL;
+
+      reply = peer_client_call_sync (f->client, TEST_PATH, TEST_IFACE, "HangSafe",
+                                     g_variant_new ("(u)", (guint32) stale_size), G_VARIANT_TYPE ("(ay)"), 100,
+                                     NULL, NULL, NULL, &error);
+      g_assert_null (reply);
+      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
+      g_clear_error (&error);
+      g_assert_nonnull (g_async_queue_timeout_pop (f->hanging, 10 * G_USEC_PER_SEC));
+
+      g_async_queue_push (f->release, GUINT_TO_POINTER (1));
+      /* Same size as the stale reply: only its content tells them apart. */
+      reply = call_echo (f->client, "EchoSafe", stale_size, round, -1, &error);
+      g_assert_no_error (error);
+      assert_pattern (reply, stale_size, round);
+      g_clear_pointer (&reply, g_variant_unref);
+      reply = call_echo (f->client, "EchoSafe", 200 * 1024, round + 10, -1, &error);
+      g_assert_no_error (error);
+      assert_pattern (reply, 200 * 1024, round + 10);
+    }
+  g_assert_false (peer_client_is_closed (f->client));
+  g_assert_true (peer_client_has_lane (f->client));
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -539,6 +884,11 @@ main (int   argc,
   ADD ("/peer/lane/in-flight-limit", test_in_flight_limit);
   ADD ("/peer/lane/timeout-then-recover", test_timeout_then_recover);
   ADD ("/peer/lane/async-calls", test_async_calls);
+  ADD ("/peer/lane/chunked/round-trips", test_chunked_round_trips);
+  ADD ("/peer/lane/chunked/buffer-reuse", test_chunked_buffer_reuse);
+  ADD ("/peer/lane/chunked/transport", test_chunked_transport);
+  ADD ("/peer/lane/chunked/stale-reply", test_chunked_stale_reply);
+  ADD ("/peer/lane/chunked/limit", test_chunked_limit);
 #undef ADD
   return g_test_run ();
 }
