@@ -311,13 +311,16 @@ handshake_of_size (Fixture *f,
   line = raw_read_line (fd);
   g_assert_nonnull (line);
   g_assert_true (g_str_has_prefix (line, "OK "));
-  raw_send (fd, "BEGIN\r\n", strlen ("BEGIN\r\n"));
   {
     g_autoptr(GDBusMessage) call = new_call (BENCH_PATH, BENCH_IFACE, "Ping", NULL, 1);
     g_autoptr(GDBusMessage) reply = NULL;
+    gsize size;
+    g_autofree guchar *blob = to_blob (call, &size);
 
-    raw_send_message (fd, call);
-    reply = raw_read_reply (fd, 1);
+    /* Over the limit, the server closes as it reads BEGIN: the call may
+     * then find the socket closed already, or be read by nobody. */
+    if (raw_try_send (fd, "BEGIN\r\n", strlen ("BEGIN\r\n")) && raw_try_send (fd, blob, size))
+      reply = raw_read_reply (fd, 1);
     served = reply != NULL;
   }
   close (fd);
