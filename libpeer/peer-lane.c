@@ -1427,6 +1427,7 @@ typedef struct {
   guint32 id;
   char *object_path;
   char *interface_name;
+  char *member;
   GVariantType *in_type;
   GVariantType *out_type;
   const char *out_string;       /* out_type's, and its length */
@@ -1444,6 +1445,7 @@ lane_entry_free (LaneEntry *e)
   g_variant_unref (e->out_anchor);
   g_free (e->object_path);
   g_free (e->interface_name);
+  g_free (e->member);
   g_variant_type_free (e->in_type);
   g_variant_type_free (e->out_type);
   g_free (e);
@@ -1460,6 +1462,7 @@ struct _PeerLaneClient
    * path. Read-only after creation. */
   GHashTable *by_member;        /* member → GPtrArray of LaneEntry*, borrowed */
   GPtrArray *by_id;             /* LaneEntry*, owned */
+  const LaneEntry *last_found;  /* atomic: the last entry has_method() found */
   gint closed;                  /* atomic */
 
   gsize chunk_size;
@@ -1523,6 +1526,7 @@ _peer_lane_client_new (GVariant     *open_reply,
       e->id = id;
       e->object_path = g_strdup (path);
       e->interface_name = g_strdup (iface);
+      e->member = g_strdup (member);
       e->in_type = g_variant_type_new (in_sig);
       e->out_type = g_variant_type_new (out_sig);
       e->out_string = g_variant_type_peek_string (e->out_type);
@@ -1578,10 +1582,20 @@ _peer_lane_client_has_method (PeerLaneClient *lane,
                               const char     *method_name,
                               guint32        *out_id)
 {
+  const LaneEntry *last;
   GPtrArray *same_name;
 
   if (interface_name == NULL || g_atomic_int_get (&lane->closed))
     return FALSE;
+  /* A caller usually repeats its method: three short comparisons instead
+   * of hashing the name. Compared by content, never by address. */
+  last = g_atomic_pointer_get (&lane->last_found);
+  if (last != NULL && strcmp (last->member, method_name) == 0 &&
+      strcmp (last->interface_name, interface_name) == 0 && strcmp (last->object_path, object_path) == 0)
+    {
+      *out_id = last->id;
+      return TRUE;
+    }
   same_name = g_hash_table_lookup (lane->by_member, method_name);
   for (guint i = 0; same_name != NULL && i < same_name->len; i++)
     {
@@ -1589,6 +1603,7 @@ _peer_lane_client_has_method (PeerLaneClient *lane,
 
       if (strcmp (e->interface_name, interface_name) == 0 && strcmp (e->object_path, object_path) == 0)
         {
+          g_atomic_pointer_set (&lane->last_found, e);
           *out_id = e->id;
           return TRUE;
         }
