@@ -39,6 +39,12 @@
 /* Room for the most fds a frame may carry, plus a blob's. */
 #define MAX_CMSG_FDS 253
 
+/* Room for a datagram's SCM_RIGHTS, aligned for struct cmsghdr. */
+typedef union {
+  struct cmsghdr align;
+  char buf[CMSG_SPACE (sizeof (int) * MAX_CMSG_FDS)];
+} LaneControl;
+
 /* --- frames -------------------------------------------------------------- */
 
 void
@@ -184,10 +190,7 @@ read_chunks (int                          fd,
              const PeerLaneReadOptions   *options,
              GError                     **error)
 {
-  union {
-    struct cmsghdr align;
-    char buf[CMSG_SPACE (sizeof (int) * MAX_CMSG_FDS)];
-  } control;
+  LaneControl control;
   gsize total = header->body_size, done = 0;
 
   while (done < total)
@@ -258,10 +261,7 @@ _peer_lane_read_frame_full (int                         fd,
                             PeerLaneFrame              *frame,
                             GError                    **error)
 {
-  union {
-    struct cmsghdr align;
-    char buf[CMSG_SPACE (sizeof (int) * MAX_CMSG_FDS)];
-  } control;
+  LaneControl control;
   struct iovec iov = { buffer, BUFFER_SIZE };
   struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
                         .msg_control = &control, .msg_controllen = sizeof control };
@@ -466,10 +466,7 @@ wait_writable_draining (int                         fd,
         break;                          /* sendmsg() says what went wrong */
       if (fds[0].revents & G_IO_IN)
         {
-          union {
-            struct cmsghdr align;
-            char buf[CMSG_SPACE (sizeof (int) * MAX_CMSG_FDS)];
-          } control;
+          LaneControl control;
           struct iovec iov = { options->drain_buffer, HEADER_SIZE };
           struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
                                 .msg_control = &control, .msg_controllen = sizeof control };
@@ -542,10 +539,7 @@ write_chunked (int                         fd,
                const PeerLaneWriteOptions *options,
                GError                    **error)
 {
-  union {
-    struct cmsghdr align;
-    char buf[CMSG_SPACE (sizeof (int) * MAX_CMSG_FDS)];
-  } control;
+  LaneControl control;
   struct iovec iov[2] = { { header, HEADER_SIZE } };
   struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 1 };
   gsize total = header->body_size;
@@ -580,10 +574,7 @@ _peer_lane_write_frame_full (int                          fd,
                              const PeerLaneWriteOptions  *options,
                              GError                     **error)
 {
-  union {
-    struct cmsghdr align;
-    char buf[CMSG_SPACE (sizeof (int) * MAX_CMSG_FDS)];
-  } control;
+  LaneControl control;
   PeerLaneHeader header = { serial, target, kind, 0, 0, 0 };
   g_autoptr(PeerBlob) blob = NULL;
   g_autoptr(GVariant) member = NULL;
