@@ -533,6 +533,7 @@ peer_client_call_sync (PeerClient          *self,
   PeerLaneClient *lane;
   guint32 lane_id;
   gsize threshold;
+  gboolean wants_blob;
 
   g_return_val_if_fail (PEER_IS_CLIENT (self), NULL);
   g_return_val_if_fail (object_path != NULL && method_name != NULL, NULL);
@@ -564,8 +565,8 @@ peer_client_call_sync (PeerClient          *self,
   ensure_processing (self);
 
   threshold = (gsize) g_atomic_pointer_get (&self->blob_threshold);
-  if (wants_blob_call (self, interface_name, owned, threshold) &&
-      g_atomic_int_get (&self->blob_calls) == BLOB_CALLS_UNKNOWN)
+  wants_blob = wants_blob_call (self, interface_name, owned, threshold);
+  if (wants_blob && g_atomic_int_get (&self->blob_calls) == BLOB_CALLS_UNKNOWN)
     {
       g_autoptr(GVariant) features = NULL;
       g_autoptr(GError) features_error = NULL;
@@ -577,8 +578,9 @@ peer_client_call_sync (PeerClient          *self,
       record_features (self, features, features_error);
     }
 
-  if (wants_blob_call (self, interface_name, owned, threshold) &&
-      g_atomic_int_get (&self->blob_calls) == BLOB_CALLS_YES)
+  /* A blob call needs both ends: this is where GetFeatures's answer
+   * counts. */
+  if (wants_blob && g_atomic_int_get (&self->blob_calls) == BLOB_CALLS_YES)
     {
       g_autoptr(GDBusMessage) message = NULL;
       g_autoptr(GDBusMessage) reply_message = NULL;

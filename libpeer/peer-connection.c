@@ -113,7 +113,7 @@ gdbus_return_value (PeerCall    *call,
   GDBusConnection *connection = g_dbus_method_invocation_get_connection (invocation);
   GDBusMessage *request = g_dbus_method_invocation_get_message (invocation);
   PeerWireLimits *limits = call->connection->limits;
-  g_autoptr(GVariantType) expected = NULL;
+  const GVariantType *expected;
   g_autoptr(GDBusMessage) reply = NULL;
   g_autoptr(GVariant) unit = NULL;
 
@@ -138,7 +138,7 @@ gdbus_return_value (PeerCall    *call,
 
   if (value == NULL)
     value = unit = g_variant_ref_sink (g_variant_new_tuple (NULL, 0));
-  expected = _peer_wire_method_reply_type (call->method_info);
+  expected = _peer_interface_get_reply_type (call->iface, call->method_index);
   if (!g_variant_is_of_type (value, expected))
     {
       /* A handler bug, not the peer's doing; GDBus answers the same way. */

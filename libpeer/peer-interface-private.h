@@ -13,6 +13,9 @@ gboolean         _peer_interface_bind            (PeerInterface   *self,
 void             _peer_interface_unbind          (PeerInterface   *self);
 GDBusMethodInfo *_peer_interface_get_method_info (PeerInterface   *self,
                                                   guint            index);
+/* The method's out args as a tuple type. (transfer none) */
+const GVariantType *_peer_interface_get_reply_type (PeerInterface *self,
+                                                    guint          index);
 gboolean         _peer_interface_lookup_method   (PeerInterface   *self,
                                                   GDBusMethodInfo *info,
                                                   guint           *out_index);

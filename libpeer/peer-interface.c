@@ -6,12 +6,14 @@
 #include "peer-connection.h"
 #include "peer-error.h"
 #include "peer-interface-private.h"
+#include "peer-wire-private.h"
 #include "peer-server.h"
 
 typedef struct {
   PeerMethodFunc func;
   gpointer user_data;
   PeerMethodFlags flags;
+  GVariantType *reply_type;             /* the out args as a tuple, made once */
 } MethodHandler;
 
 struct _PeerInterface
@@ -43,6 +45,8 @@ peer_interface_finalize (GObject *object)
 
   if (self->property_destroy != NULL)
     self->property_destroy (self->property_data);
+  for (guint i = 0; i < self->n_methods; i++)
+    g_variant_type_free (self->handlers[i].reply_type);
   g_free (self->handlers);
   g_hash_table_unref (self->values);
   g_free (self->object_path);
@@ -83,6 +87,8 @@ peer_interface_new (GDBusInterfaceInfo *info)
   while (info->methods != NULL && info->methods[self->n_methods] != NULL)
     self->n_methods++;
   self->handlers = g_new0 (MethodHandler, MAX (self->n_methods, 1));
+  for (guint i = 0; i < self->n_methods; i++)
+    self->handlers[i].reply_type = _peer_wire_method_reply_type (info->methods[i]);
   return self;
 }
 
@@ -179,6 +185,14 @@ _peer_interface_get_method_info (PeerInterface *self,
 {
   g_assert (index < self->n_methods);
   return self->info->methods[index];
+}
+
+const GVariantType *
+_peer_interface_get_reply_type (PeerInterface *self,
+                                guint          index)
+{
+  g_assert (index < self->n_methods);
+  return self->handlers[index].reply_type;
 }
 
 gboolean
