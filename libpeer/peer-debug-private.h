@@ -5,7 +5,8 @@
  * with link type DLT_DBUS (231), as `dbus-monitor --pcap` does, for
  * Wireshark and tshark. Both environment variables are read once, the
  * first time a connection is made; without them nothing is added to the
- * message path.
+ * message path. Lane frames go to the same log and capture, as the D-Bus
+ * messages they stand for.
  */
 #pragma once
 
@@ -26,6 +27,17 @@ G_BEGIN_DECLS
  * message processing starts, so that no message is missed. Any thread. */
 void  _peer_debug_watch_connection (GDBusConnection *connection,
                                     const char      *side);
+
+/* Whether lane frames are logged or captured: a flag read, cheap enough
+ * to ask on every frame. */
+gboolean _peer_debug_lanes_watched (void);
+
+/* Logs and captures @message, the D-Bus message a lane frame stands for,
+ * as _peer_debug_watch_connection() does for a connection's. @side is
+ * static ("client lane", "server lane"). Any thread. */
+void  _peer_debug_lane_message (GDBusMessage    *message,
+                                gboolean         incoming,
+                                const char      *side);
 
 /* One log line for @message, without the trailing newline. Exposed for
  * tests. (transfer full) */

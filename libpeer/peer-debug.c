@@ -196,6 +196,22 @@ on_message (GDBusConnection *connection,
   return message;
 }
 
+gboolean
+_peer_debug_lanes_watched (void)
+{
+  PeerDebug *debug = peer_debug_get ();
+
+  return (debug->flags & PEER_DEBUG_MESSAGES) || g_atomic_pointer_get (&debug->capture) != NULL;
+}
+
+void
+_peer_debug_lane_message (GDBusMessage *message,
+                          gboolean      incoming,
+                          const char   *side)
+{
+  on_message (NULL, message, incoming, (gpointer) side);
+}
+
 void
 _peer_debug_watch_connection (GDBusConnection *connection,
                               const char      *side)

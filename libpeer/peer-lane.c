@@ -29,6 +29,7 @@
 #include "peer-blob-private.h"
 #include "peer-call-private.h"
 #include "peer-connection-private.h"
+#include "peer-debug-private.h"
 #include "peer-error.h"
 #include "peer-interface-private.h"
 #include "peer-lane-private.h"
@@ -777,6 +778,59 @@ type_is_all_numbers (const GVariantType *type)
   return TRUE;
 }
 
+/* --- the log and the capture -------------------------------------------------- */
+
+/* Logs and captures a frame (PEER_DEBUG=messages, PEER_CAPTURE) as the
+ * D-Bus message it stands for: a call with its path, interface and
+ * member from the method table; a reply or error answering @target (a
+ * lane reply has no serial of its own: it is given its call's). Only
+ * called when _peer_debug_lanes_watched() said so at the lane's opening. */
+static void
+debug_frame (const char   *side,
+             gboolean      incoming,
+             PeerLaneKind  kind,
+             guint32       serial,
+             guint32       target,
+             const char   *path,
+             const char   *interface_name,
+             const char   *member,
+             GVariant     *body,
+             GUnixFDList  *fd_list)
+{
+  g_autoptr(GDBusMessage) message = NULL;
+
+  if (kind == PEER_LANE_KIND_CALL)
+    {
+      message = g_dbus_message_new_method_call (NULL, path, interface_name, member);
+      g_dbus_message_set_serial (message, serial);
+    }
+  else
+    {
+      message = g_dbus_message_new ();
+      g_dbus_message_set_flags (message, G_DBUS_MESSAGE_FLAGS_NO_REPLY_EXPECTED);
+      g_dbus_message_set_serial (message, target);
+      g_dbus_message_set_reply_serial (message, target);
+      if (kind == PEER_LANE_KIND_REPLY)
+        g_dbus_message_set_message_type (message, G_DBUS_MESSAGE_TYPE_METHOD_RETURN);
+      else
+        {
+          const char *name = "org.libpeer.Error.Failed", *text = "";
+
+          g_dbus_message_set_message_type (message, G_DBUS_MESSAGE_TYPE_ERROR);
+          if (body != NULL && g_variant_is_of_type (body, G_VARIANT_TYPE ("(ss)")))
+            g_variant_get (body, "(&s&s)", &name, &text);
+          g_dbus_message_set_error_name (message, g_dbus_is_error_name (name) ? name : "org.libpeer.Error.Failed");
+          g_dbus_message_set_body (message, g_variant_new ("(s)", text));
+          body = NULL;
+        }
+    }
+  if (body != NULL && g_variant_n_children (body) > 0)
+    g_dbus_message_set_body (message, body);
+  if (fd_list != NULL && g_unix_fd_list_get_length (fd_list) > 0)
+    g_dbus_message_set_num_unix_fds (message, g_unix_fd_list_get_length (fd_list));
+  _peer_debug_lane_message (message, incoming, side);
+}
+
 /* --- server: a lane -------------------------------------------------------- */
 
 typedef struct {
@@ -829,6 +883,7 @@ typedef struct {
   GMutex queue_lock;
   GQueue queued;                /* QueuedFrame*, under queue_lock */
   gint n_queued;                /* atomic: the queue's length */
+  gboolean watched;             /* frames are logged or captured */
 } LaneServer;
 
 typedef struct {
@@ -928,6 +983,8 @@ lane_send (LaneServer   *lane,
   g_autoptr(GError) error = NULL;
   gboolean ok;
 
+  if (lane->watched)
+    debug_frame ("server lane", FALSE, kind, 0, target, NULL, NULL, NULL, body, fd_list);
   if (pthread_equal (pthread_self (), lane->thread))
     {
       /* The lane thread may wait for the client (who, in a call, reads),
@@ -1098,6 +1155,11 @@ lane_handle_frame (LaneServer    *lane,
                    "Arguments are not in normal form for their type");
       return TRUE;
     }
+
+  if (lane->watched)
+    debug_frame ("server lane", TRUE, PEER_LANE_KIND_CALL, h->serial, 0, peer_interface_get_object_path (m->iface),
+                 peer_interface_get_info (m->iface)->name,
+                 _peer_interface_get_method_info (m->iface, m->method_index)->name, parameters, frame->fd_list);
 
   /* The peer's one budget: a lane is no way around the limit on its
    * GDBus connection, and a thread-safe call counts while it runs. */
@@ -1350,6 +1412,7 @@ handle_open (PeerCall *call,
   lane->context = g_main_context_ref_thread_default ();
   lane->max_fds = _peer_server_get_max_fds (server);
   lane->buffers = _peer_lane_buffers_new ();
+  lane->watched = _peer_debug_lanes_watched ();
   lane->chunk_size = chunk_size_for (pair[0]);
   lane->max_chunked = _peer_connection_get_max_message_size (connection);
   g_mutex_init (&lane->write_lock);
@@ -1459,6 +1522,7 @@ struct _PeerLaneClient
   gsize chunk_size;
   gsize max_chunked;            /* the server's limit on chunked bodies */
   PeerLaneBuffers *buffers;     /* chunked replies are assembled here */
+  gboolean watched;             /* frames are logged or captured */
 
   GMutex lock;                  /* one call on the lane at a time */
   /* Protected by @lock */
@@ -1499,6 +1563,7 @@ _peer_lane_client_new (GVariant     *open_reply,
   if (lane->fd < 0)
     return NULL;
   lane->chunk_size = chunk_size_for (lane->fd);
+  lane->watched = _peer_debug_lanes_watched ();
 
   while (g_variant_iter_next (iter, "(u&s&s&s&s&su)", &id, &path, &iface, &member, &in_sig, &out_sig, &flags))
     {
@@ -1747,6 +1812,9 @@ _peer_lane_client_call (PeerLaneClient     *lane,
         _peer_lane_client_shutdown (lane);
       return NULL;
     }
+  if (lane->watched)
+    debug_frame ("client lane", FALSE, PEER_LANE_KIND_CALL, serial, 0, e->object_path, e->interface_name,
+                 e->member, params, fd_list);
 
   for (;;)
     {
@@ -1791,6 +1859,10 @@ _peer_lane_client_call (PeerLaneClient     *lane,
           const char *name, *message;
           GError *remote;
 
+          if (lane->watched)
+            debug_frame ("client lane", TRUE, PEER_LANE_KIND_ERROR, 0, serial, NULL, NULL, NULL, body,
+                         frame.fd_list);
+
           g_variant_get (body, "(&s&s)", &name, &message);
           if (!g_dbus_is_error_name (name))
             name = "org.libpeer.Error.Failed";
@@ -1812,6 +1884,9 @@ _peer_lane_client_call (PeerLaneClient     *lane,
                                "The server's reply is not in normal form");
           return NULL;
         }
+      if (lane->watched)
+        debug_frame ("client lane", TRUE, PEER_LANE_KIND_REPLY, 0, serial, NULL, NULL, NULL, reply,
+                     frame.fd_list);
       if (out_fd_list != NULL)
         *out_fd_list = g_steal_pointer (&frame.fd_list);
       _peer_lane_frame_clear (&frame);

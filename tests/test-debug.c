@@ -98,6 +98,63 @@ test_messages_log (gconstpointer data)
   g_assert_true (client_got_reply);
 }
 
+/* Lane frames are logged as the D-Bus messages they stand for, by both
+ * ends, under "client lane" and "server lane"; a refused call too. */
+static void
+test_lane_log (gconstpointer data)
+{
+  gboolean enabled = GPOINTER_TO_INT (data);
+  const char *argv[] = { peer_test_program ("PEER_CLIENT"), "--lane", "--spawn", "--",
+                         peer_test_program ("PEER_SERVER"), "quick", "8", NULL };
+  const char *refused_argv[] = { peer_test_program ("PEER_CLIENT"), "--lane", "--spawn", "--",
+                                 peer_test_program ("PEER_SERVER"), "quick", "0", NULL };
+  const char *expected[] = {
+    " client lane > call serial=1 path=/org/libpeer/Helper member=org.libpeer.Helper1.Quick signature='i' fds=0 body=(8,)",
+    " server lane < call serial=1 path=/org/libpeer/Helper member=org.libpeer.Helper1.Quick signature='i' fds=0 body=(8,)",
+    " server lane > return serial=1 reply_serial=1 signature='s' fds=0 body=('",
+    " client lane < return serial=1 reply_serial=1 signature='s' fds=0 body=('",
+  };
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+  g_auto(GStrv) lines = NULL;
+  g_auto(GStrv) refused_lines = NULL;
+  gboolean refused_logged = FALSE;
+  g_auto(GStrv) envp = g_get_environ ();
+  g_autofree char *refused_err = NULL;
+  int status;
+
+  run_with_env (argv, enabled ? "PEER_DEBUG" : NULL, "messages", &out, &err);
+  g_assert_cmpstr (out, !=, "");
+  if (!enabled)
+    {
+      g_assert_cmpstr (err, ==, "");
+      return;
+    }
+  lines = g_strsplit (err, "\n", -1);
+  for (guint e = 0; e < G_N_ELEMENTS (expected); e++)
+    {
+      gboolean found = FALSE;
+
+      for (guint i = 0; lines[i] != NULL && !found; i++)
+        found = g_str_has_prefix (lines[i], "libpeer[") && strstr (lines[i], expected[e]) != NULL;
+      if (!found)
+        g_error ("no log line with \"%s\" in:\n%s", expected[e], err);
+    }
+
+  /* The handler's error, both ways, with its name and message. */
+  envp = g_environ_unsetenv (envp, "PEER_CAPTURE");
+  envp = g_environ_setenv (envp, "PEER_DEBUG", "messages", TRUE);
+  g_assert_true (g_spawn_sync (NULL, (char **) refused_argv, envp, G_SPAWN_DEFAULT, NULL, NULL,
+                               NULL, &refused_err, &status, NULL));
+  g_assert_false (g_spawn_check_wait_status (status, NULL));
+  refused_lines = g_strsplit (refused_err, "\n", -1);
+  for (guint i = 0; refused_lines[i] != NULL; i++)
+    if (strstr (refused_lines[i], " client lane < error serial=1 reply_serial=1 "
+                                  "error=org.libpeer.Error.InvalidArgs signature='s'") != NULL)
+      refused_logged = TRUE;
+  g_assert_true (refused_logged);
+}
+
 typedef struct {
   guint32 magic;
   guint16 version_major;
@@ -194,6 +251,39 @@ test_capture (void)
   peer_test_remove_dir (dir);
 }
 
+/* With a lane, its frames are in the capture too, as D-Bus messages. */
+static void
+test_lane_capture (void)
+{
+  g_autofree char *dir = peer_test_make_dir ();
+  g_autofree char *path = g_build_filename (dir, "capture.pcap", NULL);
+  const char *argv[] = { peer_test_program ("PEER_CLIENT"), "--capture", path, "--lane", "--spawn", "--",
+                         peer_test_program ("PEER_SERVER"), "quick", "8", NULL };
+  const char *plain_argv[] = { peer_test_program ("PEER_CLIENT"), "--capture", path, "--spawn", "--",
+                               peer_test_program ("PEER_SERVER"), "ping", "--count", "1", NULL };
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+  g_autoptr(GPtrArray) members = NULL;
+
+  run_with_env (argv, NULL, NULL, &out, &err);
+  members = read_capture (path);
+  /* Open (GDBus), then the lane's Quick and its reply. */
+  g_assert_true (has_string (members, "Open"));
+  g_assert_true (has_string (members, "Quick"));
+  g_assert_true (has_string (members, NULL));
+  g_clear_pointer (&members, g_ptr_array_unref);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  /* The twin: without a lane there is no Open and Quick is not called. */
+  run_with_env (plain_argv, NULL, NULL, &out, &err);
+  members = read_capture (path);
+  g_assert_false (has_string (members, "Open"));
+  g_assert_false (has_string (members, "Quick"));
+  g_assert_true (has_string (members, "Ping"));
+  peer_test_remove_dir (dir);
+}
+
 /* A capture that cannot be written changes nothing else. */
 static void
 test_capture_unwritable (void)
@@ -229,6 +319,9 @@ main (int   argc,
   g_test_add_data_func ("/peer/debug/messages/logged", GINT_TO_POINTER (TRUE), test_messages_log);
   g_test_add_data_func ("/peer/debug/messages/silent-by-default", GINT_TO_POINTER (FALSE), test_messages_log);
   g_test_add_func ("/peer/debug/capture/pcap", test_capture);
+  g_test_add_data_func ("/peer/debug/lane/logged", GINT_TO_POINTER (TRUE), test_lane_log);
+  g_test_add_data_func ("/peer/debug/lane/silent-by-default", GINT_TO_POINTER (FALSE), test_lane_log);
+  g_test_add_func ("/peer/debug/lane/capture", test_lane_capture);
   g_test_add_func ("/peer/debug/capture/unwritable", test_capture_unwritable);
   g_test_add_func ("/peer/debug/capture/tshark", test_tshark_present);
 
