@@ -57,6 +57,25 @@ run_with_env (const char * const *argv,
   return status;
 }
 
+/* Runs @argv with PEER_DEBUG=messages when @enabled: the lines it logged,
+ * or, when not @enabled, NULL after checking that it logged none. */
+static GStrv
+logged_lines (const char * const *argv,
+              gboolean            enabled)
+{
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+
+  run_with_env (argv, enabled ? "PEER_DEBUG" : NULL, "messages", &out, &err);
+  g_assert_cmpstr (out, !=, "");
+  if (!enabled)
+    {
+      g_assert_cmpstr (err, ==, "");
+      return NULL;
+    }
+  return g_strsplit (err, "\n", -1);
+}
+
 /* Both ends of a spawned helper log, one line per message. */
 static void
 test_messages_log (gconstpointer data)
@@ -64,20 +83,11 @@ test_messages_log (gconstpointer data)
   gboolean enabled = GPOINTER_TO_INT (data);
   const char *argv[] = { peer_test_program ("PEER_CLIENT"), "--spawn", "--",
                          peer_test_program ("PEER_SERVER"), "quick", "8", NULL };
-  g_autofree char *out = NULL;
-  g_autofree char *err = NULL;
-  g_auto(GStrv) lines = NULL;
+  g_auto(GStrv) lines = logged_lines (argv, enabled);
   gboolean client_sent = FALSE, server_received = FALSE, client_got_reply = FALSE;
 
-  run_with_env (argv, enabled ? "PEER_DEBUG" : NULL, "messages", &out, &err);
-  g_assert_cmpstr (out, !=, "");
-  if (!enabled)
-    {
-      g_assert_cmpstr (err, ==, "");
-      return;
-    }
-
-  lines = g_strsplit (err, "\n", -1);
+  if (lines == NULL)
+    return;
   for (guint i = 0; lines[i] != NULL; i++)
     {
       const char *line = lines[i];
@@ -114,23 +124,17 @@ test_lane_log (gconstpointer data)
     " server lane > return serial=1 reply_serial=1 signature='s' fds=0 body=('",
     " client lane < return serial=1 reply_serial=1 signature='s' fds=0 body=('",
   };
-  g_autofree char *out = NULL;
-  g_autofree char *err = NULL;
-  g_auto(GStrv) lines = NULL;
+  g_auto(GStrv) lines = logged_lines (argv, enabled);
   g_auto(GStrv) refused_lines = NULL;
   gboolean refused_logged = FALSE;
   g_auto(GStrv) envp = g_get_environ ();
   g_autofree char *refused_err = NULL;
+  g_autofree char *all = NULL;
   int status;
 
-  run_with_env (argv, enabled ? "PEER_DEBUG" : NULL, "messages", &out, &err);
-  g_assert_cmpstr (out, !=, "");
-  if (!enabled)
-    {
-      g_assert_cmpstr (err, ==, "");
-      return;
-    }
-  lines = g_strsplit (err, "\n", -1);
+  if (lines == NULL)
+    return;
+  all = g_strjoinv ("\n", lines);
   for (guint e = 0; e < G_N_ELEMENTS (expected); e++)
     {
       gboolean found = FALSE;
@@ -138,7 +142,7 @@ test_lane_log (gconstpointer data)
       for (guint i = 0; lines[i] != NULL && !found; i++)
         found = g_str_has_prefix (lines[i], "libpeer[") && strstr (lines[i], expected[e]) != NULL;
       if (!found)
-        g_error ("no log line with \"%s\" in:\n%s", expected[e], err);
+        g_error ("no log line with \"%s\" in:\n%s", expected[e], all);
     }
 
   /* The handler's error, both ways, with its name and message. */
