@@ -210,6 +210,32 @@ test_client_ping (Fixture      *f,
     }
 }
 
+/* PEER_LANE_SPIN_US sets how long a lane call may poll for its reply:
+ * calls behave the same with spinning off, at its longest, and with a
+ * value that is not one (ignored, with no output). */
+static void
+test_client_lane_spin (Fixture      *f,
+                       gconstpointer data)
+{
+  const char *values[] = { "0", "1000", "lots", "-1" };
+
+  for (guint i = 0; i < G_N_ELEMENTS (values); i++)
+    {
+      g_autofree char *out = NULL;
+      g_autofree char *err = NULL;
+
+      g_setenv ("PEER_LANE_SPIN_US", values[i], TRUE);
+      g_assert_cmpint (client (f, &out, &err, "--lane", "ping", "--count", "200", NULL), ==, 0);
+      g_assert_true (g_str_has_prefix (out, "200 pings: min "));
+      g_assert_cmpstr (err, ==, "");
+      g_clear_pointer (&err, g_free);
+      /* The twin: an error still comes back as the handler's. */
+      g_assert_cmpint (client (f, NULL, &err, "--lane", "quick", "0", NULL), ==, 1);
+      assert_one_line_error (err, "between 1 and 1024");
+    }
+  g_unsetenv ("PEER_LANE_SPIN_US");
+}
+
 static void
 test_client_call (Fixture      *f,
                   gconstpointer data)
@@ -398,6 +424,7 @@ main (int   argc,
   ADD ("/peer/cli/client/introspect", test_client_introspect);
   ADD ("/peer/cli/client/monitor", test_client_monitor);
   g_test_add_func ("/peer/cli/client/usage-errors", test_client_usage_errors);
+  ADD ("/peer/cli/client/lane-spin", test_client_lane_spin);
 #undef ADD
   return g_test_run ();
 }
