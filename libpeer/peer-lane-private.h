@@ -110,7 +110,8 @@ typedef enum {
 typedef struct {
   PeerLaneWait wait;
   gsize chunk_size;             /* 0: never chunked */
-  gsize max_chunked;            /* larger bodies go as blobs */
+  gsize max_chunked;            /* the receiver's limit: larger bodies go as blobs,
+                                 * inline-sized ones too; 0: none */
   gint64 deadline;              /* WAIT_POLL: monotonic time */
   GCancellable *cancellable;    /* WAIT_POLL */
   guint8 *drain_buffer;         /* WAIT_POLL: a header's room */

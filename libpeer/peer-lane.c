@@ -604,7 +604,8 @@ _peer_lane_write_frame_full (int                          fd,
   iov[0].iov_base = &header;
   iov[0].iov_len = HEADER_SIZE;
   header.body_size = size;
-  if (size > PEER_LANE_MAX_INLINE)
+  /* Large, or over the receiver's limit (max_chunked, when set, is it). */
+  if (size > PEER_LANE_MAX_INLINE || (options->max_chunked > 0 && size > options->max_chunked))
     {
       gconstpointer data = body_data (body, size, &member);
 
@@ -615,7 +616,7 @@ _peer_lane_write_frame_full (int                          fd,
        * with pwrite(), cheaper than through a fresh mapping. */
       blob = _peer_blob_lookup_mapping (data, size);
       if (blob == NULL && options->wait != PEER_LANE_WAIT_NONE && options->chunk_size > 0 &&
-          size <= options->max_chunked)
+          size > PEER_LANE_MAX_INLINE && size <= options->max_chunked)
         {
           header.n_fds = n_fds;
           return write_chunked (fd, &header, data, fds, n_fds, options, error);
@@ -939,7 +940,22 @@ typedef struct {
   guint32 serial;
 } LaneCall;
 
-static const PeerLaneWriteOptions never_wait = { PEER_LANE_WAIT_NONE };
+/* How the server writes a reply: waiting for the client only on the lane
+ * thread (@wait BLOCK: in chunks), never elsewhere (NONE). Either way a
+ * body over the peer's message-size limit (as it is now, and as Open told
+ * the client) goes as a blob, as a body over PEER_LANE_MAX_INLINE does
+ * when it is not chunked. */
+static PeerLaneWriteOptions
+lane_write_options (LaneServer   *lane,
+                    PeerLaneWait  wait)
+{
+  PeerLaneWriteOptions options = {
+    wait, wait == PEER_LANE_WAIT_BLOCK ? lane->chunk_size : 0,
+    MIN (lane->max_chunked, _peer_connection_get_max_message_size (lane->connection)),
+  };
+
+  return options;
+}
 
 /* Writes what other threads queued, unless another thread holds the lock
  * (it does so itself after releasing it). */
@@ -960,8 +976,10 @@ lane_flush_queued (LaneServer *lane)
           g_mutex_unlock (&lane->queue_lock);
           if (q == NULL)
             break;
+          PeerLaneWriteOptions options = lane_write_options (lane, PEER_LANE_WAIT_NONE);
+
           if (!_peer_lane_write_frame_full (lane->fd, q->kind, 0, q->target, q->body, q->fd_list,
-                                            &never_wait, &error))
+                                            &options, &error))
             {
               g_debug ("libpeer: lane reply to %s failed: %s",
                        peer_connection_get_unique_name (lane->connection), error->message);
@@ -990,11 +1008,12 @@ lane_send (LaneServer   *lane,
     {
       /* The lane thread may wait for the client (who, in a call, reads),
        * within the socket's send timeout; it is the only one that does. */
-      gsize limit = MIN (lane->max_chunked, _peer_connection_get_max_message_size (lane->connection));
-      PeerLaneWriteOptions options = { PEER_LANE_WAIT_BLOCK, lane->chunk_size, limit };
+      PeerLaneWriteOptions options = lane_write_options (lane, PEER_LANE_WAIT_BLOCK);
 
-      if (body == NULL || g_variant_get_size (body) <= PEER_LANE_MAX_INLINE)
-        ok = _peer_lane_write_frame_full (lane->fd, kind, 0, target, body, fd_list, &never_wait, &error);
+      /* One datagram (the common case): no other thread's chunks can be
+       * in progress, so no lock. */
+      if (body == NULL || g_variant_get_size (body) <= MIN (PEER_LANE_MAX_INLINE, options.max_chunked))
+        ok = _peer_lane_write_frame_full (lane->fd, kind, 0, target, body, fd_list, &options, &error);
       else
         {
           g_mutex_lock (&lane->write_lock);
@@ -1008,7 +1027,9 @@ lane_send (LaneServer   *lane,
       /* Never waiting: a peer that does not read its replies loses its
        * lane instead of stalling the thread that replies (maybe the main
        * one); what it can make us hold is the socket buffer. */
-      ok = _peer_lane_write_frame_full (lane->fd, kind, 0, target, body, fd_list, &never_wait, &error);
+      PeerLaneWriteOptions options = lane_write_options (lane, PEER_LANE_WAIT_NONE);
+
+      ok = _peer_lane_write_frame_full (lane->fd, kind, 0, target, body, fd_list, &options, &error);
       g_mutex_unlock (&lane->write_lock);
       lane_flush_queued (lane);
     }
@@ -1131,7 +1152,11 @@ lane_handle_frame (LaneServer    *lane,
 
   if (h->kind != PEER_LANE_KIND_CALL)
     return FALSE;
-  if (frame->oversized)
+  /* Over the limit: a chunked body arrives oversized (read and dropped),
+   * an inline one is measured here; a blob's does not count. */
+  if (frame->oversized ||
+      (!(h->flags & PEER_LANE_FLAG_BODY_IN_BLOB) &&
+       h->body_size > _peer_connection_get_max_message_size (lane->connection)))
     {
       g_autofree char *message = g_strdup_printf ("The call's %u bytes are over the limit of %u",
                                                   h->body_size,

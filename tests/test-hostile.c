@@ -1170,6 +1170,92 @@ test_lane_chunked_over_limit (Fixture      *f,
   assert_server_serves (f);
 }
 
+/* A limit under PEER_LANE_MAX_INLINE holds for one-datagram calls too:
+ * over it, refused (LimitExceeded) and the lane goes on; at it, served.
+ * The library's own client, told the limit by Open, sends a larger body
+ * as a blob, which the limit does not count, and the reply comes back
+ * the same way. */
+static void
+test_lane_inline_over_limit (Fixture      *f,
+                             gconstpointer data)
+{
+  const guint limit = 64 * 1024;
+  const PeerLaneWriteOptions write_options = { PEER_LANE_WAIT_BLOCK };
+  g_autofree guint8 *buffer = g_malloc (sizeof (PeerLaneHeader) + PEER_LANE_MAX_INLINE);
+  const PeerLaneReadOptions read_options = { .max_fds = 16 };
+  const struct {
+    gsize size;
+    gboolean ok;
+  } calls[] = {
+    { 100 * 1024, FALSE },
+    { limit, TRUE },
+    { limit + 1, FALSE },
+    { 1000, TRUE },
+  };
+  g_autofree guint8 *bytes = g_malloc (100 * 1024);
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GError) call_error = NULL;
+  GVariant *echoed;
+  RawLane raw = { 0 };
+
+  for (gsize j = 0; j < 100 * 1024; j++)
+    bytes[j] = (guint8) (j * 5 + (j >> 9));
+  set_limit (f, 4, limit);
+  raw_lane_open (f, &raw);
+  for (guint i = 0; i < G_N_ELEMENTS (calls); i++)
+    {
+      g_autoptr(GVariant) args = NULL;
+      g_autoptr(GError) error = NULL;
+      PeerLaneFrame frame;
+
+      args = g_variant_ref_sink (g_variant_new ("(@ay)", g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, bytes,
+                                                                                   calls[i].size, 1)));
+      g_assert_true (_peer_lane_write_frame_full (raw.fd, PEER_LANE_KIND_CALL, i + 1, raw.echo_id, args, NULL,
+                                                  &write_options, &error));
+      g_assert_no_error (error);
+      g_assert_true (_peer_lane_read_frame_full (raw.fd, buffer, &read_options, &frame, &error));
+      g_assert_no_error (error);
+      g_assert_cmpuint (frame.header.target, ==, i + 1);
+      if (calls[i].ok)
+        {
+          g_assert_cmpint (frame.header.kind, ==, PEER_LANE_KIND_REPLY);
+          g_assert_cmpuint (frame.header.flags, ==, 0);
+          g_assert_cmpuint (g_bytes_get_size (frame.body), ==, calls[i].size);
+          g_assert_true (memcmp (g_bytes_get_data (frame.body, NULL), bytes, calls[i].size) == 0);
+        }
+      else
+        {
+          g_autoptr(GVariant) body = NULL;
+          const char *name, *message;
+
+          g_assert_cmpint (frame.header.kind, ==, PEER_LANE_KIND_ERROR);
+          body = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("(ss)"), frame.body, FALSE));
+          g_variant_get (body, "(&s&s)", &name, &message);
+          g_test_message ("%" G_GSIZE_FORMAT " bytes: %s: %s", calls[i].size, name, message);
+          g_assert_cmpstr (name, ==, "org.libpeer.Error.LimitExceeded");
+        }
+      _peer_lane_frame_clear (&frame);
+    }
+
+  /* The library's client: the same 100 KiB, as a blob both ways. */
+  reply = peer_client_call_sync (raw.client, BENCH_PATH, BENCH_IFACE, "Echo",
+                                 g_variant_new ("(@ay)", g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, bytes,
+                                                                                   100 * 1024, 1)),
+                                 G_VARIANT_TYPE ("(ay)"), 5000, NULL, NULL, NULL, &call_error);
+  g_assert_no_error (call_error);
+  echoed = g_variant_get_child_value (reply, 0);
+  g_assert_cmpuint (g_variant_get_size (echoed), ==, 100 * 1024);
+  g_assert_true (memcmp (g_variant_get_data (echoed), bytes, 100 * 1024) == 0);
+  g_variant_unref (echoed);
+
+  g_assert_cmpint (g_async_queue_length (f->departures), ==, 0);
+  g_assert_false (peer_client_is_closed (raw.client));
+  g_assert_cmpuint (peer_server_get_n_peers (f->ts->server), ==, 1);
+  raw_lane_close (&raw);
+  g_error_free (pop_error (f->departures));
+  assert_server_serves (f);
+}
+
 /* --- limits, each hit exactly ---------------------------------------------------- */
 
 static void
@@ -1512,6 +1598,7 @@ main (int   argc,
   }
   ADD ("/peer/hostile/lane/good-chunked", test_lane_good_chunked);
   ADD ("/peer/hostile/lane/chunked-over-limit", test_lane_chunked_over_limit);
+  ADD ("/peer/hostile/lane/inline-over-limit", test_lane_inline_over_limit);
   ADD ("/peer/limits/peers", test_limit_peers);
   ADD ("/peer/limits/handshakes", test_limit_handshakes);
   ADD ("/peer/limits/calls-in-flight", test_limit_calls_in_flight);
