@@ -684,18 +684,6 @@ unit_variant (void)
   return unit;
 }
 
-/* Whether @value is of the type whose @anchor is given: the anchor shares
- * GLib's type info with every value of its type, so the common case is a
- * pointer comparison rather than a walk over two type strings. */
-static inline gboolean
-is_of_anchor_type (GVariant           *value,
-                   GVariant           *anchor,
-                   const GVariantType *type)
-{
-  return g_variant_get_type_string (value) == g_variant_get_type_string (anchor) ||
-         g_variant_is_of_type (value, type);
-}
-
 /* A value of @type kept alive for as long as a method table lives, so that
  * GLib keeps the type's info cached instead of building and freeing it on
  * every call. Never read. */
@@ -734,24 +722,6 @@ trusted_element_size (const GVariantType *type)
     }
 }
 
-/* A body as a value of @type. The empty tuple, whose only normal form is
- * one zero byte, is the shared unit_variant(). @trusted_element: see
- * trusted_element_size(). (transfer full) */
-static GVariant *
-body_to_variant (const GVariantType *type,
-                 gsize               trusted_element,
-                 GBytes             *body)
-{
-  const char *type_string = g_variant_type_peek_string (type);
-
-  if (type_string[0] == '(' && type_string[1] == ')' &&
-      g_bytes_get_size (body) == 1 && *(const guint8 *) g_bytes_get_data (body, NULL) == 0)
-    return g_variant_ref (unit_variant ());
-  /* Not g_variant_ref_sink(), which takes the value's lock. */
-  return g_variant_take_ref (g_variant_new_from_bytes (type, body, trusted_element > 0 &&
-                                                       g_bytes_get_size (body) % trusted_element == 0));
-}
-
 /* Error frames carry (ss). */
 static GVariant *
 error_body (const char *name,
@@ -778,6 +748,64 @@ type_is_all_numbers (const GVariantType *type)
         return FALSE;
     }
   return TRUE;
+}
+
+/* One direction of a method's traffic (its arguments or its reply), as
+ * both ends' method tables keep it: made once, read on every call. */
+typedef struct {
+  GVariantType *type;
+  GVariant *anchor;             /* see type_anchor_new() */
+  const char *string;           /* the anchor's type string (GLib's own) */
+  gsize length;                 /* its length */
+  gboolean is_unit;             /* () */
+  gboolean check_normal;        /* see type_is_all_numbers() */
+  gsize trusted_element;        /* see trusted_element_size() */
+} LaneType;
+
+static void
+lane_type_init (LaneType   *t,
+                const char *signature)
+{
+  t->type = g_variant_type_new (signature);
+  t->anchor = type_anchor_new (t->type);
+  t->string = g_variant_get_type_string (t->anchor);
+  t->length = g_variant_type_get_string_length (t->type);
+  t->is_unit = g_variant_type_equal (t->type, G_VARIANT_TYPE_UNIT);
+  t->check_normal = !type_is_all_numbers (t->type);
+  t->trusted_element = trusted_element_size (t->type);
+}
+
+static void
+lane_type_clear (LaneType *t)
+{
+  g_variant_unref (t->anchor);
+  g_variant_type_free (t->type);
+}
+
+/* Whether @value is of type @t: the anchor shares GLib's type info with
+ * every value of its type, so the common case is a pointer comparison
+ * rather than a walk over two type strings. */
+static inline gboolean
+lane_type_is_of (const LaneType *t,
+                 GVariant       *value)
+{
+  return g_variant_get_type_string (value) == t->string || g_variant_is_of_type (value, t->type);
+}
+
+/* A received body as a value of @t. The empty tuple, whose only normal
+ * form is one zero byte, is the shared unit_variant(). Not checked for
+ * normal form (the caller does, when t->check_normal). (transfer full) */
+static GVariant *
+lane_type_read (const LaneType *t,
+                GBytes         *body)
+{
+  gsize size = g_bytes_get_size (body);
+
+  if (t->is_unit && size == 1 && *(const guint8 *) g_bytes_get_data (body, NULL) == 0)
+    return g_variant_ref (unit_variant ());
+  /* Not g_variant_ref_sink(), which takes the value's lock. */
+  return g_variant_take_ref (g_variant_new_from_bytes (t->type, body,
+                                                       t->trusted_element > 0 && size % t->trusted_element == 0));
 }
 
 /* --- the log and the capture -------------------------------------------------- */
@@ -838,23 +866,17 @@ debug_frame (const char   *side,
 typedef struct {
   PeerInterface *iface;
   guint method_index;
-  GVariantType *in_type;
-  GVariantType *out_type;
   gboolean thread_safe;
-  gboolean check_normal;        /* FALSE when any bytes make a valid value */
-  gsize trusted_element;        /* see trusted_element_size() */
-  GVariant *in_anchor;          /* see type_anchor_new() */
-  GVariant *out_anchor;
+  LaneType in;
+  LaneType out;
 } LaneMethod;
 
 static void
 lane_method_free (LaneMethod *m)
 {
-  g_variant_unref (m->in_anchor);
-  g_variant_unref (m->out_anchor);
+  lane_type_clear (&m->in);
+  lane_type_clear (&m->out);
   g_object_unref (m->iface);
-  g_variant_type_free (m->in_type);
-  g_variant_type_free (m->out_type);
   g_free (m);
 }
 
@@ -1088,13 +1110,13 @@ lane_return_value (PeerCall    *call,
 
   if (value == NULL)
     value = unit = g_variant_ref (unit_variant ());
-  if (!is_of_anchor_type (value, lc->method->out_anchor, lc->method->out_type))
+  if (!lane_type_is_of (&lc->method->out, value))
     {
       /* A handler bug; GDBus answers the same way on its path. */
       g_autofree char *message = g_strdup_printf ("%s returned '%s', not '%s'",
                                                   peer_call_get_method_name (call),
                                                   g_variant_get_type_string (value),
-                                                  g_variant_type_peek_string (lc->method->out_type));
+                                                  lc->method->out.string);
       g_debug ("libpeer: %s", message);
       lane_return_error (call, "org.libpeer.Error.Failed", message);
       return;
@@ -1173,8 +1195,8 @@ lane_handle_frame (LaneServer    *lane,
 
   /* Untrusted bytes: g_variant_new_from_bytes() reads any of them safely,
    * and the normal-form check refuses what GDBus's parser would. */
-  parameters = body_to_variant (m->in_type, m->trusted_element, frame->body);
-  if (m->check_normal && !g_variant_is_normal_form (parameters))
+  parameters = lane_type_read (&m->in, frame->body);
+  if (m->in.check_normal && !g_variant_is_normal_form (parameters))
     {
       g_variant_unref (parameters);
       lane_refuse (lane, h->serial, "org.freedesktop.DBus.Error.InvalidArgs",
@@ -1358,13 +1380,9 @@ build_method_table (PeerServer      *server,
           m = g_new0 (LaneMethod, 1);
           m->iface = g_object_ref (iface);
           m->method_index = j;
-          m->in_type = g_variant_type_new (in_sig->str);
-          m->out_type = g_variant_type_new (out_sig->str);
           m->thread_safe = (flags & PEER_METHOD_FLAGS_THREAD_SAFE) != 0;
-          m->check_normal = !type_is_all_numbers (m->in_type);
-          m->trusted_element = trusted_element_size (m->in_type);
-          m->in_anchor = type_anchor_new (m->in_type);
-          m->out_anchor = type_anchor_new (m->out_type);
+          lane_type_init (&m->in, in_sig->str);
+          lane_type_init (&m->out, out_sig->str);
           g_variant_builder_add (description, "(usssssu)", methods->len,
                                  peer_interface_get_object_path (iface), info->name, method->name,
                                  in_sig->str, out_sig->str, (guint32) flags);
@@ -1508,26 +1526,18 @@ typedef struct {
   char *object_path;
   char *interface_name;
   char *member;
-  GVariantType *in_type;
-  GVariantType *out_type;
-  const char *out_string;       /* out_type's, and its length */
-  gsize out_length;
-  gboolean check_normal;        /* see type_is_all_numbers() */
-  gsize trusted_element;        /* see trusted_element_size() */
-  GVariant *in_anchor;          /* see type_anchor_new() */
-  GVariant *out_anchor;
+  LaneType in;
+  LaneType out;
 } LaneEntry;
 
 static void
 lane_entry_free (LaneEntry *e)
 {
-  g_variant_unref (e->in_anchor);
-  g_variant_unref (e->out_anchor);
+  lane_type_clear (&e->in);
+  lane_type_clear (&e->out);
   g_free (e->object_path);
   g_free (e->interface_name);
   g_free (e->member);
-  g_variant_type_free (e->in_type);
-  g_variant_type_free (e->out_type);
   g_free (e);
 }
 
@@ -1645,14 +1655,8 @@ _peer_lane_client_new (GVariant     *open_reply,
       e->object_path = g_strdup (path);
       e->interface_name = g_strdup (iface);
       e->member = g_strdup (member);
-      e->in_type = g_variant_type_new (in_sig);
-      e->out_type = g_variant_type_new (out_sig);
-      e->out_string = g_variant_type_peek_string (e->out_type);
-      e->out_length = g_variant_type_get_string_length (e->out_type);
-      e->check_normal = !type_is_all_numbers (e->out_type);
-      e->trusted_element = trusted_element_size (e->out_type);
-      e->in_anchor = type_anchor_new (e->in_type);
-      e->out_anchor = type_anchor_new (e->out_type);
+      lane_type_init (&e->in, in_sig);
+      lane_type_init (&e->out, out_sig);
       g_ptr_array_add (lane->by_id, e);
       same_name = g_hash_table_lookup (lane->by_member, member);
       if (same_name == NULL)
@@ -1883,19 +1887,19 @@ _peer_lane_client_call (PeerLaneClient     *lane,
   if (out_fd_list != NULL)
     *out_fd_list = NULL;
   /* The checks GDBus makes, with its answers. */
-  if (!is_of_anchor_type (params, e->in_anchor, e->in_type))
+  if (!lane_type_is_of (&e->in, params))
     {
       g_set_error (error, G_DBUS_ERROR, G_DBUS_ERROR_INVALID_ARGS,
                    "Type of message, '%s', does not match expected type '%s'",
-                   g_variant_get_type_string (params), g_variant_type_peek_string (e->in_type));
+                   g_variant_get_type_string (params), e->in.string);
       return NULL;
     }
-  if (reply_type != NULL && !type_string_equal (e->out_string, e->out_length, reply_type) &&
-      !g_variant_type_is_subtype_of (e->out_type, reply_type))
+  if (reply_type != NULL && !type_string_equal (e->out.string, e->out.length, reply_type) &&
+      !g_variant_type_is_subtype_of (e->out.type, reply_type))
     {
       g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                    "Method returns type '%s', but expected '%s'",
-                   g_variant_type_peek_string (e->out_type), g_variant_type_peek_string (reply_type));
+                   e->out.string, g_variant_type_peek_string (reply_type));
       return NULL;
     }
 
@@ -1993,8 +1997,8 @@ _peer_lane_client_call (PeerLaneClient     *lane,
           return NULL;
         }
 
-      reply = body_to_variant (e->out_type, e->trusted_element, frame.body);
-      if (e->check_normal && !g_variant_is_normal_form (reply))
+      reply = lane_type_read (&e->out, frame.body);
+      if (e->out.check_normal && !g_variant_is_normal_form (reply))
         {
           g_variant_unref (reply);
           _peer_lane_frame_clear (&frame);

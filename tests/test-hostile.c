@@ -1097,34 +1097,25 @@ test_lane_good_chunked (Fixture      *f,
   assert_server_serves (f);
 }
 
-/* A chunked call over the limit (the peer ignores what Open told it) is
- * read, dropped and refused, and the lane goes on; a call at the limit
- * is served. */
-static void
-test_lane_chunked_over_limit (Fixture      *f,
-                              gconstpointer data)
-{
-  const guint limit = 256 * 1024;
-  /* Chunks as any client may send them; at most PEER_LANE_MAX_INLINE. */
-  const PeerLaneWriteOptions write_options = { PEER_LANE_WAIT_BLOCK, 64 * 1024, G_MAXSIZE };
-  g_autofree guint8 *buffer = g_malloc (sizeof (PeerLaneHeader) + PEER_LANE_MAX_INLINE);
-  PeerLaneBuffers *buffers = _peer_lane_buffers_new ();
-  const PeerLaneReadOptions read_options = { .max_fds = 16, .max_body = G_MAXUINT32, .buffers = buffers };
-  const struct {
-    gsize size;
-    gboolean ok;
-  } calls[] = {
-    { 300 * 1024, FALSE },
-    { limit, TRUE },
-    { limit + 1, FALSE },
-    { 200 * 1024, TRUE },
-  };
-  RawLane raw = { 0 };
+typedef struct {
+  gsize size;
+  gboolean ok;                  /* echoed, else LimitExceeded */
+} EchoCase;
 
-  /* Before the lane opens: the lane thread knows it from the start. */
-  set_limit (f, 4, limit);
-  raw_lane_open (f, &raw);
-  for (guint i = 0; i < G_N_ELEMENTS (calls); i++)
+/* Echo calls of each size by hand on @raw's lane, written as
+ * @write_options has it: each is echoed byte for byte in a reply with
+ * @reply_flags, or refused with LimitExceeded. */
+static void
+raw_lane_echo_cases (RawLane                    *raw,
+                     const EchoCase             *calls,
+                     guint                       n_calls,
+                     const PeerLaneWriteOptions *write_options,
+                     const PeerLaneReadOptions  *read_options,
+                     guint8                      reply_flags)
+{
+  g_autofree guint8 *buffer = g_malloc (sizeof (PeerLaneHeader) + PEER_LANE_MAX_INLINE);
+
+  for (guint i = 0; i < n_calls; i++)
     {
       g_autofree guint8 *bytes = g_malloc (calls[i].size);
       g_autoptr(GVariant) args = NULL;
@@ -1135,16 +1126,16 @@ test_lane_chunked_over_limit (Fixture      *f,
         bytes[j] = (guint8) (j * 7 + (j >> 8) * 13 + i);
       args = g_variant_ref_sink (g_variant_new ("(@ay)", g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, bytes,
                                                                                    calls[i].size, 1)));
-      g_assert_true (_peer_lane_write_frame_full (raw.fd, PEER_LANE_KIND_CALL, i + 1, raw.echo_id, args, NULL,
-                                                  &write_options, &error));
+      g_assert_true (_peer_lane_write_frame_full (raw->fd, PEER_LANE_KIND_CALL, i + 1, raw->echo_id, args, NULL,
+                                                  write_options, &error));
       g_assert_no_error (error);
-      g_assert_true (_peer_lane_read_frame_full (raw.fd, buffer, &read_options, &frame, &error));
+      g_assert_true (_peer_lane_read_frame_full (raw->fd, buffer, read_options, &frame, &error));
       g_assert_no_error (error);
       g_assert_cmpuint (frame.header.target, ==, i + 1);
       if (calls[i].ok)
         {
           g_assert_cmpint (frame.header.kind, ==, PEER_LANE_KIND_REPLY);
-          g_assert_cmpuint (frame.header.flags, ==, PEER_LANE_FLAG_CHUNKED);
+          g_assert_cmpuint (frame.header.flags, ==, reply_flags);
           g_assert_cmpuint (g_bytes_get_size (frame.body), ==, calls[i].size);
           g_assert_true (memcmp (g_bytes_get_data (frame.body, NULL), bytes, calls[i].size) == 0);
         }
@@ -1161,6 +1152,32 @@ test_lane_chunked_over_limit (Fixture      *f,
         }
       _peer_lane_frame_clear (&frame);
     }
+}
+
+/* A chunked call over the limit (the peer ignores what Open told it) is
+ * read, dropped and refused, and the lane goes on; a call at the limit
+ * is served. */
+static void
+test_lane_chunked_over_limit (Fixture      *f,
+                              gconstpointer data)
+{
+  const guint limit = 256 * 1024;
+  /* Chunks as any client may send them; at most PEER_LANE_MAX_INLINE. */
+  const PeerLaneWriteOptions write_options = { PEER_LANE_WAIT_BLOCK, 64 * 1024, G_MAXSIZE };
+  PeerLaneBuffers *buffers = _peer_lane_buffers_new ();
+  const PeerLaneReadOptions read_options = { .max_fds = 16, .max_body = G_MAXUINT32, .buffers = buffers };
+  const EchoCase calls[] = {
+    { 300 * 1024, FALSE },
+    { limit, TRUE },
+    { limit + 1, FALSE },
+    { 200 * 1024, TRUE },
+  };
+  RawLane raw = { 0 };
+
+  /* Before the lane opens: the lane thread knows it from the start. */
+  set_limit (f, 4, limit);
+  raw_lane_open (f, &raw);
+  raw_lane_echo_cases (&raw, calls, G_N_ELEMENTS (calls), &write_options, &read_options, PEER_LANE_FLAG_CHUNKED);
   g_assert_cmpint (g_async_queue_length (f->departures), ==, 0);
   g_assert_false (peer_client_is_closed (raw.client));
   g_assert_cmpuint (peer_server_get_n_peers (f->ts->server), ==, 1);
@@ -1181,12 +1198,8 @@ test_lane_inline_over_limit (Fixture      *f,
 {
   const guint limit = 64 * 1024;
   const PeerLaneWriteOptions write_options = { PEER_LANE_WAIT_BLOCK };
-  g_autofree guint8 *buffer = g_malloc (sizeof (PeerLaneHeader) + PEER_LANE_MAX_INLINE);
   const PeerLaneReadOptions read_options = { .max_fds = 16 };
-  const struct {
-    gsize size;
-    gboolean ok;
-  } calls[] = {
+  const EchoCase calls[] = {
     { 100 * 1024, FALSE },
     { limit, TRUE },
     { limit + 1, FALSE },
@@ -1202,40 +1215,7 @@ test_lane_inline_over_limit (Fixture      *f,
     bytes[j] = (guint8) (j * 5 + (j >> 9));
   set_limit (f, 4, limit);
   raw_lane_open (f, &raw);
-  for (guint i = 0; i < G_N_ELEMENTS (calls); i++)
-    {
-      g_autoptr(GVariant) args = NULL;
-      g_autoptr(GError) error = NULL;
-      PeerLaneFrame frame;
-
-      args = g_variant_ref_sink (g_variant_new ("(@ay)", g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, bytes,
-                                                                                   calls[i].size, 1)));
-      g_assert_true (_peer_lane_write_frame_full (raw.fd, PEER_LANE_KIND_CALL, i + 1, raw.echo_id, args, NULL,
-                                                  &write_options, &error));
-      g_assert_no_error (error);
-      g_assert_true (_peer_lane_read_frame_full (raw.fd, buffer, &read_options, &frame, &error));
-      g_assert_no_error (error);
-      g_assert_cmpuint (frame.header.target, ==, i + 1);
-      if (calls[i].ok)
-        {
-          g_assert_cmpint (frame.header.kind, ==, PEER_LANE_KIND_REPLY);
-          g_assert_cmpuint (frame.header.flags, ==, 0);
-          g_assert_cmpuint (g_bytes_get_size (frame.body), ==, calls[i].size);
-          g_assert_true (memcmp (g_bytes_get_data (frame.body, NULL), bytes, calls[i].size) == 0);
-        }
-      else
-        {
-          g_autoptr(GVariant) body = NULL;
-          const char *name, *message;
-
-          g_assert_cmpint (frame.header.kind, ==, PEER_LANE_KIND_ERROR);
-          body = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("(ss)"), frame.body, FALSE));
-          g_variant_get (body, "(&s&s)", &name, &message);
-          g_test_message ("%" G_GSIZE_FORMAT " bytes: %s: %s", calls[i].size, name, message);
-          g_assert_cmpstr (name, ==, "org.libpeer.Error.LimitExceeded");
-        }
-      _peer_lane_frame_clear (&frame);
-    }
+  raw_lane_echo_cases (&raw, calls, G_N_ELEMENTS (calls), &write_options, &read_options, 0);
 
   /* The library's client: the same 100 KiB, as a blob both ways. */
   reply = peer_client_call_sync (raw.client, BENCH_PATH, BENCH_IFACE, "Echo",
