@@ -857,6 +857,8 @@ typedef struct {
   GUnixFDList *fd_list;
   GVariant *reply;
   GUnixFDList *out_fd_list;
+  guint64 generation;           /* of the client a direct call went to */
+  GError *disconnected;         /* its error, to be explained */
 } HelperCall;
 
 static void
@@ -870,7 +872,45 @@ helper_call_free (HelperCall *call)
   g_clear_object (&call->fd_list);
   g_clear_pointer (&call->reply, g_variant_unref);
   g_clear_object (&call->out_fd_list);
+  g_clear_error (&call->disconnected);
   g_free (call);
+}
+
+/* A direct call's peer went away: waiting for the helper's exit reason
+ * (explain_disconnection()) blocks, so it is done in a worker thread. */
+static void
+explain_thread (GTask        *task,
+                gpointer      source_object,
+                gpointer      task_data,
+                GCancellable *cancellable)
+{
+  HelperCall *call = task_data;
+  GError *error = g_steal_pointer (&call->disconnected);
+
+  explain_disconnection (source_object, call->generation, call->method_name, &error);
+  g_task_return_error (task, error);
+}
+
+static void
+on_direct_call_done (GObject      *source,
+                     GAsyncResult *result,
+                     gpointer      user_data)
+{
+  GTask *task = user_data;
+  HelperCall *call = g_task_get_task_data (task);
+  GError *error = NULL;
+
+  call->reply = peer_client_call_finish (PEER_CLIENT (source), &call->out_fd_list, result, &error);
+  if (call->reply != NULL)
+    g_task_return_boolean (task, TRUE);
+  else if (g_error_matches (error, PEER_ERROR, PEER_ERROR_DISCONNECTED))
+    {
+      call->disconnected = error;
+      g_task_run_in_thread (task, explain_thread);
+    }
+  else
+    g_task_return_error (task, error);
+  g_object_unref (task);
 }
 
 /* Waiting for a restart blocks, so an asynchronous call waits in a worker
@@ -909,6 +949,7 @@ peer_helper_call (PeerHelper          *self,
                   gpointer             user_data)
 {
   g_autoptr(GTask) task = NULL;
+  g_autoptr(PeerClient) client = NULL;
   HelperCall *call;
 
   g_return_if_fail (PEER_IS_HELPER (self));
@@ -926,6 +967,24 @@ peer_helper_call (PeerHelper          *self,
   task = g_task_new (self, cancellable, callback, user_data);
   g_task_set_source_tag (task, peer_helper_call);
   g_task_set_task_data (task, call, (GDestroyNotify) helper_call_free);
+
+  /* The helper runs (the common case): straight to its client's own
+   * asynchronous call, with no thread. Only waiting for a start or a
+   * restart, which blocks, takes a worker thread. */
+  g_mutex_lock (&self->lock);
+  if (self->state == HELPER_RUNNING)
+    {
+      client = g_object_ref (self->client);
+      call->generation = self->generation;
+    }
+  g_mutex_unlock (&self->lock);
+  if (client != NULL)
+    {
+      peer_client_call (client, object_path, interface_name, method_name, call->parameters, reply_type,
+                        timeout_ms, call->fd_list, cancellable, on_direct_call_done, g_object_ref (task));
+      g_clear_object (&call->fd_list);
+      return;
+    }
   g_task_run_in_thread (task, helper_call_thread);
 }
 
