@@ -801,6 +801,12 @@ _peer_connection_get_max_calls_in_flight (PeerConnection *self)
 }
 
 guint
+_peer_connection_get_max_fds (PeerConnection *self)
+{
+  return _peer_wire_limits_get_max_fds (self->limits);
+}
+
+guint
 _peer_connection_get_max_message_size (PeerConnection *self)
 {
   return _peer_wire_limits_get_max_message_size (self->limits);

@@ -890,7 +890,6 @@ typedef struct {
   PeerConnection *connection;
   GMainContext *context;
   GPtrArray *methods;           /* LaneMethod*, indexed by id; read-only */
-  guint max_fds;
   gint shut;                    /* atomic */
   PeerLaneBuffers *buffers;     /* chunked calls are assembled here */
   gsize chunk_size;
@@ -1186,6 +1185,16 @@ lane_handle_frame (LaneServer    *lane,
       lane_refuse (lane, h->serial, "org.libpeer.Error.LimitExceeded", message);
       return TRUE;
     }
+  /* As on the GDBus path: refused, and the fds are closed with the frame. */
+  if (frame->fd_list != NULL &&
+      (guint) g_unix_fd_list_get_length (frame->fd_list) > _peer_connection_get_max_fds (lane->connection))
+    {
+      g_autofree char *message = g_strdup_printf ("The call carries %d fds, more than %u",
+                                                  g_unix_fd_list_get_length (frame->fd_list),
+                                                  _peer_connection_get_max_fds (lane->connection));
+      lane_refuse (lane, h->serial, "org.libpeer.Error.LimitExceeded", message);
+      return TRUE;
+    }
   if (h->target >= lane->methods->len)
     {
       lane_refuse (lane, h->serial, "org.freedesktop.DBus.Error.UnknownMethod", "No method has that lane id");
@@ -1274,8 +1283,10 @@ lane_thread (gpointer user_data)
   LaneServer *lane = user_data;
   g_autofree guint8 *buffer = g_malloc (BUFFER_SIZE);
   g_autoptr(GError) error = NULL;
+  /* Up to the most any limit allows; the peer's limit, which may change,
+   * is applied to each call (lane_handle_frame()). */
   PeerLaneReadOptions options = {
-    .max_fds = lane->max_fds,
+    .max_fds = PEER_SERVER_MAX_FDS_PER_MESSAGE,
     .drain_oversized = TRUE,
     .buffers = lane->buffers,
     .max_body_func = lane_max_body,
@@ -1454,7 +1465,6 @@ handle_open (PeerCall *call,
   lane->fd = pair[0];
   lane->connection = g_object_ref (connection);
   lane->context = g_main_context_ref_thread_default ();
-  lane->max_fds = _peer_server_get_max_fds (server);
   lane->buffers = _peer_lane_buffers_new ();
   lane->watched = _peer_debug_lanes_watched ();
   lane->chunk_size = chunk_size_for (pair[0]);

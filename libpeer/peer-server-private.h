@@ -7,7 +7,5 @@ G_BEGIN_DECLS
 
 /* The interfaces exported now; main context only. (transfer container) */
 GPtrArray *_peer_server_dup_exports  (PeerServer *self);
-/* The fds-per-message limit in force. */
-guint      _peer_server_get_max_fds  (PeerServer *self);
 
 G_END_DECLS

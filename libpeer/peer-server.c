@@ -1306,9 +1306,3 @@ _peer_server_dup_exports (PeerServer *self)
     g_ptr_array_add (exports, g_object_ref (g_ptr_array_index (self->exports, i)));
   return exports;
 }
-
-guint
-_peer_server_get_max_fds (PeerServer *self)
-{
-  return self->max_fds_per_message;
-}

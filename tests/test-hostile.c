@@ -1236,6 +1236,72 @@ test_lane_inline_over_limit (Fixture      *f,
   assert_server_serves (f);
 }
 
+static gboolean
+set_max_fds (gpointer user_data)
+{
+  Setting *s = user_data;
+
+  peer_server_set_max_fds_per_message (s->ts->server, s->value);
+  return G_SOURCE_REMOVE;
+}
+
+/* The fds-per-message limit holds on a lane as on the GDBus path, and as
+ * it is now (lowered after the lane opened): a call over it is refused
+ * with LimitExceeded, its fds are closed, and the lane goes on; a call at
+ * the limit is served. */
+static void
+test_lane_fds_over_limit (Fixture      *f,
+                          gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(PeerClient) client = peer_client_new_sync (f->ts->address, 5000, NULL, &error);
+  Setting setting = { f->ts, 2, 0, 0 };
+
+  g_assert_no_error (error);
+  g_assert_true (peer_client_open_lane_sync (client, NULL, &error));
+  peer_test_server_invoke (f->ts, set_max_fds, &setting);
+
+  for (guint n = 1; n <= 3; n++)
+    {
+      g_autoptr(GUnixFDList) fds = g_unix_fd_list_new ();
+      g_autoptr(GVariantBuilder) handles = g_variant_builder_new (G_VARIANT_TYPE ("ah"));
+      g_autoptr(GVariant) reply = NULL;
+      g_autoptr(GError) call_error = NULL;
+      int pipe_fds[2];
+
+      g_assert_cmpint (pipe (pipe_fds), ==, 0);
+      for (guint i = 0; i < n; i++)
+        g_variant_builder_add (handles, "h", g_unix_fd_list_append (fds, pipe_fds[1], NULL));
+      close (pipe_fds[1]);
+      reply = peer_client_call_sync (client, BENCH_PATH, BENCH_IFACE, "EchoFds",
+                                     g_variant_new ("(ah)", handles), G_VARIANT_TYPE ("(ah)"), 5000,
+                                     fds, NULL, NULL, &call_error);
+      g_clear_object (&fds);
+      if (n <= 2)
+        {
+          g_assert_no_error (call_error);
+          g_assert_nonnull (reply);
+        }
+      else
+        {
+          struct pollfd p = { pipe_fds[0], POLLIN, 0 };
+
+          g_assert_error (call_error, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED);
+          g_assert_nonnull (strstr (call_error->message, "more than 2"));
+          /* Every copy of the write end is gone: the server closed its own. */
+          g_assert_cmpint (poll (&p, 1, 5000), ==, 1);
+          g_assert_true (p.revents & POLLHUP);
+        }
+      close (pipe_fds[0]);
+    }
+  g_assert_true (peer_client_has_lane (client));
+  g_assert_false (peer_client_is_closed (client));
+  g_assert_cmpint (g_async_queue_length (f->departures), ==, 0);
+  peer_client_close (client);
+  g_error_free (pop_error (f->departures));
+  assert_server_serves (f);
+}
+
 /* --- limits, each hit exactly ---------------------------------------------------- */
 
 static void
@@ -1579,6 +1645,7 @@ main (int   argc,
   ADD ("/peer/hostile/lane/good-chunked", test_lane_good_chunked);
   ADD ("/peer/hostile/lane/chunked-over-limit", test_lane_chunked_over_limit);
   ADD ("/peer/hostile/lane/inline-over-limit", test_lane_inline_over_limit);
+  ADD ("/peer/hostile/lane/fds-over-limit", test_lane_fds_over_limit);
   ADD ("/peer/limits/peers", test_limit_peers);
   ADD ("/peer/limits/handshakes", test_limit_handshakes);
   ADD ("/peer/limits/calls-in-flight", test_limit_calls_in_flight);
