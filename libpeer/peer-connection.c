@@ -332,19 +332,30 @@ on_signal_gate_grace (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
-/* Runs in GDBus's worker thread for every message until removed. */
+static void
+free_weak_ref (gpointer data)
+{
+  g_weak_ref_clear (data);
+  g_free (data);
+}
+
+/* Runs in GDBus's worker thread for every message until removed.
+ * @user_data: a GWeakRef to the PeerConnection. */
 static GDBusMessage *
 on_first_message (GDBusConnection *connection,
                   GDBusMessage    *message,
                   gboolean         incoming,
                   gpointer         user_data)
 {
-  PeerConnection *self = user_data;
+  g_autoptr(PeerConnection) self = NULL;
   gboolean is_hello;
   SignalGate gate;
 
   if (!incoming)
     return message;
+  self = g_weak_ref_get (user_data);
+  if (self == NULL)
+    return message;             /* being finalized: the filter goes with it */
 
   g_mutex_lock (&self->lock);
   gate = self->gate;
@@ -579,9 +590,17 @@ _peer_connection_new (GDBusConnection *connection,
                                                     _peer_wire_limits_ref (self->limits),
                                                     (GDestroyNotify) _peer_wire_limits_unref);
 
-  /* The filter holds no reference: it is removed when the gate opens, when
-   * the connection closes, or in dispose, whichever comes first. */
-  self->first_message_filter = g_dbus_connection_add_filter (connection, on_first_message, self, NULL);
+  /* The filter is removed when the gate opens, when the connection closes,
+   * or in dispose, whichever comes first; but GDBus may be running it in
+   * its worker thread just then, so it holds a weak reference, freed once
+   * GDBus is done with it, and runs only while it can take a strong one. */
+  {
+    GWeakRef *weak = g_new0 (GWeakRef, 1);
+
+    g_weak_ref_init (weak, self);
+    self->first_message_filter = g_dbus_connection_add_filter (connection, on_first_message, weak,
+                                                               free_weak_ref);
+  }
   self->grace_source = g_timeout_source_new (PEER_SIGNAL_GATE_GRACE_MS);
   g_source_set_callback (self->grace_source, on_signal_gate_grace, self, NULL);
   g_source_set_static_name (self->grace_source, "[libpeer] signal gate grace");
