@@ -10,8 +10,10 @@ typedef struct {
    * Called exactly once per call, or return_error instead. */
   void (*return_value) (PeerCall *call, GVariant *value, GUnixFDList *fd_list);
   void (*return_error) (PeerCall *call, const char *error_name, const char *message);
-  /* Releases transport_data; called after the reply was sent, last. */
-  void (*finalize)     (PeerCall *call);
+  /* Releases transport_data; called after the reply was sent, last.
+   * Returns TRUE when the transport keeps the call's block to build a
+   * later call in (see _peer_call_new()); FALSE has it freed. */
+  gboolean (*finalize) (PeerCall *call);
 } PeerCallTransport;
 
 struct _PeerCall
@@ -34,8 +36,12 @@ struct _PeerCall
 
 /* @parameters: (transfer full), not floating. @transport_size > 0 makes
  * transport_data a zeroed block of that size in the call's own allocation
- * (@transport_data is then ignored), freed with the call. */
-PeerCall *_peer_call_new (const PeerCallTransport *transport,
+ * (@transport_data is then ignored), freed with the call. @block: NULL,
+ * or the block of an earlier call with the same @transport_size that the
+ * transport kept (its finalize returned TRUE): the call is built in it
+ * instead of a new allocation. */
+PeerCall *_peer_call_new (gpointer                 block,
+                          const PeerCallTransport *transport,
                           gpointer                 transport_data,
                           gsize                    transport_size,
                           PeerConnection          *connection,

@@ -1,6 +1,8 @@
 /* peer-call.c: the transport-neutral call object. */
 #include "config.h"
 
+#include <string.h>
+
 #include "peer-call-private.h"
 #include "peer-connection-private.h"
 #include "peer-error.h"
@@ -9,7 +11,8 @@
 G_DEFINE_BOXED_TYPE (PeerCall, peer_call, peer_call_ref, peer_call_unref)
 
 PeerCall *
-_peer_call_new (const PeerCallTransport *transport,
+_peer_call_new (gpointer                 block,
+                const PeerCallTransport *transport,
                 gpointer                 transport_data,
                 gsize                    transport_size,
                 PeerConnection          *connection,
@@ -21,7 +24,12 @@ _peer_call_new (const PeerCallTransport *transport,
 {
   /* The transport's block follows the call, suitably aligned. */
   gsize call_size = (sizeof (PeerCall) + 15) & ~(gsize) 15;
-  PeerCall *call = g_malloc0 (call_size + transport_size);
+  PeerCall *call;
+
+  if (block != NULL)
+    call = memset (block, 0, call_size + transport_size);
+  else
+    call = g_malloc0 (call_size + transport_size);
 
   g_atomic_ref_count_init (&call->ref_count);
   call->transport = transport;
@@ -82,10 +90,10 @@ peer_call_unref (PeerCall *call)
       g_object_unref (call->iface);
       g_object_unref (call->connection);
     }
-  /* Last: it may drop what kept borrowed objects alive. */
-  if (call->transport->finalize != NULL)
-    call->transport->finalize (call);
-  g_free (call);
+  /* Last: it may drop what kept borrowed objects alive, and keep the
+   * block for the transport's next call. */
+  if (call->transport->finalize == NULL || !call->transport->finalize (call))
+    g_free (call);
 }
 
 const char *
@@ -182,8 +190,11 @@ peer_call_return_value_with_unix_fd_list (PeerCall    *call,
 
   g_return_if_fail (call != NULL);
 
+  /* g_variant_ref_sink() takes the value's lock, which a reference to a
+   * value that is not floating (the handler's own, or its parameters)
+   * does not need. A value is floating only for the code that made it. */
   if (value != NULL)
-    owned = g_variant_ref_sink (value);
+    owned = g_variant_is_floating (value) ? g_variant_ref_sink (value) : g_variant_ref (value);
   if (!claim_reply (call))
     return;
   call->transport->return_value (call, owned, fd_list);

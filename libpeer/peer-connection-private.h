@@ -32,6 +32,7 @@ void            _peer_connection_set_resource_limits (PeerConnection *self,
                                                       guint           max_calls_in_flight,
                                                       gsize           max_queued_bytes,
                                                       guint           max_message_size);
+gboolean        _peer_connection_is_closed   (PeerConnection  *self);
 gboolean        _peer_connection_begin_call  (PeerConnection  *self);
 void            _peer_connection_end_call    (PeerConnection  *self);
 guint           _peer_connection_get_max_calls_in_flight (PeerConnection *self);

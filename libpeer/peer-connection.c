@@ -55,7 +55,7 @@ struct _PeerConnection
   GMutex lock;
   /* Protected by @lock */
   GError *close_reason;
-  gboolean closed;
+  gint closed;                          /* atomic; written under @lock */
   gboolean hello_done;
   SignalGate gate;
   GQueue held_signals;                  /* GDBusMessage*, while the gate is shut */
@@ -179,10 +179,11 @@ gdbus_return_error (PeerCall   *call,
   gdbus_send_error (call->connection, invocation, error_name, message);
 }
 
-static void
+static gboolean
 gdbus_finalize (PeerCall *call)
 {
   g_clear_object (&call->transport_data);
+  return FALSE;
 }
 
 static const PeerCallTransport gdbus_transport = {
@@ -225,7 +226,7 @@ on_method_call (GDBusConnection       *connection,
       return;
     }
 
-  call = _peer_call_new (&gdbus_transport, invocation, 0, reg->connection, reg->iface, FALSE,
+  call = _peer_call_new (NULL, &gdbus_transport, invocation, 0, reg->connection, reg->iface, FALSE,
                          index, g_variant_ref (parameters), fd_list);
   call->counted = TRUE;
   _peer_interface_dispatch (reg->iface, call);
@@ -415,7 +416,7 @@ on_dbus_connection_closed (GDBusConnection *connection,
         self->close_reason = g_error_new (PEER_ERROR, PEER_ERROR_DISCONNECTED,
                                           "Peer %s disconnected", self->unique_name);
     }
-  self->closed = TRUE;
+  g_atomic_int_set (&self->closed, TRUE);
   reason = g_error_copy (self->close_reason);
   g_mutex_unlock (&self->lock);
 
@@ -742,14 +743,16 @@ peer_connection_get_dbus_connection (PeerConnection *self)
 gboolean
 peer_connection_is_closed (PeerConnection *self)
 {
-  gboolean closed;
-
   g_return_val_if_fail (PEER_IS_CONNECTION (self), TRUE);
 
-  g_mutex_lock (&self->lock);
-  closed = self->closed;
-  g_mutex_unlock (&self->lock);
-  return closed;
+  return _peer_connection_is_closed (self);
+}
+
+/* Any thread, on every lane frame: one atomic read, no lock. */
+gboolean
+_peer_connection_is_closed (PeerConnection *self)
+{
+  return g_atomic_int_get (&self->closed);
 }
 
 GError *

@@ -112,9 +112,10 @@ typedef struct {
   gsize chunk_size;             /* 0: never chunked */
   gsize max_chunked;            /* the receiver's limit: larger bodies go as blobs,
                                  * inline-sized ones too; 0: none */
-  gint64 deadline;              /* WAIT_POLL: monotonic time */
+  gint64 deadline;              /* WAIT_POLL: monotonic time; -1: the default timeout */
   GCancellable *cancellable;    /* WAIT_POLL */
   guint8 *drain_buffer;         /* WAIT_POLL: a header's room */
+  GMutex *chunk_lock;           /* held while a frame is written in chunks, if set */
 } PeerLaneWriteOptions;
 
 gboolean  _peer_lane_read_frame_full  (int                          fd,

@@ -430,6 +430,9 @@ write_failed (int      saved_errno,
   return FALSE;
 }
 
+/* How long a call may wait by default, as on the GDBus path. */
+#define DEFAULT_TIMEOUT_MS 25000
+
 /* Waits until @fd takes more, dropping whatever arrives meanwhile (stale
  * replies, on a client that is still writing its call: were they left
  * unread, a server writing a long one would wait for us as we wait for
@@ -442,12 +445,15 @@ wait_writable_draining (int                         fd,
   GPollFD fds[2] = { { fd, G_IO_OUT | G_IO_IN, 0 } };
   guint n = 1;
   gboolean ok = TRUE;
+  /* None given: the default timeout, counted from the first wait. */
+  gint64 deadline = options->deadline >= 0 ? options->deadline
+                                           : g_get_monotonic_time () + (gint64) DEFAULT_TIMEOUT_MS * 1000;
 
   if (g_cancellable_make_pollfd (options->cancellable, &fds[1]))
     n = 2;
   for (;;)
     {
-      gint64 left = options->deadline - g_get_monotonic_time ();
+      gint64 left = deadline - g_get_monotonic_time ();
       int r;
 
       if (left <= 0)
@@ -618,8 +624,15 @@ _peer_lane_write_frame_full (int                          fd,
       if (blob == NULL && options->wait != PEER_LANE_WAIT_NONE && options->chunk_size > 0 &&
           size > PEER_LANE_MAX_INLINE && size <= options->max_chunked)
         {
+          gboolean ok;
+
           header.n_fds = n_fds;
-          return write_chunked (fd, &header, data, fds, n_fds, options, error);
+          if (options->chunk_lock != NULL)
+            g_mutex_lock (options->chunk_lock);
+          ok = write_chunked (fd, &header, data, fds, n_fds, options, error);
+          if (options->chunk_lock != NULL)
+            g_mutex_unlock (options->chunk_lock);
+          return ok;
         }
       if (blob == NULL)
         blob = peer_blob_new_from_data (data, size, error);
@@ -907,6 +920,10 @@ typedef struct {
   GQueue queued;                /* QueuedFrame*, under queue_lock */
   gint n_queued;                /* atomic: the queue's length */
   gboolean watched;             /* frames are logged or captured */
+  /* A finished call's block, for the lane thread's next call: a call
+   * costs no allocation in the steady state. Atomic: calls finish on
+   * any thread. */
+  gpointer spare_call;
 } LaneServer;
 
 typedef struct {
@@ -944,6 +961,7 @@ lane_server_unref (LaneServer *lane)
   g_ptr_array_unref (lane->methods);
   g_main_context_unref (lane->context);
   g_object_unref (lane->connection);
+  g_free (lane->spare_call);
   g_free (lane);
 }
 
@@ -1028,20 +1046,15 @@ lane_send (LaneServer   *lane,
   if (pthread_equal (pthread_self (), lane->thread))
     {
       /* The lane thread may wait for the client (who, in a call, reads),
-       * within the socket's send timeout; it is the only one that does. */
+       * within the socket's send timeout; it is the only one that does.
+       * It holds the lock only to write in chunks: no other thread's
+       * chunks can be in progress, and a one-datagram frame cannot come
+       * between another's (the common case takes no lock). */
       PeerLaneWriteOptions options = lane_write_options (lane, PEER_LANE_WAIT_BLOCK);
 
-      /* One datagram (the common case): no other thread's chunks can be
-       * in progress, so no lock. */
-      if (body == NULL || g_variant_get_size (body) <= MIN (PEER_LANE_MAX_INLINE, options.max_chunked))
-        ok = _peer_lane_write_frame_full (lane->fd, kind, 0, target, body, fd_list, &options, &error);
-      else
-        {
-          g_mutex_lock (&lane->write_lock);
-          ok = _peer_lane_write_frame_full (lane->fd, kind, 0, target, body, fd_list, &options, &error);
-          g_mutex_unlock (&lane->write_lock);
-          lane_flush_queued (lane);
-        }
+      options.chunk_lock = &lane->write_lock;
+      ok = _peer_lane_write_frame_full (lane->fd, kind, 0, target, body, fd_list, &options, &error);
+      lane_flush_queued (lane);         /* what others queued behind the chunks, if any */
     }
   else if (g_mutex_trylock (&lane->write_lock))
     {
@@ -1123,13 +1136,18 @@ lane_return_value (PeerCall    *call,
   lane_call_send (call, PEER_LANE_KIND_REPLY, value, fd_list);
 }
 
-static void
+static gboolean
 lane_finalize (PeerCall *call)
 {
-  LaneCall *lc = call->transport_data;
+  LaneServer *lane = ((LaneCall *) call->transport_data)->lane;
+  /* Nothing of @call is touched once it is the spare: the lane thread may
+   * be building its next call in it already. */
+  gboolean kept = g_atomic_pointer_compare_and_exchange (&lane->spare_call, NULL, call);
 
-  /* What kept the call's borrowed connection and interface alive. */
-  lane_server_unref (lc->lane);
+  /* What kept the call's borrowed connection and interface alive (and,
+   * when it is the last reference, what frees the spare). */
+  lane_server_unref (lane);
+  return kept;
 }
 
 static const PeerCallTransport lane_transport = {
@@ -1231,7 +1249,8 @@ lane_handle_frame (LaneServer    *lane,
 
   /* The call borrows the connection and the interface: the lane reference
    * it holds keeps both alive (lane->connection, lane->methods). */
-  call = _peer_call_new (&lane_transport, NULL, sizeof (LaneCall), lane->connection, m->iface, TRUE,
+  call = _peer_call_new (g_atomic_pointer_exchange (&lane->spare_call, NULL),
+                         &lane_transport, NULL, sizeof (LaneCall), lane->connection, m->iface, TRUE,
                          m->method_index, parameters, frame->fd_list);
   call->counted = TRUE;
   lc = call->transport_data;
@@ -1301,7 +1320,7 @@ lane_thread (gpointer user_data)
 
       if (!_peer_lane_read_frame_full (lane->fd, buffer, &options, &frame, &error))
         break;
-      if (peer_connection_is_closed (lane->connection))
+      if (_peer_connection_is_closed (lane->connection))
         {
           /* The connection went first; its "closed" handler will shut
            * this lane, but nothing more is served meanwhile. */
@@ -1551,8 +1570,6 @@ lane_entry_free (LaneEntry *e)
   g_free (e);
 }
 
-/* How long a call may wait by default, as on the GDBus path. */
-#define DEFAULT_TIMEOUT_MS 25000
 /* See spin_for_reply(). */
 #define SPIN_MAX_US 50
 #define SPIN_MIN_US 10
@@ -1791,10 +1808,9 @@ type_string_equal (const char         *known,
  * server shares our CPU). Never spins between calls, so an idle client
  * burns nothing; on one CPU, never. */
 static void
-spin_for_reply (PeerLaneClient *lane,
-                gint64          sent_at)
+spin_for_reply (PeerLaneClient *lane)
 {
-  gint64 now, end;
+  gint64 sent_at, now, end;
   gboolean ready = FALSE;
   guint yields = 0;
 
@@ -1805,6 +1821,8 @@ spin_for_reply (PeerLaneClient *lane,
       lane->calls_unspun = 0;
       lane->spin_budget = lane->spin_max;
     }
+  /* Just after the call was written: its round trip, less the write. */
+  sent_at = g_get_monotonic_time ();
   end = sent_at + lane->spin_budget;
   do
     {
@@ -1891,7 +1909,7 @@ _peer_lane_client_call (PeerLaneClient     *lane,
     .buffers = lane->buffers,
   };
   gboolean write_ok;
-  gint64 deadline, sent_at;
+  gint64 deadline;
   guint32 serial;
 
   if (out_fd_list != NULL)
@@ -1923,14 +1941,13 @@ _peer_lane_client_call (PeerLaneClient     *lane,
 
   locker = g_mutex_locker_new (&lane->lock);
   serial = ++lane->next_serial;
-  sent_at = g_get_monotonic_time ();
   {
     /* While the call is written, whatever arrives (only stale replies can)
-     * is dropped: a server writing a long one waits for us to read. */
+     * is dropped: a server writing a long one waits for us to read. With
+     * no deadline of the call's own, the write has the default timeout. */
     PeerLaneWriteOptions options = {
       PEER_LANE_WAIT_POLL, lane->chunk_size, lane->max_chunked,
-      deadline >= 0 ? deadline : sent_at + (gint64) DEFAULT_TIMEOUT_MS * 1000,
-      cancellable, lane->buffer,
+      deadline >= 0 ? deadline : -1, cancellable, lane->buffer,
     };
 
     write_ok = _peer_lane_write_frame_full (lane->fd, PEER_LANE_KIND_CALL, serial, id, params, fd_list,
@@ -1946,7 +1963,7 @@ _peer_lane_client_call (PeerLaneClient     *lane,
     debug_frame ("client lane", FALSE, PEER_LANE_KIND_CALL, serial, 0, e->object_path, e->interface_name,
                  e->member, params, fd_list);
   if (lane->spins)
-    spin_for_reply (lane, sent_at);
+    spin_for_reply (lane);
 
   for (;;)
     {
