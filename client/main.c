@@ -37,6 +37,10 @@ typedef struct {
   const char *args;
   const char *summary;
   int (*run) (PeerClient *client, int argc, char **argv);
+  /* Checked before connecting: a command line that misses words fails
+   * at once, without a connection made for nothing. */
+  int min_args;
+  const char *needs;            /* what the missing words are */
 } Command;
 
 static int
@@ -1271,18 +1275,25 @@ cmd_payload_bench (PeerClient *client,
 
 static const Command commands[] = {
   { "ping", "[--count N]", "round-trip statistics of org.libpeer.Bench1.Ping", cmd_ping },
-  { "call", "OBJECT_PATH INTERFACE.METHOD [ARG...]", "call a method (arguments in GVariant text)", cmd_call },
+  { "call", "OBJECT_PATH INTERFACE.METHOD [ARG...]", "call a method (arguments in GVariant text)", cmd_call,
+    2, "OBJECT_PATH INTERFACE.METHOD [ARG...]" },
   { "introspect", "[OBJECT_PATH]", "print an object's introspection XML", cmd_introspect },
-  { "get", "OBJECT_PATH INTERFACE.PROPERTY", "print a property", cmd_get },
-  { "set", "OBJECT_PATH INTERFACE.PROPERTY VALUE", "set a property", cmd_set },
+  { "get", "OBJECT_PATH INTERFACE.PROPERTY", "print a property", cmd_get, 2, "OBJECT_PATH INTERFACE.PROPERTY" },
+  { "set", "OBJECT_PATH INTERFACE.PROPERTY VALUE", "set a property", cmd_set,
+    3, "OBJECT_PATH INTERFACE.PROPERTY VALUE" },
   { "monitor", "[OBJECT_PATH]", "print signals as they come, until Ctrl-C", cmd_monitor },
-  { "quick", "BITS", "a random number of BITS bits from the helper", cmd_quick },
-  { "notify", "SUMMARY [BODY]", "send a notification and wait for its Notified signal", cmd_notify },
-  { "job", "STEPS [STEP_MS]", "run a job on the helper and show its progress; Ctrl-C cancels it", cmd_job },
-  { "open", "PATH", "print a file the helper opens under its files root", cmd_open },
-  { "digest", "[--algorithm ALG] FILE|-", "hash a file or standard input, passed as an fd", cmd_digest },
-  { "blob-echo", "SIZE", "round-trip SIZE bytes (K/M/G) as a sealed memfd and check them", cmd_blob_echo },
-  { "payload-bench", "[--runs N] SIZE...", "time Echo, EchoBlob and a raw socket", cmd_payload_bench },
+  { "quick", "BITS", "a random number of BITS bits from the helper", cmd_quick, 1, "BITS" },
+  { "notify", "SUMMARY [BODY]", "send a notification and wait for its Notified signal", cmd_notify,
+    1, "SUMMARY [BODY]" },
+  { "job", "STEPS [STEP_MS]", "run a job on the helper and show its progress; Ctrl-C cancels it", cmd_job,
+    1, "STEPS [STEP_MS]" },
+  { "open", "PATH", "print a file the helper opens under its files root", cmd_open, 1, "PATH" },
+  { "digest", "[--algorithm ALG] FILE|-", "hash a file or standard input, passed as an fd", cmd_digest,
+    1, "FILE, or - for standard input" },
+  { "blob-echo", "SIZE", "round-trip SIZE bytes (K/M/G) as a sealed memfd and check them", cmd_blob_echo,
+    1, "SIZE" },
+  { "payload-bench", "[--runs N] SIZE...", "time Echo, EchoBlob and a raw socket", cmd_payload_bench,
+    1, "SIZE..." },
 };
 
 static char *
@@ -1389,6 +1400,8 @@ main (int   argc,
   command = find_command (argv[1]);
   if (command == NULL)
     return usage_error ("unknown command '%s'", argv[1]);
+  if (argc - 2 < command->min_args)
+    return usage_error ("%s needs %s", command->name, command->needs);
   if (timeout_ms <= 0)
     return usage_error ("--timeout must be positive");
   /* Read by libpeer when the first connection is made. */

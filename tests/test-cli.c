@@ -402,6 +402,13 @@ test_client_usage_errors (void)
   EXPECT_FAIL (2, "Invalid address", "--address", "garbage", "ping");
   EXPECT_FAIL (1, "Cannot connect to", "--address", nowhere, "ping");
   EXPECT_FAIL (2, "--timeout must be positive", "--address", nowhere, "--timeout", "0", "ping");
+  /* Missing words are found before connecting (nothing listens there),
+   * and a whole command line does try to connect. */
+  EXPECT_FAIL (2, "open needs PATH", "--address", nowhere, "open");
+  EXPECT_FAIL (1, "Cannot connect to", "--address", nowhere, "open", "README");
+  EXPECT_FAIL (2, "set needs OBJECT_PATH INTERFACE.PROPERTY VALUE", "--address", nowhere, "set", "/a", "b.C");
+  EXPECT_FAIL (1, "Cannot connect to", "--address", nowhere, "set", "/a", "b.C", "1");
+  EXPECT_FAIL (2, "payload-bench needs SIZE", "--address", nowhere, "payload-bench");
   peer_test_remove_dir (dir);
 }
 
