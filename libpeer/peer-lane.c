@@ -874,6 +874,107 @@ debug_frame (const char   *side,
   _peer_debug_lane_message (message, incoming, side);
 }
 
+/* --- spin-then-sleep --------------------------------------------------------- */
+
+/* A frame that comes within some tens of microseconds is waited for by
+ * polling the socket, not by sleeping in recvmsg(): when the peer runs on
+ * another CPU, being woken costs more than a whole call (20-25 µs on a
+ * shared VM, against a round trip of 15). Both ends do it: a client for
+ * its reply, a server's lane thread for the next call.
+ *
+ * The budget follows the traffic: twice the last wait that a spin caught,
+ * at most the configured maximum. Spinning stops, until SPIN_PROBE_EVERY
+ * waits later, when a spin catches nothing (the peer is slower than
+ * spinning is worth) or catches the frame before polling twice (the peer
+ * shares our CPU, and ran when we yielded, which sleeping in recvmsg()
+ * also lets it do, for less). So an idle end burns at most one budget
+ * after its last frame, and on one CPU nothing: there it never spins. */
+#define SPIN_MAX_US 50
+#define SPIN_MIN_US 10
+#define SPIN_PROBE_EVERY 64
+
+typedef struct {
+  gint64 max;                   /* µs; 0: never spins */
+  gint64 budget;                /* µs; 0: not spinning for now */
+  guint unspun;                 /* waits since spinning stopped */
+} LaneSpin;
+
+/* The most a wait spins, in µs: $PEER_LANE_SPIN_US (0 turns spinning
+ * off, for a machine where CPU time matters more than latency), else
+ * SPIN_MAX_US. Read once. */
+static gint64
+spin_max_us (void)
+{
+  static gsize value;
+
+  if (g_once_init_enter (&value))
+    {
+      const char *text = g_getenv ("PEER_LANE_SPIN_US");
+      guint64 us = SPIN_MAX_US;
+
+      if (text != NULL && !g_ascii_string_to_unsigned (text, 10, 0, 1000, &us, NULL))
+        {
+          g_debug ("libpeer: PEER_LANE_SPIN_US=%s is not a number of µs from 0 to 1000; using %d",
+                   text, SPIN_MAX_US);
+          us = SPIN_MAX_US;
+        }
+      /* Stored plus one: g_once_init_leave() takes no zero. */
+      g_once_init_leave (&value, (gsize) us + 1);
+    }
+  return (gint64) value - 1;
+}
+
+static void
+lane_spin_init (LaneSpin *spin)
+{
+  spin->max = g_get_num_processors () > 1 ? spin_max_us () : 0;
+  spin->budget = spin->max;
+  spin->unspun = 0;
+}
+
+/* Before a blocking read of @fd: returns when a frame (or the end of the
+ * stream) is there, or when the budget is spent. */
+static void
+lane_spin_wait (LaneSpin *spin,
+                int       fd)
+{
+  gint64 start, now, end;
+  gboolean ready = FALSE;
+  guint yields = 0;
+
+  if (spin->max == 0)
+    return;
+  if (spin->budget == 0)
+    {
+      if (++spin->unspun < SPIN_PROBE_EVERY)
+        return;
+      spin->unspun = 0;
+      spin->budget = spin->max;
+    }
+  start = g_get_monotonic_time ();
+  end = start + spin->budget;
+  do
+    {
+      guint8 byte;
+
+      /* Readable, at end of stream, or broken: the read says which. */
+      if (recv (fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) >= 0 || (errno != EAGAIN && errno != EINTR))
+        ready = TRUE;
+      else
+        {
+          sched_yield ();       /* a peer on this CPU runs now, not after our spin */
+          yields++;
+        }
+      now = g_get_monotonic_time ();
+    }
+  while (!ready && now < end);
+
+  if (ready && yields >= 2)
+    spin->budget = CLAMP (2 * (now - start), MIN (SPIN_MIN_US, spin->max), spin->max);
+  else
+    spin->budget = 0;
+}
+
 /* --- server: a lane -------------------------------------------------------- */
 
 typedef struct {
@@ -1311,13 +1412,17 @@ lane_thread (gpointer user_data)
     .max_body_func = lane_max_body,
     .max_body_data = lane->connection,
   };
+  LaneSpin spin;
 
+  lane_spin_init (&spin);
   lane->thread = pthread_self ();
   for (;;)
     {
       PeerLaneFrame frame;
       gboolean ok;
 
+      /* A client calling again at once is caught without a wake-up. */
+      lane_spin_wait (&spin, lane->fd);
       if (!_peer_lane_read_frame_full (lane->fd, buffer, &options, &frame, &error))
         break;
       if (_peer_connection_is_closed (lane->connection))
@@ -1570,36 +1675,6 @@ lane_entry_free (LaneEntry *e)
   g_free (e);
 }
 
-/* See spin_for_reply(). */
-#define SPIN_MAX_US 50
-#define SPIN_MIN_US 10
-#define SPIN_PROBE_EVERY 64
-
-/* The most a call spins, in µs: $PEER_LANE_SPIN_US (0 turns spinning
- * off, for a machine where CPU time matters more than latency), else
- * SPIN_MAX_US. Read once. */
-static gint64
-spin_max_us (void)
-{
-  static gsize value;
-
-  if (g_once_init_enter (&value))
-    {
-      const char *text = g_getenv ("PEER_LANE_SPIN_US");
-      guint64 us = SPIN_MAX_US;
-
-      if (text != NULL && !g_ascii_string_to_unsigned (text, 10, 0, 1000, &us, NULL))
-        {
-          g_debug ("libpeer: PEER_LANE_SPIN_US=%s is not a number of µs from 0 to 1000; using %d",
-                   text, SPIN_MAX_US);
-          us = SPIN_MAX_US;
-        }
-      /* Stored plus one: g_once_init_leave() takes no zero. */
-      g_once_init_leave (&value, (gsize) us + 1);
-    }
-  return (gint64) value - 1;
-}
-
 struct _PeerLaneClient
 {
   int fd;
@@ -1615,15 +1690,12 @@ struct _PeerLaneClient
   gsize max_chunked;            /* the server's limit on chunked bodies */
   PeerLaneBuffers *buffers;     /* chunked replies are assembled here */
   gboolean watched;             /* frames are logged or captured */
-  gboolean spins;               /* more than one CPU: see spin_for_reply() */
 
   GMutex lock;                  /* one call on the lane at a time */
   /* Protected by @lock */
   guint32 next_serial;
   guint8 *buffer;
-  gint64 spin_max;              /* µs: see spin_max_us() */
-  gint64 spin_budget;           /* µs; 0: not spinning for now */
-  guint calls_unspun;           /* since spinning stopped */
+  LaneSpin spin;                /* for the reply */
 };
 
 PeerLaneClient *
@@ -1660,9 +1732,7 @@ _peer_lane_client_new (GVariant     *open_reply,
     return NULL;
   lane->chunk_size = chunk_size_for (lane->fd);
   lane->watched = _peer_debug_lanes_watched ();
-  lane->spin_max = spin_max_us ();
-  lane->spins = lane->spin_max > 0 && g_get_num_processors () > 1;
-  lane->spin_budget = lane->spin_max;
+  lane_spin_init (&lane->spin);
 
   while (g_variant_iter_next (iter, "(u&s&s&s&s&su)", &id, &path, &iface, &member, &in_sig, &out_sig, &flags))
     {
@@ -1797,60 +1867,6 @@ type_string_equal (const char         *known,
   return TRUE;
 }
 
-/* Spin-then-sleep. A reply that comes within some tens of microseconds
- * is waited for by polling the socket, not by sleeping in recvmsg(): when
- * the server runs on another CPU, being woken there costs more than the
- * whole call (20-25 µs on a shared VM, against a round trip of 15). The
- * budget follows the calls: twice the last round trip that a spin caught,
- * at most the configured maximum. Spinning stops, until SPIN_PROBE_EVERY
- * calls later, when a spin catches nothing (the method is slower than
- * spinning is worth) or catches the reply before polling twice (the
- * server shares our CPU). Never spins between calls, so an idle client
- * burns nothing; on one CPU, never. */
-static void
-spin_for_reply (PeerLaneClient *lane)
-{
-  gint64 sent_at, now, end;
-  gboolean ready = FALSE;
-  guint yields = 0;
-
-  if (lane->spin_budget == 0)
-    {
-      if (++lane->calls_unspun < SPIN_PROBE_EVERY)
-        return;
-      lane->calls_unspun = 0;
-      lane->spin_budget = lane->spin_max;
-    }
-  /* Just after the call was written: its round trip, less the write. */
-  sent_at = g_get_monotonic_time ();
-  end = sent_at + lane->spin_budget;
-  do
-    {
-      guint8 byte;
-
-      /* Readable, at end of stream, or broken: the read says which. */
-      if (recv (lane->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) >= 0 || (errno != EAGAIN && errno != EINTR))
-        ready = TRUE;
-      else
-        {
-          sched_yield ();       /* a server on this CPU runs now, not after our spin */
-          yields++;
-        }
-      now = g_get_monotonic_time ();
-    }
-  while (!ready && now < end);
-
-  /* Spinning pays only when the reply took several polls: the server is
-   * on another CPU. Caught at once, the server ran in our CPU before we
-   * polled (recvmsg() would not have slept either); caught right after
-   * the first yield, it shares our CPU and ran when we yielded, which
-   * sleeping in recvmsg() also does, for less. */
-  if (ready && yields >= 2)
-    lane->spin_budget = CLAMP (2 * (now - sent_at), MIN (SPIN_MIN_US, lane->spin_max), lane->spin_max);
-  else
-    lane->spin_budget = 0;
-}
-
 /* Waits until @fd is readable; FALSE with @error on timeout or cancel. */
 static gboolean
 wait_readable (int           fd,
@@ -1962,8 +1978,7 @@ _peer_lane_client_call (PeerLaneClient     *lane,
   if (lane->watched)
     debug_frame ("client lane", FALSE, PEER_LANE_KIND_CALL, serial, 0, e->object_path, e->interface_name,
                  e->member, params, fd_list);
-  if (lane->spins)
-    spin_for_reply (lane);
+  lane_spin_wait (&lane->spin, lane->fd);
 
   for (;;)
     {
