@@ -671,7 +671,15 @@ _peer_lane_write_frame (int           fd,
 }
 
 /* The largest chunk this end of a lane sends: half its send buffer, so
- * that one chunk is on its way while the next is written. */
+ * that one chunk is on its way while the next is written, and at most
+ * MAX_CHUNK. A receiver on another CPU copies one chunk out while the
+ * next is written (as a stream socket's reader does), which a single
+ * datagram of a whole large body would not let it do; on one CPU, the
+ * switch per chunk costs little against copying it. With MAX_CHUNK, a
+ * 1 MiB echo went from 0.93-0.99x the floor's throughput to 1.16-1.77x
+ * on two CPUs, and from 1.39x to 1.12-1.25x on one. */
+#define MAX_CHUNK (512 * 1024)
+
 static gsize
 chunk_size_for (int fd)
 {
@@ -681,7 +689,7 @@ chunk_size_for (int fd)
   if (getsockopt (fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &length) != 0 || sndbuf < 64 * 1024)
     return 16 * 1024;
   /* SO_SNDBUF reads back doubled for the kernel's bookkeeping. */
-  return (gsize) sndbuf / 4 - HEADER_SIZE;
+  return MIN ((gsize) sndbuf / 4, MAX_CHUNK) - HEADER_SIZE;
 }
 
 /* The empty tuple, made once: calls and replies without arguments are the
