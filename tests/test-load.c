@@ -138,6 +138,9 @@ sync_call (Peer       *peer,
   return TRUE;
 }
 
+/* Lower than the default, so that blobs are part of the load. */
+#define BLOB_THRESHOLD (64 * 1024)
+
 static gpointer
 peer_thread (gpointer user_data)
 {
@@ -154,6 +157,7 @@ peer_thread (gpointer user_data)
       peer->failure = g_strdup_printf ("connect: %s", error->message);
       goto out;
     }
+  peer_client_set_blob_threshold (client, BLOB_THRESHOLD);
   if (peer->index % 4 == 0 && !peer_client_open_lane_sync (client, NULL, &error))
     {
       peer->failure = g_strdup_printf ("lane: %s", error->message);
@@ -360,6 +364,8 @@ limit_queue (gpointer user_data)
   peer_server_set_handshake_timeout (server, 2000);
   /* All 64 peers connect at the same moment, beside the hostile ones. */
   peer_server_set_max_handshakes (server, 128);
+  /* The 64 KiB and 200 KiB payloads go as blobs, under load too. */
+  peer_server_set_blob_threshold (server, BLOB_THRESHOLD);
   return G_SOURCE_REMOVE;
 }
 
