@@ -155,6 +155,7 @@ apply_setting (gpointer user_data)
     case 3: peer_server_set_max_queued_bytes (server, s->size); break;
     case 4: peer_server_set_max_message_size (server, s->value); break;
     case 5: peer_server_set_handshake_timeout (server, s->value); break;
+    case 6: peer_server_set_max_fds_per_message (server, s->value); break;
     default: g_assert_not_reached ();
     }
   return G_SOURCE_REMOVE;
@@ -1236,15 +1237,6 @@ test_lane_inline_over_limit (Fixture      *f,
   assert_server_serves (f);
 }
 
-static gboolean
-set_max_fds (gpointer user_data)
-{
-  Setting *s = user_data;
-
-  peer_server_set_max_fds_per_message (s->ts->server, s->value);
-  return G_SOURCE_REMOVE;
-}
-
 /* The fds-per-message limit holds on a lane as on the GDBus path, and as
  * it is now (lowered after the lane opened): a call over it is refused
  * with LimitExceeded, its fds are closed, and the lane goes on; a call at
@@ -1255,11 +1247,10 @@ test_lane_fds_over_limit (Fixture      *f,
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(PeerClient) client = peer_client_new_sync (f->ts->address, 5000, NULL, &error);
-  Setting setting = { f->ts, 2, 0, 0 };
 
   g_assert_no_error (error);
   g_assert_true (peer_client_open_lane_sync (client, NULL, &error));
-  peer_test_server_invoke (f->ts, set_max_fds, &setting);
+  set_limit (f, 6, 2);
 
   for (guint n = 1; n <= 3; n++)
     {
