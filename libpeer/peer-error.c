@@ -16,10 +16,11 @@ static const GDBusErrorEntry peer_error_entries[] = {
   { PEER_ERROR_DISCONNECTED,      "org.libpeer.Error.Disconnected" },
   { PEER_ERROR_TIMED_OUT,         "org.libpeer.Error.TimedOut" },
   { PEER_ERROR_NO_REPLY,          "org.libpeer.Error.NoReply" },
+  { PEER_ERROR_PROTOCOL,          "org.libpeer.Error.Protocol" },
 };
 
 /* One entry per code, in order: a new code without a name fails the build. */
-G_STATIC_ASSERT (G_N_ELEMENTS (peer_error_entries) == PEER_ERROR_NO_REPLY + 1);
+G_STATIC_ASSERT (G_N_ELEMENTS (peer_error_entries) == PEER_ERROR_PROTOCOL + 1);
 
 GQuark
 peer_error_quark (void)

@@ -37,6 +37,10 @@ G_BEGIN_DECLS
  *   (org.libpeer.Error.TimedOut)
  * @PEER_ERROR_NO_REPLY: a handler finished without replying
  *   (org.libpeer.Error.NoReply)
+ * @PEER_ERROR_PROTOCOL: a peer broke the D-Bus protocol (a malformed
+ *   header, a missing field, a body that does not match its signature);
+ *   the peer is disconnected with this as the close reason
+ *   (org.libpeer.Error.Protocol)
  */
 typedef enum {
   PEER_ERROR_FAILED,
@@ -49,6 +53,7 @@ typedef enum {
   PEER_ERROR_DISCONNECTED,
   PEER_ERROR_TIMED_OUT,
   PEER_ERROR_NO_REPLY,
+  PEER_ERROR_PROTOCOL,
 } PeerError;
 
 /**

@@ -17,6 +17,7 @@ static const struct {
   { PEER_ERROR_DISCONNECTED, "org.libpeer.Error.Disconnected" },
   { PEER_ERROR_TIMED_OUT, "org.libpeer.Error.TimedOut" },
   { PEER_ERROR_NO_REPLY, "org.libpeer.Error.NoReply" },
+  { PEER_ERROR_PROTOCOL, "org.libpeer.Error.Protocol" },
 };
 
 static void
