@@ -1,15 +1,15 @@
-/* peer-bus-compat-private.h: the message-bus handshake on a bus-less server. */
+/* peer-bus-driver-private.h: org.freedesktop.DBus on a bus-less server. */
 #pragma once
 
 #include "peer-interface.h"
+#include "peer-router-private.h"
 
 G_BEGIN_DECLS
 
-#define PEER_BUS_COMPAT_PATH "/org/freedesktop/DBus"
-#define PEER_BUS_COMPAT_NAME "org.freedesktop.DBus"
-/* The unique name the server answers for itself. */
-#define PEER_BUS_COMPAT_SERVER_UNIQUE_NAME ":1.0"
-
-PeerInterface *_peer_bus_compat_new (PeerServer *server);
+/* The driver (org.freedesktop.DBus, which the router answers at any
+ * path) and org.freedesktop.DBus.Monitoring; both are exported at
+ * PEER_ROUTER_BUS_PATH. (transfer full) */
+PeerInterface *_peer_bus_driver_new            (PeerRouter *router);
+PeerInterface *_peer_bus_driver_new_monitoring (PeerRouter *router);
 
 G_END_DECLS

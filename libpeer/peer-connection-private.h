@@ -6,19 +6,65 @@
 
 G_BEGIN_DECLS
 
+typedef struct _PeerRouter PeerRouter;
+typedef struct _PeerWireLimits PeerWireLimits;
+
+/* Every message of @connection takes @router's path (peer-router.c). */
 PeerConnection *_peer_connection_new         (GDBusConnection *connection,
-                                              guint64          id);
+                                              guint64          id,
+                                              PeerRouter      *router);
 gboolean        _peer_connection_export      (PeerConnection  *self,
                                               PeerInterface   *iface,
                                               GError         **error);
 void            _peer_connection_unexport    (PeerConnection  *self,
                                               PeerInterface   *iface);
-void            _peer_connection_send_signal (PeerConnection  *self,
-                                              const char      *object_path,
-                                              const char      *interface_name,
-                                              const char      *signal_name,
-                                              GVariant        *parameters);
+/* A copy of @signal (its sender set) for this peer, if it wants it: see
+ * peer-connection.c. @server_names: the server's well-known names, for
+ * match rules on the sender. Any thread. */
+void            _peer_connection_send_signal (PeerConnection     *self,
+                                              GDBusMessage       *signal,
+                                              gboolean            unicast,
+                                              const char * const *server_names);
+/* TRUE the first time: the peer is bus-style from now on. */
 gboolean        _peer_connection_take_hello  (PeerConnection  *self);
+gboolean        _peer_connection_said_hello  (PeerConnection  *self);
+PeerWireLimits *_peer_connection_get_limits  (PeerConnection  *self);
+/* Worker thread, for every incoming message (the signal gate). */
+void            _peer_connection_note_incoming (PeerConnection *self,
+                                                GDBusMessage   *message);
+/* Worker thread: answers @request with method @index of @iface here. */
+void            _peer_connection_dispatch    (PeerConnection  *self,
+                                              PeerInterface   *iface,
+                                              guint            index,
+                                              GDBusMessage    *request);
+/* Any thread: an error reply from the bus, named after @error. */
+void            _peer_connection_send_error_reply (PeerConnection *self,
+                                                   GDBusMessage   *request,
+                                                   const GError   *error);
+
+/* Match rules (AddMatch, RemoveMatch): G_DBUS_ERROR on bad rules. */
+gboolean        _peer_connection_add_match   (PeerConnection  *self,
+                                              const char      *rule,
+                                              guint            max_rules,
+                                              GError         **error);
+gboolean        _peer_connection_remove_match (PeerConnection *self,
+                                               const char     *rule,
+                                               GError        **error);
+/* Monitors: see peer-router.c. */
+gboolean        _peer_connection_make_monitor (PeerConnection     *self,
+                                               const char * const *rules,
+                                               guint               max_rules,
+                                               GError            **error);
+gboolean        _peer_connection_is_monitor  (PeerConnection  *self);
+gboolean        _peer_connection_monitor_wants (PeerConnection     *self,
+                                                GDBusMessage       *message,
+                                                const char         *sender,
+                                                const char         *destination,
+                                                const char * const *sender_names);
+void            _peer_connection_send_monitor_copy (PeerConnection *self,
+                                                    GDBusMessage   *message,
+                                                    const char     *sender,
+                                                    const char     *destination);
 void            _peer_connection_open_signal_gate (PeerConnection *self);
 /* Any thread; applies to messages read from now on. */
 void            _peer_connection_set_limits  (PeerConnection  *self,

@@ -4,12 +4,13 @@
 
 #include <sys/socket.h>
 
-#include "peer-bus-compat-private.h"
 #include "peer-call-private.h"
 #include "peer-connection-private.h"
 #include "peer-debug-private.h"
 #include "peer-error.h"
 #include "peer-interface-private.h"
+#include "peer-match-private.h"
+#include "peer-router-private.h"
 #include "peer-wire-private.h"
 
 /* Signals wait at a gate until the peer has shown what kind of client it
@@ -47,18 +48,23 @@ struct _PeerConnection
   gulong closed_handler;
 
   GMainContext *context;                /* the server's */
-  PeerWireLimits *limits;               /* shared with the wire filter; atomic fields */
-  guint first_message_filter;
-  guint wire_filter;
+  PeerWireLimits *limits;               /* shared with the router's filter; atomic fields */
+  guint router_filter;
   GSource *grace_source;
+
+  /* Set once, before the peer is listed as a monitor; read-only after. */
+  PeerMatchSet *monitor_rules;
+  gint monitor;                         /* atomic */
+  gint hello_done;                      /* atomic; written under @lock */
+  gint gate_open;                       /* atomic mirror of @gate == SIGNAL_GATE_OPEN */
 
   GMutex lock;
   /* Protected by @lock */
   GError *close_reason;
   gint closed;                          /* atomic; written under @lock */
-  gboolean hello_done;
   SignalGate gate;
   GQueue held_signals;                  /* GDBusMessage*, while the gate is shut */
+  PeerMatchSet *matches;                /* AddMatch rules; NULL until the first */
 };
 
 enum { SIGNAL_CLOSED, N_SIGNALS };
@@ -84,53 +90,87 @@ registration_free (gpointer data)
   g_free (reg);
 }
 
-/* --- the GDBus transport ------------------------------------------------ */
+/* --- replies ------------------------------------------------------------ */
+
+/* Who a reply comes from, as a bus would stamp it: the bus answers for
+ * its own interfaces, the server for everything else. Bus-style client
+ * libraries record the sender of a method's reply as the owner of the
+ * name they called, and take signals only from that owner. */
+static const char *
+reply_sender (GDBusMessage *request)
+{
+  const char *interface_name = g_dbus_message_get_interface (request);
+
+  if (interface_name != NULL && g_str_has_prefix (interface_name, PEER_ROUTER_BUS_NAME) &&
+      (interface_name[sizeof PEER_ROUTER_BUS_NAME - 1] == '\0' ||
+       g_str_equal (interface_name, PEER_ROUTER_MONITORING_INTERFACE)))
+    return PEER_ROUTER_BUS_NAME;
+  return PEER_ROUTER_SERVER_NAME;
+}
+
+static void
+stamp_reply (PeerConnection *self,
+             GDBusMessage   *reply,
+             const char     *sender)
+{
+  g_dbus_message_set_sender (reply, sender);
+  if (g_atomic_int_get (&self->hello_done))
+    g_dbus_message_set_destination (reply, self->unique_name);
+}
 
 /* Replies are built here rather than with g_dbus_method_invocation_return_*(),
  * which would queue them where libpeer cannot count them: every reply goes
  * out through _peer_wire_send() (see "the outgoing queue" in peer-wire.c). */
 static void
-gdbus_send_error (PeerConnection        *self,
-                  GDBusMethodInvocation *invocation,
-                  const char            *error_name,
-                  const char            *message)
+send_error (PeerConnection *self,
+            GDBusMessage   *request,
+            const char     *sender,
+            const char     *error_name,
+            const char     *message)
 {
-  GDBusMessage *request = g_dbus_method_invocation_get_message (invocation);
   g_autoptr(GDBusMessage) reply = NULL;
 
   if (g_dbus_message_get_flags (request) & G_DBUS_MESSAGE_FLAGS_NO_REPLY_EXPECTED)
     return;
   reply = g_dbus_message_new_method_error_literal (request, error_name, message);
+  stamp_reply (self, reply, sender);
   _peer_connection_send_message (self, reply);
 }
 
-static void
-gdbus_return_value (PeerCall    *call,
-                    GVariant    *value,
-                    GUnixFDList *fd_list)
+/* Any thread: an error reply to @request, named from @error's domain. */
+void
+_peer_connection_send_error_reply (PeerConnection *self,
+                                   GDBusMessage   *request,
+                                   const GError   *error)
 {
-  g_autoptr(GDBusMethodInvocation) invocation = g_steal_pointer (&call->transport_data);
-  GDBusConnection *connection = g_dbus_method_invocation_get_connection (invocation);
-  GDBusMessage *request = g_dbus_method_invocation_get_message (invocation);
-  PeerWireLimits *limits = call->connection->limits;
+  g_autofree char *name = g_dbus_error_encode_gerror (error);
+
+  send_error (self, request, PEER_ROUTER_BUS_NAME, name, error->message);
+}
+
+/* The reply to @request, from either transport: checked as GDBus would
+ * check it, stamped, and counted on its way out. */
+static void
+send_reply (PeerCall     *call,
+            GDBusMessage *request,
+            GVariant     *value,
+            GUnixFDList  *fd_list)
+{
+  PeerConnection *self = call->connection;
+  const char *sender = reply_sender (request);
   const GVariantType *expected;
   g_autoptr(GDBusMessage) reply = NULL;
   g_autoptr(GVariant) unit = NULL;
 
   /* GDBus would try, fail in its worker and drop the whole connection. */
   if (fd_list != NULL && g_unix_fd_list_get_length (fd_list) > 0 &&
-      !(g_dbus_connection_get_capabilities (connection) & G_DBUS_CAPABILITY_FLAGS_UNIX_FD_PASSING))
+      !(g_dbus_connection_get_capabilities (self->connection) & G_DBUS_CAPABILITY_FLAGS_UNIX_FD_PASSING))
     {
       g_debug ("libpeer: %s.%s replied with fds to a peer that cannot receive them",
                peer_call_get_interface_name (call), peer_call_get_method_name (call));
-      gdbus_send_error (call->connection, invocation, "org.libpeer.Error.NotSupported",
-                        "The reply carries file descriptors, but this "
-                        "connection did not negotiate fd passing");
-      return;
-    }
-  if (_peer_wire_message_is_wrapped (request))
-    {
-      _peer_wire_return_wrapped (g_steal_pointer (&invocation), limits, value, fd_list);
+      send_error (self, request, sender, "org.libpeer.Error.NotSupported",
+                  "The reply carries file descriptors, but this "
+                  "connection did not negotiate fd passing");
       return;
     }
   if (g_dbus_message_get_flags (request) & G_DBUS_MESSAGE_FLAGS_NO_REPLY_EXPECTED)
@@ -146,19 +186,19 @@ gdbus_return_value (PeerCall    *call,
                   peer_call_get_interface_name (call), peer_call_get_method_name (call),
                   g_variant_get_type_string (value), (int) g_variant_type_get_string_length (expected),
                   g_variant_type_peek_string (expected));
-      gdbus_send_error (call->connection, invocation, "org.libpeer.Error.Failed",
-                        "The handler replied with the wrong type");
+      send_error (self, request, sender, "org.libpeer.Error.Failed",
+                  "The handler replied with the wrong type");
       return;
     }
-  if (g_variant_get_size (value) > _peer_wire_limits_get_max_message_size (limits))
+  if (g_variant_get_size (value) > _peer_wire_limits_get_max_message_size (self->limits))
     {
       g_autofree char *message = g_strdup_printf ("The reply of %" G_GSIZE_FORMAT " bytes is over the "
                                                   "limit of %u", g_variant_get_size (value),
-                                                  _peer_wire_limits_get_max_message_size (limits));
+                                                  _peer_wire_limits_get_max_message_size (self->limits));
 
       g_debug ("libpeer: %s.%s: %s", peer_call_get_interface_name (call),
                peer_call_get_method_name (call), message);
-      gdbus_send_error (call->connection, invocation, "org.libpeer.Error.LimitExceeded", message);
+      send_error (self, request, sender, "org.libpeer.Error.LimitExceeded", message);
       return;
     }
 
@@ -166,7 +206,34 @@ gdbus_return_value (PeerCall    *call,
   g_dbus_message_set_body (reply, value);
   if (fd_list != NULL && g_unix_fd_list_get_length (fd_list) > 0)
     g_dbus_message_set_unix_fd_list (reply, fd_list);
-  _peer_connection_send_message (call->connection, reply);
+  stamp_reply (self, reply, sender);
+  _peer_connection_send_message (self, reply);
+}
+
+/* --- the GDBus transport: calls GDBus dispatched in the main context ---- */
+
+static void
+gdbus_return_value (PeerCall    *call,
+                    GVariant    *value,
+                    GUnixFDList *fd_list)
+{
+  g_autoptr(GDBusMethodInvocation) invocation = g_steal_pointer (&call->transport_data);
+  GDBusMessage *request = g_dbus_method_invocation_get_message (invocation);
+
+  if (_peer_wire_message_is_wrapped (request))
+    {
+      if (fd_list != NULL && g_unix_fd_list_get_length (fd_list) > 0 &&
+          !peer_connection_can_pass_fds (call->connection))
+        {
+          send_error (call->connection, request, reply_sender (request), "org.libpeer.Error.NotSupported",
+                      "The reply carries file descriptors, but this "
+                      "connection did not negotiate fd passing");
+          return;
+        }
+      _peer_wire_return_wrapped (g_steal_pointer (&invocation), call->connection->limits, value, fd_list);
+      return;
+    }
+  send_reply (call, request, value, fd_list);
 }
 
 static void
@@ -175,8 +242,9 @@ gdbus_return_error (PeerCall   *call,
                     const char *message)
 {
   g_autoptr(GDBusMethodInvocation) invocation = g_steal_pointer (&call->transport_data);
+  GDBusMessage *request = g_dbus_method_invocation_get_message (invocation);
 
-  gdbus_send_error (call->connection, invocation, error_name, message);
+  send_error (call->connection, request, reply_sender (request), error_name, message);
 }
 
 static gboolean
@@ -192,6 +260,79 @@ static const PeerCallTransport gdbus_transport = {
   gdbus_finalize,
 };
 
+/* --- the router's transport: calls answered in GDBus's worker thread ---- */
+
+static void
+router_return_value (PeerCall    *call,
+                     GVariant    *value,
+                     GUnixFDList *fd_list)
+{
+  g_autoptr(GDBusMessage) request = g_steal_pointer (&call->transport_data);
+
+  send_reply (call, request, value, fd_list);
+}
+
+static void
+router_return_error (PeerCall   *call,
+                     const char *error_name,
+                     const char *message)
+{
+  g_autoptr(GDBusMessage) request = g_steal_pointer (&call->transport_data);
+
+  send_error (call->connection, request, reply_sender (request), error_name, message);
+}
+
+static gboolean
+router_finalize (PeerCall *call)
+{
+  g_clear_object (&call->transport_data);
+  return FALSE;
+}
+
+static const PeerCallTransport router_transport = {
+  router_return_value,
+  router_return_error,
+  router_finalize,
+};
+
+/* Calls to a max of calls in flight are refused before they start. */
+static gboolean
+begin_counted_call (PeerConnection *self,
+                    GDBusMessage   *request)
+{
+  g_autofree char *message = NULL;
+
+  if (_peer_wire_limits_begin_call (self->limits))
+    return TRUE;
+  message = g_strdup_printf ("More than %u calls in progress",
+                             _peer_wire_limits_get_max_in_flight (self->limits));
+  g_debug ("libpeer: refusing %s.%s from %s: %s", g_dbus_message_get_interface (request),
+           g_dbus_message_get_member (request), self->unique_name, message);
+  send_error (self, request, reply_sender (request), "org.libpeer.Error.LimitExceeded", message);
+  return FALSE;
+}
+
+/* Worker thread: @request (transfer none), validated, to method @index of
+ * @iface, whose handler is thread-safe and whose arguments it matches. */
+void
+_peer_connection_dispatch (PeerConnection *self,
+                           PeerInterface  *iface,
+                           guint           index,
+                           GDBusMessage   *request)
+{
+  GVariant *body = g_dbus_message_get_body (request);
+  PeerCall *call;
+
+  if (!begin_counted_call (self, request))
+    return;
+  call = _peer_call_new (NULL, &router_transport, g_object_ref (request), 0, self, iface, FALSE, index,
+                         body != NULL ? g_variant_ref (body) : g_variant_ref_sink (g_variant_new_tuple (NULL, 0)),
+                         g_dbus_message_get_unix_fd_list (request));
+  call->counted = TRUE;
+  _peer_interface_dispatch (iface, call);
+  peer_call_unref (call);
+}
+
 static void
 on_method_call (GDBusConnection       *connection,
                 const char            *sender,
@@ -204,7 +345,8 @@ on_method_call (GDBusConnection       *connection,
 {
   Registration *reg = user_data;
   GDBusMethodInfo *info = (GDBusMethodInfo *) g_dbus_method_invocation_get_method_info (invocation);
-  GUnixFDList *fd_list = g_dbus_message_get_unix_fd_list (g_dbus_method_invocation_get_message (invocation));
+  GDBusMessage *request = g_dbus_method_invocation_get_message (invocation);
+  GUnixFDList *fd_list = g_dbus_message_get_unix_fd_list (request);
   PeerCall *call;
   guint index;
 
@@ -214,14 +356,8 @@ on_method_call (GDBusConnection       *connection,
                                              "No such method %s.%s", interface_name, method_name);
       return;
     }
-  if (!_peer_connection_begin_call (reg->connection))
+  if (!begin_counted_call (reg->connection, request))
     {
-      g_autofree char *message = g_strdup_printf ("More than %u calls in progress",
-                                                  _peer_connection_get_max_calls_in_flight (reg->connection));
-
-      g_debug ("libpeer: refusing %s.%s from %s: %s", interface_name, method_name,
-               reg->connection->unique_name, message);
-      gdbus_send_error (reg->connection, invocation, "org.libpeer.Error.LimitExceeded", message);
       g_object_unref (invocation);
       return;
     }
@@ -272,17 +408,22 @@ static const GDBusInterfaceVTable interface_vtable = {
 
 /* --- the signal gate ---------------------------------------------------- */
 
+/* Whether @self still wants a held or new signal: a bus-style peer (one
+ * that said Hello) gets broadcasts only through its match rules, as on a
+ * bus; a plain peer-to-peer one gets them all, as GDBus expects; a
+ * monitor only copies. Called with @lock held. */
 static gboolean
-remove_first_message_filter (gpointer user_data)
+wants_signal_locked (PeerConnection      *self,
+                     GDBusMessage        *signal,
+                     const char * const  *server_names)
 {
-  PeerConnection *self = user_data;
-
-  if (self->first_message_filter != 0)
-    {
-      g_dbus_connection_remove_filter (self->connection, self->first_message_filter);
-      self->first_message_filter = 0;
-    }
-  return G_SOURCE_REMOVE;
+  if (g_atomic_int_get (&self->monitor))
+    return FALSE;
+  if (g_dbus_message_get_destination (signal) != NULL || !g_atomic_int_get (&self->hello_done))
+    return TRUE;
+  return self->matches != NULL &&
+         _peer_match_set_matches (self->matches, signal, g_dbus_message_get_sender (signal),
+                                  NULL, server_names);
 }
 
 /* Any thread. */
@@ -290,7 +431,6 @@ void
 _peer_connection_open_signal_gate (PeerConnection *self)
 {
   GDBusMessage *message;
-  GSource *idle;
 
   g_mutex_lock (&self->lock);
   if (self->gate == SIGNAL_GATE_OPEN)
@@ -299,24 +439,20 @@ _peer_connection_open_signal_gate (PeerConnection *self)
       return;
     }
   self->gate = SIGNAL_GATE_OPEN;
+  g_atomic_int_set (&self->gate_open, TRUE);
   /* Sent under the lock so that a signal emitted meanwhile from another
-   * thread cannot overtake the held ones. */
+   * thread cannot overtake the held ones. A bus-style peer had no match
+   * rule yet when these were emitted: it gets only those meant for it. */
   while ((message = g_queue_pop_head (&self->held_signals)) != NULL)
     {
-      _peer_wire_send (self->connection, self->limits, message);
+      if (wants_signal_locked (self, message, NULL))
+        _peer_wire_send (self->connection, self->limits, message);
       g_object_unref (message);
     }
   g_mutex_unlock (&self->lock);
 
   if (self->grace_source != NULL)
     g_source_destroy (self->grace_source);
-  /* The filter is no longer needed; drop it from the message path in the
-   * main context, where it was added. */
-  idle = g_idle_source_new ();
-  g_source_set_callback (idle, remove_first_message_filter, g_object_ref (self), g_object_unref);
-  g_source_set_static_name (idle, "[libpeer] remove first-message filter");
-  g_source_attach (idle, self->context);
-  g_source_unref (idle);
 }
 
 static gboolean
@@ -333,44 +469,142 @@ on_signal_gate_grace (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
-static void
-free_weak_ref (gpointer data)
+/* Worker thread, for every message the peer sends: the first one tells
+ * what kind of client it is (see SignalGate). One atomic read after. */
+void
+_peer_connection_note_incoming (PeerConnection *self,
+                                GDBusMessage   *message)
 {
-  g_weak_ref_clear (data);
-  g_free (data);
-}
-
-/* Runs in GDBus's worker thread for every message until removed.
- * @user_data: a GWeakRef to the PeerConnection. */
-static GDBusMessage *
-on_first_message (GDBusConnection *connection,
-                  GDBusMessage    *message,
-                  gboolean         incoming,
-                  gpointer         user_data)
-{
-  g_autoptr(PeerConnection) self = NULL;
   gboolean is_hello;
   SignalGate gate;
 
-  if (!incoming)
-    return message;
-  self = g_weak_ref_get (user_data);
-  if (self == NULL)
-    return message;             /* being finalized: the filter goes with it */
+  if (g_atomic_int_get (&self->gate_open))
+    return;
 
   g_mutex_lock (&self->lock);
   gate = self->gate;
   is_hello = gate == SIGNAL_GATE_SHUT &&
              g_dbus_message_get_message_type (message) == G_DBUS_MESSAGE_TYPE_METHOD_CALL &&
              g_strcmp0 (g_dbus_message_get_member (message), "Hello") == 0 &&
-             g_strcmp0 (g_dbus_message_get_interface (message), "org.freedesktop.DBus") == 0;
+             g_strcmp0 (g_dbus_message_get_interface (message), PEER_ROUTER_BUS_NAME) == 0;
   if (is_hello)
     self->gate = SIGNAL_GATE_SHUT_UNTIL_HELLO_REPLY;
   g_mutex_unlock (&self->lock);
 
   if (gate == SIGNAL_GATE_SHUT && !is_hello)
     _peer_connection_open_signal_gate (self);
-  return message;
+}
+
+/* --- match rules and monitors ------------------------------------------- */
+
+gboolean
+_peer_connection_add_match (PeerConnection *self,
+                            const char     *rule,
+                            guint           max_rules,
+                            GError        **error)
+{
+  gboolean ok;
+
+  g_mutex_lock (&self->lock);
+  if (self->matches == NULL)
+    self->matches = _peer_match_set_new ();
+  ok = _peer_match_set_add (self->matches, rule, max_rules, error);
+  g_mutex_unlock (&self->lock);
+  return ok;
+}
+
+gboolean
+_peer_connection_remove_match (PeerConnection *self,
+                               const char     *rule,
+                               GError        **error)
+{
+  gboolean ok;
+
+  g_mutex_lock (&self->lock);
+  if (self->matches == NULL)
+    self->matches = _peer_match_set_new ();
+  ok = _peer_match_set_remove (self->matches, rule, error);
+  g_mutex_unlock (&self->lock);
+  return ok;
+}
+
+gboolean
+_peer_connection_make_monitor (PeerConnection     *self,
+                               const char * const *rules,
+                               guint               max_rules,
+                               GError            **error)
+{
+  g_autoptr(PeerMatchSet) set = _peer_match_set_new ();
+
+  if (g_atomic_int_get (&self->monitor))
+    {
+      g_set_error_literal (error, G_DBUS_ERROR, G_DBUS_ERROR_FAILED, "Already a monitor");
+      return FALSE;
+    }
+  /* No rule at all means everything, as dbus-daemon reads it. */
+  if (rules == NULL || rules[0] == NULL)
+    {
+      if (!_peer_match_set_add (set, "", max_rules, error))
+        return FALSE;
+    }
+  for (guint i = 0; rules != NULL && rules[i] != NULL; i++)
+    if (!_peer_match_set_add (set, rules[i], max_rules, error))
+      return FALSE;
+
+  g_mutex_lock (&self->lock);
+  self->monitor_rules = g_steal_pointer (&set);
+  /* A monitor is no longer a party to anything: what was held for it
+   * as a peer is dropped, and it gets copies only. */
+  g_queue_clear_full (&self->held_signals, g_object_unref);
+  g_atomic_int_set (&self->monitor, TRUE);
+  g_mutex_unlock (&self->lock);
+  return TRUE;
+}
+
+gboolean
+_peer_connection_is_monitor (PeerConnection *self)
+{
+  return g_atomic_int_get (&self->monitor);
+}
+
+gboolean
+_peer_connection_monitor_wants (PeerConnection     *self,
+                                GDBusMessage       *message,
+                                const char         *sender,
+                                const char         *destination,
+                                const char * const *sender_names)
+{
+  /* Read-only once @monitor is set, which the router's lock published. */
+  return self->monitor_rules != NULL &&
+         _peer_match_set_matches (self->monitor_rules, message, sender, destination, sender_names);
+}
+
+/* A copy of @message for a monitor, stamped as a bus delivers it, with
+ * its original serial. The monitor's own queue limit drops it when it
+ * does not keep up: nobody waits for a monitor. */
+void
+_peer_connection_send_monitor_copy (PeerConnection *self,
+                                    GDBusMessage   *message,
+                                    const char     *sender,
+                                    const char     *destination)
+{
+  g_autoptr(GDBusMessage) copy = g_dbus_message_copy (message, NULL);
+
+  if (copy == NULL)
+    return;
+  if (sender != NULL)
+    g_dbus_message_set_sender (copy, sender);
+  if (destination != NULL)
+    g_dbus_message_set_destination (copy, destination);
+  if (g_dbus_message_get_unix_fd_list (copy) != NULL && !peer_connection_can_pass_fds (self))
+    {
+      g_dbus_message_set_unix_fd_list (copy, NULL);
+      g_dbus_message_set_num_unix_fds (copy, 0);
+    }
+  /* A broadcast made once for everyone has no serial of its own yet. */
+  _peer_wire_send_full (self->connection, self->limits, copy,
+                        g_dbus_message_get_serial (copy) != 0 ? G_DBUS_SEND_MESSAGE_FLAGS_PRESERVE_SERIAL
+                                                             : G_DBUS_SEND_MESSAGE_FLAGS_NONE);
 }
 
 /* --- the connection ----------------------------------------------------- */
@@ -433,7 +667,6 @@ on_dbus_connection_closed (GDBusConnection *connection,
         shutdown (g_socket_get_fd (sock), SHUT_RDWR);
     }
   unregister_all (self);
-  remove_first_message_filter (self);
   if (self->grace_source != NULL)
     g_source_destroy (self->grace_source);
   g_mutex_lock (&self->lock);
@@ -462,10 +695,9 @@ peer_connection_dispose (GObject *object)
     {
       g_clear_signal_handler (&self->closed_handler, self->connection);
       unregister_all (self);
-      remove_first_message_filter (self);
-      if (self->wire_filter != 0)
-        g_dbus_connection_remove_filter (self->connection, self->wire_filter);
-      self->wire_filter = 0;
+      if (self->router_filter != 0)
+        g_dbus_connection_remove_filter (self->connection, self->router_filter);
+      self->router_filter = 0;
       if (!g_dbus_connection_is_closed (self->connection))
         g_dbus_connection_close (self->connection, NULL, NULL, NULL);
     }
@@ -484,6 +716,8 @@ peer_connection_finalize (GObject *object)
       g_source_unref (self->grace_source);
     }
   g_queue_clear_full (&self->held_signals, g_object_unref);
+  g_clear_pointer (&self->matches, _peer_match_set_free);
+  g_clear_pointer (&self->monitor_rules, _peer_match_set_free);
   g_main_context_unref (self->context);
   g_clear_pointer (&self->limits, _peer_wire_limits_unref);
   g_clear_object (&self->connection);
@@ -530,7 +764,8 @@ peer_connection_init (PeerConnection *self)
 
 PeerConnection *
 _peer_connection_new (GDBusConnection *connection,
-                      guint64          id)
+                      guint64          id,
+                      PeerRouter      *router)
 {
   PeerConnection *self = g_object_new (PEER_TYPE_CONNECTION, NULL);
   GCredentials *credentials = g_dbus_connection_get_peer_credentials (connection);
@@ -583,25 +818,14 @@ _peer_connection_new (GDBusConnection *connection,
    * messages as they came off the wire. */
   _peer_debug_watch_connection (connection, "server");
 
-  /* Then, in GDBus's worker thread: fd limits, and blob calls
-   * unwrapped before anything else sees them. The filter holds only the
-   * limits; it is removed in dispose, because GLib 2.74 does not call a
-   * filter's destroy notify when the connection is finalized. */
-  self->wire_filter = g_dbus_connection_add_filter (connection, _peer_wire_server_filter,
-                                                    _peer_wire_limits_ref (self->limits),
-                                                    (GDestroyNotify) _peer_wire_limits_unref);
-
-  /* The filter is removed when the gate opens, when the connection closes,
-   * or in dispose, whichever comes first; but GDBus may be running it in
-   * its worker thread just then, so it holds a weak reference, freed once
-   * GDBus is done with it, and runs only while it can take a strong one. */
-  {
-    GWeakRef *weak = g_new0 (GWeakRef, 1);
-
-    g_weak_ref_init (weak, self);
-    self->first_message_filter = g_dbus_connection_add_filter (connection, on_first_message, weak,
-                                                               free_weak_ref);
-  }
+  /* Then every message takes the router's path (peer-router.c), in
+   * GDBus's worker thread. The filter is removed in dispose, because GLib
+   * 2.74 does not call a filter's destroy notify when the connection is
+   * finalized; GDBus may be running it just then, so it holds only a weak
+   * reference, and runs only while it can take a strong one. */
+  self->router_filter = g_dbus_connection_add_filter (connection, _peer_router_filter,
+                                                      _peer_router_link_new (router, self),
+                                                      _peer_router_link_free);
   self->grace_source = g_timeout_source_new (PEER_SIGNAL_GATE_GRACE_MS);
   g_source_set_callback (self->grace_source, on_signal_gate_grace, self, NULL);
   g_source_set_static_name (self->grace_source, "[libpeer] signal gate grace");
@@ -640,24 +864,30 @@ _peer_connection_unexport (PeerConnection *self,
     g_dbus_connection_unregister_object (self->connection, GPOINTER_TO_UINT (id));
 }
 
+/* Any thread: a copy of @signal (sender set, destination unset) to this
+ * peer, when it wants it: to one peer (@unicast) always, as a bus
+ * delivers signals addressed to a connection; a broadcast through the
+ * peer's match rules, when it said Hello. */
 void
-_peer_connection_send_signal (PeerConnection *self,
-                              const char     *object_path,
-                              const char     *interface_name,
-                              const char     *signal_name,
-                              GVariant       *parameters)
+_peer_connection_send_signal (PeerConnection     *self,
+                              GDBusMessage       *signal,
+                              gboolean            unicast,
+                              const char * const *server_names)
 {
-  g_autoptr(GDBusMessage) message = g_dbus_message_new_signal (object_path, interface_name, signal_name);
+  g_autoptr(GDBusMessage) message = NULL;
 
-  if (parameters != NULL)
-    g_dbus_message_set_body (message, parameters);
-  /* A sender, as a bus would stamp it: the server's unique name, or the
-   * bus's own for its signals. Bus-style subscribers (gdbus monitor,
-   * sd-bus match rules) filter on it. */
-  g_dbus_message_set_sender (message, g_str_equal (interface_name, PEER_BUS_COMPAT_NAME)
-                                      ? PEER_BUS_COMPAT_NAME : PEER_BUS_COMPAT_SERVER_UNIQUE_NAME);
+  if (g_atomic_int_get (&self->monitor))
+    return;
 
   g_mutex_lock (&self->lock);
+  if (!unicast && self->gate == SIGNAL_GATE_OPEN && !wants_signal_locked (self, signal, server_names))
+    {
+      g_mutex_unlock (&self->lock);
+      return;
+    }
+  message = g_dbus_message_copy (signal, NULL);
+  if (unicast)
+    g_dbus_message_set_destination (message, self->unique_name);
   if (self->gate != SIGNAL_GATE_OPEN)
     {
       if (self->held_signals.length >= PEER_SIGNAL_GATE_MAX_HELD)
@@ -685,10 +915,22 @@ _peer_connection_take_hello (PeerConnection *self)
   gboolean first;
 
   g_mutex_lock (&self->lock);
-  first = !self->hello_done;
-  self->hello_done = TRUE;
+  first = !g_atomic_int_get (&self->hello_done);
+  g_atomic_int_set (&self->hello_done, TRUE);
   g_mutex_unlock (&self->lock);
   return first;
+}
+
+gboolean
+_peer_connection_said_hello (PeerConnection *self)
+{
+  return g_atomic_int_get (&self->hello_done);
+}
+
+PeerWireLimits *
+_peer_connection_get_limits (PeerConnection *self)
+{
+  return self->limits;
 }
 
 guint64

@@ -6,10 +6,27 @@
 
 G_BEGIN_DECLS
 
-gboolean         _peer_interface_bind            (PeerInterface   *self,
-                                                  PeerServer      *server,
-                                                  const char      *object_path,
-                                                  GError         **error);
+/* Where an exported interface's signals go: the server's router, given
+ * as a function so that this layer never calls up. Any thread. */
+typedef gboolean (*PeerInterfaceEmitFunc) (gpointer        emitter,
+                                           PeerConnection *destination,
+                                           const char     *object_path,
+                                           const char     *interface_name,
+                                           const char     *signal_name,
+                                           GVariant       *parameters,
+                                           GError        **error);
+
+gboolean         _peer_interface_bind            (PeerInterface         *self,
+                                                  PeerInterfaceEmitFunc  emit,
+                                                  gpointer               emitter,
+                                                  GBoxedCopyFunc         emitter_ref,
+                                                  GDestroyNotify         emitter_unref,
+                                                  const char            *object_path,
+                                                  GError               **error);
+/* Whether @body (nullable: no arguments) has method @index's in types. */
+gboolean         _peer_interface_check_arguments (PeerInterface   *self,
+                                                  guint            index,
+                                                  GVariant        *body);
 void             _peer_interface_unbind          (PeerInterface   *self);
 GDBusMethodInfo *_peer_interface_get_method_info (PeerInterface   *self,
                                                   guint            index);

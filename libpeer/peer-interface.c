@@ -7,13 +7,13 @@
 #include "peer-error.h"
 #include "peer-interface-private.h"
 #include "peer-wire-private.h"
-#include "peer-server.h"
 
 typedef struct {
   PeerMethodFunc func;
   gpointer user_data;
   PeerMethodFlags flags;
   GVariantType *reply_type;             /* the out args as a tuple, made once */
+  char *in_signature;                   /* the in args as a tuple type string */
 } MethodHandler;
 
 struct _PeerInterface
@@ -32,7 +32,11 @@ struct _PeerInterface
   GMutex lock;
   /* Protected by @lock */
   GHashTable *values;                   /* property name → GVariant */
-  PeerServer *server;                   /* weak: cleared by unbind */
+  /* Where signals go once exported: cleared by unbind. */
+  PeerInterfaceEmitFunc emit;
+  gpointer emitter;                     /* owned through emitter_ref */
+  GBoxedCopyFunc emitter_ref;
+  GDestroyNotify emitter_unref;
   char *object_path;
 };
 
@@ -46,7 +50,10 @@ peer_interface_finalize (GObject *object)
   if (self->property_destroy != NULL)
     self->property_destroy (self->property_data);
   for (guint i = 0; i < self->n_methods; i++)
-    g_variant_type_free (self->handlers[i].reply_type);
+    {
+      g_variant_type_free (self->handlers[i].reply_type);
+      g_free (self->handlers[i].in_signature);
+    }
   g_free (self->handlers);
   g_hash_table_unref (self->values);
   g_free (self->object_path);
@@ -88,7 +95,16 @@ peer_interface_new (GDBusInterfaceInfo *info)
     self->n_methods++;
   self->handlers = g_new0 (MethodHandler, MAX (self->n_methods, 1));
   for (guint i = 0; i < self->n_methods; i++)
-    self->handlers[i].reply_type = _peer_wire_method_reply_type (info->methods[i]);
+    {
+      GDBusMethodInfo *method = info->methods[i];
+      GString *in = g_string_new ("(");
+
+      for (guint k = 0; method->in_args != NULL && method->in_args[k] != NULL; k++)
+        g_string_append (in, method->in_args[k]->signature);
+      g_string_append_c (in, ')');
+      self->handlers[i].in_signature = g_string_free (in, FALSE);
+      self->handlers[i].reply_type = _peer_wire_method_reply_type (method);
+    }
   return self;
 }
 
@@ -238,10 +254,23 @@ _peer_interface_dispatch (PeerInterface *self,
 }
 
 gboolean
-_peer_interface_bind (PeerInterface *self,
-                      PeerServer    *server,
-                      const char    *object_path,
-                      GError       **error)
+_peer_interface_check_arguments (PeerInterface *self,
+                                 guint          index,
+                                 GVariant      *body)
+{
+  g_assert (index < self->n_methods);
+  return g_str_equal (body != NULL ? g_variant_get_type_string (body) : "()",
+                      self->handlers[index].in_signature);
+}
+
+gboolean
+_peer_interface_bind (PeerInterface         *self,
+                      PeerInterfaceEmitFunc  emit,
+                      gpointer               emitter,
+                      GBoxedCopyFunc         emitter_ref,
+                      GDestroyNotify         emitter_unref,
+                      const char            *object_path,
+                      GError               **error)
 {
   gboolean ret = FALSE;
 
@@ -251,7 +280,10 @@ _peer_interface_bind (PeerInterface *self,
                  "Interface %s is already exported at %s", self->info->name, self->object_path);
   else
     {
-      self->server = server;
+      self->emit = emit;
+      self->emitter = emitter_ref (emitter);
+      self->emitter_ref = emitter_ref;
+      self->emitter_unref = emitter_unref;
       self->object_path = g_strdup (object_path);
       ret = TRUE;
     }
@@ -262,10 +294,38 @@ _peer_interface_bind (PeerInterface *self,
 void
 _peer_interface_unbind (PeerInterface *self)
 {
+  gpointer emitter;
+  GDestroyNotify emitter_unref;
+
   g_mutex_lock (&self->lock);
-  self->server = NULL;
+  emitter = g_steal_pointer (&self->emitter);
+  emitter_unref = self->emitter_unref;
+  self->emit = NULL;
   g_clear_pointer (&self->object_path, g_free);
   g_mutex_unlock (&self->lock);
+  if (emitter != NULL)
+    emitter_unref (emitter);
+}
+
+/* Takes what an emission needs from under the lock. FALSE when unbound. */
+static gboolean
+take_emitter (PeerInterface          *self,
+              PeerInterfaceEmitFunc  *out_emit,
+              gpointer               *out_emitter,
+              char                  **out_path)
+{
+  gboolean bound;
+
+  g_mutex_lock (&self->lock);
+  bound = self->emitter != NULL;
+  if (bound)
+    {
+      *out_emit = self->emit;
+      *out_emitter = self->emitter_ref (self->emitter);
+      *out_path = g_strdup (self->object_path);
+    }
+  g_mutex_unlock (&self->lock);
+  return bound;
 }
 
 static const char *
@@ -283,8 +343,10 @@ peer_interface_set_property (PeerInterface *self,
                              GError       **error)
 {
   g_autoptr(GVariant) owned = NULL;
-  g_autoptr(PeerServer) server = NULL;
   g_autofree char *path = NULL;
+  PeerInterfaceEmitFunc emit = NULL;
+  gpointer emitter = NULL;
+  gboolean bound;
   GDBusPropertyInfo *prop;
   GVariant *old;
   const char *emits;
@@ -315,16 +377,13 @@ peer_interface_set_property (PeerInterface *self,
   changed = old == NULL || !g_variant_equal (old, owned);
   if (changed)
     g_hash_table_insert (self->values, g_strdup (property_name), g_variant_ref (owned));
-  if (self->server != NULL)
-    {
-      server = g_object_ref (self->server);
-      path = g_strdup (self->object_path);
-    }
   g_mutex_unlock (&self->lock);
 
   emits = property_emits_changed (prop);
-  if (changed && server != NULL && !g_str_equal (emits, "false") && !g_str_equal (emits, "const"))
+  if (changed && !g_str_equal (emits, "false") && !g_str_equal (emits, "const") &&
+      take_emitter (self, &emit, &emitter, &path))
     {
+      GDestroyNotify emitter_unref = self->emitter_unref;
       g_autoptr(GVariantBuilder) changed_props = g_variant_builder_new (G_VARIANT_TYPE_VARDICT);
       const char *invalidated[2] = { NULL, NULL };
 
@@ -333,11 +392,11 @@ peer_interface_set_property (PeerInterface *self,
       else
         g_variant_builder_add (changed_props, "{sv}", property_name, owned);
 
-      return peer_server_emit_signal (server, NULL, path,
-                                      "org.freedesktop.DBus.Properties", "PropertiesChanged",
-                                      g_variant_new ("(sa{sv}^as)", self->info->name,
-                                                     changed_props, invalidated),
-                                      error);
+      bound = emit (emitter, NULL, path, "org.freedesktop.DBus.Properties", "PropertiesChanged",
+                    g_variant_new ("(sa{sv}^as)", self->info->name, changed_props, invalidated),
+                    error);
+      emitter_unref (emitter);
+      return bound;
     }
   return TRUE;
 }
@@ -412,9 +471,12 @@ peer_interface_emit_signal (PeerInterface  *self,
                             GError        **error)
 {
   g_autoptr(GVariant) owned = NULL;
-  g_autoptr(PeerServer) server = NULL;
   g_autofree char *path = NULL;
   g_autofree char *expected = NULL;
+  PeerInterfaceEmitFunc emit = NULL;
+  gpointer emitter = NULL;
+  GDestroyNotify emitter_unref;
+  gboolean ok;
   GDBusSignalInfo *signal;
 
   g_return_val_if_fail (PEER_IS_INTERFACE (self), FALSE);
@@ -446,20 +508,14 @@ peer_interface_emit_signal (PeerInterface  *self,
       return FALSE;
     }
 
-  g_mutex_lock (&self->lock);
-  if (self->server != NULL)
-    {
-      server = g_object_ref (self->server);
-      path = g_strdup (self->object_path);
-    }
-  g_mutex_unlock (&self->lock);
-
-  if (server == NULL)
+  if (!take_emitter (self, &emit, &emitter, &path))
     {
       g_set_error (error, PEER_ERROR, PEER_ERROR_FAILED,
                    "Interface %s is not exported", self->info->name);
       return FALSE;
     }
-  return peer_server_emit_signal (server, destination, path, self->info->name, signal_name,
-                                  owned, error);
+  emitter_unref = self->emitter_unref;
+  ok = emit (emitter, destination, path, self->info->name, signal_name, owned, error);
+  emitter_unref (emitter);
+  return ok;
 }

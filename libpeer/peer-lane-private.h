@@ -27,6 +27,7 @@
 #include <gio/gio.h>
 #include <gio/gunixfdlist.h>
 
+#include "peer-router-private.h"
 #include "peer-server.h"
 #include "peer-types.h"
 
@@ -160,7 +161,7 @@ gboolean  _peer_lane_write_frame (int             fd,
 /* --- server side --------------------------------------------------------- */
 
 /* org.libpeer.Lane1 at PEER_LANE_PATH, exported by every PeerServer. */
-PeerInterface *_peer_lane_interface_new (PeerServer *server);
+PeerInterface *_peer_lane_interface_new (PeerRouter *router);
 
 /* --- client side --------------------------------------------------------- */
 

@@ -34,7 +34,7 @@
 #include "peer-error.h"
 #include "peer-interface-private.h"
 #include "peer-lane-private.h"
-#include "peer-server-private.h"
+#include "peer-router-private.h"
 
 #define HEADER_SIZE sizeof (PeerLaneHeader)
 #define BUFFER_SIZE (HEADER_SIZE + PEER_LANE_MAX_INLINE)
@@ -836,19 +836,17 @@ lane_type_read (const LaneType *t,
  * member from the method table; a reply or error answering @target (a
  * lane reply has no serial of its own: it is given its call's). Only
  * called when _peer_debug_lanes_watched() said so at the lane's opening. */
-static void
-debug_frame (const char   *side,
-             gboolean      incoming,
-             PeerLaneKind  kind,
-             guint32       serial,
-             guint32       target,
-             const char   *path,
-             const char   *interface_name,
-             const char   *member,
-             GVariant     *body,
-             GUnixFDList  *fd_list)
+static GDBusMessage *
+frame_to_message (PeerLaneKind  kind,
+                  guint32       serial,
+                  guint32       target,
+                  const char   *path,
+                  const char   *interface_name,
+                  const char   *member,
+                  GVariant     *body,
+                  GUnixFDList  *fd_list)
 {
-  g_autoptr(GDBusMessage) message = NULL;
+  GDBusMessage *message;
 
   if (kind == PEER_LANE_KIND_CALL)
     {
@@ -879,6 +877,24 @@ debug_frame (const char   *side,
     g_dbus_message_set_body (message, body);
   if (fd_list != NULL && g_unix_fd_list_get_length (fd_list) > 0)
     g_dbus_message_set_num_unix_fds (message, g_unix_fd_list_get_length (fd_list));
+  return message;
+}
+
+static void
+debug_frame (const char   *side,
+             gboolean      incoming,
+             PeerLaneKind  kind,
+             guint32       serial,
+             guint32       target,
+             const char   *path,
+             const char   *interface_name,
+             const char   *member,
+             GVariant     *body,
+             GUnixFDList  *fd_list)
+{
+  g_autoptr(GDBusMessage) message = frame_to_message (kind, serial, target, path, interface_name,
+                                                      member, body, fd_list);
+
   _peer_debug_lane_message (message, incoming, side);
 }
 
@@ -1010,6 +1026,7 @@ typedef struct {
   gatomicrefcount ref_count;
   int fd;
   PeerConnection *connection;
+  PeerRouter *router;           /* for monitors' copies */
   GMainContext *context;
   GPtrArray *methods;           /* LaneMethod*, indexed by id; read-only */
   gint shut;                    /* atomic */
@@ -1070,6 +1087,7 @@ lane_server_unref (LaneServer *lane)
   g_ptr_array_unref (lane->methods);
   g_main_context_unref (lane->context);
   g_object_unref (lane->connection);
+  _peer_router_unref (lane->router);
   g_free (lane->spare_call);
   g_free (lane);
 }
@@ -1139,6 +1157,44 @@ lane_flush_queued (LaneServer *lane)
     }
 }
 
+/* Any thread: the log, the capture and monitors see a frame as the D-Bus
+ * message it stands for, between the peer and the server's unique name,
+ * as they see the peer's messages on its D-Bus connection. */
+static void
+lane_observe_frame (LaneServer   *lane,
+                    gboolean      incoming,
+                    PeerLaneKind  kind,
+                    guint32       serial,
+                    guint32       target,
+                    const char   *path,
+                    const char   *interface_name,
+                    const char   *member,
+                    GVariant     *body,
+                    GUnixFDList  *fd_list)
+{
+  g_autoptr(GDBusMessage) message = frame_to_message (kind, serial, target, path, interface_name,
+                                                      member, body, NULL);
+  const char *peer_name = peer_connection_get_unique_name (lane->connection);
+
+  if (lane->watched)
+    {
+      if (fd_list != NULL && g_unix_fd_list_get_length (fd_list) > 0)
+        g_dbus_message_set_num_unix_fds (message, g_unix_fd_list_get_length (fd_list));
+      _peer_debug_lane_message (message, incoming, "server lane");
+    }
+  if (_peer_router_has_monitors (lane->router))
+    {
+      /* A monitor gets the fds too, as on the D-Bus connection. */
+      g_dbus_message_set_num_unix_fds (message, 0);
+      if (fd_list != NULL && g_unix_fd_list_get_length (fd_list) > 0)
+        g_dbus_message_set_unix_fd_list (message, fd_list);
+      _peer_router_copy_to_monitors (lane->router, message,
+                                     incoming ? peer_name : PEER_ROUTER_SERVER_NAME,
+                                     incoming ? PEER_ROUTER_SERVER_NAME : peer_name,
+                                     lane->connection);
+    }
+}
+
 /* Any thread: a reply or an error for call @target. */
 static void
 lane_send (LaneServer   *lane,
@@ -1150,8 +1206,8 @@ lane_send (LaneServer   *lane,
   g_autoptr(GError) error = NULL;
   gboolean ok;
 
-  if (lane->watched)
-    debug_frame ("server lane", FALSE, kind, 0, target, NULL, NULL, NULL, body, fd_list);
+  if (lane->watched || _peer_router_has_monitors (lane->router))
+    lane_observe_frame (lane, FALSE, kind, 0, target, NULL, NULL, NULL, body, fd_list);
   if (pthread_equal (pthread_self (), lane->thread))
     {
       /* The lane thread may wait for the client (who, in a call, reads),
@@ -1340,8 +1396,8 @@ lane_handle_frame (LaneServer    *lane,
       return TRUE;
     }
 
-  if (lane->watched)
-    debug_frame ("server lane", TRUE, PEER_LANE_KIND_CALL, h->serial, 0, peer_interface_get_object_path (m->iface),
+  if (lane->watched || _peer_router_has_monitors (lane->router))
+    lane_observe_frame (lane, TRUE, PEER_LANE_KIND_CALL, h->serial, 0, peer_interface_get_object_path (m->iface),
                  peer_interface_get_info (m->iface)->name,
                  _peer_interface_get_method_info (m->iface, m->method_index)->name, parameters, frame->fd_list);
 
@@ -1490,10 +1546,10 @@ on_lane_connection_closed (PeerConnection *connection,
 /* Builds the method table: every method with a handler in every interface
  * the server exports, except the bus's and the lane's own. */
 static GPtrArray *
-build_method_table (PeerServer      *server,
+build_method_table (PeerRouter      *router,
                     GVariantBuilder *description)
 {
-  g_autoptr(GPtrArray) exports = _peer_server_dup_exports (server);
+  g_autoptr(GPtrArray) exports = _peer_router_dup_objects (router);
   GPtrArray *methods = g_ptr_array_new_with_free_func ((GDestroyNotify) lane_method_free);
 
   for (guint i = 0; i < exports->len; i++)
@@ -1501,7 +1557,7 @@ build_method_table (PeerServer      *server,
       PeerInterface *iface = g_ptr_array_index (exports, i);
       GDBusInterfaceInfo *info = peer_interface_get_info (iface);
 
-      if (g_str_equal (info->name, PEER_LANE_INTERFACE) || g_str_equal (info->name, "org.freedesktop.DBus"))
+      if (g_str_equal (info->name, PEER_LANE_INTERFACE) || g_str_has_prefix (info->name, PEER_ROUTER_BUS_NAME))
         continue;
       for (guint j = 0; info->methods != NULL && info->methods[j] != NULL; j++)
         {
@@ -1539,7 +1595,7 @@ static void
 handle_open (PeerCall *call,
              gpointer  user_data)
 {
-  PeerServer *server = user_data;
+  PeerRouter *router = user_data;
   PeerConnection *connection = peer_call_get_connection (call);
   GDBusConnection *dbus = peer_connection_get_dbus_connection (connection);
   g_autoptr(GUnixFDList) fd_list = NULL;
@@ -1596,6 +1652,7 @@ handle_open (PeerCall *call,
   g_atomic_ref_count_init (&lane->ref_count);
   lane->fd = pair[0];
   lane->connection = g_object_ref (connection);
+  lane->router = _peer_router_ref (router);
   lane->context = g_main_context_ref_thread_default ();
   lane->buffers = _peer_lane_buffers_new ();
   lane->watched = _peer_debug_lanes_watched ();
@@ -1605,7 +1662,7 @@ handle_open (PeerCall *call,
   g_mutex_init (&lane->queue_lock);
   g_queue_init (&lane->queued);
   g_variant_builder_init (&description, G_VARIANT_TYPE ("a(usssssu)"));
-  lane->methods = build_method_table (server, &description);
+  lane->methods = build_method_table (router, &description);
 
   if (lanes == NULL)
     {
@@ -1647,7 +1704,7 @@ static const char lane_xml[] =
   "</node>";
 
 PeerInterface *
-_peer_lane_interface_new (PeerServer *server)
+_peer_lane_interface_new (PeerRouter *router)
 {
   const PeerMethodEntry entries[] = {
     { "Open", handle_open, PEER_METHOD_FLAGS_NONE },
@@ -1656,7 +1713,8 @@ _peer_lane_interface_new (PeerServer *server)
   PeerInterface *iface = peer_interface_new_for_xml (lane_xml, PEER_LANE_INTERFACE, &error);
 
   g_assert_no_error (error);    /* static XML */
-  peer_interface_add_methods (iface, entries, G_N_ELEMENTS (entries), server, &error);
+  /* The router outlives the interface (it is unbound first). */
+  peer_interface_add_methods (iface, entries, G_N_ELEMENTS (entries), router, &error);
   g_assert_no_error (error);
   return iface;
 }

@@ -25,6 +25,8 @@ struct _PeerPolicy
   gpointer check_data;
   GDestroyNotify check_destroy;
   guint64 n_refused;
+  gboolean allow_same_uid_monitor;
+  GArray *monitor_uids;          /* uid_t */
 };
 
 G_DEFINE_FINAL_TYPE (PeerPolicy, peer_policy, G_TYPE_OBJECT)
@@ -38,6 +40,7 @@ peer_policy_finalize (GObject *object)
     self->check_destroy (self->check_data);
   g_array_unref (self->uids);
   g_array_unref (self->gids);
+  g_array_unref (self->monitor_uids);
   g_mutex_clear (&self->lock);
 
   G_OBJECT_CLASS (peer_policy_parent_class)->finalize (object);
@@ -56,6 +59,8 @@ peer_policy_init (PeerPolicy *self)
   self->allow_same_uid = TRUE;
   self->uids = g_array_new (FALSE, FALSE, sizeof (uid_t));
   self->gids = g_array_new (FALSE, FALSE, sizeof (gid_t));
+  self->allow_same_uid_monitor = TRUE;
+  self->monitor_uids = g_array_new (FALSE, FALSE, sizeof (uid_t));
 }
 
 PeerPolicy *
@@ -261,4 +266,42 @@ peer_policy_create_auth_observer (PeerPolicy *self)
   g_signal_connect_object (observer, "authorize-authenticated-peer",
                            G_CALLBACK (on_authorize_authenticated_peer), self, 0);
   return observer;
+}
+
+void
+peer_policy_set_allow_same_uid_monitor (PeerPolicy *self,
+                                        gboolean    allow)
+{
+  g_return_if_fail (PEER_IS_POLICY (self));
+
+  g_mutex_lock (&self->lock);
+  self->allow_same_uid_monitor = !!allow;
+  g_mutex_unlock (&self->lock);
+}
+
+void
+peer_policy_allow_monitor_uid (PeerPolicy *self,
+                               uid_t       uid)
+{
+  g_return_if_fail (PEER_IS_POLICY (self));
+
+  g_mutex_lock (&self->lock);
+  g_array_append_val (self->monitor_uids, uid);
+  g_mutex_unlock (&self->lock);
+}
+
+gboolean
+peer_policy_may_monitor (PeerPolicy *self,
+                         uid_t       uid)
+{
+  gboolean allowed;
+
+  g_return_val_if_fail (PEER_IS_POLICY (self), FALSE);
+
+  g_mutex_lock (&self->lock);
+  allowed = self->allow_same_uid_monitor && uid == getuid ();
+  for (guint i = 0; !allowed && i < self->monitor_uids->len; i++)
+    allowed = g_array_index (self->monitor_uids, uid_t, i) == uid;
+  g_mutex_unlock (&self->lock);
+  return allowed;
 }

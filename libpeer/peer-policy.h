@@ -137,4 +137,38 @@ guint64            peer_policy_get_n_refused        (PeerPolicy          *self);
 PEER_EXPORT
 GDBusAuthObserver *peer_policy_create_auth_observer (PeerPolicy          *self);
 
+/**
+ * peer_policy_set_allow_same_uid_monitor:
+ * @self: a policy
+ * @allow: whether peers with the server's own uid may become monitors
+ *   (org.freedesktop.DBus.Monitoring.BecomeMonitor: a copy of every
+ *   message to and from every peer); default %TRUE
+ */
+PEER_EXPORT
+void               peer_policy_set_allow_same_uid_monitor (PeerPolicy *self,
+                                                           gboolean    allow);
+
+/**
+ * peer_policy_allow_monitor_uid:
+ * @self: a policy
+ * @uid: a uid, besides the server's own, whose peers may become monitors
+ *   (it must also be admitted as a peer)
+ */
+PEER_EXPORT
+void               peer_policy_allow_monitor_uid    (PeerPolicy          *self,
+                                                     uid_t                uid);
+
+/**
+ * peer_policy_may_monitor:
+ * @self: a policy
+ * @uid: a connected peer's uid
+ *
+ * Thread-safe.
+ *
+ * Returns: %TRUE when a peer with @uid may become a monitor
+ */
+PEER_EXPORT
+gboolean           peer_policy_may_monitor          (PeerPolicy          *self,
+                                                     uid_t                uid);
+
 G_END_DECLS

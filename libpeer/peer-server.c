@@ -32,12 +32,13 @@
 #include "peer-address-private.h"
 #include "peer-auth-connection-private.h"
 #include "peer-blob.h"
-#include "peer-bus-compat-private.h"
+#include "peer-bus-driver-private.h"
 #include "peer-connection-private.h"
 #include "peer-error.h"
 #include "peer-helper.h"
 #include "peer-interface-private.h"
 #include "peer-policy.h"
+#include "peer-router-private.h"
 #include "peer-server-private.h"
 #include "peer-lane-private.h"
 #include "peer-wire-private.h"
@@ -79,7 +80,9 @@ struct _PeerServer
   GSource *accept_source;
   GPtrArray *handshakes;                /* Handshake*, not owned */
   GPtrArray *exports;                   /* PeerInterface*, owned */
-  PeerInterface *bus_compat;
+  PeerRouter *router;                   /* set by init, read-only after */
+  PeerInterface *driver;                /* org.freedesktop.DBus */
+  PeerInterface *monitoring;            /* org.freedesktop.DBus.Monitoring */
   PeerInterface *wire;                  /* org.libpeer.Transport1 */
   PeerInterface *lane;                  /* org.libpeer.Lane1 */
   guint handshake_timeout_ms;
@@ -110,6 +113,39 @@ static void peer_server_initable_iface_init (GInitableIface *iface);
 
 G_DEFINE_FINAL_TYPE_WITH_CODE (PeerServer, peer_server, G_TYPE_OBJECT,
                                G_IMPLEMENT_INTERFACE (G_TYPE_INITABLE, peer_server_initable_iface_init))
+
+G_STATIC_ASSERT (PEER_SERVER_DEFAULT_MAX_MATCH_RULES == PEER_ROUTER_DEFAULT_MAX_MATCH_RULES);
+
+/* Who may become a monitor: the policy's call (it locks its own lists). */
+static gboolean
+may_monitor (uid_t    uid,
+             gpointer user_data)
+{
+  return peer_policy_may_monitor (user_data, uid);
+}
+
+static gboolean
+router_emit (gpointer        router,
+             PeerConnection *destination,
+             const char     *object_path,
+             const char     *interface_name,
+             const char     *signal_name,
+             GVariant       *parameters,
+             GError        **error)
+{
+  return _peer_router_emit_signal (router, destination, object_path, interface_name, signal_name,
+                                   parameters, error);
+}
+
+static gboolean
+bind_interface (PeerServer    *self,
+                PeerInterface *iface,
+                const char    *object_path,
+                GError       **error)
+{
+  return _peer_interface_bind (iface, router_emit, self->router, (GBoxedCopyFunc) _peer_router_ref,
+                               (GDestroyNotify) _peer_router_unref, object_path, error);
+}
 
 /* --- socket set-up ------------------------------------------------------ */
 
@@ -305,6 +341,7 @@ peer_server_initable_init (GInitable     *initable,
 
   if (self->policy == NULL)
     self->policy = peer_policy_new ();
+  _peer_router_set_monitor_check (self->router, may_monitor, g_object_ref (self->policy), g_object_unref);
   self->observer = peer_policy_create_auth_observer (self->policy);
 
   if (self->adopted_fd >= 0)
@@ -412,7 +449,13 @@ on_peer_closed (PeerConnection *peer,
 
   if (removed != NULL)
     {
+      const char *name = peer_connection_get_unique_name (peer);
+
+      _peer_router_remove_peer (self->router, peer);
       g_signal_handlers_disconnect_by_func (peer, on_peer_closed, self);
+      if (self->driver != NULL)
+        peer_interface_emit_signal (self->driver, NULL, "NameOwnerChanged",
+                                    g_variant_new ("(sss)", name, name, ""), NULL);
       g_signal_emit (self, signals[SIGNAL_PEER_DISCONNECTED], 0, peer);
     }
 }
@@ -424,7 +467,7 @@ add_peer (PeerServer      *self,
   g_autoptr(PeerConnection) peer = NULL;
   guint64 *key;
 
-  peer = _peer_connection_new (connection, ++self->next_peer_id);
+  peer = _peer_connection_new (connection, ++self->next_peer_id, self->router);
   _peer_connection_set_limits (peer, self->max_fds_per_message, self->blob_threshold);
   _peer_connection_set_resource_limits (peer, self->max_calls_in_flight, self->max_queued_bytes,
                                         self->max_message_size);
@@ -447,6 +490,12 @@ add_peer (PeerServer      *self,
   g_hash_table_insert (self->peers, key, g_object_ref (peer));
   g_mutex_unlock (&self->lock);
   g_signal_connect (peer, "closed", G_CALLBACK (on_peer_closed), self);
+  /* As a bus announces a new connection, to whoever watches for it. */
+  if (self->driver != NULL)
+    peer_interface_emit_signal (self->driver, NULL, "NameOwnerChanged",
+                                g_variant_new ("(sss)", peer_connection_get_unique_name (peer), "",
+                                               peer_connection_get_unique_name (peer)), NULL);
+  _peer_router_add_peer (self->router, peer);
 
   g_debug ("libpeer: peer %s connected (uid %d, pid %d)", peer_connection_get_unique_name (peer),
            (int) peer_connection_get_uid (peer), (int) peer_connection_get_pid (peer));
@@ -972,9 +1021,10 @@ peer_server_export (PeerServer    *self,
           return FALSE;
         }
     }
-  if (!_peer_interface_bind (iface, self, object_path, error))
+  if (!bind_interface (self, iface, object_path, error))
     return FALSE;
   g_ptr_array_add (self->exports, g_object_ref (iface));
+  _peer_router_add_object (self->router, iface);
 
   peers = peer_server_list_peers (self);
   for (guint i = 0; i < peers->len; i++)
@@ -1003,6 +1053,7 @@ peer_server_unexport (PeerServer    *self,
   if (!g_ptr_array_find (self->exports, iface, &index))
     return;
   owned = g_ptr_array_steal_index (self->exports, index);
+  _peer_router_remove_object (self->router, iface);
   peers = peer_server_list_peers (self);
   for (guint i = 0; i < peers->len; i++)
     _peer_connection_unexport (g_ptr_array_index (peers, i), iface);
@@ -1018,35 +1069,48 @@ peer_server_emit_signal (PeerServer     *self,
                          GVariant       *parameters,
                          GError        **error)
 {
-  g_autoptr(GVariant) owned = NULL;
-  g_autoptr(GPtrArray) peers = NULL;
-
   g_return_val_if_fail (PEER_IS_SERVER (self), FALSE);
   g_return_val_if_fail (destination == NULL || PEER_IS_CONNECTION (destination), FALSE);
 
-  if (parameters != NULL)
-    owned = g_variant_ref_sink (parameters);
-  if (object_path == NULL || !g_variant_is_object_path (object_path) ||
-      interface_name == NULL || !g_dbus_is_interface_name (interface_name) ||
-      signal_name == NULL || !g_dbus_is_member_name (signal_name) ||
-      (owned != NULL && !g_variant_is_of_type (owned, G_VARIANT_TYPE_TUPLE)))
-    {
-      g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
-                   "Invalid signal %s %s.%s", object_path ? object_path : "(null)",
-                   interface_name ? interface_name : "(null)", signal_name ? signal_name : "(null)");
-      return FALSE;
-    }
+  return _peer_router_emit_signal (self->router, destination, object_path, interface_name,
+                                   signal_name, parameters, error);
+}
 
-  if (destination != NULL)
-    {
-      _peer_connection_send_signal (destination, object_path, interface_name, signal_name, owned);
-      return TRUE;
-    }
-  peers = peer_server_list_peers (self);
-  for (guint i = 0; i < peers->len; i++)
-    _peer_connection_send_signal (g_ptr_array_index (peers, i), object_path, interface_name,
-                                  signal_name, owned);
-  return TRUE;
+gboolean
+peer_server_add_name (PeerServer  *self,
+                      const char  *name,
+                      GError     **error)
+{
+  g_return_val_if_fail (PEER_IS_SERVER (self), FALSE);
+
+  return _peer_router_add_name (self->router, name, error);
+}
+
+gboolean
+peer_server_remove_name (PeerServer *self,
+                         const char *name)
+{
+  g_return_val_if_fail (PEER_IS_SERVER (self), FALSE);
+  g_return_val_if_fail (name != NULL, FALSE);
+
+  return _peer_router_remove_name (self->router, name);
+}
+
+char **
+peer_server_dup_names (PeerServer *self)
+{
+  g_return_val_if_fail (PEER_IS_SERVER (self), NULL);
+
+  return _peer_router_dup_names (self->router);
+}
+
+void
+peer_server_set_max_match_rules (PeerServer *self,
+                                 guint       max_rules)
+{
+  g_return_if_fail (PEER_IS_SERVER (self));
+
+  _peer_router_set_max_match_rules (self->router, max_rules);
 }
 
 GPtrArray *
@@ -1096,6 +1160,17 @@ peer_server_get_n_refused (PeerServer *self)
 /* --- GObject ------------------------------------------------------------ */
 
 static void
+add_builtin (PeerServer    *self,
+             PeerInterface *iface,
+             const char    *object_path)
+{
+  if (!bind_interface (self, iface, object_path, NULL))
+    g_assert_not_reached ();
+  g_ptr_array_add (self->exports, g_object_ref (iface));
+  _peer_router_add_object (self->router, iface);
+}
+
+static void
 peer_server_constructed (GObject *object)
 {
   PeerServer *self = PEER_SERVER (object);
@@ -1104,19 +1179,19 @@ peer_server_constructed (GObject *object)
 
   if (!(self->flags & PEER_SERVER_FLAGS_NO_BUS_COMPAT))
     {
-      self->bus_compat = _peer_bus_compat_new (self);
-      _peer_interface_bind (self->bus_compat, self, PEER_BUS_COMPAT_PATH, NULL);
-      g_ptr_array_add (self->exports, g_object_ref (self->bus_compat));
+      self->driver = _peer_bus_driver_new (self->router);
+      add_builtin (self, self->driver, PEER_ROUTER_BUS_PATH);
+      _peer_router_set_driver (self->router, self->driver);
+      self->monitoring = _peer_bus_driver_new_monitoring (self->router);
+      add_builtin (self, self->monitoring, PEER_ROUTER_BUS_PATH);
     }
 
   /* How libpeer clients learn that this server speaks libpeer. */
   self->wire = _peer_wire_interface_new ();
-  _peer_interface_bind (self->wire, self, PEER_WIRE_PATH, NULL);
-  g_ptr_array_add (self->exports, g_object_ref (self->wire));
+  add_builtin (self, self->wire, PEER_WIRE_PATH);
 
-  self->lane = _peer_lane_interface_new (self);
-  _peer_interface_bind (self->lane, self, PEER_LANE_PATH, NULL);
-  g_ptr_array_add (self->exports, g_object_ref (self->lane));
+  self->lane = _peer_lane_interface_new (self->router);
+  add_builtin (self, self->lane, PEER_LANE_PATH);
 }
 
 static void
@@ -1135,10 +1210,17 @@ peer_server_dispose (GObject *object)
   g_mutex_lock (&self->lock);
   g_hash_table_remove_all (self->peers);
   g_mutex_unlock (&self->lock);
+  /* Unbinding drops each interface's reference on the router, and the
+   * router's on the driver: no cycle outlives the server. */
   for (guint i = 0; i < self->exports->len; i++)
-    _peer_interface_unbind (g_ptr_array_index (self->exports, i));
+    {
+      _peer_router_remove_object (self->router, g_ptr_array_index (self->exports, i));
+      _peer_interface_unbind (g_ptr_array_index (self->exports, i));
+    }
   g_ptr_array_set_size (self->exports, 0);
-  g_clear_object (&self->bus_compat);
+  _peer_router_set_driver (self->router, NULL);
+  g_clear_object (&self->driver);
+  g_clear_object (&self->monitoring);
   g_clear_object (&self->wire);
   g_clear_object (&self->lane);
 
@@ -1161,6 +1243,7 @@ peer_server_finalize (GObject *object)
   g_hash_table_unref (self->peers);
   g_ptr_array_unref (self->handshakes);
   g_ptr_array_unref (self->exports);
+  _peer_router_unref (self->router);
   g_clear_object (&self->observer);
   g_clear_object (&self->policy);
   g_main_context_unref (self->context);
@@ -1281,6 +1364,7 @@ peer_server_init (PeerServer *self)
   g_mutex_init (&self->lock);
   self->context = g_main_context_ref_thread_default ();
   self->guid = g_dbus_generate_guid ();
+  self->router = _peer_router_new (self->guid);
   self->peers = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, g_object_unref);
   self->handshakes = g_ptr_array_new ();
   self->exports = g_ptr_array_new_with_free_func (g_object_unref);

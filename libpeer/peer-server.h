@@ -64,6 +64,9 @@ typedef enum {
 /** PEER_SERVER_DEFAULT_MAX_MESSAGE_SIZE: the largest message body, either way (4 MiB; larger data travels as blobs or fds) */
 #define PEER_SERVER_DEFAULT_MAX_MESSAGE_SIZE (4 * 1024 * 1024)
 
+/** PEER_SERVER_DEFAULT_MAX_MATCH_RULES: how many match rules one peer may hold (dbus-daemon's default) */
+#define PEER_SERVER_DEFAULT_MAX_MATCH_RULES 512
+
 /** PEER_SERVER_HANDSHAKE_MAX_BYTES: what a peer may send before BEGIN (the EXTERNAL handshake takes ~100) */
 #define PEER_SERVER_HANDSHAKE_MAX_BYTES 16384
 
@@ -302,6 +305,61 @@ void            peer_server_set_max_queued_bytes (PeerServer *self,
 PEER_EXPORT
 void            peer_server_set_max_message_size (PeerServer *self,
                                                   guint       max_size);
+
+/**
+ * peer_server_set_max_match_rules:
+ * @self: a server
+ * @max_rules: how many match rules (AddMatch, and a monitor's rules) one
+ *   peer may hold (default %PEER_SERVER_DEFAULT_MAX_MATCH_RULES); AddMatch
+ *   past it fails with org.freedesktop.DBus.Error.LimitsExceeded
+ */
+PEER_EXPORT
+void            peer_server_set_max_match_rules (PeerServer *self,
+                                                 guint       max_rules);
+
+/**
+ * peer_server_add_name:
+ * @self: a server
+ * @name: a well-known bus name, such as `org.example.App`
+ * @error: set to PEER_ERROR_INVALID_ARGS for a unique name (`:1.5`),
+ *   `org.freedesktop.DBus` or a malformed one
+ *
+ * Has the server own @name, as a service owns a name on a bus: bus-style
+ * clients see it in ListNames, NameHasOwner and GetNameOwner (which
+ * answers the server's unique name, ":1.0"), may address calls to it and
+ * match signals on it, and get NameOwnerChanged. Calls addressed to a
+ * name the server does not own fail as on a bus (ServiceUnknown). Adding
+ * a name the server owns already does nothing. Any thread.
+ *
+ * Returns: %TRUE on success
+ */
+PEER_EXPORT
+gboolean        peer_server_add_name            (PeerServer  *self,
+                                                 const char  *name,
+                                                 GError     **error);
+
+/**
+ * peer_server_remove_name:
+ * @self: a server
+ * @name: a name given to peer_server_add_name()
+ *
+ * Any thread.
+ *
+ * Returns: %TRUE when the server owned @name
+ */
+PEER_EXPORT
+gboolean        peer_server_remove_name         (PeerServer  *self,
+                                                 const char  *name);
+
+/**
+ * peer_server_dup_names:
+ * @self: a server
+ *
+ * Returns: (transfer full) (array zero-terminated=1): the well-known names
+ *   the server owns
+ */
+PEER_EXPORT
+char          **peer_server_dup_names           (PeerServer  *self);
 
 /**
  * peer_server_set_blob_threshold:

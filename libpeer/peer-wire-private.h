@@ -66,6 +66,15 @@ gboolean        _peer_wire_limits_has_overflowed     (PeerWireLimits *limits);
 gboolean        _peer_wire_send                      (GDBusConnection *connection,
                                                       PeerWireLimits  *limits,
                                                       GDBusMessage    *message);
+/* The same, with g_dbus_connection_send_message()'s @flags. */
+gboolean        _peer_wire_send_full                 (GDBusConnection       *connection,
+                                                      PeerWireLimits        *limits,
+                                                      GDBusMessage          *message,
+                                                      GDBusSendMessageFlags  flags);
+/* Moves the queue's accounting from @from to @to, a message that stands
+ * in for it (a copy made in a filter). */
+void            _peer_wire_move_accounting           (GDBusMessage    *from,
+                                                      GDBusMessage    *to);
 
 /* A GDBusMessageFilterFunction for a server connection; @user_data is a
  * PeerWireLimits. Counts every message read in the peer's quota (closing

@@ -365,6 +365,25 @@ _peer_wire_send (GDBusConnection *connection,
                  PeerWireLimits  *limits,
                  GDBusMessage    *message)
 {
+  return _peer_wire_send_full (connection, limits, message, G_DBUS_SEND_MESSAGE_FLAGS_NONE);
+}
+
+void
+_peer_wire_move_accounting (GDBusMessage *from,
+                            GDBusMessage *to)
+{
+  gpointer queued = g_object_steal_qdata (G_OBJECT (from), queued_message_quark ());
+
+  if (queued != NULL)
+    g_object_set_qdata_full (G_OBJECT (to), queued_message_quark (), queued, queued_message_written);
+}
+
+gboolean
+_peer_wire_send_full (GDBusConnection       *connection,
+                      PeerWireLimits        *limits,
+                      GDBusMessage          *message,
+                      GDBusSendMessageFlags  flags)
+{
   QueuedMessage *queued = g_new0 (QueuedMessage, 1);
   gboolean fits;
 
@@ -382,7 +401,7 @@ _peer_wire_send (GDBusConnection *connection,
     }
   /* Fails only when the connection is closed, which its closed handler
    * reports on its own. */
-  return g_dbus_connection_send_message (connection, message, G_DBUS_SEND_MESSAGE_FLAGS_NONE, NULL, NULL);
+  return g_dbus_connection_send_message (connection, message, flags, NULL, NULL);
 }
 
 /* --- blobs in and out of an argument tuple ------------------------------- */
@@ -641,9 +660,7 @@ unwrap_blob_call (GDBusConnection *connection,
   if (call == NULL)
     return refuse_message (connection, limits, message, error);
   /* The call stands for the message, and is counted in its place. */
-  g_object_set_qdata_full (G_OBJECT (call), queued_message_quark (),
-                           g_object_steal_qdata (G_OBJECT (message), queued_message_quark ()),
-                           queued_message_written);
+  _peer_wire_move_accounting (message, call);
   g_object_unref (message);
   return call;
 }

@@ -90,5 +90,6 @@ peer_bench_service_export (PeerServer *server,
   g_autoptr(PeerInterface) iface = peer_interface_new (peer_proto_bench1_interface_info ());
 
   return peer_interface_add_methods (iface, entries, G_N_ELEMENTS (entries), NULL, error) &&
-         peer_server_export (server, PEER_BENCH_PATH, iface, error);
+         peer_server_export (server, PEER_BENCH_PATH, iface, error) &&
+         peer_server_add_name (server, PEER_BENCH_NAME, error);
 }

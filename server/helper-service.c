@@ -615,7 +615,9 @@ peer_helper_service_export (PeerServer *server,
 
   g_signal_connect (server, "peer-connected", G_CALLBACK (on_peers_changed), helper);
   g_signal_connect (server, "peer-disconnected", G_CALLBACK (on_peers_changed), helper);
-  return peer_server_export (server, PEER_HELPER_PATH, iface, error);
+  /* Bus-style clients address it by the name it owns. */
+  return peer_server_export (server, PEER_HELPER_PATH, iface, error) &&
+         peer_server_add_name (server, PEER_HELPER_NAME, error);
 }
 
 gboolean

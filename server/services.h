@@ -9,6 +9,10 @@ G_BEGIN_DECLS
 #define PEER_HELPER_PATH "/org/libpeer/Helper"
 #define PEER_JOBS_PATH   "/org/libpeer/Helper/jobs"
 
+/* The well-known names the services own (peer_server_add_name()). */
+#define PEER_BENCH_NAME  "org.libpeer.Bench"
+#define PEER_HELPER_NAME "org.libpeer.Helper"
+
 /* How long a finished job stays visible before it goes. */
 #define PEER_JOB_DEFAULT_LINGER_MS 30000
 

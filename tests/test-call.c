@@ -8,6 +8,7 @@
 #include "peer-connection-private.h"
 #include "peer-error.h"
 #include "peer-interface.h"
+#include "peer-router-private.h"
 
 typedef struct {
   guint n_values;
@@ -68,6 +69,7 @@ typedef struct {
   PeerConnection *connection;
   GDBusConnection *dbus;
   GIOStream *stream;
+  PeerRouter *router;
 } Fixture;
 
 static void
@@ -93,7 +95,8 @@ fixture_set_up (Fixture      *f,
   f->dbus = g_dbus_connection_new_sync (f->stream, NULL, G_DBUS_CONNECTION_FLAGS_DELAY_MESSAGE_PROCESSING,
                                         NULL, NULL, &error);
   g_assert_no_error (error);
-  f->connection = _peer_connection_new (f->dbus, 1);
+  f->router = _peer_router_new ("0123456789abcdef0123456789abcdef");
+  f->connection = _peer_connection_new (f->dbus, 1, f->router);
 }
 
 static void
@@ -101,6 +104,7 @@ fixture_tear_down (Fixture      *f,
                    gconstpointer data)
 {
   g_clear_object (&f->connection);
+  g_clear_pointer (&f->router, _peer_router_unref);
   g_dbus_connection_close_sync (f->dbus, NULL, NULL);
   g_clear_object (&f->dbus);
   g_clear_object (&f->stream);
