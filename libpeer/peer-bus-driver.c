@@ -449,7 +449,8 @@ handle_become_monitor (PeerCall *call,
                               "BecomeMonitor takes no flags, not 0x%x", flags);
       return;
     }
-  /* The reply goes out first, as a peer; from then on only copies. */
+  /* From here on the peer gets only copies; the reply itself still goes
+   * out to it (replies are not signals), but is not copied to monitors. */
   if (!_peer_router_become_monitor (router, caller, rules, &error))
     {
       peer_call_return_gerror (call, error);

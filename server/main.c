@@ -60,6 +60,7 @@ main (int   argc,
   g_auto(GStrv) allow_uids = NULL;
   g_auto(GStrv) allow_gids = NULL;
   gboolean version = FALSE;
+  gboolean no_monitors = FALSE;
   gint fd = -1;
   gint job_linger_ms = PEER_JOB_DEFAULT_LINGER_MS;
   const GOptionEntry options[] = {
@@ -76,6 +77,8 @@ main (int   argc,
       "Also admit peers with this primary gid (repeatable)", "GID" },
     { "files-root", 0, 0, G_OPTION_ARG_FILENAME, &files_root,
       "Let OpenFile open regular files under DIR (default: none)", "DIR" },
+    { "no-monitors", 0, 0, G_OPTION_ARG_NONE, &no_monitors,
+      "Refuse BecomeMonitor, even to peers of the server's own uid (default: they may monitor)", NULL },
     { "version", 0, 0, G_OPTION_ARG_NONE, &version, "Print the version and exit", NULL },
     { NULL }
   };
@@ -105,6 +108,8 @@ main (int   argc,
     }
 
   policy = peer_policy_new ();
+  if (no_monitors)
+    peer_policy_set_allow_same_uid_monitor (policy, FALSE);
   for (guint i = 0; allow_uids != NULL && allow_uids[i] != NULL; i++)
     {
       uid_t uid;
