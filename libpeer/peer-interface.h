@@ -35,8 +35,12 @@ typedef void (*PeerMethodFunc) (PeerCall *call,
 /**
  * PeerMethodFlags:
  * @PEER_METHOD_FLAGS_NONE: none
- * @PEER_METHOD_FLAGS_THREAD_SAFE: the handler may run on any thread; fast
- *   transports may then call it without a hop to the main context
+ * @PEER_METHOD_FLAGS_THREAD_SAFE: the handler may run on any thread, and is
+ *   then called where the call was read, with no hop to the main context:
+ *   on a lane, the lane's thread; on a D-Bus connection, GDBus's worker
+ *   thread, which reads and writes every GDBus connection of the process.
+ *   Such a handler must not block: reply at once, or take a reference on
+ *   the call (peer_call_ref()) and reply later from anywhere.
  */
 typedef enum {
   PEER_METHOD_FLAGS_NONE        = 0,

@@ -5,7 +5,7 @@
 
 G_BEGIN_DECLS
 
-/* The interfaces exported now; main context only. (transfer container) */
-GPtrArray *_peer_server_dup_exports  (PeerServer *self);
+/* org.libpeer.Transport1, exported at PEER_WIRE_PATH. (transfer full) */
+PeerInterface *_peer_server_transport_interface_new (void);
 
 G_END_DECLS

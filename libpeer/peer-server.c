@@ -1187,7 +1187,7 @@ peer_server_constructed (GObject *object)
     }
 
   /* How libpeer clients learn that this server speaks libpeer. */
-  self->wire = _peer_wire_interface_new ();
+  self->wire = _peer_server_transport_interface_new ();
   add_builtin (self, self->wire, PEER_WIRE_PATH);
 
   self->lane = _peer_lane_interface_new (self->router);
@@ -1210,15 +1210,16 @@ peer_server_dispose (GObject *object)
   g_mutex_lock (&self->lock);
   g_hash_table_remove_all (self->peers);
   g_mutex_unlock (&self->lock);
-  /* Unbinding drops each interface's reference on the router, and the
-   * router's on the driver: no cycle outlives the server. */
+  /* Unbinding drops each interface's reference on the router, so the
+   * router (and the driver it holds) goes with the last peer's filter. */
   for (guint i = 0; i < self->exports->len; i++)
     {
       _peer_router_remove_object (self->router, g_ptr_array_index (self->exports, i));
       _peer_interface_unbind (g_ptr_array_index (self->exports, i));
     }
   g_ptr_array_set_size (self->exports, 0);
-  _peer_router_set_driver (self->router, NULL);
+  /* The router keeps its driver until it goes itself: a filter may still
+   * be running in GDBus's worker thread. */
   g_clear_object (&self->driver);
   g_clear_object (&self->monitoring);
   g_clear_object (&self->wire);
@@ -1379,14 +1380,3 @@ peer_server_init (PeerServer *self)
   self->max_message_size = PEER_SERVER_DEFAULT_MAX_MESSAGE_SIZE;
 }
 
-/* --- for libpeer's own parts ----------------------------------------------- */
-
-GPtrArray *
-_peer_server_dup_exports (PeerServer *self)
-{
-  GPtrArray *exports = g_ptr_array_new_full (self->exports->len, g_object_unref);
-
-  for (guint i = 0; i < self->exports->len; i++)
-    g_ptr_array_add (exports, g_object_ref (g_ptr_array_index (self->exports, i)));
-  return exports;
-}

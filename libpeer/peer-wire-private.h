@@ -17,6 +17,7 @@ G_BEGIN_DECLS
 
 #define PEER_WIRE_PATH      "/org/libpeer/Transport"
 #define PEER_WIRE_INTERFACE "org.libpeer.Transport1"
+#define PEER_WIRE_BLOB_CALL_METHOD "BlobCall"
 
 /* The limits of one server connection, shared by the PeerConnection (which
  * sets them from the server's) and the filter that enforces them in
@@ -95,8 +96,6 @@ GDBusMessage   *_peer_wire_server_filter             (GDBusConnection *connectio
 GDBusMessage   *_peer_wire_unwrap_blob_call          (GDBusMessage    *message,
                                                       GError         **error);
 
-/* org.libpeer.Transport1 at PEER_WIRE_PATH. */
-PeerInterface  *_peer_wire_interface_new             (void);
 
 /* Whether an incoming call arrived blob-wrapped, so its reply must be. */
 gboolean        _peer_wire_message_is_wrapped        (GDBusMessage    *message);

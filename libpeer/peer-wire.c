@@ -39,35 +39,12 @@
 #include <unistd.h>
 
 #include "peer-blob-private.h"
-#include "peer-call.h"
-#include "peer-connection.h"
 #include "peer-error.h"
-#include "peer-interface.h"
 #include "peer-server.h"
 #include "peer-wire-private.h"
 
-#define BLOB_CALL_METHOD "BlobCall"
 #define BLOB_CALL_TYPE   "(ssva(uht))"
 #define BLOB_REPLY_TYPE  "(va(uht))"
-
-static const char wire_xml[] =
-  "<node>"
-  " <interface name='" PEER_WIRE_INTERFACE "'>"
-  "  <method name='GetFeatures'>"
-  "   <arg name='features' type='a{sv}' direction='out'/>"
-  "  </method>"
-  /* Never dispatched: the server's filter unwraps every BlobCall. Listed
-   * so that introspection documents the wire protocol. */
-  "  <method name='" BLOB_CALL_METHOD "'>"
-  "   <arg name='interface' type='s' direction='in'/>"
-  "   <arg name='method' type='s' direction='in'/>"
-  "   <arg name='args' type='v' direction='in'/>"
-  "   <arg name='blobs' type='a(uht)' direction='in'/>"
-  "   <arg name='reply' type='v' direction='out'/>"
-  "   <arg name='reply_blobs' type='a(uht)' direction='out'/>"
-  "  </method>"
-  " </interface>"
-  "</node>";
 
 /* Set on a call message the filter unwrapped: its reply must be wrapped. */
 static GQuark
@@ -613,7 +590,7 @@ _peer_wire_unwrap_blob_call (GDBusMessage  *message,
   if (body == NULL || !g_variant_is_of_type (body, G_VARIANT_TYPE (BLOB_CALL_TYPE)))
     {
       g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS, "%s takes %s, not %s",
-                   BLOB_CALL_METHOD, BLOB_CALL_TYPE,
+                   PEER_WIRE_BLOB_CALL_METHOD, BLOB_CALL_TYPE,
                    body != NULL ? g_variant_get_type_string (body) : "()");
       return NULL;
     }
@@ -624,7 +601,7 @@ _peer_wire_unwrap_blob_call (GDBusMessage  *message,
       !g_variant_is_of_type (args, G_VARIANT_TYPE_TUPLE))
     {
       g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
-                   "%s cannot stand for %s.%s with arguments of type %s", BLOB_CALL_METHOD,
+                   "%s cannot stand for %s.%s with arguments of type %s", PEER_WIRE_BLOB_CALL_METHOD,
                    interface_name, method_name, g_variant_get_type_string (args));
       return NULL;
     }
@@ -751,40 +728,9 @@ _peer_wire_server_filter (GDBusConnection *connection,
 
   if (g_dbus_message_get_message_type (message) == G_DBUS_MESSAGE_TYPE_METHOD_CALL &&
       g_strcmp0 (g_dbus_message_get_interface (message), PEER_WIRE_INTERFACE) == 0 &&
-      g_strcmp0 (g_dbus_message_get_member (message), BLOB_CALL_METHOD) == 0)
+      g_strcmp0 (g_dbus_message_get_member (message), PEER_WIRE_BLOB_CALL_METHOD) == 0)
     return unwrap_blob_call (connection, limits, message);
   return message;
-}
-
-/* --- org.libpeer.Transport1 ---------------------------------------------- */
-
-static void
-handle_get_features (PeerCall *call,
-                     gpointer  user_data)
-{
-  g_auto(GVariantBuilder) features = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE_VARDICT);
-  GDBusConnection *connection = peer_connection_get_dbus_connection (peer_call_get_connection (call));
-
-  /* Blobs need fds: a peer that cannot pass them is told there are none. */
-  g_variant_builder_add (&features, "{sv}", "blob-call",
-                         g_variant_new_boolean (g_dbus_connection_get_capabilities (connection) &
-                                                G_DBUS_CAPABILITY_FLAGS_UNIX_FD_PASSING));
-  peer_call_return_value (call, g_variant_new ("(a{sv})", &features));
-}
-
-PeerInterface *
-_peer_wire_interface_new (void)
-{
-  static const PeerMethodEntry entries[] = {
-    { "GetFeatures", handle_get_features, PEER_METHOD_FLAGS_THREAD_SAFE },
-  };
-  g_autoptr(PeerInterface) iface = NULL;
-
-  iface = peer_interface_new_for_xml (wire_xml, PEER_WIRE_INTERFACE, NULL);
-  g_assert (iface != NULL);
-  if (!peer_interface_add_methods (iface, entries, G_N_ELEMENTS (entries), NULL, NULL))
-    g_assert_not_reached ();
-  return g_steal_pointer (&iface);
 }
 
 /* --- replies to wrapped calls -------------------------------------------- */
@@ -969,7 +915,7 @@ _peer_wire_new_blob_call (const char  *object_path,
   if (!extract_blobs (parameters, threshold, out_fds, &args, &blobs, error))
     return NULL;
 
-  message = g_dbus_message_new_method_call (NULL, object_path, PEER_WIRE_INTERFACE, BLOB_CALL_METHOD);
+  message = g_dbus_message_new_method_call (NULL, object_path, PEER_WIRE_INTERFACE, PEER_WIRE_BLOB_CALL_METHOD);
   g_dbus_message_set_body (message, g_variant_new ("(ssv@a(uht))", interface_name, method_name,
                                                    args, blobs));
   g_dbus_message_set_unix_fd_list (message, out_fds);
