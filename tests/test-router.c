@@ -231,9 +231,10 @@ test_sender_stamped (Fixture      *f,
   /* Twin: the bus answers for itself. */
   driver = call_message (bus->connection, BUS_NAME, BUS_PATH, BUS_NAME, "GetId", NULL);
   g_assert_cmpstr (g_dbus_message_get_sender (driver), ==, BUS_NAME);
-  /* A plain peer's replies are stamped too, but nobody told it a name. */
+  /* Twin: a plain peer-to-peer one gets what GDBus would send it. */
   plain_reply = call_message (plain->connection, NULL, BENCH_PATH, BENCH_IFACE, "Ping", NULL);
-  g_assert_cmpstr (g_dbus_message_get_sender (plain_reply), ==, ":1.0");
+  g_assert_cmpint (g_dbus_message_get_message_type (plain_reply), ==, G_DBUS_MESSAGE_TYPE_METHOD_RETURN);
+  g_assert_null (g_dbus_message_get_sender (plain_reply));
   g_assert_null (g_dbus_message_get_destination (plain_reply));
 
   recorder_free (bus);
@@ -786,6 +787,58 @@ test_validate_serial_zero (Fixture      *f,
   check_offender_closed (f, blob, size, "serial");
 }
 
+static void
+test_validate_interface_name (Fixture      *f,
+                              gconstpointer data)
+{
+  g_autoptr(GDBusMessage) ping = new_call (BENCH_PATH, BENCH_IFACE, "Ping", NULL, 1);
+  gsize size;
+  g_autofree guchar *blob = to_blob (ping, &size);
+  guchar *at = memmem (blob, size, BENCH_IFACE, strlen (BENCH_IFACE));
+
+  /* Same length, one character no interface name may hold. */
+  g_assert_nonnull (at);
+  at[strlen ("org.libpeer")] = '-';
+  check_offender_closed (f, blob, size, "INTERFACE");
+}
+
+static void
+test_validate_reserved_local (Fixture      *f,
+                              gconstpointer data)
+{
+  /* Only an implementation makes up messages on .Local; from a peer
+   * they would fake a disconnection. */
+  g_autoptr(GDBusMessage) call = new_call ("/org/freedesktop/DBus/Local", "org.freedesktop.DBus.Local",
+                                           "Disconnected", NULL, 1);
+  gsize size;
+  g_autofree guchar *blob = to_blob (call, &size);
+
+  check_offender_closed (f, blob, size, "Local");
+}
+
+static void
+test_monitor_that_sends_is_closed (Fixture      *f,
+                                   gconstpointer data)
+{
+  Watch watch = { f->server, 0, 0, NULL };
+  Recorder *monitor = NULL;
+  g_autoptr(GDBusMessage) call = g_dbus_message_new_method_call ("org.libpeer.Bench", BENCH_PATH, BENCH_IFACE, "Ping");
+  g_autoptr(GError) error = NULL;
+
+  peer_test_server_invoke (f->server, watch_server, &watch);
+  monitor = monitor_new (f);
+  g_dbus_message_set_flags (call, G_DBUS_MESSAGE_FLAGS_NO_REPLY_EXPECTED);
+  g_assert_true (g_dbus_connection_send_message (monitor->connection, call, G_DBUS_SEND_MESSAGE_FLAGS_NONE,
+                                                 NULL, &error));
+  g_assert_no_error (error);
+  PEER_TEST_WAIT_UNTIL (g_atomic_int_get (&watch.disconnected) > 0);
+  g_assert_nonnull (strstr (watch.last_reason, "monitors only listen"));
+
+  peer_test_server_invoke (f->server, unwatch_server, &watch);
+  g_free (watch.last_reason);
+  recorder_free (monitor);
+}
+
 /* --- dispatch ----------------------------------------------------------- */
 
 typedef struct {
@@ -888,6 +941,9 @@ main (int   argc,
   ADD ("/peer/router/validate/path-type", test_validate_path_type);
   ADD ("/peer/router/validate/path-type/valid-twin", test_validate_path_type_twin);
   ADD ("/peer/router/validate/serial-zero", test_validate_serial_zero);
+  ADD ("/peer/router/validate/interface-name", test_validate_interface_name);
+  ADD ("/peer/router/validate/reserved-local", test_validate_reserved_local);
+  ADD ("/peer/router/monitor/sending-is-closed", test_monitor_that_sends_is_closed);
   ADD ("/peer/router/dispatch/thread", test_dispatch_thread);
 #undef ADD
 
