@@ -338,34 +338,39 @@ lookup_credentials (PeerCall   *call,
   return TRUE;
 }
 
+/* GetConnectionUnixUser and GetConnectionUnixProcessID: one number,
+ * or the bus's error when the kernel did not tell it. */
+static void
+return_credential (PeerCall   *call,
+                   PeerRouter *router,
+                   gboolean    want_pid)
+{
+  guint32 uid, pid, gid;
+  guint32 value;
+
+  if (!lookup_credentials (call, router, want_pid ? "PID" : "UID", &uid, &pid, &gid))
+    return;
+  value = want_pid ? pid : uid;
+  if (value == (guint32) -1)
+    peer_call_return_error (call, G_DBUS_ERROR,
+                            want_pid ? G_DBUS_ERROR_UNIX_PROCESS_ID_UNKNOWN : G_DBUS_ERROR_FAILED,
+                            "Could not determine the %s of this peer", want_pid ? "PID" : "UID");
+  else
+    peer_call_return_value (call, g_variant_new ("(u)", value));
+}
+
 static void
 handle_get_connection_unix_user (PeerCall *call,
                                  gpointer  user_data)
 {
-  guint32 uid, pid, gid;
-
-  if (!lookup_credentials (call, user_data, "UID", &uid, &pid, &gid))
-    return;
-  if (uid == (guint32) -1)
-    peer_call_return_error (call, G_DBUS_ERROR, G_DBUS_ERROR_FAILED,
-                            "Could not determine the UID of this peer");
-  else
-    peer_call_return_value (call, g_variant_new ("(u)", uid));
+  return_credential (call, user_data, FALSE);
 }
 
 static void
 handle_get_connection_unix_process_id (PeerCall *call,
                                        gpointer  user_data)
 {
-  guint32 uid, pid, gid;
-
-  if (!lookup_credentials (call, user_data, "PID", &uid, &pid, &gid))
-    return;
-  if (pid == (guint32) -1)
-    peer_call_return_error (call, G_DBUS_ERROR, G_DBUS_ERROR_UNIX_PROCESS_ID_UNKNOWN,
-                            "Could not determine the PID of this peer");
-  else
-    peer_call_return_value (call, g_variant_new ("(u)", pid));
+  return_credential (call, user_data, TRUE);
 }
 
 static void
