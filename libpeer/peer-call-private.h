@@ -2,6 +2,7 @@
 #pragma once
 
 #include "peer-call.h"
+#include "peer-wire-private.h"
 
 G_BEGIN_DECLS
 
@@ -28,7 +29,9 @@ struct _PeerCall
   guint method_index;
   GVariant *parameters;                 /* owned */
   GUnixFDList *fd_list;                 /* owned, nullable */
-  gboolean counted;                     /* in the connection's calls in flight */
+  /* The ledger that counts this call in flight (peer-wire.c), or NULL.
+   * Not a reference: @connection owns it and outlives the call. */
+  PeerWireLimits *counted_in;
   /* The transport keeps @connection and @iface alive until finalize: no
    * reference of the call's own (two atomic pairs less per call). */
   gboolean borrowed;

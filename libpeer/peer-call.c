@@ -4,7 +4,6 @@
 #include <string.h>
 
 #include "peer-call-private.h"
-#include "peer-connection-private.h"
 #include "peer-error.h"
 #include "peer-interface-private.h"
 
@@ -81,8 +80,8 @@ peer_call_unref (PeerCall *call)
       call->replied = TRUE;
       call->transport->return_error (call, "org.libpeer.Error.NoReply", message);
     }
-  if (call->counted)
-    _peer_connection_end_call (call->connection);
+  if (call->counted_in != NULL)
+    _peer_wire_limits_end_call (call->counted_in);
   g_clear_object (&call->fd_list);
   g_variant_unref (call->parameters);
   if (!call->borrowed)

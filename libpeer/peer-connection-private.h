@@ -79,9 +79,6 @@ void            _peer_connection_set_resource_limits (PeerConnection *self,
                                                       gsize           max_queued_bytes,
                                                       guint           max_message_size);
 gboolean        _peer_connection_is_closed   (PeerConnection  *self);
-gboolean        _peer_connection_begin_call  (PeerConnection  *self);
-void            _peer_connection_end_call    (PeerConnection  *self);
-guint           _peer_connection_get_max_calls_in_flight (PeerConnection *self);
 /* How many fds one message of the peer's may carry, now. */
 guint           _peer_connection_get_max_fds (PeerConnection *self);
 /* The largest message body the peer may send or be sent, now. */

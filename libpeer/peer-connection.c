@@ -331,7 +331,7 @@ _peer_connection_dispatch (PeerConnection *self,
   call = _peer_call_new (NULL, &router_transport, g_object_ref (request), 0, self, iface, FALSE, index,
                          body != NULL ? g_variant_ref (body) : g_variant_ref_sink (g_variant_new_tuple (NULL, 0)),
                          g_dbus_message_get_unix_fd_list (request));
-  call->counted = TRUE;
+  call->counted_in = self->limits;
   _peer_interface_dispatch (iface, call);
   peer_call_unref (call);
 }
@@ -367,7 +367,7 @@ on_method_call (GDBusConnection       *connection,
 
   call = _peer_call_new (NULL, &gdbus_transport, invocation, 0, reg->connection, reg->iface, FALSE,
                          index, g_variant_ref (parameters), fd_list);
-  call->counted = TRUE;
+  call->counted_in = reg->connection->limits;
   _peer_interface_dispatch (reg->iface, call);
   peer_call_unref (call);
 }
@@ -1047,24 +1047,6 @@ _peer_connection_set_resource_limits (PeerConnection *self,
   _peer_wire_limits_set_max_in_flight (self->limits, max_calls_in_flight);
   _peer_wire_limits_set_max_queued (self->limits, max_queued_bytes);
   _peer_wire_limits_set_max_message_size (self->limits, max_message_size);
-}
-
-gboolean
-_peer_connection_begin_call (PeerConnection *self)
-{
-  return _peer_wire_limits_begin_call (self->limits);
-}
-
-void
-_peer_connection_end_call (PeerConnection *self)
-{
-  _peer_wire_limits_end_call (self->limits);
-}
-
-guint
-_peer_connection_get_max_calls_in_flight (PeerConnection *self)
-{
-  return _peer_wire_limits_get_max_in_flight (self->limits);
 }
 
 guint

@@ -1403,10 +1403,10 @@ lane_handle_frame (LaneServer    *lane,
 
   /* The peer's one budget: a lane is no way around the limit on its
    * GDBus connection, and a thread-safe call counts while it runs. */
-  if (!_peer_connection_begin_call (lane->connection))
+  if (!_peer_wire_limits_begin_call (_peer_connection_get_limits (lane->connection)))
     {
       g_autofree char *message = g_strdup_printf ("More than %u calls in progress",
-                                                  _peer_connection_get_max_calls_in_flight (lane->connection));
+                                                  _peer_wire_limits_get_max_in_flight (_peer_connection_get_limits (lane->connection)));
       g_variant_unref (parameters);
       lane_refuse (lane, h->serial, "org.libpeer.Error.LimitExceeded", message);
       return TRUE;
@@ -1417,7 +1417,7 @@ lane_handle_frame (LaneServer    *lane,
   call = _peer_call_new (g_atomic_pointer_exchange (&lane->spare_call, NULL),
                          &lane_transport, NULL, sizeof (LaneCall), lane->connection, m->iface, TRUE,
                          m->method_index, parameters, frame->fd_list);
-  call->counted = TRUE;
+  call->counted_in = _peer_connection_get_limits (lane->connection);
   lc = call->transport_data;
   lc->lane = lane_server_ref (lane);
   lc->method = m;
