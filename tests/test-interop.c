@@ -1,8 +1,9 @@
 /* test-interop.c: the standard D-Bus tools and libraries, unchanged,
  * against peer-server with no bus running: gdbus, dbus-send, busctl
- * (sd-bus, a bus client), python3-dbus (as a peer and as a bus client)
- * and dbus-next (Node and Python, bus clients). Each has its negative
- * twin: an error from the server arrives under its D-Bus name.
+ * (sd-bus, a bus client), python3-dbus (as a peer and as a bus client),
+ * dbus-next (Node and Python, bus clients) and txdbus (Twisted, a bus
+ * client). Each has its negative twin: an error from the server arrives
+ * under its D-Bus name.
  *
  * Then what makes the server a bus to them: each client gets the signal
  * its call caused (a bus client only when a match rule of its own asks
@@ -794,6 +795,35 @@ test_python_dbus_next (Fixture      *f,
   expect_output (what, out, "none-saw: ", TRUE);
 }
 
+/* txdbus (Twisted): Hello at object path "/Hello", a proxy built by
+ * introspection, Quick and its error, and Notified after a Notify call
+ * through the proxy's AddMatch (see the script's header). */
+static void
+test_txdbus (Fixture      *f,
+             gconstpointer data)
+{
+  g_autofree char *script = g_test_build_filename (G_TEST_DIST, "interop", "txdbus-client.py", NULL);
+  const char *argv[] = { "/usr/bin/python3", script, f->address, NULL };
+  const char *probe[] = { "/usr/bin/python3", "-c", "import txdbus.client", NULL };
+  const char *what = "txdbus-client.py";
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+
+  if (peer_test_run (probe, NULL, NULL) != 0)
+    {
+      g_test_skip ("python3-txdbus is not installed");
+      return;
+    }
+  if (peer_test_run (argv, &out, &err) != 0)
+    g_error ("%s failed:\n%s%s", what, out, err);
+  expect_output (what, out, "unique-name :1.", FALSE);
+  expect_output (what, out, "quick ", FALSE);
+  expect_output (what, out, "error org.libpeer.Error.InvalidArgs bits must be between 1 and 1024, not 0", TRUE);
+  /* The script checks that the signal carries the id Notify returned. */
+  expect_output (what, out, "notified ", FALSE);
+  expect_output (what, out, " from txdbus", FALSE);
+}
+
 static void
 test_node (Fixture      *f,
            gconstpointer data)
@@ -838,6 +868,7 @@ main (int   argc,
   ADD ("/peer/interop/python-dbus/bus", test_python, "bus");
   ADD ("/peer/interop/python-dbus-next", test_python_dbus_next, NULL);
   ADD ("/peer/interop/node-dbus-next", test_node, NULL);
+  ADD ("/peer/interop/txdbus", test_txdbus, NULL);
   ADD ("/peer/interop/monitor/gdbus", test_monitor_gdbus, NULL);
   ADD ("/peer/interop/monitor/dbus-monitor", test_monitor_dbus_monitor, NULL);
   ADD ("/peer/interop/monitor/busctl", test_monitor_busctl, NULL);
