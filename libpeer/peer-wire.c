@@ -671,6 +671,29 @@ _peer_wire_server_filter (GDBusConnection *connection,
       return message;
     }
 
+  /* GDBus has read the whole message by now (it allocates what the header
+   * announces, up to 128 MiB, as address space that becomes memory only
+   * as bytes arrive); what can still be refused is handing it on. A
+   * message over the size limit is answered, not held: counting it first
+   * would make a large call cost the peer its connection instead of an
+   * error. Its refusal gives back a reply reservation, so it takes one. */
+  body = g_dbus_message_get_body (message);
+  if (body != NULL && g_variant_get_size (body) > _peer_wire_limits_get_max_message_size (limits))
+    {
+      g_autoptr(GError) error = g_error_new (PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED,
+                                             "A message body of %" G_GSIZE_FORMAT " bytes; the limit is %u",
+                                             g_variant_get_size (body),
+                                             _peer_wire_limits_get_max_message_size (limits));
+
+      if (g_dbus_message_get_message_type (message) == G_DBUS_MESSAGE_TYPE_METHOD_CALL &&
+          !(g_dbus_message_get_flags (message) & G_DBUS_MESSAGE_FLAGS_NO_REPLY_EXPECTED))
+        {
+          g_atomic_int_inc (&limits->reservations);
+          g_atomic_pointer_add (&limits->reserved, (gssize) PEER_WIRE_REPLY_RESERVATION);
+        }
+      return refuse_message (connection, limits, message, error);
+    }
+
   {
     QueuedMessage *held = g_new0 (QueuedMessage, 1);
     gboolean fits;
@@ -695,19 +718,6 @@ _peer_wire_server_filter (GDBusConnection *connection,
         return NULL;
       }
   }
-
-  /* GDBus has read the whole message by now (it allocates what the header
-   * announces, up to 128 MiB, as address space that becomes memory only
-   * as bytes arrive); what can still be refused is handing it on. */
-  body = g_dbus_message_get_body (message);
-  if (body != NULL && g_variant_get_size (body) > _peer_wire_limits_get_max_message_size (limits))
-    {
-      g_autoptr(GError) error = g_error_new (PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED,
-                                             "A message body of %" G_GSIZE_FORMAT " bytes; the limit is %u",
-                                             g_variant_get_size (body),
-                                             _peer_wire_limits_get_max_message_size (limits));
-      return refuse_message (connection, limits, message, error);
-    }
 
   fd_list = g_dbus_message_get_unix_fd_list (message);
   n_fds = fd_list != NULL ? g_unix_fd_list_get_length (fd_list) : 0;

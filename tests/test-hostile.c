@@ -1589,6 +1589,40 @@ test_limit_message_size (Fixture      *f,
   g_assert_false (peer_client_is_closed (client));
 }
 
+/* A call larger than all a peer may have held (the queue limit) is still
+ * only a call over the size limit: an answer, not a disconnection. */
+static void
+test_limit_message_over_queue (Fixture      *f,
+                               gconstpointer data)
+{
+  const guint limit = 4096;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(PeerClient) client = peer_client_new_sync (f->ts->address, 5000, NULL, &error);
+  g_autofree guint8 *bytes = g_malloc0 (4 * limit);
+  g_autoptr(GVariant) refused = NULL;
+  g_autoptr(GVariant) fine = NULL;
+
+  g_assert_no_error (error);
+  peer_client_set_blob_threshold (client, 0);
+  set_limit (f, 4, limit);
+  set_limit (f, 3, 3 * limit);
+  refused = peer_client_call_sync (client, BENCH_PATH, BENCH_IFACE, "Echo",
+                                   g_variant_new ("(@ay)", g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, bytes,
+                                                                                      4 * limit, 1)),
+                                   NULL, 5000, NULL, NULL, NULL, &error);
+  g_assert_null (refused);
+  g_assert_error (error, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED);
+  g_clear_error (&error);
+  /* Twin: the same peer, a call within the limits, answered. */
+  fine = peer_client_call_sync (client, BENCH_PATH, BENCH_IFACE, "Echo",
+                                g_variant_new ("(@ay)", g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, bytes,
+                                                                                   limit, 1)),
+                                NULL, 5000, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (fine);
+  g_assert_false (peer_client_is_closed (client));
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1642,6 +1676,7 @@ main (int   argc,
   ADD ("/peer/limits/calls-in-flight", test_limit_calls_in_flight);
   ADD ("/peer/limits/queue-drains", test_queue_drains);
   ADD ("/peer/limits/message-size", test_limit_message_size);
+  ADD ("/peer/limits/message-over-queue", test_limit_message_over_queue);
 #undef ADD
   g_test_add_func ("/peer/limits/queued-bytes", test_limit_queued_bytes);
   return g_test_run ();
