@@ -5,7 +5,7 @@
 #include "config.h"
 
 #include "peer-call.h"
-#include "peer-connection.h"
+#include "peer-connection-private.h"
 #include "peer-interface.h"
 #include "peer-server-private.h"
 #include "peer-wire-private.h"
@@ -34,10 +34,18 @@ handle_get_features (PeerCall *call,
                      gpointer  user_data)
 {
   g_auto(GVariantBuilder) features = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE_VARDICT);
+  PeerConnection *peer = peer_call_get_connection (call);
+  PeerWireLimits *limits = _peer_connection_get_limits (peer);
 
   /* Blobs need fds: a peer that cannot pass them is told there are none. */
   g_variant_builder_add (&features, "{sv}", "blob-call",
-                         g_variant_new_boolean (peer_connection_can_pass_fds (peer_call_get_connection (call))));
+                         g_variant_new_boolean (peer_connection_can_pass_fds (peer)));
+  /* The limits this peer's messages meet, so that a client can send what
+   * is over them as a blob, or fail before it writes a byte. */
+  g_variant_builder_add (&features, "{sv}", "max-message-size",
+                         g_variant_new_uint32 (_peer_wire_limits_get_max_message_size (limits)));
+  g_variant_builder_add (&features, "{sv}", "max-fds-per-message",
+                         g_variant_new_uint32 (_peer_wire_limits_get_max_fds (limits)));
   peer_call_return_value (call, g_variant_new ("(a{sv})", &features));
 }
 

@@ -264,6 +264,46 @@ teardown (Fixture       *f,
   peer_test_server_free (f->server);
 }
 
+typedef struct {
+  PeerTestServer *server;
+  guint max_size;
+} SizeSetting;
+
+static gboolean
+set_max_message_size (gpointer user_data)
+{
+  SizeSetting *s = user_data;
+
+  peer_server_set_max_message_size (s->server->server, s->max_size);
+  return G_SOURCE_REMOVE;
+}
+
+/* What a client learns of a server before it sends anything large: blob
+ * calls, and the limits its messages meet there. */
+static void
+test_features (Fixture       *f,
+               gconstpointer  data)
+{
+  SizeSetting setting = { f->server, 12345 };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GVariant) features = NULL;
+  gboolean blob_call = FALSE;
+  guint32 max_size = 0, max_fds = 0;
+
+  peer_test_server_invoke (f->server, set_max_message_size, &setting);
+  reply = peer_client_call_sync (f->client, "/org/libpeer/Transport", "org.libpeer.Transport1", "GetFeatures",
+                                 NULL, G_VARIANT_TYPE ("(a{sv})"), -1, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  features = g_variant_get_child_value (reply, 0);
+  g_assert_true (g_variant_lookup (features, "blob-call", "b", &blob_call));
+  g_assert_true (blob_call);
+  g_assert_true (g_variant_lookup (features, "max-message-size", "u", &max_size));
+  g_assert_cmpuint (max_size, ==, 12345);
+  g_assert_true (g_variant_lookup (features, "max-fds-per-message", "u", &max_fds));
+  g_assert_cmpuint (max_fds, ==, PEER_SERVER_DEFAULT_MAX_FDS_PER_MESSAGE);
+}
+
 static PeerBlob *
 echo_blob (PeerClient *client,
            PeerBlob   *blob,
@@ -641,6 +681,7 @@ main (int   argc,
   g_test_add ("/peer/blob/auto/async", Fixture, NULL, setup, test_auto_blob_async, teardown);
   g_test_add ("/peer/blob/auto/blob-call-checks", Fixture, NULL, setup, test_blob_call_checks, teardown);
   g_test_add ("/peer/blob/auto/fd-limit", Fixture, NULL, setup, test_auto_blob_limit, teardown);
+  g_test_add ("/peer/blob/features", Fixture, NULL, setup, test_features, teardown);
   g_test_add_func ("/peer/blob/auto/plain-server", test_auto_blob_plain_server);
 
   return g_test_run ();
