@@ -330,6 +330,20 @@ check_sealed_memfd (int      fd,
                    (gint64) st.st_size, expected_size);
       return FALSE;
     }
+  /* Every page must hold what the sender wrote. Reading a hole of a
+   * shared memfd mapping allocates the page, in the reader's name: 8 KiB
+   * written into a 64 MiB memfd would become 64 MiB of the receiver's
+   * memory (and its normal-form check would read all of it). st_blocks
+   * counts the pages in memory and in swap, 512-byte units; any hole
+   * leaves it short of the size. */
+  if ((guint64) st.st_blocks * 512 < (guint64) st.st_size)
+    {
+      g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
+                   "A blob of %" G_GINT64_FORMAT " bytes has holes (%" G_GUINT64_FORMAT
+                   " bytes written): every byte must be written before it is sealed",
+                   (gint64) st.st_size, (guint64) st.st_blocks * 512);
+      return FALSE;
+    }
   *out_size = (gsize) st.st_size;
   return TRUE;
 }

@@ -28,6 +28,7 @@
 #include <gio/gunixfdlist.h>
 
 #include "peer-router-private.h"
+#include "peer-wire-private.h"
 #include "peer-server.h"
 #include "peer-types.h"
 
@@ -80,6 +81,7 @@ typedef struct {
   GBytes *body;                 /* inline bytes or the blob's mapping; never NULL */
   GUnixFDList *fd_list;         /* the frame's other fds; NULL when none */
   gboolean oversized;           /* chunked body over max_body, read and dropped; body NULL */
+  GError *over_mapped;          /* a blob body the peer may not have mapped now; body empty */
 } PeerLaneFrame;
 
 void      _peer_lane_frame_clear (PeerLaneFrame *frame);
@@ -100,6 +102,7 @@ typedef struct {
   gboolean nonblocking;         /* for the first datagram; chunks are waited for */
   gboolean skip_interleaved;    /* drop whole frames found between chunks */
   PeerLaneBuffers *buffers;     /* NULL: chunked frames are refused */
+  PeerWireLimits *mapped_in;    /* blob bodies are counted here (a server's); NULL: not counted */
 } PeerLaneReadOptions;
 
 typedef enum {

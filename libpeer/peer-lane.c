@@ -54,6 +54,7 @@ _peer_lane_frame_clear (PeerLaneFrame *frame)
 {
   g_clear_pointer (&frame->body, g_bytes_unref);
   g_clear_object (&frame->fd_list);
+  g_clear_error (&frame->over_mapped);
 }
 
 static void
@@ -327,7 +328,16 @@ _peer_lane_read_frame_full (int                         fd,
       blob = peer_blob_new_take_fd (fds[--n_fds], header.body_size, &blob_error);
       if (blob == NULL)
         REFUSE ("Lane frame body: %s", blob_error->message);
-      frame->body = peer_blob_get_bytes (blob);
+      if (options->mapped_in == NULL)
+        frame->body = peer_blob_get_bytes (blob);
+      else
+        {
+          /* A well-formed frame the peer's limit does not admit now: its
+           * call is answered, the lane goes on. */
+          frame->body = _peer_wire_limits_take_blob_bytes (options->mapped_in, blob, &frame->over_mapped);
+          if (frame->body == NULL)
+            frame->body = g_bytes_ref (empty_bytes ());
+        }
     }
   else if (header.flags & PEER_LANE_FLAG_CHUNKED)
     {
@@ -1358,6 +1368,11 @@ lane_handle_frame (LaneServer    *lane,
     return FALSE;
   /* Over the limit: a chunked body arrives oversized (read and dropped),
    * an inline one is measured here; a blob's does not count. */
+  if (frame->over_mapped != NULL)
+    {
+      lane_refuse (lane, h->serial, "org.libpeer.Error.LimitExceeded", frame->over_mapped->message);
+      return TRUE;
+    }
   if (frame->oversized ||
       (!(h->flags & PEER_LANE_FLAG_BODY_IN_BLOB) &&
        h->body_size > _peer_connection_get_max_message_size (lane->connection)))
@@ -1475,6 +1490,7 @@ lane_thread (gpointer user_data)
     .buffers = lane->buffers,
     .max_body_func = lane_max_body,
     .max_body_data = lane->connection,
+    .mapped_in = _peer_connection_get_limits (lane->connection),
   };
   LaneSpin spin;
 

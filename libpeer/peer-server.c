@@ -92,6 +92,7 @@ struct _PeerServer
   guint max_handshakes;
   guint max_calls_in_flight;
   gsize max_queued_bytes;
+  gsize max_mapped_bytes;
   guint max_message_size;
   guint64 next_peer_id;
   gboolean started;
@@ -471,6 +472,7 @@ add_peer (PeerServer      *self,
   _peer_connection_set_limits (peer, self->max_fds_per_message, self->blob_threshold);
   _peer_connection_set_resource_limits (peer, self->max_calls_in_flight, self->max_queued_bytes,
                                         self->max_message_size);
+  _peer_wire_limits_set_max_mapped (_peer_connection_get_limits (peer), self->max_mapped_bytes);
 
   for (guint i = 0; i < self->exports->len; i++)
     {
@@ -923,6 +925,8 @@ update_peer_limits (PeerServer *self)
                                    self->blob_threshold);
       _peer_connection_set_resource_limits (g_ptr_array_index (peers, i), self->max_calls_in_flight,
                                             self->max_queued_bytes, self->max_message_size);
+      _peer_wire_limits_set_max_mapped (_peer_connection_get_limits (g_ptr_array_index (peers, i)),
+                                        self->max_mapped_bytes);
     }
 }
 
@@ -1102,6 +1106,15 @@ peer_server_dup_names (PeerServer *self)
   g_return_val_if_fail (PEER_IS_SERVER (self), NULL);
 
   return _peer_router_dup_names (self->router);
+}
+
+void
+peer_server_set_max_mapped_bytes (PeerServer *self,
+                                  gsize       max_bytes)
+{
+  g_return_if_fail (PEER_IS_SERVER (self));
+  self->max_mapped_bytes = max_bytes;
+  update_peer_limits (self);
 }
 
 void
@@ -1377,6 +1390,7 @@ peer_server_init (PeerServer *self)
   self->max_handshakes = PEER_SERVER_DEFAULT_MAX_HANDSHAKES;
   self->max_calls_in_flight = PEER_SERVER_DEFAULT_MAX_CALLS_IN_FLIGHT;
   self->max_queued_bytes = PEER_SERVER_DEFAULT_MAX_QUEUED_BYTES;
+  self->max_mapped_bytes = PEER_SERVER_DEFAULT_MAX_MAPPED_BYTES;
   self->max_message_size = PEER_SERVER_DEFAULT_MAX_MESSAGE_SIZE;
 }
 

@@ -61,6 +61,9 @@ typedef enum {
 /** PEER_SERVER_DEFAULT_MAX_QUEUED_BYTES: how much may wait to be written to one peer (16 MiB) */
 #define PEER_SERVER_DEFAULT_MAX_QUEUED_BYTES (16 * 1024 * 1024)
 
+/** PEER_SERVER_DEFAULT_MAX_MAPPED_BYTES: how many blob bytes one peer may have mapped in the server at once (1 GiB) */
+#define PEER_SERVER_DEFAULT_MAX_MAPPED_BYTES ((gsize) 1024 * 1024 * 1024)
+
 /** PEER_SERVER_DEFAULT_MAX_MESSAGE_SIZE: the largest message body, either way (4 MiB; larger data travels as blobs or fds) */
 #define PEER_SERVER_DEFAULT_MAX_MESSAGE_SIZE (4 * 1024 * 1024)
 
@@ -305,6 +308,24 @@ void            peer_server_set_max_queued_bytes (PeerServer *self,
 PEER_EXPORT
 void            peer_server_set_max_message_size (PeerServer *self,
                                                   guint       max_size);
+
+/**
+ * peer_server_set_max_mapped_bytes:
+ * @self: a server
+ * @max_bytes: how many bytes of blobs (sealed memfds: #PeerBlob, or
+ *   automatic blobs for large `ay` arguments) one peer may have mapped in
+ *   the server at once, counted from their arrival until the last value
+ *   made from them is freed (default %PEER_SERVER_DEFAULT_MAX_MAPPED_BYTES)
+ *
+ * A call whose blob would pass it is answered
+ * org.libpeer.Error.LimitExceeded. Per peer; applies to connected peers
+ * too. Any blob with holes (pages its sender never wrote) is refused
+ * whatever this limit, since reading a hole would make the server
+ * allocate memory the peer never sent.
+ */
+PEER_EXPORT
+void            peer_server_set_max_mapped_bytes (PeerServer *self,
+                                                  gsize       max_bytes);
 
 /**
  * peer_server_set_max_match_rules:

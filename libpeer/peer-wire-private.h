@@ -11,6 +11,7 @@
 #include <gio/gio.h>
 #include <gio/gunixfdlist.h>
 
+#include "peer-blob.h"
 #include "peer-types.h"
 
 G_BEGIN_DECLS
@@ -77,6 +78,17 @@ gboolean        _peer_wire_send_full                 (GDBusConnection       *con
 void            _peer_wire_move_accounting           (GDBusMessage    *from,
                                                       GDBusMessage    *to);
 
+/* Blob bytes mapped for the peer (see peer-wire.c). Any thread. */
+void            _peer_wire_limits_set_max_mapped     (PeerWireLimits *limits,
+                                                      gsize           max_bytes);
+gsize           _peer_wire_limits_get_mapped         (PeerWireLimits *limits);
+/* @blob's bytes, counted against the limit until the last value made
+ * from them is gone; NULL with PEER_ERROR_LIMIT_EXCEEDED when they would
+ * pass it. (transfer full) */
+GBytes         *_peer_wire_limits_take_blob_bytes    (PeerWireLimits *limits,
+                                                      PeerBlob       *blob,
+                                                      GError        **error);
+
 /* A GDBusMessageFilterFunction for a server connection; @user_data is a
  * PeerWireLimits. Counts every message read in the peer's quota (closing
  * the connection past it), refuses messages with a body over the size
@@ -91,9 +103,10 @@ GDBusMessage   *_peer_wire_server_filter             (GDBusConnection *connectio
 
 /* The call a BlobCall stands for (transfer full), or NULL with @error set;
  * on success the blobs' fds are taken out of @message, on failure every
- * fd is closed or left in @message. No I/O: the filter's refusal, and the
- * fuzzer, build on it. */
+ * fd is closed or left in @message. The blobs are counted in @limits
+ * (nullable). No I/O: the filter's refusal, and the fuzzer, build on it. */
 GDBusMessage   *_peer_wire_unwrap_blob_call          (GDBusMessage    *message,
+                                                      PeerWireLimits  *limits,
                                                       GError         **error);
 
 

@@ -72,6 +72,8 @@ struct _PeerWireLimits
   gssize reserved;                      /* atomic (pointer-sized): calls read, not yet answered */
   gint reservations;                    /* atomic: calls whose reply is not yet written */
   gint overflowed;                      /* atomic: the queue passed max_queued */
+  gsize max_mapped;                     /* atomic (pointer-sized) */
+  gssize mapped;                        /* atomic (pointer-sized): blob bytes mapped for the peer */
 };
 
 PeerWireLimits *
@@ -85,6 +87,7 @@ _peer_wire_limits_new (void)
   limits->max_message_size = PEER_SERVER_DEFAULT_MAX_MESSAGE_SIZE;
   limits->max_in_flight = PEER_SERVER_DEFAULT_MAX_CALLS_IN_FLIGHT;
   limits->max_queued = PEER_SERVER_DEFAULT_MAX_QUEUED_BYTES;
+  limits->max_mapped = PEER_SERVER_DEFAULT_MAX_MAPPED_BYTES;
   return limits;
 }
 
@@ -177,6 +180,73 @@ guint
 _peer_wire_limits_get_max_in_flight (PeerWireLimits *limits)
 {
   return (guint) g_atomic_int_get (&limits->max_in_flight);
+}
+
+/* --- blobs mapped for the peer -------------------------------------------
+ *
+ * A blob's pages are the sender's (a sealed memfd it wrote: see
+ * peer-blob.c for why holes are refused), but the mapping is the
+ * server's: address space and page tables, and what a handler may copy.
+ * Every blob that arrives from a peer counts against the peer's limit for
+ * as long as any value made from its bytes lives. */
+
+typedef struct {
+  PeerWireLimits *limits;               /* owned */
+  PeerBlob *blob;                       /* owned */
+  gsize size;
+} MappedBlob;
+
+static void
+mapped_blob_free (gpointer data)
+{
+  MappedBlob *mapped = data;
+
+  g_atomic_pointer_add (&mapped->limits->mapped, -(gssize) mapped->size);
+  peer_blob_unref (mapped->blob);
+  _peer_wire_limits_unref (mapped->limits);
+  g_free (mapped);
+}
+
+void
+_peer_wire_limits_set_max_mapped (PeerWireLimits *limits,
+                                  gsize           max_bytes)
+{
+  g_atomic_pointer_set (&limits->max_mapped, max_bytes);
+}
+
+gsize
+_peer_wire_limits_get_mapped (PeerWireLimits *limits)
+{
+  gssize mapped = (gssize) g_atomic_pointer_get (&limits->mapped);
+
+  return mapped > 0 ? (gsize) mapped : 0;
+}
+
+GBytes *
+_peer_wire_limits_take_blob_bytes (PeerWireLimits *limits,
+                                   PeerBlob       *blob,
+                                   GError        **error)
+{
+  gsize max_mapped = (gsize) g_atomic_pointer_get (&limits->max_mapped);
+  gsize size;
+  gconstpointer data = peer_blob_get_data (blob, &size);
+  gssize before = g_atomic_pointer_add (&limits->mapped, (gssize) size);
+  MappedBlob *mapped;
+
+  if (MAX (before, 0) + size > max_mapped)
+    {
+      g_atomic_pointer_add (&limits->mapped, -(gssize) size);
+      g_set_error (error, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED,
+                   "A blob of %" G_GSIZE_FORMAT " bytes would pass the limit of %" G_GSIZE_FORMAT
+                   " bytes mapped for one peer at once (%" G_GSSIZE_FORMAT " are)",
+                   size, max_mapped, MAX (before, 0));
+      return NULL;
+    }
+  mapped = g_new0 (MappedBlob, 1);
+  mapped->limits = _peer_wire_limits_ref (limits);
+  mapped->blob = peer_blob_ref (blob);
+  mapped->size = size;
+  return g_bytes_new_with_free_func (data, size, mapped_blob_free, mapped);
 }
 
 /* --- the outgoing queue ---------------------------------------------------
@@ -454,11 +524,12 @@ close_fds (int  *fds,
  * first ones) come back in *out_user_fds, the blobs' end up mapped, and on
  * failure all are closed. */
 static GVariant *
-insert_blobs (GVariant     *args,
-              GVariant     *blobs,
-              GUnixFDList  *fd_list,
-              GUnixFDList **out_user_fds,
-              GError      **error)
+insert_blobs (GVariant        *args,
+              GVariant        *blobs,
+              GUnixFDList     *fd_list,
+              PeerWireLimits  *limits,
+              GUnixFDList    **out_user_fds,
+              GError         **error)
 {
   gint n_fds = fd_list != NULL ? g_unix_fd_list_get_length (fd_list) : 0;
   gsize n_blobs = g_variant_n_children (blobs);
@@ -521,7 +592,11 @@ insert_blobs (GVariant     *args,
       fds[handle] = -1;
       if (blob == NULL)
         goto fail;
-      bytes = peer_blob_get_bytes (blob);
+      /* A server counts what a peer had it map (NULL: a client). */
+      bytes = limits != NULL ? _peer_wire_limits_take_blob_bytes (limits, blob, error)
+                             : peer_blob_get_bytes (blob);
+      if (bytes == NULL)
+        goto fail;
       g_variant_unref (children[index]);
       children[index] = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE_BYTESTRING,
                                                                       bytes, TRUE));
@@ -575,8 +650,9 @@ refuse_message (GDBusConnection *connection,
 }
 
 GDBusMessage *
-_peer_wire_unwrap_blob_call (GDBusMessage  *message,
-                             GError       **error)
+_peer_wire_unwrap_blob_call (GDBusMessage    *message,
+                             PeerWireLimits  *limits,
+                             GError         **error)
 {
   GVariant *body = g_dbus_message_get_body (message);
   g_autoptr(GVariant) boxed = NULL;
@@ -606,7 +682,7 @@ _peer_wire_unwrap_blob_call (GDBusMessage  *message,
       return NULL;
     }
 
-  unwrapped = insert_blobs (args, blobs, g_dbus_message_get_unix_fd_list (message), &user_fds, error);
+  unwrapped = insert_blobs (args, blobs, g_dbus_message_get_unix_fd_list (message), limits, &user_fds, error);
   if (unwrapped == NULL)
     return NULL;
 
@@ -632,7 +708,7 @@ unwrap_blob_call (GDBusConnection *connection,
                   GDBusMessage    *message)
 {
   g_autoptr(GError) error = NULL;
-  GDBusMessage *call = _peer_wire_unwrap_blob_call (message, &error);
+  GDBusMessage *call = _peer_wire_unwrap_blob_call (message, limits, &error);
 
   if (call == NULL)
     return refuse_message (connection, limits, message, error);
@@ -966,7 +1042,7 @@ _peer_wire_finish_blob_call (GDBusMessage        *reply,
                    "The reply to a blob call holds %s, not a tuple", g_variant_get_type_string (args));
       return NULL;
     }
-  result = insert_blobs (args, blobs, g_dbus_message_get_unix_fd_list (reply), &user_fds, error);
+  result = insert_blobs (args, blobs, g_dbus_message_get_unix_fd_list (reply), NULL, &user_fds, error);
   if (result == NULL)
     return NULL;
   if (reply_type != NULL && !g_variant_is_of_type (result, reply_type))

@@ -192,6 +192,48 @@ test_blob_receive_checks (void)
   g_assert_cmpuint (peer_test_count_open_fds (), ==, fds_before);
 }
 
+/* A memfd of 1 MiB, sealed, with only @written bytes at each end written
+ * (all of it when @written is 0). */
+static int
+make_memfd_written_at_ends (gsize size,
+                            gsize written)
+{
+  int fd = memfd_create ("sparse", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  g_autofree guint8 *page = g_malloc (written > 0 ? written : size);
+
+  g_assert_cmpint (fd, >=, 0);
+  memset (page, 0x5a, written > 0 ? written : size);
+  g_assert_cmpint (ftruncate (fd, size), ==, 0);
+  if (written == 0)
+    g_assert_cmpint (pwrite (fd, page, size, 0), ==, (gssize) size);
+  else
+    {
+      g_assert_cmpint (pwrite (fd, page, written, 0), ==, (gssize) written);
+      g_assert_cmpint (pwrite (fd, page, written, size - written), ==, (gssize) written);
+    }
+  g_assert_cmpint (fcntl (fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL), ==, 0);
+  return fd;
+}
+
+/* A blob with holes would make its receiver allocate what was never sent
+ * (reading a hole of a shared memfd mapping allocates it). */
+static void
+test_blob_sparse_refused (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(PeerBlob) sparse = peer_blob_new_take_fd (make_memfd_written_at_ends (1024 * 1024, 4096), -1, &error);
+  g_autoptr(PeerBlob) whole = NULL;
+
+  g_assert_null (sparse);
+  g_assert_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS);
+  g_assert_nonnull (strstr (error->message, "holes"));
+  g_clear_error (&error);
+  /* Twin: every byte written. */
+  whole = peer_blob_new_take_fd (make_memfd_written_at_ends (1024 * 1024, 0), -1, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (whole);
+}
+
 static void
 test_blob_fd_list_handles (void)
 {
@@ -504,6 +546,8 @@ test_blob_call_checks (Fixture       *f,
   GVariant *empty = g_variant_new_array (G_VARIANT_TYPE_BYTE, NULL, 0);
   int sealed = peer_blob_get_fd (blob);
   int unsealed = memfd_create ("unsealed", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  /* 8 KiB written of a 1 MiB memfd: the server must not read the holes. */
+  int sparse = make_memfd_written_at_ends (1024 * 1024, 4096);
   struct {
     const char *what;
     const char *args;
@@ -518,13 +562,14 @@ test_blob_call_checks (Fixture       *f,
     { "not a byte array", "(@as [],)", "[(0, 0, 100000)]", sealed, BENCH_IFACE },
     { "more blobs than fds", NULL, "[(0, 0, 100000), (1, 1, 5)]", sealed, BENCH_IFACE },
     { "wrapping the wrapper", NULL, "[(0, 0, 100000)]", sealed, "org.libpeer.Transport1" },
+    { "sparse memfd", NULL, "[(0, 0, 1048576)]", sparse, BENCH_IFACE },
   };
 
   g_assert_no_error (error);
   g_assert_cmpint (ftruncate (unsealed, 100000), ==, 0);
   g_variant_ref_sink (empty);
-  /* The test's own two fds stay open throughout. */
-  f->baseline_fds += 2;
+  /* The test's own three fds stay open throughout. */
+  f->baseline_fds += 3;
   for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
     {
       GVariant *args = bad[i].args != NULL ? g_variant_new_parsed (bad[i].args)
@@ -543,8 +588,9 @@ test_blob_call_checks (Fixture       *f,
   g_assert_no_error (error);
   g_variant_unref (empty);
   close (unsealed);
+  close (sparse);
   g_clear_pointer (&blob, peer_blob_unref);
-  f->baseline_fds -= 2;
+  f->baseline_fds -= 3;
 }
 
 /* The blobs count towards the per-message fd limit. */
@@ -553,6 +599,74 @@ set_max_fds_to_zero (gpointer data)
 {
   peer_server_set_max_fds_per_message (((PeerTestServer *) data)->server, 0);
   return G_SOURCE_REMOVE;
+}
+
+typedef struct {
+  PeerTestServer *server;
+  gsize max_mapped;
+  guint max_size;
+} MappedSetting;
+
+static gboolean
+set_mapped_limits (gpointer user_data)
+{
+  MappedSetting *s = user_data;
+
+  peer_server_set_max_mapped_bytes (s->server->server, s->max_mapped);
+  if (s->max_size > 0)
+    peer_server_set_max_message_size (s->server->server, s->max_size);
+  return G_SOURCE_REMOVE;
+}
+
+/* Blob bytes a peer has the server map count against its limit: a blob
+ * within it is taken, one that would pass it is answered, and the peer
+ * stays connected. */
+static void
+test_mapped_limit (Fixture       *f,
+                   gconstpointer  data)
+{
+  MappedSetting setting = { f->server, 1536 * 1024, 0 };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) within = NULL;
+  g_autoptr(GVariant) over = NULL;
+
+  peer_test_server_invoke (f->server, set_mapped_limits, &setting);
+  within = echo_bytes (f->client, 1024 * 1024, &error);
+  g_assert_no_error (error);
+  g_assert_true (is_backed_by_blob (within));
+  over = echo_bytes (f->client, 2 * 1024 * 1024, &error);
+  g_assert_null (over);
+  g_assert_error (error, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED);
+  g_assert_false (peer_client_is_closed (f->client));
+}
+
+/* The same on a lane, where bodies over the message size go as blobs. */
+static void
+test_mapped_limit_lane (Fixture       *f,
+                        gconstpointer  data)
+{
+  MappedSetting setting = { f->server, 768 * 1024, 256 * 1024 };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) within = NULL;
+  g_autoptr(GVariant) over = NULL;
+  g_autoptr(GVariant) ping = NULL;
+
+  peer_test_server_invoke (f->server, set_mapped_limits, &setting);
+  g_assert_true (peer_client_open_lane_sync (f->client, NULL, &error));
+  g_assert_no_error (error);
+  /* The lane's own fds stay open with it. */
+  f->baseline_fds = peer_test_count_open_fds ();
+  within = echo_bytes (f->client, 512 * 1024, &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&within, g_variant_unref);
+  over = echo_bytes (f->client, 1024 * 1024, &error);
+  g_assert_null (over);
+  g_assert_error (error, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED);
+  g_clear_error (&error);
+  /* The lane goes on. */
+  ping = peer_client_call_sync (f->client, BENCH_PATH, BENCH_IFACE, "Ping", NULL, NULL, -1, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (ping);
 }
 
 static void
@@ -669,6 +783,7 @@ main (int   argc,
   g_test_add_func ("/peer/blob/unit/writer-fails", test_blob_writer_fails);
   g_test_add_func ("/peer/blob/unit/receive-checks", test_blob_receive_checks);
   g_test_add_func ("/peer/blob/unit/fd-list-handles", test_blob_fd_list_handles);
+  g_test_add_func ("/peer/blob/unit/sparse-refused", test_blob_sparse_refused);
   g_test_add ("/peer/blob/echo/1mib", Fixture, GSIZE_TO_POINTER (1024 * 1024), setup, test_echo_blob, teardown);
   g_test_add ("/peer/blob/echo/256mib", Fixture, GSIZE_TO_POINTER (256 * 1024 * 1024), setup,
               test_echo_blob, teardown);
@@ -682,6 +797,8 @@ main (int   argc,
   g_test_add ("/peer/blob/auto/blob-call-checks", Fixture, NULL, setup, test_blob_call_checks, teardown);
   g_test_add ("/peer/blob/auto/fd-limit", Fixture, NULL, setup, test_auto_blob_limit, teardown);
   g_test_add ("/peer/blob/features", Fixture, NULL, setup, test_features, teardown);
+  g_test_add ("/peer/blob/limits/mapped", Fixture, NULL, setup, test_mapped_limit, teardown);
+  g_test_add ("/peer/blob/limits/mapped-lane", Fixture, NULL, setup, test_mapped_limit_lane, teardown);
   g_test_add_func ("/peer/blob/auto/plain-server", test_auto_blob_plain_server);
 
   return g_test_run ();

@@ -78,7 +78,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
 
       g_dbus_message_set_body (message, body);
       g_dbus_message_set_unix_fd_list (message, fds);
-      call = _peer_wire_unwrap_blob_call (message, &error);
+      call = _peer_wire_unwrap_blob_call (message, NULL, &error);
       if (call == NULL)
         g_assert_nonnull (error);
       else
