@@ -21,6 +21,16 @@
  * Chunks of one frame are never interleaved with another chunked frame,
  * but a whole one-datagram frame written by another thread may come
  * between them; only a client (for which that is a stale reply) skips it.
+ *
+ * Threads: the server's lane is freed with its last reference on any
+ * thread (its thread's, a call's, the main context's): it owns no
+ * main-context state, only its fd and buffers, and the PeerConnection it
+ * holds defers its own teardown to the server's main context. The list of
+ * a connection's lanes is main context only; the lane thread hands its
+ * reference back there as it ends, and knows itself by a thread-local
+ * mark, never by a thread id, which a later thread may be given. A
+ * PeerLaneClient is freed by its PeerClient's finalize, on any thread but
+ * the client's lane worker (see peer-client.h).
  */
 #pragma once
 
@@ -40,8 +50,14 @@ G_BEGIN_DECLS
 /* Bodies up to this size travel in the frame; a SEQPACKET datagram must fit
  * the socket buffer, which the kernel caps near 208 KiB by default. */
 #define PEER_LANE_MAX_INLINE (128 * 1024)
-/* Each end's socket buffers, when the kernel grants them. */
+/* Each end's socket buffers at most, when the kernel grants them. What a
+ * lane's sockets can hold counts within the peer's queued-bytes limit, so
+ * they are sized from it: all of a peer's lanes together may take half
+ * (the kernel doubles each size for its own bookkeeping, and each
+ * direction is held in its sender's buffer). Never below what a chunk of
+ * PEER_LANE_MAX_INLINE needs. */
 #define PEER_LANE_SOCKET_BUFFER (8 * 1024 * 1024)
+#define PEER_LANE_MIN_SOCKET_BUFFER (256 * 1024)
 /* How long the server's lane thread waits for a client to take a chunk of
  * a reply before it shuts the lane. */
 #define PEER_LANE_SEND_TIMEOUT_MS 10000

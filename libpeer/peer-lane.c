@@ -21,7 +21,6 @@
 
 #include <errno.h>
 #include <poll.h>
-#include <pthread.h>
 #include <sched.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -1043,7 +1042,7 @@ typedef struct {
   PeerLaneBuffers *buffers;     /* chunked calls are assembled here */
   gsize chunk_size;
   gsize max_chunked;            /* what the client was told it may receive in chunks */
-  pthread_t thread;             /* the lane thread, once it runs */
+  gsize kernel_reserved;        /* the sockets' buffers, held in the peer's quota */
 
   /* Only the lane thread writes chunked frames, holding @write_lock
    * throughout (it may wait for the client). Other threads write
@@ -1077,6 +1076,11 @@ queued_frame_free (QueuedFrame *q)
   g_free (q);
 }
 
+/* The lane whose thread this is, if any. Not the thread's id: a thread
+ * made after the lane thread ended may be given the same one, and take
+ * itself for the lane thread. */
+static GPrivate current_lane;
+
 static LaneServer *
 lane_server_ref (LaneServer *lane)
 {
@@ -1090,6 +1094,7 @@ lane_server_unref (LaneServer *lane)
   if (!g_atomic_ref_count_dec (&lane->ref_count))
     return;
   close (lane->fd);
+  _peer_wire_limits_release (_peer_connection_get_limits (lane->connection), lane->kernel_reserved);
   g_queue_clear_full (&lane->queued, (GDestroyNotify) queued_frame_free);
   g_mutex_clear (&lane->write_lock);
   g_mutex_clear (&lane->queue_lock);
@@ -1218,7 +1223,7 @@ lane_send (LaneServer   *lane,
 
   if (lane->watched || _peer_router_has_monitors (lane->router))
     lane_observe_frame (lane, FALSE, kind, 0, target, NULL, NULL, NULL, body, fd_list);
-  if (pthread_equal (pthread_self (), lane->thread))
+  if (g_private_get (&current_lane) == lane)
     {
       /* The lane thread may wait for the client (who, in a call, reads),
        * within the socket's send timeout; it is the only one that does.
@@ -1495,7 +1500,7 @@ lane_thread (gpointer user_data)
   LaneSpin spin;
 
   lane_spin_init (&spin);
-  lane->thread = pthread_self ();
+  g_private_set (&current_lane, lane);
   for (;;)
     {
       PeerLaneFrame frame;
@@ -1533,6 +1538,7 @@ lane_thread (gpointer user_data)
       peer_connection_close (lane->connection, reason);
     }
   lane_server_shutdown (lane);
+  g_private_set (&current_lane, NULL);
   /* Hands this thread's reference to the main context, which also drops
    * the connection's. */
   g_main_context_invoke (lane->context, lane_ended_in_main_context, lane);
@@ -1621,6 +1627,8 @@ handle_open (PeerCall *call,
   LaneServer *lane;
   GThread *thread;
   GVariantDict limits;
+  PeerWireLimits *ledger = _peer_connection_get_limits (connection);
+  gsize buffer_size, kernel_bytes = 0;
   int pair[2];
 
   if (!(g_dbus_connection_get_capabilities (dbus) & G_DBUS_CAPABILITY_FLAGS_UNIX_FD_PASSING))
@@ -1643,13 +1651,16 @@ handle_open (PeerCall *call,
                               "socketpair(): %s", g_strerror (saved_errno));
       return;
     }
-  /* Room for large chunks: what sd-bus asks for too, forced when this
-   * process may (CAP_NET_ADMIN), else capped by the kernel at wmem_max
-   * (some 208 KiB), which still holds an inline frame. Each end sends
-   * chunks of half its own buffer (chunk_size_for()). */
+  /* Room for large chunks, forced when this process may (CAP_NET_ADMIN),
+   * else capped by the kernel at wmem_max (some 208 KiB), which still
+   * holds an inline frame. Each end sends chunks of half its own buffer
+   * (chunk_size_for()). What the buffers can hold is the peer's to fill,
+   * so it is sized from, and held in, the peer's quota. */
+  buffer_size = CLAMP (_peer_wire_limits_get_max_queued (ledger) / (8 * PEER_LANE_MAX_PER_CONNECTION),
+                       PEER_LANE_MIN_SOCKET_BUFFER, PEER_LANE_SOCKET_BUFFER);
   for (int i = 0; i < 2; i++)
     {
-      int size = PEER_LANE_SOCKET_BUFFER;
+      int size = (int) buffer_size;
 
       if (setsockopt (pair[i], SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) != 0)
         setsockopt (pair[i], SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
@@ -1662,9 +1673,26 @@ handle_open (PeerCall *call,
     setsockopt (pair[0], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   }
 
+  for (int i = 0; i < 2; i++)
+    {
+      int granted = 0;
+      socklen_t length = sizeof granted;
+
+      if (getsockopt (pair[i], SOL_SOCKET, SO_SNDBUF, &granted, &length) == 0 && granted > 0)
+        kernel_bytes += (gsize) granted;
+    }
+  if (!_peer_wire_limits_reserve (ledger, kernel_bytes, "A lane's socket buffers", &error))
+    {
+      close (pair[0]);
+      close (pair[1]);
+      peer_call_return_gerror (call, error);
+      return;
+    }
+
   fd_list = g_unix_fd_list_new_from_array (&pair[1], 1);   /* takes it */
 
   lane = g_new0 (LaneServer, 1);
+  lane->kernel_reserved = kernel_bytes;
   g_atomic_ref_count_init (&lane->ref_count);
   lane->fd = pair[0];
   lane->connection = g_object_ref (connection);

@@ -58,6 +58,15 @@ gboolean        _peer_wire_limits_charge_queued      (PeerWireLimits *limits,
 void            _peer_wire_limits_credit_queued      (PeerWireLimits *limits,
                                                       gsize           cost);
 gsize           _peer_wire_limits_get_queued         (PeerWireLimits *limits);
+/* Holds @bytes of the peer's quota for something it keeps open (a lane's
+ * kernel socket buffers) until released; PEER_ERROR_LIMIT_EXCEEDED, naming
+ * @what, when they do not fit. Any thread. */
+gboolean        _peer_wire_limits_reserve            (PeerWireLimits *limits,
+                                                      gsize           bytes,
+                                                      const char     *what,
+                                                      GError        **error);
+void            _peer_wire_limits_release            (PeerWireLimits *limits,
+                                                      gsize           bytes);
 void            _peer_wire_limits_set_max_queued     (PeerWireLimits *limits,
                                                       gsize           max_bytes);
 gsize           _peer_wire_limits_get_max_queued     (PeerWireLimits *limits);

@@ -366,6 +366,37 @@ credit_reserved (PeerWireLimits *limits,
   g_atomic_pointer_add (&limits->reserved, -(gssize) cost);
 }
 
+gboolean
+_peer_wire_limits_reserve (PeerWireLimits *limits,
+                           gsize           bytes,
+                           const char     *what,
+                           GError        **error)
+{
+  gsize max_queued = (gsize) g_atomic_pointer_get (&limits->max_queued);
+  gssize queued = (gssize) g_atomic_pointer_get (&limits->queued);
+  gssize before = g_atomic_pointer_add (&limits->reserved, (gssize) bytes);
+  gsize held = (gsize) MAX (before + queued, 0);
+
+  /* Refused, not overflowed: nothing was sent that the peer did not read. */
+  if (held + bytes > max_queued)
+    {
+      g_atomic_pointer_add (&limits->reserved, -(gssize) bytes);
+      g_set_error (error, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED,
+                   "%s of %" G_GSIZE_FORMAT " bytes would pass the %" G_GSIZE_FORMAT
+                   " bytes the server may hold for one peer (%" G_GSIZE_FORMAT " are held)",
+                   what, bytes, max_queued, held);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+void
+_peer_wire_limits_release (PeerWireLimits *limits,
+                           gsize           bytes)
+{
+  credit_reserved (limits, bytes);
+}
+
 gsize
 _peer_wire_limits_get_queued (PeerWireLimits *limits)
 {

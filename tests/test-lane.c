@@ -44,6 +44,7 @@ typedef struct {
   GAsyncQueue *hanging;         /* a token per HangSafe call, as its handler starts */
   GAsyncQueue *release;         /* a token lets one HangSafe handler reply */
   PeerClient *client;
+  gsize queue_limit;
 } Fixture;
 
 /* Patterned payloads: each byte depends on its offset (not periodically
@@ -502,6 +503,63 @@ test_lane_limit (Fixture      *f,
   }
 }
 
+static gboolean
+set_queue_limit (gpointer user_data)
+{
+  Fixture *f = user_data;
+
+  peer_server_set_max_queued_bytes (f->ts->server, f->queue_limit);
+  return G_SOURCE_REMOVE;
+}
+
+/* What a lane's sockets can hold counts within the peer's quota (and is
+ * sized from it): with a small quota, a peer runs out of room for lanes
+ * before it runs out of lanes, and the refusal says why; another peer
+ * opens its own. */
+static void
+test_lane_kernel_buffers_counted (Fixture      *f,
+                                  gconstpointer data)
+{
+  g_autoptr(GPtrArray) kept = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(PeerClient) client = NULL;
+  g_autoptr(PeerClient) other = NULL;
+  gboolean refused = FALSE;
+
+  f->queue_limit = 2 * 1024 * 1024;
+  peer_test_server_invoke (f->ts, set_queue_limit, f);
+  client = peer_client_new_sync (f->ts->address, 5000, NULL, &error);
+  g_assert_no_error (error);
+  for (guint i = 0; i < PEER_LANE_MAX_PER_CONNECTION && !refused; i++)
+    {
+      GUnixFDList *fds = NULL;
+      g_autoptr(GVariant) reply = peer_client_call_sync (client, PEER_LANE_PATH, PEER_LANE_INTERFACE, "Open",
+                                                         NULL, NULL, -1, NULL, &fds, NULL, &error);
+      if (reply != NULL)
+        {
+          g_ptr_array_add (kept, fds);
+          continue;
+        }
+      g_test_message ("lane %u: %s", i + 1, error->message);
+      g_assert_error (error, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED);
+      g_assert_nonnull (strstr (error->message, "socket buffers"));
+      g_clear_error (&error);
+      refused = TRUE;
+    }
+  g_assert_true (refused);
+  g_assert_cmpuint (kept->len, >=, 1);
+  g_assert_false (peer_client_is_closed (client));
+
+  /* Twin: another peer's quota is its own. */
+  other = peer_client_new_sync (f->ts->address, 5000, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_true (peer_client_open_lane_sync (other, NULL, &error));
+  g_assert_no_error (error);
+
+  f->queue_limit = PEER_SERVER_DEFAULT_MAX_QUEUED_BYTES;
+  peer_test_server_invoke (f->ts, set_queue_limit, f);
+}
+
 static void
 test_in_flight_limit (Fixture      *f,
                       gconstpointer data)
@@ -881,6 +939,7 @@ main (int   argc,
   ADD ("/peer/lane/bad-frame-closes-peer", test_bad_frame_closes_peer);
   ADD ("/peer/lane/good-frames-keep-peer", test_good_frames_keep_peer);
   ADD ("/peer/lane/limit-per-connection", test_lane_limit);
+  ADD ("/peer/lane/kernel-buffers-counted", test_lane_kernel_buffers_counted);
   ADD ("/peer/lane/in-flight-limit", test_in_flight_limit);
   ADD ("/peer/lane/timeout-then-recover", test_timeout_then_recover);
   ADD ("/peer/lane/async-calls", test_async_calls);
