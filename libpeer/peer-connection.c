@@ -422,8 +422,12 @@ wants_signal_locked (PeerConnection      *self,
 {
   if (g_atomic_int_get (&self->monitor))
     return FALSE;
-  if (g_dbus_message_get_destination (signal) != NULL || !g_atomic_int_get (&self->hello_done))
+  if (g_dbus_message_get_destination (signal) != NULL)
     return TRUE;
+  /* A plain peer has no bus: it gets the server's signals, not the bus's
+   * word of other peers coming and going. */
+  if (!g_atomic_int_get (&self->hello_done))
+    return g_strcmp0 (g_dbus_message_get_sender (signal), PEER_ROUTER_BUS_NAME) != 0;
   return self->matches != NULL &&
          _peer_match_set_matches (self->matches, signal, g_dbus_message_get_sender (signal),
                                   NULL, server_names);
