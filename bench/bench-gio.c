@@ -40,40 +40,55 @@ bench_gio_check_echo (GVariant     *reply,
 }
 
 GUnixFDList *
-bench_gio_fd_list_new (int      fd,
-                       GError **error)
+bench_gio_fd_list_new (const int *fds,
+                       guint      n_fds,
+                       GError   **error)
 {
   g_autoptr(GUnixFDList) list = g_unix_fd_list_new ();
 
-  if (g_unix_fd_list_append (list, fd, error) < 0)
-    return NULL;
+  /* Copies, as every GIO caller makes them: the list closes its own. */
+  for (guint i = 0; i < n_fds; i++)
+    if (g_unix_fd_list_append (list, fds[i], error) < 0)
+      return NULL;
   return g_steal_pointer (&list);
 }
 
 GVariant *
-bench_gio_echo_fd_parameters (void)
+bench_gio_echo_fds_parameters (GVariant **cache,
+                               guint      n_fds)
 {
-  const gint32 handle = 0;
-  GVariant *handles = g_variant_new_fixed_array (G_VARIANT_TYPE_HANDLE, &handle, 1, sizeof handle);
+  g_autofree gint32 *handles = NULL;
+  GVariant *array;
 
-  return g_variant_ref_sink (g_variant_new_tuple (&handles, 1));
+  /* An (ah) is serialised as its handles, four bytes each. */
+  if (*cache != NULL && g_variant_get_size (*cache) == n_fds * sizeof (gint32))
+    return *cache;
+  handles = g_new (gint32, n_fds);
+  for (guint i = 0; i < n_fds; i++)
+    handles[i] = (gint32) i;
+  array = g_variant_new_fixed_array (G_VARIANT_TYPE_HANDLE, handles, n_fds, sizeof (gint32));
+  g_clear_pointer (cache, g_variant_unref);
+  *cache = g_variant_ref_sink (g_variant_new_tuple (&array, 1));
+  return *cache;
 }
 
 gboolean
-bench_gio_check_echo_fd (GVariant    *reply,
-                         GUnixFDList *fd_list,
-                         int          fd,
-                         GError     **error)
+bench_gio_check_echo_fds (GVariant    *reply,
+                          GUnixFDList *fd_list,
+                          const int   *fds,
+                          guint        n_fds,
+                          int         *out_fd,
+                          GError     **error)
 {
   g_autoptr(GVariant) handles = NULL;
   const gint32 *handle;
-  const int *fds = NULL;
+  const int *got = NULL;
   gsize n_handles;
-  int n_fds = 0;
+  int n_got = 0;
 
   /* The list keeps its fds; the caller's unref closes them. */
   if (fd_list != NULL)
-    fds = g_unix_fd_list_peek_fds (fd_list, &n_fds);
+    got = g_unix_fd_list_peek_fds (fd_list, &n_got);
   if (!g_variant_is_of_type (reply, G_VARIANT_TYPE ("(ah)")))
     {
       g_set_error (error, BENCH_ERROR, BENCH_ERROR_WRONG_REPLY,
@@ -82,14 +97,28 @@ bench_gio_check_echo_fd (GVariant    *reply,
     }
   handles = g_variant_get_child_value (reply, 0);
   handle = g_variant_get_fixed_array (handles, &n_handles, sizeof (gint32));
-  if (n_handles != 1 || n_fds != 1 || handle[0] != 0)
+  /* The echo sends the fds back in order: handle i is fd i. */
+  for (gsize i = 0; i < n_handles; i++)
+    if (handle[i] != (gint32) i)
+      {
+        g_set_error (error, BENCH_ERROR, BENCH_ERROR_WRONG_REPLY,
+                     "wrong reply: handle %" G_GSIZE_FORMAT " is %d", i, handle[i]);
+        return FALSE;
+      }
+  if (n_handles != (gsize) n_got)
     {
       g_set_error (error, BENCH_ERROR, BENCH_ERROR_WRONG_REPLY,
-                   "wrong reply: %" G_GSIZE_FORMAT " handles and %d fds, one of each expected",
-                   n_handles, n_fds);
+                   "wrong reply: %" G_GSIZE_FORMAT " handles and %d fds", n_handles, n_got);
       return FALSE;
     }
-  return bench_check_fd (fd, fds[0], error);
+  if (!bench_check_fds (fds, n_fds, got, (guint) n_got, error))
+    return FALSE;
+  if (out_fd != NULL)
+    {
+      *out_fd = g_unix_fd_list_get (fd_list, 0, error);
+      return *out_fd >= 0;
+    }
+  return TRUE;
 }
 
 typedef struct {

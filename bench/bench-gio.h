@@ -27,17 +27,24 @@ gboolean  bench_gio_check_echo      (GVariant     *reply,
                                      gsize         size,
                                      GError      **error);
 
-/* (transfer full): a list holding a copy of @fd, or NULL with @error. */
-GUnixFDList *bench_gio_fd_list_new  (int           fd,
+/* (transfer full): a list holding copies of @fds, or NULL with @error. */
+GUnixFDList *bench_gio_fd_list_new  (const int    *fds,
+                                     guint         n_fds,
                                      GError      **error);
 
-/* (transfer full): the (ah) arguments of EchoFds: one handle, index 0. */
-GVariant *bench_gio_echo_fd_parameters (void);
+/* (transfer none): the (ah) arguments of EchoFds, handles 0 to @n_fds - 1,
+ * kept in @cache from one call to the next (the caller unrefs it when
+ * done) and made again only when @n_fds changes. */
+GVariant *bench_gio_echo_fds_parameters (GVariant **cache,
+                                         guint      n_fds);
 
-/* Checks an (ah) reply to EchoFds and its fds against @fd. */
-gboolean  bench_gio_check_echo_fd   (GVariant     *reply,
+/* Checks an (ah) reply to EchoFds and its fds against @fds; with
+ * @out_fd, stores a copy of the first fd that came back there. */
+gboolean  bench_gio_check_echo_fds  (GVariant     *reply,
                                      GUnixFDList  *fd_list,
-                                     int           fd,
+                                     const int    *fds,
+                                     guint         n_fds,
+                                     int          *out_fd,
                                      GError      **error);
 
 /* Starts one Echo call with @parameters, calling @callback when done. */

@@ -6,23 +6,47 @@
 
 #include "bench-report.h"
 
+static char *
+format_size (gsize size)
+{
+  if (size >= 1024 * 1024 && size % (1024 * 1024) == 0)
+    return g_strdup_printf ("%" G_GSIZE_FORMAT " MiB", size / (1024 * 1024));
+  if (size >= 1024 && size % 1024 == 0)
+    return g_strdup_printf ("%" G_GSIZE_FORMAT " KiB", size / 1024);
+  return g_strdup_printf ("%" G_GSIZE_FORMAT " B", size);
+}
+
 char *
 bench_cell_label (const BenchCell *cell)
 {
+  g_autofree char *size = NULL;
+
   switch (cell->kind)
     {
     case BENCH_CELL_FD:
-      return g_strdup ("1 fd");
+      return g_strdup_printf ("%u fd%s", cell->n_fds, cell->n_fds == 1 ? "" : "s");
     case BENCH_CELL_PIPELINE:
       return g_strdup_printf ("depth %u", cell->depth);
+    case BENCH_CELL_MEMFD:
+      size = format_size (cell->size);
+      return g_strconcat ("memfd ", size, NULL);
     case BENCH_CELL_ECHO:
     default:
-      if (cell->size >= 1024 * 1024 && cell->size % (1024 * 1024) == 0)
-        return g_strdup_printf ("%" G_GSIZE_FORMAT " MiB", cell->size / (1024 * 1024));
-      if (cell->size >= 1024 && cell->size % 1024 == 0)
-        return g_strdup_printf ("%" G_GSIZE_FORMAT " KiB", cell->size / 1024);
-      return g_strdup_printf ("%" G_GSIZE_FORMAT " B", cell->size);
+      return format_size (cell->size);
     }
+}
+
+gboolean
+bench_cell_equal (const BenchCell *a,
+                  const BenchCell *b)
+{
+  return a->kind == b->kind && a->size == b->size && a->depth == b->depth && a->n_fds == b->n_fds;
+}
+
+gboolean
+bench_cell_floor_copies (const BenchCell *cell)
+{
+  return cell->kind == BENCH_CELL_MEMFD;
 }
 
 static const char *
@@ -34,6 +58,8 @@ cell_kind_name (BenchCellKind kind)
       return "fd";
     case BENCH_CELL_PIPELINE:
       return "pipeline";
+    case BENCH_CELL_MEMFD:
+      return "memfd";
     case BENCH_CELL_ECHO:
     default:
       return "echo";
@@ -65,6 +91,8 @@ bench_report_new (void)
   BenchReport *report = g_new0 (BenchReport, 1);
 
   report->sizes = g_array_new (FALSE, FALSE, sizeof (gsize));
+  report->fd_counts = g_array_new (FALSE, FALSE, sizeof (guint));
+  report->memfd_sizes = g_array_new (FALSE, FALSE, sizeof (gsize));
   report->results = g_ptr_array_new_with_free_func ((GDestroyNotify) bench_result_free);
   report->instructions = g_ptr_array_new_with_free_func ((GDestroyNotify) bench_instructions_free);
   return report;
@@ -79,19 +107,14 @@ bench_report_free (BenchReport *report)
   g_free (report->kernel);
   g_free (report->glib_version);
   g_array_unref (report->sizes);
+  g_array_unref (report->fd_counts);
+  g_array_unref (report->memfd_sizes);
   g_free (report->pin);
   g_free (report->client_cpus);
   g_free (report->server_cpus);
   g_ptr_array_unref (report->results);
   g_ptr_array_unref (report->instructions);
   g_free (report);
-}
-
-static gboolean
-same_cell (const BenchCell *a,
-           const BenchCell *b)
-{
-  return a->kind == b->kind && a->size == b->size && a->depth == b->depth;
 }
 
 void
@@ -108,7 +131,7 @@ bench_report_compute_ratios (BenchReport *report)
           const BenchResult *other = report->results->pdata[j];
 
           if (g_str_equal (other->transport, "floor") && other->available &&
-              same_cell (&other->cell, &result->cell))
+              bench_cell_equal (&other->cell, &result->cell))
             floor_result = other;
         }
       if (floor_result == NULL || !result->available)
@@ -153,7 +176,7 @@ bench_report_print_table (BenchReport *report,
 {
   const BenchCell *previous = NULL;
 
-  fprintf (out, "\n%-9s %-12s %9s %9s %9s %10s %10s %10s %8s\n",
+  fprintf (out, "\n%-12s %-12s %9s %9s %9s %10s %10s %10s %8s\n",
            "cell", "transport", "p50 us", "p99 us", "p99.9 us", "calls/s",
            "client us", "server us", "x floor");
   for (guint i = 0; i < report->results->len; i++)
@@ -165,7 +188,7 @@ bench_report_print_table (BenchReport *report,
       g_autofree char *client = NULL, *server = NULL;
       g_autofree char *ratio = NULL;
 
-      if (previous == NULL || !same_cell (previous, &result->cell))
+      if (previous == NULL || !bench_cell_equal (previous, &result->cell))
         {
           label = bench_cell_label (&result->cell);
           if (previous != NULL)
@@ -174,7 +197,7 @@ bench_report_print_table (BenchReport *report,
       previous = &result->cell;
       if (!result->available)
         {
-          fprintf (out, "%-9s %-12s %9s   (%s)\n", label ? label : "", result->transport,
+          fprintf (out, "%-12s %-12s %9s   (%s)\n", label ? label : "", result->transport,
                    "n/a", result->unavailable);
           continue;
         }
@@ -184,13 +207,19 @@ bench_report_print_table (BenchReport *report,
       client = format_us (s->client_cpu_us);
       server = format_us (s->server_cpu_us);
       ratio = isnan (result->ratio) ? g_strdup ("-") : g_strdup_printf ("%.2f", result->ratio);
-      fprintf (out, "%-9s %-12s %9s %9s %9s %10.0f %10s %10s %8s\n",
-               label ? label : "", result->transport, p50, p99, p999, s->calls_per_s,
-               client, server, ratio);
+      fprintf (out, "%-12s %-12s %9s %9s %9s %10.0f %10s %10s %8s\n",
+               label ? label : "", bench_cell_floor_copies (&result->cell) &&
+                                   g_str_equal (result->transport, "floor") ? "floor (copy)" : result->transport,
+               p50, p99, p999, s->calls_per_s, client, server, ratio);
     }
   fprintf (out,
            "\nus: microseconds per round trip (p50/p99/p99.9) or CPU time per call (client, server).\n"
            "x floor: p50 / the floor's p50 in the same cell; for depth cells, the floor's calls/s / calls/s.\n");
+  if (report->memfd_sizes->len > 0)
+    fprintf (out,
+             "memfd cells: the client writes the bytes into a sealed memfd, the fd goes to the server and\n"
+             "back in one EchoFds call, and the client checks the seals, maps it and compares every byte;\n"
+             "the floor copies the same bytes through its socket and back instead.\n");
 }
 
 void
@@ -281,6 +310,14 @@ json_result (GString           *json,
   g_string_append_printf (json, "%" G_GSIZE_FORMAT, result->cell.size);
   json_key (json, in, "depth", FALSE);
   g_string_append_printf (json, "%u", result->cell.depth);
+  json_key (json, in, "fds", FALSE);
+  g_string_append_printf (json, "%u", result->cell.n_fds);
+  if (result->cell.kind == BENCH_CELL_MEMFD)
+    {
+      json_key (json, in, "method", FALSE);
+      json_string (json, bench_cell_floor_copies (&result->cell) && g_str_equal (result->transport, "floor")
+                           ? "copy" : "memfd");
+    }
   json_key (json, in, "available", FALSE);
   g_string_append (json, result->available ? "true" : "false");
   if (!result->available)
@@ -358,6 +395,17 @@ bench_report_write_json (BenchReport *report,
   for (guint i = 0; i < report->sizes->len; i++)
     g_string_append_printf (json, "%s%" G_GSIZE_FORMAT, i > 0 ? ", " : "",
                             g_array_index (report->sizes, gsize, i));
+  g_string_append_c (json, ']');
+  json_key (json, "    ", "fd_counts", FALSE);
+  g_string_append_c (json, '[');
+  for (guint i = 0; i < report->fd_counts->len; i++)
+    g_string_append_printf (json, "%s%u", i > 0 ? ", " : "", g_array_index (report->fd_counts, guint, i));
+  g_string_append_c (json, ']');
+  json_key (json, "    ", "memfd_sizes", FALSE);
+  g_string_append_c (json, '[');
+  for (guint i = 0; i < report->memfd_sizes->len; i++)
+    g_string_append_printf (json, "%s%" G_GSIZE_FORMAT, i > 0 ? ", " : "",
+                            g_array_index (report->memfd_sizes, gsize, i));
   g_string_append_c (json, ']');
   json_key (json, "    ", "depth", FALSE);
   g_string_append_printf (json, "%u", report->depth);

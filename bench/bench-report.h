@@ -9,18 +9,27 @@ G_BEGIN_DECLS
 
 typedef enum {
   BENCH_CELL_ECHO,       /* one Echo of `size` bytes at a time */
-  BENCH_CELL_FD,         /* one EchoFds of one fd at a time */
+  BENCH_CELL_FD,         /* one EchoFds of `n_fds` fds at a time */
   BENCH_CELL_PIPELINE,   /* `depth` Echo calls of 8 bytes in flight */
+  BENCH_CELL_MEMFD,      /* `size` bytes handed over as a sealed memfd (one
+                          * EchoFds) and mapped; the floor copies them */
 } BenchCellKind;
 
 typedef struct {
   BenchCellKind kind;
   gsize         size;
   guint         depth;
+  guint         n_fds;
 } BenchCell;
 
-/* (transfer full): "0 B", "4 KiB", "1 fd", "depth 16". */
+/* (transfer full): "0 B", "4 KiB", "1 fd", "253 fds", "memfd 1 MiB",
+ * "depth 16". */
 char *bench_cell_label (const BenchCell *cell);
+gboolean bench_cell_equal (const BenchCell *a,
+                           const BenchCell *b);
+/* Whether the floor copies the bytes in @cell where the other transports
+ * pass an fd. */
+gboolean bench_cell_floor_copies (const BenchCell *cell);
 
 typedef struct {
   guint64 calls;
@@ -72,6 +81,8 @@ typedef struct {
   /* The settings. */
   double      seconds;
   GArray     *sizes;         /* (element-type gsize) */
+  GArray     *fd_counts;     /* (element-type guint): the fd cells */
+  GArray     *memfd_sizes;   /* (element-type gsize): the memfd cells */
   guint       depth;
   char       *pin;
   char       *client_cpus;

@@ -1,9 +1,12 @@
 /* bench-svg.c: the chart of a run, as hand-written SVG text.
  *
- * Two panels, one above the other: the round trip per payload size for
- * each transport (p50 joined by a line, a bar up to p99, log scale), and
- * the distribution (CDF) of round trips for one size. Axes are labelled
- * and every transport has the same colour in both panels. */
+ * Panels one above the other: the round trip per payload size for each
+ * transport (p50 joined by a line, a bar up to p99, log scale); the
+ * distribution (CDF) of round trips for one size; and, when the run had
+ * them, the fd cells (calls carrying 1 to 253 fds) beside the memfd cells
+ * (a sealed memfd handed over, against the floor copying the same bytes),
+ * drawn like the first. Axes are labelled and every transport has the
+ * same colour in every panel. */
 #include "config.h"
 
 #include <math.h>
@@ -47,21 +50,58 @@ list_transports (BenchReport *report)
   return names;
 }
 
+/* Cells are matched on what they measure; the echo cells' depth of 1 is
+ * not part of it. */
 static const BenchResult *
-find_result (BenchReport   *report,
-             const char    *transport,
-             BenchCellKind  kind,
-             gsize          size)
+find_result (BenchReport     *report,
+             const char      *transport,
+             const BenchCell *cell)
 {
   for (guint i = 0; i < report->results->len; i++)
     {
       const BenchResult *result = report->results->pdata[i];
 
-      if (result->available && result->cell.kind == kind && result->cell.size == size &&
-          g_str_equal (result->transport, transport))
+      if (result->available && result->cell.kind == cell->kind && result->cell.size == cell->size &&
+          result->cell.n_fds == cell->n_fds && g_str_equal (result->transport, transport))
         return result;
     }
   return NULL;
+}
+
+/* (transfer full) (element-type BenchCell): the echo cells, by size. */
+static GArray *
+list_echo_cells (BenchReport *report)
+{
+  GArray *cells = g_array_new (FALSE, FALSE, sizeof (BenchCell));
+
+  for (guint s = 0; s < report->sizes->len; s++)
+    {
+      BenchCell cell = { BENCH_CELL_ECHO, g_array_index (report->sizes, gsize, s), 1, 0 };
+
+      g_array_append_val (cells, cell);
+    }
+  return cells;
+}
+
+/* (transfer full) (element-type BenchCell): the fd cells, then the memfd cells. */
+static GArray *
+list_fd_cells (BenchReport *report)
+{
+  GArray *cells = g_array_new (FALSE, FALSE, sizeof (BenchCell));
+
+  for (guint i = 0; i < report->fd_counts->len; i++)
+    {
+      BenchCell cell = { BENCH_CELL_FD, 0, 1, g_array_index (report->fd_counts, guint, i) };
+
+      g_array_append_val (cells, cell);
+    }
+  for (guint i = 0; i < report->memfd_sizes->len; i++)
+    {
+      BenchCell cell = { BENCH_CELL_MEMFD, g_array_index (report->memfd_sizes, gsize, i), 1, 1 };
+
+      g_array_append_val (cells, cell);
+    }
+  return cells;
 }
 
 static double
@@ -176,26 +216,32 @@ draw_legend (GString    *svg,
     }
 }
 
+/* One column per cell of @cells, each transport's p50 joined by a line
+ * with a bar up to p99, on a log scale. */
 static void
-draw_latency_panel (GString     *svg,
-                    BenchReport *report,
-                    GPtrArray   *names,
-                    double       top)
+draw_cells_panel (GString     *svg,
+                  BenchReport *report,
+                  GPtrArray   *names,
+                  GArray      *cells,
+                  double       top,
+                  const char  *title,
+                  const char  *x_label)
 {
   Area area = { LEFT, WIDTH - RIGHT, top + TOP, top + PANEL_HEIGHT - BOTTOM };
-  guint n_sizes = report->sizes->len;
+  guint n_cells = cells->len;
   double lowest = INFINITY, highest = 0, lo, hi;
-  double column = (area.x1 - area.x0) / MAX (n_sizes, 1);
+  double column = (area.x1 - area.x0) / MAX (n_cells, 1);
 
-  for (guint i = 0; i < report->results->len; i++)
-    {
-      const BenchResult *result = report->results->pdata[i];
+  for (guint t = 0; t < names->len; t++)
+    for (guint c = 0; c < n_cells; c++)
+      {
+        const BenchResult *result = find_result (report, names->pdata[t], &g_array_index (cells, BenchCell, c));
 
-      if (!result->available || result->cell.kind != BENCH_CELL_ECHO)
-        continue;
-      lowest = MIN (lowest, result->summary.p50_us);
-      highest = MAX (highest, result->summary.p99_us);
-    }
+        if (result == NULL)
+          continue;
+        lowest = MIN (lowest, result->summary.p50_us);
+        highest = MAX (highest, result->summary.p99_us);
+      }
   if (!(highest > 0))
     {
       /* Nothing to draw: an empty decade rather than a division by zero. */
@@ -207,16 +253,14 @@ draw_latency_panel (GString     *svg,
   if (hi <= lo)
     hi = lo + 1;
 
-  draw_frame (svg, &area, "Round trip by payload size: p50 (line), p50 to p99 (bar)",
-              "payload size", "round trip (log scale)");
+  draw_frame (svg, &area, title, x_label, "round trip (log scale)");
   draw_log_grid (svg, &area, lo, hi, TRUE);
-  for (guint s = 0; s < n_sizes; s++)
+  for (guint c = 0; c < n_cells; c++)
     {
-      BenchCell cell = { BENCH_CELL_ECHO, g_array_index (report->sizes, gsize, s), 0 };
-      g_autofree char *label = bench_cell_label (&cell);
+      g_autofree char *label = bench_cell_label (&g_array_index (cells, BenchCell, c));
 
       g_string_append_printf (svg, "  <text x=\"%.1f\" y=\"%.1f\" class=\"tick\" text-anchor=\"middle\">%s</text>\n",
-                              area.x0 + (s + 0.5) * column, area.y1 + 18, label);
+                              area.x0 + (c + 0.5) * column, area.y1 + 18, label);
     }
 
   for (guint t = 0; t < names->len; t++)
@@ -226,15 +270,24 @@ draw_latency_panel (GString     *svg,
       g_autoptr(GString) points = g_string_new (NULL);
       g_autoptr(GString) marks = g_string_new (NULL);
 
-      for (guint s = 0; s < n_sizes; s++)
+      for (guint c = 0; c < n_cells; c++)
         {
-          const BenchResult *result = find_result (report, names->pdata[t], BENCH_CELL_ECHO,
-                                                   g_array_index (report->sizes, gsize, s));
-          double x = area.x0 + (s + 0.5) * column + offset;
+          const BenchCell *cell = &g_array_index (cells, BenchCell, c);
+          const BenchCell *previous = c > 0 ? &g_array_index (cells, BenchCell, c - 1) : NULL;
+          const BenchResult *result = find_result (report, names->pdata[t], cell);
+          double x = area.x0 + (c + 0.5) * column + offset;
           double y50, y99;
 
           if (result == NULL || !(result->summary.p50_us > 0))
             continue;
+          /* A line joins cells of one kind only: an fd count and a memfd
+           * size are not one axis. */
+          if (previous != NULL && previous->kind != cell->kind && points->len > 0)
+            {
+              g_string_append_printf (svg, "  <polyline points=\"%s\" fill=\"none\" stroke=\"%s\" stroke-width=\"2\"/>\n",
+                                      points->str, transport_colour (t));
+              g_string_truncate (points, 0);
+            }
           y50 = log_y (&area, lo, hi, result->summary.p50_us);
           y99 = log_y (&area, lo, hi, result->summary.p99_us);
           g_string_append_printf (points, "%.1f,%.1f ", x, y50);
@@ -263,12 +316,12 @@ draw_cdf_panel (GString     *svg,
   const guint last = BENCH_CDF_POINTS - 2;
   double lowest = INFINITY, highest = 0, lo, hi;
   g_autofree char *title = NULL;
-  BenchCell cell = { BENCH_CELL_ECHO, report->cdf_size, 0 };
+  BenchCell cell = { BENCH_CELL_ECHO, report->cdf_size, 1, 0 };
   g_autofree char *label = bench_cell_label (&cell);
 
   for (guint t = 0; t < names->len; t++)
     {
-      const BenchResult *result = find_result (report, names->pdata[t], BENCH_CELL_ECHO, report->cdf_size);
+      const BenchResult *result = find_result (report, names->pdata[t], &cell);
 
       if (result == NULL || result->cdf == NULL || result->cdf->len != BENCH_CDF_POINTS)
         continue;
@@ -301,7 +354,7 @@ draw_cdf_panel (GString     *svg,
 
   for (guint t = 0; t < names->len; t++)
     {
-      const BenchResult *result = find_result (report, names->pdata[t], BENCH_CELL_ECHO, report->cdf_size);
+      const BenchResult *result = find_result (report, names->pdata[t], &cell);
       g_autoptr(GString) points = g_string_new (NULL);
 
       if (result == NULL || result->cdf == NULL || result->cdf->len != BENCH_CDF_POINTS)
@@ -328,8 +381,13 @@ bench_report_write_svg (BenchReport *report,
 {
   g_autoptr(GString) svg = g_string_new (NULL);
   g_autoptr(GPtrArray) names = list_transports (report);
+  g_autoptr(GArray) echo_cells = list_echo_cells (report);
+  g_autoptr(GArray) fd_cells = list_fd_cells (report);
   g_autofree char *subtitle = NULL;
-  const int height = 2 * PANEL_HEIGHT + 40;
+  /* Panels only for what the run measured (--cells), the echo cells'
+   * two at least: an empty chart says so. */
+  gboolean echo_panels = echo_cells->len > 0 || fd_cells->len == 0;
+  const int height = ((echo_panels ? 2 : 0) + (fd_cells->len > 0 ? 1 : 0)) * PANEL_HEIGHT + 40;
 
   subtitle = g_markup_printf_escaped ("peer-bench %s · %s, %u CPUs, %s · pin %s · %.2f s per cell",
                                       PACKAGE_VERSION, report->cpu_model, report->n_cpus,
@@ -351,8 +409,16 @@ bench_report_write_svg (BenchReport *report,
                           "  <rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
                           "  <text x=\"%d\" y=\"%d\" class=\"note\">%s</text>\n",
                           WIDTH, height, WIDTH, height, LEFT, height - 12, subtitle);
-  draw_latency_panel (svg, report, names, 0);
-  draw_cdf_panel (svg, report, names, PANEL_HEIGHT);
+  if (echo_panels)
+    {
+      draw_cells_panel (svg, report, names, echo_cells, 0,
+                        "Round trip by payload size: p50 (line), p50 to p99 (bar)", "payload size");
+      draw_cdf_panel (svg, report, names, PANEL_HEIGHT);
+    }
+  if (fd_cells->len > 0)
+    draw_cells_panel (svg, report, names, fd_cells, echo_panels ? 2 * PANEL_HEIGHT : 0,
+                      "Passing fds: n fds per call; a sealed memfd against the floor copying the bytes",
+                      "fds per call, then bytes handed over as a memfd (the floor copies them)");
   g_string_append (svg, "</svg>\n");
 
   return g_file_set_contents (path, svg->str, (gssize) svg->len, error);

@@ -2,7 +2,7 @@
  *
  * A transport is one file, transport-NAME.c, defining one BenchTransport:
  * which program serves it, how to connect, how to make one checked call,
- * one checked call carrying a file descriptor, and how to keep several
+ * one checked call carrying file descriptors, and how to keep several
  * calls in flight. Which transports exist is decided by which of those
  * files meson compiles (bench-transport-list.h is generated from that
  * list), not by #ifdef.
@@ -23,13 +23,17 @@ G_BEGIN_DECLS
 /* Servers refuse bigger payloads: peer-bench never sends more. */
 #define BENCH_MAX_PAYLOAD (64u * 1024 * 1024)
 
+/* The most fds one call carries: the kernel's SCM_MAX_FD, what one
+ * sendmsg() may pass. */
+#define BENCH_MAX_FDS 253
+
 #define BENCH_ERROR (bench_error_quark ())
 GQuark bench_error_quark (void);
 
 typedef enum {
   BENCH_ERROR_FAILED,
   BENCH_ERROR_WRONG_REPLY,    /* a reply that is not what was sent */
-  BENCH_ERROR_UNSUPPORTED,    /* the server lacks this call: the cell is n/a */
+  BENCH_ERROR_UNSUPPORTED,    /* the server lacks this call or refuses it: the cell is n/a */
 } BenchError;
 
 /* The state of one pipelined run, shared by the runner and a transport's
@@ -65,10 +69,16 @@ typedef struct {
                             const guint8 *data,
                             gsize         size,
                             GError      **error);
-  /* One EchoFds of @fd; the reply must carry the same open file. Fails
-   * with BENCH_ERROR_UNSUPPORTED when the server has no such call. */
-  gboolean   (*echo_fd)    (gpointer      client,
-                            int           fd,
+  /* One EchoFds of @n_fds fds (1 to BENCH_MAX_FDS), all in one message;
+   * the reply must carry the same open files in the same order (see
+   * bench_check_fds()). With @out_fd, the first fd that came back is
+   * stored there, the caller's to close. Fails with
+   * BENCH_ERROR_UNSUPPORTED when the server has no such call, or refuses
+   * that many fds in one message. */
+  gboolean   (*echo_fds)   (gpointer      client,
+                            const int    *fds,
+                            guint         n_fds,
+                            int          *out_fd,
                             GError      **error);
   /* Keeps @depth Echo calls of BENCH_LOOP_PAYLOAD bytes in flight until
    * @loop says stop, then waits for the last replies. */
@@ -104,6 +114,14 @@ gboolean bench_check_echo       (const guint8 *sent,
                                  GError      **error);
 gboolean bench_check_fd         (int           sent,
                                  int           got,
+                                 GError      **error);
+/* The count, and bench_check_fd() for the first, middle and last fds:
+ * enough to catch a lost, added or reordered fd without making the check
+ * (two fstat()s an fd) the larger part of a 253-fd call. */
+gboolean bench_check_fds        (const int    *sent,
+                                 guint         n_sent,
+                                 const int    *got,
+                                 guint         n_got,
                                  GError      **error);
 
 gboolean bench_loop_start_call  (BenchLoop    *loop,

@@ -104,6 +104,30 @@ bench_check_fd (int      sent,
 }
 
 gboolean
+bench_check_fds (const int *sent,
+                 guint      n_sent,
+                 const int *got,
+                 guint      n_got,
+                 GError   **error)
+{
+  const guint checked[] = { 0, n_sent / 2, n_sent - 1 };
+
+  if (n_got != n_sent)
+    {
+      g_set_error (error, BENCH_ERROR, BENCH_ERROR_WRONG_REPLY,
+                   "wrong reply: %u fds came back for %u", n_got, n_sent);
+      return FALSE;
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (checked) && n_sent > 0; i++)
+    if (!bench_check_fd (sent[checked[i]], got[checked[i]], error))
+      {
+        g_prefix_error (error, "fd %u of %u: ", checked[i] + 1, n_sent);
+        return FALSE;
+      }
+  return TRUE;
+}
+
+gboolean
 bench_loop_start_call (BenchLoop *loop,
                        guint64   *out_seq,
                        gint64    *out_start_ns)

@@ -1,6 +1,6 @@
-/* peer-bench-server: the server side of the transports peer-bench
- * measures that have no server program of their own (everything but
- * libpeer, which peer-server serves). peer-bench starts it as
+/* peer-bench-server: the server side of every transport peer-bench
+ * measures (libpeer's is peer-server's own Bench1 service, with the fd
+ * limit raised: see transport-libpeer.c). peer-bench starts it as
  * `peer-bench-server TRANSPORT`; it prints its address and serves until
  * SIGTERM. */
 #include "config.h"

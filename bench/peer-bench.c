@@ -23,6 +23,7 @@
 #include <glib/gstdio.h>
 
 #include <gio/gio.h>
+#include <libpeer.h>
 
 #include "bench-process.h"
 #include "bench-report.h"
@@ -51,6 +52,9 @@ typedef enum {
 typedef struct {
   double    seconds;
   GArray   *sizes;           /* (element-type gsize) */
+  GArray   *fd_counts;       /* (element-type guint) */
+  GArray   *memfd_sizes;     /* (element-type gsize) */
+  guint     cells;           /* the kinds to run: bits of 1 << BenchCellKind */
   guint     depth;
   PinMode   pin;
   char     *json_path;
@@ -152,12 +156,60 @@ parse_size (const char *text,
  * has the lowest, 32 MiB) holds it with room for the header. */
 #define MAX_SIZE (16u * 1024 * 1024)
 
+static const char * const cell_kind_names[] = {
+  [BENCH_CELL_ECHO] = "echo",
+  [BENCH_CELL_FD] = "fd",
+  [BENCH_CELL_PIPELINE] = "pipeline",
+  [BENCH_CELL_MEMFD] = "memfd",
+};
+
+/* A comma-separated list of sizes from @min to @max, none twice. */
+static gboolean
+parse_size_list (const char *option,
+                 const char *text,
+                 gsize       min,
+                 gsize       max,
+                 const char *range,
+                 GArray     *out,
+                 int        *status)
+{
+  g_auto(GStrv) items = g_strsplit (text, ",", -1);
+
+  for (guint i = 0; items[i] != NULL; i++)
+    {
+      const char *item = g_strstrip (items[i]);
+      gsize size;
+
+      if (!parse_size (item, &size) || size < min || size > max)
+        {
+          *status = usage_error ("%s: '%s' is not a size from %s", option, item, range);
+          return FALSE;
+        }
+      for (guint j = 0; j < out->len; j++)
+        if (g_array_index (out, gsize, j) == size)
+          {
+            *status = usage_error ("%s: %s is listed twice", option, item);
+            return FALSE;
+          }
+      g_array_append_val (out, size);
+    }
+  if (out->len == 0)
+    {
+      *status = usage_error ("%s needs at least one size", option);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 static int
 parse_options (int           argc,
                char        **argv,
                BenchOptions *options)
 {
   g_autofree char *sizes = NULL;
+  g_autofree char *fd_counts = NULL;
+  g_autofree char *memfd_sizes = NULL;
+  g_autofree char *cells = NULL;
   g_autofree char *pin = NULL;
   g_autofree char *transports = NULL;
   double seconds = 1.0;
@@ -169,6 +221,15 @@ parse_options (int           argc,
     { "sizes", 0, 0, G_OPTION_ARG_STRING, &sizes,
       "Echo payload sizes, comma-separated, with optional k/M suffix "
       "(default 0,64,4k,64k,1M)", "LIST" },
+    { "fds", 0, 0, G_OPTION_ARG_STRING, &fd_counts,
+      "Fds per EchoFds call in the fd cells, comma-separated, 1 to 253 "
+      "(default 1,16,253)", "LIST" },
+    { "memfd-sizes", 0, 0, G_OPTION_ARG_STRING, &memfd_sizes,
+      "Sizes handed over as a sealed memfd in the memfd cells (the floor copies them "
+      "instead), comma-separated, up to 64M (default 1M,16M,64M)", "LIST" },
+    { "cells", 'c', 0, G_OPTION_ARG_STRING, &cells,
+      "Run only these kinds of cell, comma-separated: echo, fd, memfd, pipeline "
+      "(default all)", "LIST" },
     { "depth", 'd', 0, G_OPTION_ARG_INT, &depth,
       "Calls in flight in the pipelined cell (default 16)", "N" },
     { "pin", 'p', 0, G_OPTION_ARG_STRING, &pin,
@@ -190,7 +251,8 @@ parse_options (int           argc,
   };
   g_autoptr(GOptionContext) context = g_option_context_new (NULL);
   g_autoptr(GError) error = NULL;
-  g_auto(GStrv) size_list = NULL;
+  g_auto(GStrv) fd_list = NULL;
+  int status;
 
   g_option_context_set_summary (context,
                                 "Measures the round trip of a method call over libpeer, plain GDBus,\n"
@@ -209,21 +271,50 @@ parse_options (int           argc,
   options->depth = (guint) depth;
 
   options->sizes = g_array_new (FALSE, FALSE, sizeof (gsize));
-  size_list = g_strsplit (sizes != NULL ? sizes : "0,64,4k,64k,1M", ",", -1);
-  for (guint i = 0; size_list[i] != NULL; i++)
-    {
-      const char *item = g_strstrip (size_list[i]);
-      gsize size;
+  if (!parse_size_list ("--sizes", sizes != NULL ? sizes : "0,64,4k,64k,1M", 0, MAX_SIZE,
+                        "0 to 16M", options->sizes, &status))
+    return status;
+  options->memfd_sizes = g_array_new (FALSE, FALSE, sizeof (gsize));
+  if (!parse_size_list ("--memfd-sizes", memfd_sizes != NULL ? memfd_sizes : "1M,16M,64M",
+                        1, BENCH_MAX_PAYLOAD, "1 to 64M", options->memfd_sizes, &status))
+    return status;
 
-      if (!parse_size (item, &size) || size > MAX_SIZE)
-        return usage_error ("--sizes: '%s' is not a size from 0 to 16M", item);
-      for (guint j = 0; j < options->sizes->len; j++)
-        if (g_array_index (options->sizes, gsize, j) == size)
-          return usage_error ("--sizes: %s is listed twice", item);
-      g_array_append_val (options->sizes, size);
+  options->fd_counts = g_array_new (FALSE, FALSE, sizeof (guint));
+  fd_list = g_strsplit (fd_counts != NULL ? fd_counts : "1,16,253", ",", -1);
+  for (guint i = 0; fd_list[i] != NULL; i++)
+    {
+      const char *item = g_strstrip (fd_list[i]);
+      guint64 n;
+      guint count;
+
+      if (!g_ascii_string_to_unsigned (item, 10, 1, BENCH_MAX_FDS, &n, NULL))
+        return usage_error ("--fds: '%s' is not a count from 1 to %d", item, BENCH_MAX_FDS);
+      count = (guint) n;
+      for (guint j = 0; j < options->fd_counts->len; j++)
+        if (g_array_index (options->fd_counts, guint, j) == count)
+          return usage_error ("--fds: %s is listed twice", item);
+      g_array_append_val (options->fd_counts, count);
     }
-  if (options->sizes->len == 0)
-    return usage_error ("--sizes needs at least one size");
+
+  if (cells == NULL)
+    options->cells = (1u << G_N_ELEMENTS (cell_kind_names)) - 1;
+  else
+    {
+      g_auto(GStrv) kinds = g_strsplit (cells, ",", -1);
+
+      for (guint i = 0; kinds[i] != NULL; i++)
+        {
+          const char *kind = g_strstrip (kinds[i]);
+          guint k;
+
+          for (k = 0; k < G_N_ELEMENTS (cell_kind_names); k++)
+            if (g_str_equal (kind, cell_kind_names[k]))
+              break;
+          if (k == G_N_ELEMENTS (cell_kind_names))
+            return usage_error ("--cells: no kind of cell '%s' (echo, fd, memfd, pipeline)", kind);
+          options->cells |= 1u << k;
+        }
+    }
 
   if (pin == NULL || g_str_equal (pin, "none"))
     options->pin = PIN_NONE;
@@ -256,6 +347,8 @@ static void
 bench_options_clear (BenchOptions *options)
 {
   g_clear_pointer (&options->sizes, g_array_unref);
+  g_clear_pointer (&options->fd_counts, g_array_unref);
+  g_clear_pointer (&options->memfd_sizes, g_array_unref);
   g_clear_pointer (&options->json_path, g_free);
   g_clear_pointer (&options->svg_path, g_free);
   g_clear_pointer (&options->transports, g_strfreev);
@@ -456,6 +549,14 @@ payload_stamp (guint8  *data,
   memcpy (data, &le, MIN (size, sizeof le));
 }
 
+static void
+close_fds (const int *fds,
+           guint      n_fds)
+{
+  for (guint i = 0; i < n_fds; i++)
+    close (fds[i]);
+}
+
 static gint64
 process_cpu_ns (void)
 {
@@ -465,16 +566,48 @@ process_cpu_ns (void)
   return (gint64) ts.tv_sec * G_GINT64_CONSTANT (1000000000) + ts.tv_nsec;
 }
 
+/* One memfd hand-off of @payload: written into a new sealed memfd (the
+ * sender's one copy), its fd sent to the server and back, the returned fd
+ * checked for its seals and size and mapped read-only (peer_blob_new_take_fd(),
+ * what a careful receiver does), every byte compared. */
+static gboolean
+memfd_round_trip (BenchPeer     *peer,
+                  const guint8  *payload,
+                  gsize          size,
+                  GError       **error)
+{
+  g_autoptr(PeerBlob) blob = peer_blob_new_from_data (payload, size, error);
+  g_autoptr(PeerBlob) back = NULL;
+  gconstpointer data;
+  gsize back_size;
+  int fd, got = -1;
+
+  if (blob == NULL)
+    return FALSE;
+  fd = peer_blob_get_fd (blob);
+  if (!peer->transport->echo_fds (peer->client, &fd, 1, &got, error))
+    return FALSE;
+  back = peer_blob_new_take_fd (got, (gssize) size, error);
+  if (back == NULL)
+    {
+      g_prefix_error (error, "wrong reply: ");
+      return FALSE;
+    }
+  data = peer_blob_get_data (back, &back_size);
+  return bench_check_echo (payload, size, data, back_size, error);
+}
+
 /* One phase (warm-up or measurement) of one cell: calls until @loop ends. */
 static gboolean
 run_phase (BenchPeer       *peer,
            const BenchCell *cell,
            guint8          *payload,
-           int              fd,
+           const int       *fds,
            BenchLoop       *loop,
            GError         **error)
 {
   const BenchTransport *transport = peer->transport;
+  gboolean copy = bench_cell_floor_copies (cell) && g_str_equal (transport->name, "floor");
   guint64 seq;
   gint64 start;
 
@@ -486,7 +619,12 @@ run_phase (BenchPeer       *peer,
       gboolean ok;
 
       if (cell->kind == BENCH_CELL_FD)
-        ok = transport->echo_fd (peer->client, fd, error);
+        ok = transport->echo_fds (peer->client, fds, cell->n_fds, NULL, error);
+      else if (cell->kind == BENCH_CELL_MEMFD && !copy)
+        {
+          payload_stamp (payload, cell->size, seq);
+          ok = memfd_round_trip (peer, payload, cell->size, error);
+        }
       else
         {
           payload_stamp (payload, cell->size, seq);
@@ -519,7 +657,8 @@ run_cell (BenchPeer          *peer,
   const gint64 second = G_GINT64_CONSTANT (1000000000);
   BenchLoop loop = { 0 };
   gint64 t0, t1, client0, client1, server0, server1;
-  int fd = -1;
+  g_autofree int *fds = g_new (int, MAX (cell->n_fds, 1));
+  guint n_open = 0;
   gboolean ok;
 
   result->transport = g_strdup (peer->transport->name);
@@ -528,25 +667,26 @@ run_cell (BenchPeer          *peer,
   result->cell = *cell;
   result->ratio = NAN;
 
-  if (cell->kind == BENCH_CELL_FD)
+  /* Distinct files, so that the reply's check sees their order. */
+  for (; cell->kind == BENCH_CELL_FD && n_open < cell->n_fds; n_open++)
     {
-      fd = memfd_create ("peer-bench", MFD_CLOEXEC);
-      if (fd < 0)
+      fds[n_open] = memfd_create ("peer-bench", MFD_CLOEXEC);
+      if (fds[n_open] < 0)
         {
           g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errno),
                        "memfd_create: %s", g_strerror (errno));
+          close_fds (fds, n_open);
           return NULL;
         }
     }
 
   loop.deadline_ns = bench_clock_ns () + (gint64) (options->seconds / 5 * second);
   loop.min_calls = MIN_WARMUP_CALLS;
-  ok = run_phase (peer, cell, payload, fd, &loop, &local_error);
+  ok = run_phase (peer, cell, payload, fds, &loop, &local_error);
   if (!ok && g_error_matches (local_error, BENCH_ERROR, BENCH_ERROR_UNSUPPORTED))
     {
       result->unavailable = g_strdup (local_error->message);
-      if (fd >= 0)
-        close (fd);
+      close_fds (fds, n_open);
       return g_steal_pointer (&result);
     }
 
@@ -559,13 +699,12 @@ run_cell (BenchPeer          *peer,
       client0 = process_cpu_ns ();
       t0 = bench_clock_ns ();
       loop.deadline_ns = t0 + (gint64) (options->seconds * second);
-      ok = run_phase (peer, cell, payload, fd, &loop, &local_error);
+      ok = run_phase (peer, cell, payload, fds, &loop, &local_error);
       t1 = bench_clock_ns ();
       client1 = process_cpu_ns ();
       server1 = bench_process_get_cpu_ns (peer->server);
     }
-  if (fd >= 0)
-    close (fd);
+  close_fds (fds, n_open);
   if (!ok)
     {
       g_propagate_error (error, g_steal_pointer (&local_error));
@@ -589,17 +728,28 @@ static GArray *
 list_cells (const BenchOptions *options)
 {
   GArray *cells = g_array_new (FALSE, FALSE, sizeof (BenchCell));
-  BenchCell cell = { BENCH_CELL_ECHO, 0, 1 };
+  BenchCell cell;
 
-  for (guint i = 0; i < options->sizes->len; i++)
+  for (guint i = 0; (options->cells & (1u << BENCH_CELL_ECHO)) && i < options->sizes->len; i++)
     {
-      cell.size = g_array_index (options->sizes, gsize, i);
+      cell = (BenchCell) { BENCH_CELL_ECHO, g_array_index (options->sizes, gsize, i), 1, 0 };
       g_array_append_val (cells, cell);
     }
-  cell = (BenchCell) { BENCH_CELL_FD, 0, 1 };
-  g_array_append_val (cells, cell);
-  cell = (BenchCell) { BENCH_CELL_PIPELINE, BENCH_LOOP_PAYLOAD, options->depth };
-  g_array_append_val (cells, cell);
+  for (guint i = 0; (options->cells & (1u << BENCH_CELL_FD)) && i < options->fd_counts->len; i++)
+    {
+      cell = (BenchCell) { BENCH_CELL_FD, 0, 1, g_array_index (options->fd_counts, guint, i) };
+      g_array_append_val (cells, cell);
+    }
+  for (guint i = 0; (options->cells & (1u << BENCH_CELL_MEMFD)) && i < options->memfd_sizes->len; i++)
+    {
+      cell = (BenchCell) { BENCH_CELL_MEMFD, g_array_index (options->memfd_sizes, gsize, i), 1, 1 };
+      g_array_append_val (cells, cell);
+    }
+  if (options->cells & (1u << BENCH_CELL_PIPELINE))
+    {
+      cell = (BenchCell) { BENCH_CELL_PIPELINE, BENCH_LOOP_PAYLOAD, options->depth, 0 };
+      g_array_append_val (cells, cell);
+    }
   return cells;
 }
 
@@ -862,7 +1012,12 @@ main (int   argc,
     }
   describe_machine (report);
   report->seconds = options.seconds;
-  g_array_append_vals (report->sizes, options.sizes->data, options.sizes->len);
+  if (options.cells & (1u << BENCH_CELL_ECHO))
+    g_array_append_vals (report->sizes, options.sizes->data, options.sizes->len);
+  if (options.cells & (1u << BENCH_CELL_FD))
+    g_array_append_vals (report->fd_counts, options.fd_counts->data, options.fd_counts->len);
+  if (options.cells & (1u << BENCH_CELL_MEMFD))
+    g_array_append_vals (report->memfd_sizes, options.memfd_sizes->data, options.memfd_sizes->len);
   report->depth = options.depth;
   /* The CDF is drawn for the first size asked for: 0 B by default. */
   report->cdf_size = g_array_index (options.sizes, gsize, 0);

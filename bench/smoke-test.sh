@@ -1,7 +1,8 @@
 #!/bin/sh
 # smoke-test.sh PEER_BENCH: runs peer-bench once, tiny, and checks what it
-# wrote: the JSON parses and has a result for every cell, the SVG is
-# well-formed XML with both panels, and bad options exit with status 2.
+# wrote: the JSON parses and has a result for every cell, the fd cells up
+# to the kernel's 253 fds and the memfd cells included, the SVG is
+# well-formed XML with its three panels, and bad options exit with status 2.
 # No timing is checked: this is a noisy-machine-safe test that the
 # benchmark still works, not a benchmark.
 set -eu
@@ -15,7 +16,9 @@ if ! command -v python3 >/dev/null 2>&1; then
   exit 77
 fi
 
-"$bench" --seconds 0.05 --sizes 0,64 --depth 4 \
+# Small memfds: the smoke test checks that the hand-off works, not what
+# 64 MiB costs.
+"$bench" --seconds 0.05 --sizes 0,64 --depth 4 --fds 1,16,253 --memfd-sizes 64k,1M \
   --json "$tmp/results.json" --svg "$tmp/results.svg" >"$tmp/table.txt"
 cat "$tmp/table.txt"
 
@@ -28,26 +31,37 @@ with open(sys.argv[1]) as f:
 results = report["results"]
 transports = sorted({r["transport"] for r in results})
 assert "floor" in transports and "libpeer" in transports and "gdbus" in transports, transports
-cells = {(r["cell"], r["size"]) for r in results}
-assert cells == {("echo", 0), ("echo", 64), ("fd", 0), ("pipeline", 8)}, cells
+cells = {(r["cell"], r["size"], r["fds"]) for r in results}
+assert cells == {("echo", 0, 0), ("echo", 64, 0), ("fd", 0, 1), ("fd", 0, 16), ("fd", 0, 253),
+                 ("memfd", 65536, 1), ("memfd", 1048576, 1), ("pipeline", 8, 0)}, cells
 for r in results:
     if r["available"]:
         assert r["calls"] > 0 and r["p50_us"] > 0 and r["p50_us"] <= r["p99_us"] <= r["max_us"], r
     elif r["cell"] != "fd":
-        raise AssertionError("only the fd cell may be n/a: %r" % r)
+        raise AssertionError("only an fd cell may be n/a: %r" % r)
+    if r["cell"] == "memfd":
+        assert r["method"] == ("copy" if r["transport"] == "floor" else "memfd"), r
+# Every transport passes one fd, and every one but a lane (whose frames
+# carry fewer) passes 253.
+for r in results:
+    if r["cell"] == "fd" and not (r["fds"] == 253 and r["transport"] == "libpeer-lane"):
+        assert r["available"], r
 for key in ("cpu_model", "cpus", "kernel", "glib"):
     assert report["machine"][key], key
 
 root = ET.parse(sys.argv[2]).getroot()
 assert root.tag == "{http://www.w3.org/2000/svg}svg", root.tag
 lines = root.findall(".//{http://www.w3.org/2000/svg}polyline")
-assert len(lines) >= 2 * len(transports), len(lines)
+assert len(lines) >= 3 * len(transports), len(lines)
+titles = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text") if t.get("class") == "title"]
+assert len(titles) == 3 and titles[2].startswith("Passing fds"), titles
 print("smoke: %d results from %s; SVG has %d lines" % (len(results), ", ".join(transports), len(lines)))
 PY
 
 # Bad input: one line on stderr, exit status 2.
 for args in "--sizes 12x" "--sizes 0,,64" "--pin sideways" "--depth 0" "--seconds -1" \
-            "--seconds nan" "--transports nonesuch" "stray-argument"; do
+            "--seconds nan" "--transports nonesuch" "--fds 0" "--fds 254" "--fds 1,1" \
+            "--memfd-sizes 0" "--memfd-sizes 65M" "--cells echo,nonesuch" "stray-argument"; do
   status=0
   # shellcheck disable=SC2086 # the arguments are split on purpose
   "$bench" $args >"$tmp/out" 2>"$tmp/err" || status=$?

@@ -3,7 +3,8 @@
  * Two processes ping-pong the same bytes over a Unix stream socket with
  * the least framing that still lets a reply be checked: an 8-byte header
  * (kind, length) and the payload, in one write and usually one read each
- * way. The fd cell sends one SCM_RIGHTS fd and gets it back. No D-Bus,
+ * way. The fd cells send their fds in one SCM_RIGHTS message and get them
+ * back; the memfd cells copy the same bytes instead. No D-Bus,
  * no GLib main loop: whatever a transport costs above this, it adds. */
 #include "config.h"
 
@@ -128,28 +129,45 @@ read_at_least (int     fd,
   return (gssize) have;
 }
 
+/* The fds of one message, in order. */
+typedef struct {
+  int   fds[BENCH_MAX_FDS];
+  guint n_fds;
+} FloorFds;
+
+static void
+floor_fds_clear (FloorFds *fds)
+{
+  for (guint i = 0; i < fds->n_fds; i++)
+    close (fds->fds[i]);
+  fds->n_fds = 0;
+}
+
+/* An fd message: the header (length 0), with @n_fds fds attached. */
 static gboolean
-send_fd (int         sock,
-         int         fd,
-         GError    **error)
+send_fds (int         sock,
+          const int  *fds,
+          guint       n_fds,
+          GError    **error)
 {
   FloorHeader header = { FLOOR_KIND_FD, 0 };
   struct iovec iov = { &header, sizeof header };
   union {
-    char buf[CMSG_SPACE (sizeof (int))];
+    char buf[CMSG_SPACE (sizeof (int) * BENCH_MAX_FDS)];
     struct cmsghdr align;
   } control;
   struct msghdr msg = {
     .msg_iov = &iov, .msg_iovlen = 1,
-    .msg_control = control.buf, .msg_controllen = sizeof control.buf,
+    .msg_control = control.buf, .msg_controllen = CMSG_SPACE (sizeof (int) * n_fds),
   };
   struct cmsghdr *cmsg = CMSG_FIRSTHDR (&msg);
   ssize_t n;
 
+  g_assert (n_fds >= 1 && n_fds <= BENCH_MAX_FDS);
   cmsg->cmsg_level = SOL_SOCKET;
   cmsg->cmsg_type = SCM_RIGHTS;
-  cmsg->cmsg_len = CMSG_LEN (sizeof (int));
-  memcpy (CMSG_DATA (cmsg), &fd, sizeof fd);
+  cmsg->cmsg_len = CMSG_LEN (sizeof (int) * n_fds);
+  memcpy (CMSG_DATA (cmsg), fds, sizeof (int) * n_fds);
   do
     n = sendmsg (sock, &msg, MSG_NOSIGNAL);
   while (n < 0 && errno == EINTR);
@@ -158,17 +176,17 @@ send_fd (int         sock,
   return TRUE;
 }
 
-/* recvmsg() into @buffer, taking the fd that may come with the bytes
- * (closing any extra ones); returns what recvmsg() returns. */
+/* recvmsg() into @buffer, adding the fds that may come with the bytes to
+ * @fds (closing any past BENCH_MAX_FDS); returns what recvmsg() returns. */
 static gssize
-receive_with_fd (int     sock,
-                 void   *buffer,
-                 gsize   size,
-                 int     flags,
-                 int    *out_fd)
+receive_with_fds (int       sock,
+                  void     *buffer,
+                  gsize     size,
+                  int       flags,
+                  FloorFds *fds)
 {
   union {
-    char buf[CMSG_SPACE (sizeof (int) * 4)];
+    char buf[CMSG_SPACE (sizeof (int) * BENCH_MAX_FDS)];
     struct cmsghdr align;
   } control;
   struct iovec iov = { buffer, size };
@@ -183,19 +201,20 @@ receive_with_fd (int     sock,
   while (n < 0 && errno == EINTR);
   for (struct cmsghdr *cmsg = CMSG_FIRSTHDR (&msg); n >= 0 && cmsg != NULL; cmsg = CMSG_NXTHDR (&msg, cmsg))
     {
-      int fds[4];
       gsize n_fds;
 
       if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS)
         continue;
-      n_fds = MIN ((cmsg->cmsg_len - CMSG_LEN (0)) / sizeof (int), G_N_ELEMENTS (fds));
-      memcpy (fds, CMSG_DATA (cmsg), n_fds * sizeof (int));
+      n_fds = (cmsg->cmsg_len - CMSG_LEN (0)) / sizeof (int);
       for (gsize i = 0; i < n_fds; i++)
         {
-          if (*out_fd < 0)
-            *out_fd = fds[i];
+          int fd;
+
+          memcpy (&fd, CMSG_DATA (cmsg) + i * sizeof (int), sizeof fd);
+          if (fds->n_fds < BENCH_MAX_FDS)
+            fds->fds[fds->n_fds++] = fd;
           else
-            close (fds[i]);
+            close (fd);
         }
     }
   return n;
@@ -209,7 +228,7 @@ floor_serve_connection (int      sock,
   g_autofree guint8 *buffer = NULL;
   gsize size = 64 * 1024;
   gsize have = 0;
-  int fd = -1;
+  FloorFds fds = { { 0 }, 0 };
 
   buffer = g_malloc (size);
   for (;;)
@@ -222,13 +241,17 @@ floor_serve_connection (int      sock,
       /* Headers are read with recvmsg(): an fd comes with its header. */
       while (have < sizeof header)
         {
-          got = receive_with_fd (sock, buffer + have, size - have, 0, &fd);
+          got = receive_with_fds (sock, buffer + have, size - have, 0, &fds);
           if (got < 0)
-            return set_errno_error (error, "floor server: recvmsg");
-          if (got == 0 && have == 0 && fd < 0)
+            {
+              floor_fds_clear (&fds);
+              return set_errno_error (error, "floor server: recvmsg");
+            }
+          if (got == 0 && have == 0 && fds.n_fds == 0)
             return TRUE;
           if (got == 0)
             {
+              floor_fds_clear (&fds);
               errno = 0;
               return set_errno_error (error, "floor server: truncated message");
             }
@@ -236,22 +259,20 @@ floor_serve_connection (int      sock,
         }
 
       memcpy (&header, buffer, sizeof header);
-      if (header.kind == FLOOR_KIND_FD && header.length == 0 && fd >= 0)
+      if (header.kind == FLOOR_KIND_FD && header.length == 0 && fds.n_fds > 0)
         {
-          gboolean sent = send_fd (sock, fd, error);
+          gboolean sent = send_fds (sock, fds.fds, fds.n_fds, error);
 
-          close (fd);
-          fd = -1;
+          floor_fds_clear (&fds);
           if (!sent)
             return FALSE;
           memmove (buffer, buffer + sizeof header, have - sizeof header);
           have -= sizeof header;
           continue;
         }
-      if (header.kind != FLOOR_KIND_BYTES || header.length > BENCH_MAX_PAYLOAD || fd >= 0)
+      if (header.kind != FLOOR_KIND_BYTES || header.length > BENCH_MAX_PAYLOAD || fds.n_fds > 0)
         {
-          if (fd >= 0)
-            close (fd);
+          floor_fds_clear (&fds);
           g_set_error (error, BENCH_ERROR, BENCH_ERROR_FAILED,
                        "floor server: bad message (kind %u, length %u)",
                        header.kind, header.length);
@@ -399,19 +420,21 @@ floor_echo (gpointer      data,
 }
 
 static gboolean
-floor_echo_fd (gpointer  data,
-               int       fd,
-               GError  **error)
+floor_echo_fds (gpointer   data,
+                const int *fds,
+                guint      n_fds,
+                int       *out_fd,
+                GError   **error)
 {
   FloorClient *client = data;
   FloorHeader header;
-  int got = -1;
+  FloorFds got = { { 0 }, 0 };
   gssize n;
   gboolean ok;
 
-  if (!send_fd (client->fd, fd, error))
+  if (!send_fds (client->fd, fds, n_fds, error))
     return FALSE;
-  n = receive_with_fd (client->fd, &header, sizeof header, MSG_WAITALL, &got);
+  n = receive_with_fds (client->fd, &header, sizeof header, MSG_WAITALL, &got);
   if (n != (gssize) sizeof header)
     {
       if (n >= 0)
@@ -426,9 +449,14 @@ floor_echo_fd (gpointer  data,
       ok = FALSE;
     }
   else
-    ok = bench_check_fd (fd, got, error);
-  if (got >= 0)
-    close (got);
+    ok = bench_check_fds (fds, n_fds, got.fds, got.n_fds, error);
+  if (ok && out_fd != NULL)
+    {
+      /* Moved out of the list, which closes the rest. */
+      *out_fd = got.fds[0];
+      got.fds[0] = got.fds[--got.n_fds];
+    }
+  floor_fds_clear (&got);
   return ok;
 }
 
@@ -527,7 +555,7 @@ const BenchTransport bench_transport_floor = {
   .serve = floor_serve,
   .connect = floor_connect,
   .echo = floor_echo,
-  .echo_fd = floor_echo_fd,
+  .echo_fds = floor_echo_fds,
   .pipeline = floor_pipeline,
   .disconnect = floor_disconnect,
 };

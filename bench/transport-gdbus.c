@@ -193,7 +193,6 @@ gdbus_connect (const char *address,
     return NULL;
   client = g_new0 (GdbusClient, 1);
   client->connection = connection;
-  client->fd_parameters = bench_gio_echo_fd_parameters ();
   return client;
 }
 
@@ -204,7 +203,7 @@ gdbus_disconnect (gpointer data)
 
   g_dbus_connection_close_sync (client->connection, NULL, NULL);
   g_object_unref (client->connection);
-  g_variant_unref (client->fd_parameters);
+  g_clear_pointer (&client->fd_parameters, g_variant_unref);
   g_free (client);
 }
 
@@ -225,25 +224,27 @@ gdbus_echo (gpointer      data,
 }
 
 static gboolean
-gdbus_echo_fd (gpointer  data,
-               int       fd,
-               GError  **error)
+gdbus_echo_fds (gpointer   data,
+                const int *fds,
+                guint      n_fds,
+                int       *out_fd,
+                GError   **error)
 {
   GdbusClient *client = data;
   g_autoptr(GUnixFDList) fd_list = NULL;
   g_autoptr(GUnixFDList) out_fd_list = NULL;
   g_autoptr(GVariant) reply = NULL;
 
-  fd_list = bench_gio_fd_list_new (fd, error);
+  fd_list = bench_gio_fd_list_new (fds, n_fds, error);
   if (fd_list == NULL)
     return FALSE;
   reply = g_dbus_connection_call_with_unix_fd_list_sync (client->connection, NULL, BENCH_PATH,
                                                          BENCH_INTERFACE, "EchoFds",
-                                                         client->fd_parameters,
+                                                         bench_gio_echo_fds_parameters (&client->fd_parameters, n_fds),
                                                          G_VARIANT_TYPE ("(ah)"),
                                                          G_DBUS_CALL_FLAGS_NONE, -1,
                                                          fd_list, &out_fd_list, NULL, error);
-  return reply != NULL && bench_gio_check_echo_fd (reply, out_fd_list, fd, error);
+  return reply != NULL && bench_gio_check_echo_fds (reply, out_fd_list, fds, n_fds, out_fd, error);
 }
 
 static void
@@ -295,7 +296,7 @@ const BenchTransport bench_transport_gdbus = {
   .serve = gdbus_serve,
   .connect = gdbus_connect,
   .echo = gdbus_echo,
-  .echo_fd = gdbus_echo_fd,
+  .echo_fds = gdbus_echo_fds,
   .pipeline = gdbus_pipeline,
   .disconnect = gdbus_disconnect,
 };

@@ -1,14 +1,57 @@
 /* transport-libpeer.c: peer-server's org.libpeer.Bench1 through PeerClient,
- * the API libpeer users call. The server is the real peer-server.
+ * the API libpeer users call. The server is a PeerServer serving
+ * peer-server's own Bench1 service (server/bench-service.c), set up as
+ * peer-server sets up its own, with one difference: it takes the kernel's
+ * 253 fds per message instead of libpeer's default 16, so that the fd
+ * cells measure what the fds cost rather than the default refusing them
+ * (the libdbus server raises its own default of 16 the same way).
  *
  * Two transports: "libpeer" (the GDBus path) and "libpeer-lane" (the same
  * client with a lane open, so the same calls take libpeer's fast path). */
 #include "config.h"
 
+#include <glib-unix.h>
 #include <libpeer.h>
 
 #include "bench-gio.h"
 #include "bench-transport.h"
+#include "services.h"
+
+G_STATIC_ASSERT (PEER_SERVER_MAX_FDS_PER_MESSAGE >= BENCH_MAX_FDS);
+
+static gboolean
+on_quit_signal (gpointer user_data)
+{
+  g_main_loop_quit (user_data);
+  return G_SOURCE_CONTINUE;
+}
+
+static int
+libpeer_serve (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(PeerServer) server = NULL;
+  g_autoptr(GMainLoop) loop = g_main_loop_new (NULL, FALSE);
+
+  server = peer_server_new (NULL, NULL, PEER_SERVER_FLAGS_NONE, NULL, &error);
+  if (server == NULL || !peer_bench_service_export (server, &error))
+    {
+      g_printerr ("peer-bench-server libpeer: %s\n", error->message);
+      return 1;
+    }
+  peer_server_set_max_fds_per_message (server, BENCH_MAX_FDS);
+  g_unix_signal_add (SIGINT, on_quit_signal, loop);
+  g_unix_signal_add (SIGTERM, on_quit_signal, loop);
+  peer_server_start (server);
+  if (!bench_server_announce (peer_server_get_client_address (server), &error))
+    {
+      g_printerr ("peer-bench-server libpeer: %s\n", error->message);
+      return 1;
+    }
+  g_main_loop_run (loop);
+  peer_server_stop (server);
+  return 0;
+}
 
 typedef struct {
   PeerClient *client;
@@ -16,8 +59,8 @@ typedef struct {
   gboolean    has_echo_fds;
 } LibpeerClient;
 
-/* Whether this peer-server has EchoFds yet: it is asked, not assumed, so
- * that the benchmark runs against older and newer servers alike. */
+/* Whether the server has @method: it is asked, not assumed, so that the
+ * benchmark runs against older and newer services alike. */
 static gboolean
 server_has_method (PeerClient *client,
                    const char *method,
@@ -59,12 +102,11 @@ connect_client (const char *address,
   if (local_error != NULL)
     {
       g_propagate_prefixed_error (error, g_steal_pointer (&local_error),
-                                  "cannot introspect peer-server: ");
+                                  "cannot introspect the server: ");
       g_free (client);
       return NULL;
     }
   client->client = g_steal_pointer (&peer);
-  client->fd_parameters = bench_gio_echo_fd_parameters ();
   return client;
 }
 
@@ -89,7 +131,7 @@ libpeer_disconnect (gpointer data)
 
   peer_client_close (client->client);
   g_object_unref (client->client);
-  g_variant_unref (client->fd_parameters);
+  g_clear_pointer (&client->fd_parameters, g_variant_unref);
   g_free (client);
 }
 
@@ -109,28 +151,44 @@ libpeer_echo (gpointer      data,
 }
 
 static gboolean
-libpeer_echo_fd (gpointer  data,
-                 int       fd,
-                 GError  **error)
+libpeer_echo_fds (gpointer   data,
+                  const int *fds,
+                  guint      n_fds,
+                  int       *out_fd,
+                  GError   **error)
 {
   LibpeerClient *client = data;
   g_autoptr(GUnixFDList) fd_list = NULL;
   g_autoptr(GUnixFDList) out_fd_list = NULL;
   g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GError) local_error = NULL;
 
   if (!client->has_echo_fds)
     {
       g_set_error (error, BENCH_ERROR, BENCH_ERROR_UNSUPPORTED,
-                   "peer-server has no %s.EchoFds", BENCH_INTERFACE);
+                   "the server has no %s.EchoFds", BENCH_INTERFACE);
       return FALSE;
     }
-  fd_list = bench_gio_fd_list_new (fd, error);
+  fd_list = bench_gio_fd_list_new (fds, n_fds, error);
   if (fd_list == NULL)
     return FALSE;
   reply = peer_client_call_sync (client->client, BENCH_PATH, BENCH_INTERFACE, "EchoFds",
-                                 client->fd_parameters, G_VARIANT_TYPE ("(ah)"), -1,
-                                 fd_list, &out_fd_list, NULL, error);
-  return reply != NULL && bench_gio_check_echo_fd (reply, out_fd_list, fd, error);
+                                 bench_gio_echo_fds_parameters (&client->fd_parameters, n_fds),
+                                 G_VARIANT_TYPE ("(ah)"), -1, fd_list, &out_fd_list, NULL, &local_error);
+  /* A server's limit on fds per message (peer_server_set_max_fds_per_message())
+   * makes the cell n/a, not a failed run. */
+  if (g_error_matches (local_error, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED))
+    {
+      g_set_error (error, BENCH_ERROR, BENCH_ERROR_UNSUPPORTED, "the server refuses %u fds: %s",
+                   n_fds, local_error->message);
+      return FALSE;
+    }
+  if (reply == NULL)
+    {
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      return FALSE;
+    }
+  return bench_gio_check_echo_fds (reply, out_fd_list, fds, n_fds, out_fd, error);
 }
 
 static void
@@ -172,22 +230,22 @@ libpeer_get_version (void)
 
 const BenchTransport bench_transport_libpeer = {
   .name = "libpeer",
-  .server_path = PEER_SERVER_PATH,
   .get_version = libpeer_get_version,
+  .serve = libpeer_serve,
   .connect = libpeer_connect,
   .echo = libpeer_echo,
-  .echo_fd = libpeer_echo_fd,
+  .echo_fds = libpeer_echo_fds,
   .pipeline = libpeer_pipeline,
   .disconnect = libpeer_disconnect,
 };
 
 const BenchTransport bench_transport_libpeer_lane = {
   .name = "libpeer-lane",
-  .server_path = PEER_SERVER_PATH,
   .get_version = libpeer_get_version,
+  .serve = libpeer_serve,
   .connect = libpeer_lane_connect,
   .echo = libpeer_echo,
-  .echo_fd = libpeer_echo_fd,
+  .echo_fds = libpeer_echo_fds,
   .pipeline = libpeer_pipeline,
   .disconnect = libpeer_disconnect,
 };

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -15,8 +16,6 @@
 
 #include "bench-transport.h"
 
-/* Upper bound on fds in one EchoFds call; peer-bench sends one. */
-#define SDBUS_MAX_FDS 16
 
 static gboolean
 set_sd_error (GError    **error,
@@ -79,18 +78,22 @@ method_echo_fds (sd_bus_message *m,
                  sd_bus_error   *ret_error)
 {
   __attribute__((cleanup (sd_bus_message_unrefp))) sd_bus_message *reply = NULL;
-  int fds[SDBUS_MAX_FDS];
+  int fds[BENCH_MAX_FDS];
   guint n_fds = 0;
+  int fd;
   int r;
 
   /* The fds stay owned by the call; appending them to the reply dups. */
   r = sd_bus_message_enter_container (m, 'a', "h");
   if (r < 0)
     return r;
-  while ((r = sd_bus_message_read_basic (m, 'h', &fds[n_fds])) > 0)
-    if (++n_fds == SDBUS_MAX_FDS)
-      return sd_bus_error_setf (ret_error, SD_BUS_ERROR_LIMITS_EXCEEDED,
-                                "more than %d fds", SDBUS_MAX_FDS - 1);
+  while ((r = sd_bus_message_read_basic (m, 'h', &fd)) > 0)
+    {
+      if (n_fds == BENCH_MAX_FDS)
+        return sd_bus_error_setf (ret_error, SD_BUS_ERROR_LIMITS_EXCEEDED,
+                                  "more than %d fds", BENCH_MAX_FDS);
+      fds[n_fds++] = fd;
+    }
   if (r < 0)
     return r;
   r = sd_bus_message_exit_container (m);
@@ -252,34 +255,48 @@ sdbus_echo (gpointer      data,
 }
 
 static gboolean
-sdbus_echo_fd (gpointer  data,
-               int       fd,
-               GError  **error)
+sdbus_echo_fds (gpointer   data,
+                const int *fds,
+                guint      n_fds,
+                int       *out_fd,
+                GError   **error)
 {
   __attribute__((cleanup (sd_bus_message_unrefp))) sd_bus_message *call = NULL;
   __attribute__((cleanup (sd_bus_message_unrefp))) sd_bus_message *reply = NULL;
   __attribute__((cleanup (sd_bus_error_free))) sd_bus_error bus_error = SD_BUS_ERROR_NULL;
-  int got = -1;
-  int extra;
+  int got[BENCH_MAX_FDS];
+  guint n_got = 0;
+  int fd;
   int r;
 
+  /* Appending an fd dups it: the message owns the copies. */
   if ((r = sd_bus_message_new_method_call (data, &call, NULL, BENCH_PATH, BENCH_INTERFACE, "EchoFds")) < 0 ||
-      (r = sd_bus_message_append (call, "ah", 1, fd)) < 0)
+      (r = sd_bus_message_open_container (call, 'a', "h")) < 0)
+    return set_sd_error (error, r, "building EchoFds");
+  for (guint i = 0; i < n_fds; i++)
+    if ((r = sd_bus_message_append_basic (call, 'h', &fds[i])) < 0)
+      return set_sd_error (error, r, "building EchoFds");
+  if ((r = sd_bus_message_close_container (call)) < 0)
     return set_sd_error (error, r, "building EchoFds");
   r = sd_bus_call (data, call, 0, &bus_error, &reply);
   if (r < 0)
     return set_sd_bus_error (error, &bus_error, r, "EchoFds");
   /* The fds that came back belong to the reply, which closes them. */
-  if (sd_bus_message_enter_container (reply, 'a', "h") < 0 ||
-      sd_bus_message_read_basic (reply, 'h', &got) <= 0 ||
-      sd_bus_message_read_basic (reply, 'h', &extra) != 0)
+  r = sd_bus_message_enter_container (reply, 'a', "h");
+  while (r >= 0 && (r = sd_bus_message_read_basic (reply, 'h', &fd)) > 0 && n_got < BENCH_MAX_FDS)
+    got[n_got++] = fd;
+  if (r != 0)
     {
       g_set_error (error, BENCH_ERROR, BENCH_ERROR_WRONG_REPLY,
-                   "wrong reply: signature %s, one fd in ah expected",
-                   sd_bus_message_get_signature (reply, TRUE));
+                   "wrong reply: signature %s, at most %d fds in ah expected",
+                   sd_bus_message_get_signature (reply, TRUE), BENCH_MAX_FDS);
       return FALSE;
     }
-  return bench_check_fd (fd, got, error);
+  if (!bench_check_fds (fds, n_fds, got, n_got, error))
+    return FALSE;
+  if (out_fd != NULL && (*out_fd = fcntl (got[0], F_DUPFD_CLOEXEC, 3)) < 0)
+    return set_sd_error (error, -errno, "dup");
+  return TRUE;
 }
 
 typedef struct {
@@ -392,7 +409,7 @@ const BenchTransport bench_transport_sdbus = {
   .serve = sdbus_serve,
   .connect = sdbus_connect,
   .echo = sdbus_echo,
-  .echo_fd = sdbus_echo_fd,
+  .echo_fds = sdbus_echo_fds,
   .pipeline = sdbus_pipeline,
   .disconnect = sdbus_disconnect,
 };
