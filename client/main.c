@@ -832,6 +832,58 @@ parse_size (const char *text,
   return TRUE;
 }
 
+/* How much memory this machine can give us now without swapping or
+ * pushing others out: the kernel's MemAvailable estimate, or the physical
+ * memory where there is none. A size past this cannot be held, and trying
+ * would run the machine out of memory before failing. */
+static guint64
+available_memory (void)
+{
+  g_autofree char *meminfo = NULL;
+  long pages = sysconf (_SC_PHYS_PAGES);
+  long page_size = sysconf (_SC_PAGESIZE);
+
+  if (g_file_get_contents ("/proc/meminfo", &meminfo, NULL, NULL))
+    {
+      const char *line = strstr (meminfo, "\nMemAvailable:");
+      guint64 kib;
+
+      if (line != NULL && sscanf (line, "\nMemAvailable: %" G_GUINT64_FORMAT " kB", &kib) == 1 &&
+          kib <= G_MAXUINT64 / 1024)
+        return kib * 1024;
+    }
+  if (pages <= 0 || page_size <= 0)
+    return G_MAXUINT64;
+  return (guint64) pages * (guint64) page_size;
+}
+
+/* A SIZE of @command that @copies of must fit in memory at once, checked
+ * before anything is allocated: FALSE after a one-line error, with
+ * @exit_code set for bad input. */
+static gboolean
+check_size_fits (const char *command,
+                 const char *text,
+                 gsize       size,
+                 guint       copies,
+                 int        *exit_code)
+{
+  guint64 memory = available_memory ();
+  g_autofree char *memory_text = NULL;
+
+  if (size <= memory / copies)
+    return TRUE;
+  memory_text = g_format_size_full (memory, G_FORMAT_SIZE_IEC_UNITS);
+  /* No "see --help": the size is well formed, only too large. */
+  if (copies == 1)
+    g_printerr ("peer-client: %s: %s is more than the %s of memory this machine has available\n",
+                command, text, memory_text);
+  else
+    g_printerr ("peer-client: %s: %s, held %u times over, is more than the %s of memory "
+                "this machine has available\n", command, text, copies, memory_text);
+  *exit_code = EXIT_USAGE;
+  return FALSE;
+}
+
 /* The bytes blob-echo and payload-bench send: cheap to make and to check,
  * and different at every offset. */
 static guint8
@@ -1033,12 +1085,16 @@ cmd_blob_echo (PeerClient *client,
   gint64 start;
   gsize size, bad;
   gint32 handle;
+  int code;
 
   if (argc != 2)
     return usage_error ("blob-echo needs SIZE");
   if (!parse_size (argv[1], &size))
     return usage_error ("blob-echo: SIZE must be a byte count with an optional K, M or G suffix, not '%s'",
                         argv[1]);
+  /* One copy: the blob that comes back maps the same pages. */
+  if (!check_size_fits ("blob-echo", argv[1], size, 1, &code))
+    return code;
 
   start = g_get_monotonic_time ();
   blob = peer_blob_new_with_writer (size, fill_pattern, NULL, &error);
@@ -1061,6 +1117,11 @@ cmd_blob_echo (PeerClient *client,
            size, elapsed_ms (start));
   return EXIT_SUCCESS;
 }
+
+/* The D-Bus specification's largest message, header included, and room
+ * enough for an Echo's header and the array's length. */
+#define DBUS_MAX_MESSAGE_BYTES (128 * 1024 * 1024)
+#define DBUS_MESSAGE_OVERHEAD_BYTES 4096
 
 /* payload-bench: one round trip of the same bytes four ways, each timed from
  * "the bytes are in our buffer" to "the echoed bytes were all read back". */
@@ -1159,6 +1220,7 @@ cmd_payload_bench (PeerClient *client,
     { NULL }
   };
   gint64 runs = 7;
+  g_autofree gsize *sizes = NULL;
   int code;
 
   if (!parse_command_options ("payload-bench", entries, &argc, &argv, &code))
@@ -1167,6 +1229,27 @@ cmd_payload_bench (PeerClient *client,
     return usage_error ("payload-bench needs SIZE...");
   if (runs_text != NULL && !parse_int (runs_text, 1, 10000, &runs))
     return usage_error ("payload-bench: --runs must be an integer from 1 to 10000, not '%s'", runs_text);
+  /* Every size before the first run: a bad one at the end of the line
+   * must not come after minutes of measuring. Four copies are held at
+   * once: the bytes, the buffer they come back into, the message out and
+   * its reply. */
+  sizes = g_new0 (gsize, argc);
+  for (int a = 1; a < argc; a++)
+    {
+      if (!parse_size (argv[a], &sizes[a]) || sizes[a] == 0)
+        return usage_error ("payload-bench: SIZE must be a positive byte count with an optional "
+                            "K, M or G suffix, not '%s'", argv[a]);
+      if (!check_size_fits ("payload-bench", argv[a], sizes[a], 4, &code))
+        return code;
+      /* Every D-Bus peer refuses a larger message; GDBus warns and drops
+       * the connection. */
+      if (sizes[a] > DBUS_MAX_MESSAGE_BYTES - DBUS_MESSAGE_OVERHEAD_BYTES)
+        {
+          g_printerr ("peer-client: payload-bench: %s is more than one D-Bus message can carry "
+                      "(128 MiB), which Echo, plain ay needs\n", argv[a]);
+          return EXIT_USAGE;
+        }
+    }
 
   g_print ("%-10s %-28s %10s %10s %10s %9s\n", "size", "method", "min ms", "median ms", "max ms", "GB/s");
   for (int a = 1; a < argc; a++)
@@ -1179,11 +1262,8 @@ cmd_payload_bench (PeerClient *client,
       };
       int sv[2];
       pid_t child;
-      gsize size;
+      gsize size = sizes[a];
 
-      if (!parse_size (argv[a], &size) || size == 0)
-        return usage_error ("payload-bench: SIZE must be a positive byte count with an optional "
-                            "K, M or G suffix, not '%s'", argv[a]);
       data = g_malloc (size);
       back = g_malloc (size);
       fill_pattern (data, size, NULL, NULL);

@@ -50,14 +50,39 @@ static guint signals[N_SIGNALS];
 
 G_DEFINE_FINAL_TYPE (PeerClient, peer_client, G_TYPE_OBJECT)
 
+/* Callbacks GDBus runs in other threads or contexts hold the client
+ * weakly, and a strong reference while they run: its last reference may
+ * go on any thread meanwhile. */
+static GWeakRef *
+weak_client_new (PeerClient *self)
+{
+  GWeakRef *ref = g_new0 (GWeakRef, 1);
+
+  g_weak_ref_init (ref, self);
+  return ref;
+}
+
+static void
+weak_client_free (gpointer  data,
+                  GClosure *closure)
+{
+  g_weak_ref_clear (data);
+  g_free (data);
+}
+
+/* In the connection's context. */
 static void
 on_connection_closed (GDBusConnection *connection,
                       gboolean         remote_peer_vanished,
                       GError          *error,
-                      PeerClient      *self)
+                      GWeakRef        *weak_self)
 {
+  g_autoptr(PeerClient) self = g_weak_ref_get (weak_self);
   g_autoptr(GError) reason = NULL;
+  PeerLaneClient *lane;
 
+  if (self == NULL)
+    return;
   g_mutex_lock (&self->lock);
   if (self->close_reason == NULL)
     {
@@ -76,8 +101,9 @@ on_connection_closed (GDBusConnection *connection,
 
   g_debug ("libpeer: client connection closed: %s", reason->message);
   /* The lane is bound to the connection: calls waiting on it end now. */
-  if (self->lane != NULL)
-    _peer_lane_client_shutdown (self->lane);
+  lane = g_atomic_pointer_get (&self->lane);
+  if (lane != NULL)
+    _peer_lane_client_shutdown (lane);
   g_signal_emit (self, signals[SIGNAL_CLOSED], 0, reason);
 }
 
@@ -103,9 +129,12 @@ peer_client_finalize (GObject *object)
   PeerClient *self = PEER_CLIENT (object);
 
   g_clear_error (&self->close_reason);
-  /* Every queued call holds a reference on us: the worker is idle here. */
+  /* Every queued call holds a reference on us: the worker is idle here,
+   * and nothing of ours is left to it. Freed without waiting all the
+   * same: a pool that waits for its thread from that very thread never
+   * returns (run_lane_call() sees to it that we are not finalized there). */
   if (self->lane_worker != NULL)
-    g_thread_pool_free (self->lane_worker, TRUE, TRUE);
+    g_thread_pool_free (self->lane_worker, TRUE, FALSE);
   g_clear_pointer (&self->lane, _peer_lane_client_free);
   g_mutex_clear (&self->lock);
 
@@ -153,8 +182,8 @@ peer_client_new_for_connection (GDBusConnection *connection)
   self->connection = g_object_ref (connection);
   _peer_debug_watch_connection (connection, "client");
   g_dbus_connection_set_exit_on_close (connection, FALSE);
-  self->closed_handler = g_signal_connect (connection, "closed",
-                                           G_CALLBACK (on_connection_closed), self);
+  self->closed_handler = g_signal_connect_data (connection, "closed", G_CALLBACK (on_connection_closed),
+                                                weak_client_new (self), weak_client_free, 0);
   self->processing_started = TRUE;
   return self;
 }
@@ -633,6 +662,9 @@ typedef struct {
   GUnixFDList *fd_list;                 /* nullable; the caller's, referenced until sent */
   gsize threshold;
   guint32 lane_id;                      /* for calls that take the lane */
+  /* A lane call's end, from the worker to the caller's context */
+  CallResult *lane_result;
+  GError *lane_error;
 } PendingCall;
 
 static void
@@ -644,6 +676,8 @@ pending_call_free (PendingCall *pending)
   g_clear_pointer (&pending->parameters, g_variant_unref);
   g_clear_pointer (&pending->reply_type, g_variant_type_free);
   g_clear_object (&pending->fd_list);
+  g_clear_pointer (&pending->lane_result, call_result_free);
+  g_clear_error (&pending->lane_error);
   g_free (pending);
 }
 
@@ -890,7 +924,7 @@ peer_client_set_property_sync (PeerClient   *self,
 /* --- signals ------------------------------------------------------------ */
 
 typedef struct {
-  PeerClient *client;                   /* not a reference: unsubscribed in dispose via GDBus */
+  GWeakRef client;                      /* the GDBusConnection may outlive it */
   PeerSignalFunc callback;
   gpointer user_data;
   GDestroyNotify destroy;
@@ -903,6 +937,7 @@ subscription_free (gpointer data)
 
   if (sub->destroy != NULL)
     sub->destroy (sub->user_data);
+  g_weak_ref_clear (&sub->client);
   g_free (sub);
 }
 
@@ -916,8 +951,10 @@ on_signal (GDBusConnection *connection,
            gpointer         user_data)
 {
   Subscription *sub = user_data;
+  g_autoptr(PeerClient) client = g_weak_ref_get (&sub->client);
 
-  sub->callback (sub->client, object_path, interface_name, signal_name, parameters, sub->user_data);
+  if (client != NULL)
+    sub->callback (client, object_path, interface_name, signal_name, parameters, sub->user_data);
 }
 
 guint
@@ -935,7 +972,7 @@ peer_client_subscribe_signal (PeerClient     *self,
   g_return_val_if_fail (callback != NULL, 0);
 
   sub = g_new0 (Subscription, 1);
-  sub->client = self;
+  g_weak_ref_init (&sub->client, self);
   sub->callback = callback;
   sub->user_data = user_data;
   sub->destroy = destroy;
@@ -1012,30 +1049,57 @@ peer_client_set_blob_threshold (PeerClient *self,
 
 /* --- the lane ----------------------------------------------------------- */
 
-/* The lane worker: one asynchronous lane call, start to finish. */
+/* In the caller's context: returns what the worker left in the task. */
+static gboolean
+return_lane_call (gpointer user_data)
+{
+  GTask *task = user_data;
+  PendingCall *pending = g_task_get_task_data (task);
+
+  if (pending->lane_result != NULL)
+    g_task_return_pointer (task, g_steal_pointer (&pending->lane_result), (GDestroyNotify) call_result_free);
+  else
+    g_task_return_error (task, g_steal_pointer (&pending->lane_error));
+  return G_SOURCE_REMOVE;
+}
+
+/* The lane worker: one asynchronous lane call, start to finish. The
+ * worker's reference to the task goes back to the caller's context with
+ * the result, and the task is returned there: the task holds the client,
+ * whose last reference must never go on this thread (finalize frees the
+ * pool), as it would if the caller's callback ran first. */
 static void
 run_lane_call (gpointer data,
                gpointer user_data)
 {
-  g_autoptr(GTask) task = data;
+  GTask *task = data;
   PeerClient *self = g_task_get_source_object (task);
   PendingCall *pending = g_task_get_task_data (task);
   CallResult *result = g_new0 (CallResult, 1);
   GError *error = NULL;
+  GSource *source;
 
-  result->reply = _peer_lane_client_call (self->lane, pending->lane_id, pending->parameters,
-                                          pending->reply_type, pending->timeout_ms, pending->fd_list,
-                                          &result->fd_list, g_task_get_cancellable (task), &error);
+  result->reply = _peer_lane_client_call (g_atomic_pointer_get (&self->lane), pending->lane_id,
+                                          pending->parameters, pending->reply_type, pending->timeout_ms,
+                                          pending->fd_list, &result->fd_list,
+                                          g_task_get_cancellable (task), &error);
   /* Sent: the caller's arguments and fds are not needed any more. */
   g_clear_pointer (&pending->parameters, g_variant_unref);
   g_clear_object (&pending->fd_list);
   if (result->reply == NULL)
     {
       call_result_free (result);
-      g_task_return_error (task, error);
-      return;
+      pending->lane_error = error;
     }
-  g_task_return_pointer (task, result, (GDestroyNotify) call_result_free);
+  else
+    pending->lane_result = result;
+
+  source = g_idle_source_new ();
+  g_source_set_priority (source, g_task_get_priority (task));
+  g_source_set_callback (source, return_lane_call, task, g_object_unref);
+  g_source_set_static_name (source, "[libpeer] lane call done");
+  g_source_attach (source, g_task_get_context (task));
+  g_source_unref (source);
 }
 
 gboolean

@@ -4,6 +4,13 @@
  * server), authenticates with EXTERNAL, and makes calls, reads and writes
  * properties and receives signals. It tells when the peer goes away and
  * why. PEER_ERROR errors sent by the server come back as the same GError.
+ *
+ * Threads: a client may be used, and its last reference dropped, on any
+ * thread. Nothing it hands to another thread or context keeps a plain
+ * pointer to it: GDBus's "closed" handler and signal subscriptions hold
+ * it weakly (and strongly while they run), and its lane worker hands each
+ * asynchronous call back to the caller's context to be returned there, so
+ * a client is never finalized on that worker, whose pool finalize frees.
  */
 #pragma once
 

@@ -46,6 +46,9 @@ struct _PeerConnection
   /* Main context only */
   GHashTable *registrations;            /* PeerInterface* → registration id */
   gulong closed_handler;
+  gboolean torn_down;                   /* the above, and the filter, are gone */
+  /* A toggle reference holds us until the main context tears us down */
+  gint teardown_pending;                /* atomic */
 
   GMainContext *context;                /* the server's */
   PeerWireLimits *limits;               /* shared with the router's filter; atomic fields */
@@ -65,6 +68,7 @@ struct _PeerConnection
   SignalGate gate;
   GQueue held_signals;                  /* GDBusMessage*, while the gate is shut */
   PeerMatchSet *matches;                /* AddMatch rules; NULL until the first */
+  GHashTable *shares;                   /* pool (owned) → count; NULL until the first */
 };
 
 enum { SIGNAL_CLOSED, N_SIGNALS };
@@ -462,12 +466,23 @@ _peer_connection_open_signal_gate (PeerConnection *self)
     g_source_destroy (self->grace_source);
 }
 
+static void
+weak_ref_free (gpointer weak_ref)
+{
+  g_weak_ref_clear (weak_ref);
+  g_free (weak_ref);
+}
+
+/* Holds the connection weakly: finalize destroys the timer, maybe on
+ * another thread than the one dispatching it. */
 static gboolean
 on_signal_gate_grace (gpointer user_data)
 {
-  PeerConnection *self = user_data;
+  g_autoptr(PeerConnection) self = g_weak_ref_get (user_data);
   gboolean open;
 
+  if (self == NULL)
+    return G_SOURCE_REMOVE;
   g_mutex_lock (&self->lock);
   open = self->gate == SIGNAL_GATE_SHUT;
   g_mutex_unlock (&self->lock);
@@ -693,23 +708,76 @@ closed_before_watched (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+/* The registrations, the "closed" handler and the filter belong to the
+ * server's main context, where GDBus dispatches them with a plain pointer
+ * to us: they go in that context, before we can be finalized. */
+static void
+teardown_in_context (PeerConnection *self)
+{
+  if (self->torn_down || self->connection == NULL)
+    return;
+  self->torn_down = TRUE;
+  g_clear_signal_handler (&self->closed_handler, self->connection);
+  unregister_all (self);
+  if (self->router_filter != 0)
+    g_dbus_connection_remove_filter (self->connection, self->router_filter);
+  self->router_filter = 0;
+  if (!g_dbus_connection_is_closed (self->connection))
+    g_dbus_connection_close (self->connection, NULL, NULL, NULL);
+}
+
+static void on_last_toggle (gpointer data, GObject *object, gboolean is_last);
+
+static gboolean
+teardown_in_idle (gpointer user_data)
+{
+  PeerConnection *self = user_data;
+
+  teardown_in_context (self);
+  g_atomic_int_set (&self->teardown_pending, FALSE);
+  /* Most likely the last reference: dispose and finalize follow here. */
+  g_object_remove_toggle_ref (G_OBJECT (self), on_last_toggle, NULL);
+  return G_SOURCE_REMOVE;
+}
+
+/* Any thread: only the toggle reference is left. */
+static void
+on_last_toggle (gpointer  data,
+                GObject  *object,
+                gboolean  is_last)
+{
+  PeerConnection *self = PEER_CONNECTION (object);
+  GSource *idle;
+
+  if (!is_last || !g_atomic_int_compare_and_exchange (&self->teardown_pending, FALSE, TRUE))
+    return;
+  idle = g_idle_source_new ();
+  g_source_set_callback (idle, teardown_in_idle, self, NULL);
+  g_source_set_static_name (idle, "[libpeer] connection teardown");
+  g_source_attach (idle, self->context);
+  g_source_unref (idle);
+}
+
+/* A last reference dropped on a thread that does not own the server's
+ * main context (a lane's thread, GDBus's worker, a thread that answered a
+ * call) is handed to that context, unless this thread can take the
+ * context meanwhile, as g_main_context_invoke() would. The hand-over is a
+ * toggle reference rather than a plain one: its notification comes once
+ * the dropping thread is out of g_object_unref(), so the context cannot
+ * drop it first and leave that thread to finalize us after all. */
 static void
 peer_connection_dispose (GObject *object)
 {
   PeerConnection *self = PEER_CONNECTION (object);
 
-  if (self->connection != NULL)
+  if (!g_main_context_acquire (self->context))
     {
-      g_clear_signal_handler (&self->closed_handler, self->connection);
-      unregister_all (self);
-      if (self->router_filter != 0)
-        g_dbus_connection_remove_filter (self->connection, self->router_filter);
-      self->router_filter = 0;
-      if (!g_dbus_connection_is_closed (self->connection))
-        g_dbus_connection_close (self->connection, NULL, NULL, NULL);
+      g_object_add_toggle_ref (object, on_last_toggle, NULL);
+      return;
     }
-
+  teardown_in_context (self);
   G_OBJECT_CLASS (peer_connection_parent_class)->dispose (object);
+  g_main_context_release (self->context);
 }
 
 static void
@@ -724,6 +792,7 @@ peer_connection_finalize (GObject *object)
     }
   g_queue_clear_full (&self->held_signals, g_object_unref);
   g_clear_pointer (&self->matches, _peer_match_set_free);
+  g_clear_pointer (&self->shares, g_hash_table_unref);
   g_clear_pointer (&self->monitor_rules, _peer_match_set_free);
   g_main_context_unref (self->context);
   g_clear_pointer (&self->limits, _peer_wire_limits_unref);
@@ -778,6 +847,7 @@ _peer_connection_new (GDBusConnection *connection,
   GCredentials *credentials = g_dbus_connection_get_peer_credentials (connection);
   g_autoptr(GCredentials) from_socket = NULL;
   GIOStream *stream = g_dbus_connection_get_stream (connection);
+  GWeakRef *weak_self;
 
   /* GDBus keeps credentials only on the authenticating server's side; a
    * server that adopted a connected socket (peer_server_new_for_fd())
@@ -834,7 +904,9 @@ _peer_connection_new (GDBusConnection *connection,
                                                       _peer_router_link_new (router, self),
                                                       _peer_router_link_free);
   self->grace_source = g_timeout_source_new (PEER_SIGNAL_GATE_GRACE_MS);
-  g_source_set_callback (self->grace_source, on_signal_gate_grace, self, NULL);
+  weak_self = g_new0 (GWeakRef, 1);
+  g_weak_ref_init (weak_self, self);
+  g_source_set_callback (self->grace_source, on_signal_gate_grace, weak_self, weak_ref_free);
   g_source_set_static_name (self->grace_source, "[libpeer] signal gate grace");
   g_source_attach (self->grace_source, self->context);
   return self;
@@ -1031,6 +1103,86 @@ peer_connection_close (PeerConnection *self,
   g_mutex_unlock (&self->lock);
 
   g_dbus_connection_close (self->connection, NULL, NULL, NULL);
+}
+
+/* --- shares of the services' pools ------------------------------------- */
+
+gboolean
+peer_connection_take_share (PeerConnection *self,
+                            const char     *pool,
+                            guint           max_per_peer,
+                            GError        **error)
+{
+  guint held;
+
+  g_return_val_if_fail (PEER_IS_CONNECTION (self), FALSE);
+  g_return_val_if_fail (pool != NULL, FALSE);
+  g_return_val_if_fail (error == NULL || *error == NULL, FALSE);
+
+  g_mutex_lock (&self->lock);
+  /* Under the lock, as the close handler sets it: see the header. */
+  if (self->closed)
+    {
+      g_mutex_unlock (&self->lock);
+      g_set_error (error, PEER_ERROR, PEER_ERROR_DISCONNECTED,
+                   "Peer %s disconnected", self->unique_name);
+      return FALSE;
+    }
+  if (self->shares == NULL)
+    self->shares = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  held = GPOINTER_TO_UINT (g_hash_table_lookup (self->shares, pool));
+  if (held >= max_per_peer)
+    {
+      g_mutex_unlock (&self->lock);
+      g_debug ("libpeer: %s is refused one more of %s: it holds %u", self->unique_name, pool, held);
+      g_set_error (error, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED,
+                   "Peer %s has %u %s already; the limit per peer is %u",
+                   self->unique_name, held, pool, max_per_peer);
+      return FALSE;
+    }
+  g_hash_table_insert (self->shares, g_strdup (pool), GUINT_TO_POINTER (held + 1));
+  g_mutex_unlock (&self->lock);
+  return TRUE;
+}
+
+void
+peer_connection_give_back_share (PeerConnection *self,
+                                 const char     *pool)
+{
+  guint held = 0;
+
+  g_return_if_fail (PEER_IS_CONNECTION (self));
+  g_return_if_fail (pool != NULL);
+
+  g_mutex_lock (&self->lock);
+  if (self->shares != NULL)
+    held = GPOINTER_TO_UINT (g_hash_table_lookup (self->shares, pool));
+  /* An empty pool leaves no entry: the table holds only what is held. */
+  if (held > 1)
+    g_hash_table_insert (self->shares, g_strdup (pool), GUINT_TO_POINTER (held - 1));
+  else if (held == 1)
+    g_hash_table_remove (self->shares, pool);
+  g_mutex_unlock (&self->lock);
+
+  if (held == 0)
+    g_critical ("libpeer: %s gave back a share of %s that it does not hold",
+                self->unique_name, pool);
+}
+
+guint
+peer_connection_get_share (PeerConnection *self,
+                           const char     *pool)
+{
+  guint held = 0;
+
+  g_return_val_if_fail (PEER_IS_CONNECTION (self), 0);
+  g_return_val_if_fail (pool != NULL, 0);
+
+  g_mutex_lock (&self->lock);
+  if (self->shares != NULL)
+    held = GPOINTER_TO_UINT (g_hash_table_lookup (self->shares, pool));
+  g_mutex_unlock (&self->lock);
+  return held;
 }
 
 void

@@ -2,7 +2,16 @@
  *
  * Created by the server once a peer has passed authentication and the
  * policy; it carries the peer's kernel-verified credentials, an id, a
- * unique name (":1.N", what Hello answers) and, once closed, the reason.
+ * unique name (":1.N", what Hello answers), the peer's shares of what the
+ * services hand out (peer_connection_take_share()) and, once closed, the
+ * reason.
+ *
+ * Threads: references may be taken and dropped on any thread (a call's,
+ * a lane's, GDBus's worker), but a connection is torn down only by the
+ * thread that owns the server's main context, where GDBus dispatches its
+ * registrations and "closed" handler: a last reference dropped on another
+ * thread hands the teardown to that context (or takes the context for it,
+ * when nobody owns it), and sources and callbacks hold it weakly.
  */
 #pragma once
 
@@ -114,5 +123,69 @@ GError          *peer_connection_dup_close_reason     (PeerConnection *self);
 PEER_EXPORT
 void             peer_connection_close                (PeerConnection *self,
                                                        const GError   *reason);
+
+/**
+ * peer_connection_take_share:
+ * @self: a connection
+ * @pool: (transfer none): what the peer draws from, as a plural noun
+ *   ("running digests", "jobs"): the pool's key on this connection and
+ *   the wording of the error
+ * @max_per_peer: how many of @pool one peer may hold at once
+ * @error: PEER_ERROR_LIMIT_EXCEEDED when the peer holds @max_per_peer
+ *   already ("Peer :1.5 has 4 running digests already; the limit per peer
+ *   is 4"), PEER_ERROR_DISCONNECTED once the peer is closed
+ *
+ * Counts one more of @pool against this peer, unless that would take it
+ * past @max_per_peer. A service whose resources all peers draw from
+ * (threads, timers, table slots) takes a share for each one it commits
+ * to a peer, so that a peer that asks for all of them exhausts only its
+ * own share and the others carry on. A server-wide cap, if the service
+ * keeps one to protect the machine, should stay out of reach of any one
+ * peer: more than @max_per_peer.
+ *
+ * The service gives every share back, with
+ * peer_connection_give_back_share(), when what it stood for goes, however
+ * it goes. Disconnecting gives nothing back by itself: the service
+ * releases what it held for the peer (in its #PeerConnection::closed or
+ * #PeerServer::peer-disconnected handler, or as its work ends) and gives
+ * the shares back then. A closed connection refuses new shares; in the
+ * server's main context a share taken is therefore always followed by
+ * the "closed" signal, so a handler connected after taking it still runs.
+ *
+ * Thread-safe: the counts are kept under the connection's lock, and a
+ * share may be given back on another thread than the one that took it.
+ *
+ * Returns: %TRUE when the share was taken, %FALSE with @error set
+ */
+PEER_EXPORT
+gboolean         peer_connection_take_share           (PeerConnection *self,
+                                                       const char     *pool,
+                                                       guint           max_per_peer,
+                                                       GError        **error);
+
+/**
+ * peer_connection_give_back_share:
+ * @self: a connection, open or closed
+ * @pool: (transfer none): a pool the peer holds a share of
+ *
+ * Gives back one share taken with peer_connection_take_share(). Giving
+ * back one that was never taken is a programming error. Thread-safe.
+ */
+PEER_EXPORT
+void             peer_connection_give_back_share      (PeerConnection *self,
+                                                       const char     *pool);
+
+/**
+ * peer_connection_get_share:
+ * @self: a connection
+ * @pool: (transfer none): a pool's name
+ *
+ * Thread-safe; the count may change as soon as it is returned.
+ *
+ * Returns: how many shares of @pool the peer holds now
+ */
+PEER_EXPORT
+guint            peer_connection_get_share            (PeerConnection *self,
+                                                       const char     *pool);
 
 G_END_DECLS

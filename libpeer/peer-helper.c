@@ -48,7 +48,6 @@ struct _PeerHelper
   GMainContext *app_context;
   GMainContext *context;                /* the supervisor's */
   GMainLoop *loop;
-  GThread *thread;
 
   /* Supervisor thread only */
   GPid process;                         /* 0 once reaped */
@@ -66,10 +65,13 @@ struct _PeerHelper
    * drop its own reference from another thread meanwhile. */
   GPtrArray *open_clients;
   gboolean stopping;
+  gint stop_handed_over;                /* atomic: see dispose */
 
   GMutex lock;
   GCond cond;
   /* Protected by @lock */
+  GThread *supervisor;                  /* until the stop that joins it takes it */
+  gboolean supervisor_gone;             /* joined (or never started) */
   HelperState state;
   gboolean first_spawn_done;
   GError *spawn_error;
@@ -571,10 +573,49 @@ supervisor_thread (gpointer user_data)
 
 /* --- GObject ------------------------------------------------------------ */
 
+static void on_last_toggle (gpointer data, GObject *object, gboolean is_last);
+
+static gpointer
+stop_in_thread (gpointer helper)
+{
+  g_object_remove_toggle_ref (helper, on_last_toggle, NULL);   /* the last reference */
+  return NULL;
+}
+
+/* On the supervisor thread, once the dispose below has returned. */
+static void
+on_last_toggle (gpointer  data,
+                GObject  *object,
+                gboolean  is_last)
+{
+  PeerHelper *self = PEER_HELPER (object);
+
+  if (is_last && g_atomic_int_compare_and_exchange (&self->stop_handed_over, FALSE, TRUE))
+    g_thread_unref (g_thread_new ("peer-helper-stop", stop_in_thread, self));
+}
+
 static void
 peer_helper_dispose (GObject *object)
 {
-  peer_helper_stop (PEER_HELPER (object));
+  PeerHelper *self = PEER_HELPER (object);
+  gboolean on_supervisor;
+
+  /* The supervisor cannot join itself: a last reference dropped there (a
+   * handler of the helper's PeerClient::closed) is handed to a thread of
+   * its own, which stops the helper and finalizes it. Through a toggle
+   * reference, whose notification comes once this thread is out of
+   * g_object_unref(): with a plain one, that thread could drop it first
+   * and leave this one to finalize. */
+  g_mutex_lock (&self->lock);
+  on_supervisor = self->supervisor != NULL && self->supervisor == g_thread_self ();
+  g_mutex_unlock (&self->lock);
+  if (on_supervisor)
+    {
+      g_object_add_toggle_ref (object, on_last_toggle, NULL);
+      return;
+    }
+
+  peer_helper_stop (self);
 
   G_OBJECT_CLASS (peer_helper_parent_class)->dispose (object);
 }
@@ -644,6 +685,7 @@ peer_helper_init (PeerHelper *self)
   self->restart_times = g_array_new (FALSE, FALSE, sizeof (gint64));
   self->pidfd = -1;
   self->open_clients = g_ptr_array_new_with_free_func (g_object_unref);
+  self->supervisor_gone = TRUE;
 }
 
 /* --- public API --------------------------------------------------------- */
@@ -666,9 +708,9 @@ peer_helper_new (const char * const  *argv,
   self->argv = g_strdupv ((char **) argv);
   self->policy = policy != NULL ? g_object_ref (policy) : peer_policy_new ();
   self->observer = peer_policy_create_auth_observer (self->policy);
-  self->thread = g_thread_new ("peer-helper", supervisor_thread, self);
-
   g_mutex_lock (&self->lock);
+  self->supervisor = g_thread_new ("peer-helper", supervisor_thread, self);
+  self->supervisor_gone = FALSE;
   while (!self->first_spawn_done)
     g_cond_wait (&self->cond, &self->lock);
   if (self->spawn_error != NULL)
@@ -1051,12 +1093,28 @@ peer_helper_dup_exit_reason (PeerHelper *self)
 void
 peer_helper_stop (PeerHelper *self)
 {
+  GThread *supervisor;
+
   g_return_if_fail (PEER_IS_HELPER (self));
 
-  if (self->thread == NULL)
+  /* One caller (a stop, or dispose) takes the supervisor and joins it;
+   * any other waits for that, so that each returns with the helper gone. */
+  g_mutex_lock (&self->lock);
+  supervisor = g_steal_pointer (&self->supervisor);
+  while (supervisor == NULL && !self->supervisor_gone)
+    g_cond_wait (&self->cond, &self->lock);
+  g_mutex_unlock (&self->lock);
+  if (supervisor == NULL)
     return;
-  /* Runs in the supervisor thread (or here, when that thread has already
-   * ended); the join returns once the helper has been reaped. */
+
+  /* Runs in the supervisor thread (a thread that ended after a failed
+   * spawn stopped everything already); the join returns once the helper
+   * has been reaped. */
   g_main_context_invoke (self->context, stop_in_supervisor, self);
-  g_thread_join (g_steal_pointer (&self->thread));
+  g_thread_join (supervisor);
+
+  g_mutex_lock (&self->lock);
+  self->supervisor_gone = TRUE;
+  g_cond_broadcast (&self->cond);
+  g_mutex_unlock (&self->lock);
 }

@@ -13,6 +13,14 @@
  * restart policy allows, and never leaves it behind: the helper is
  * stopped when the PeerHelper is disposed, and killed (PR_SET_PDEATHSIG)
  * when the application dies.
+ *
+ * Threads: a PeerHelper may be used, stopped and finalized on any thread,
+ * several at once: the first stop joins the supervisor thread and the
+ * others wait for it. Its last reference dropped on the supervisor thread
+ * itself (a handler of its PeerClient::closed) is handed to a thread of
+ * its own, which stops it and finalizes it. What the supervisor runs
+ * holds no reference (the PeerHelper joins it before it goes) and what it
+ * sends to the application's context holds the PeerHelper weakly.
  */
 #pragma once
 
@@ -237,9 +245,10 @@ GError     *peer_helper_dup_exit_reason    (PeerHelper          *self);
  * %PEER_HELPER_STOP_TIMEOUT_MS), waits for it to exit and restarts no
  * more. Calls fail from then on with PEER_ERROR_DISCONNECTED. Disposing
  * the PeerHelper stops it. Blocks until the helper is gone, which takes
- * the supervisor thread: do not call it (or drop the last reference) from
- * a handler of the helper's own PeerClient::closed signal, which runs on
- * that thread's behalf; defer it to an idle source instead.
+ * the supervisor thread: do not call it from a handler of the helper's own
+ * PeerClient::closed signal, which runs on that thread's behalf; defer it
+ * to an idle source instead (dropping the last reference there is fine).
+ * Thread-safe: a stop while another is in progress waits for it.
  */
 PEER_EXPORT
 void        peer_helper_stop               (PeerHelper          *self);

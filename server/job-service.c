@@ -11,6 +11,12 @@
  * A job belongs to the peer that started it. When that peer disconnects,
  * its running jobs are cancelled: nobody is left to receive the result,
  * and a peer must not be able to leave work behind that outlives it.
+ *
+ * Each job takes two shares of its owner's PeerConnection: one of the
+ * owner's running jobs (given back when it finishes) and one of the jobs
+ * it has in the table, lingering ones included (given back when it goes,
+ * or when its owner disconnects: then nobody's share is left to protect,
+ * and the job counts only in the server-wide table until it goes).
  */
 #include "config.h"
 
@@ -21,9 +27,16 @@
 
 /* Running jobs one peer may have; each costs a timer and an export on
  * every connection. */
-#define JOB_MAX_PER_PEER 8
-/* Jobs of all peers, finished ones still lingering included. */
-#define JOB_MAX_TOTAL 256
+#define JOB_RUNNING_SHARE "running jobs"
+#define JOB_MAX_RUNNING_PER_PEER 8
+/* Jobs one peer may have in the table, finished ones still lingering
+ * included, so that a peer starting short jobs in a loop fills only its
+ * own share. */
+#define JOB_SHARE "jobs"
+#define JOB_DEFAULT_MAX_PER_PEER 32
+/* Jobs of all peers in the table: 32 peers at their full share. Each is
+ * exported on every connection, so this bounds those registrations. */
+#define JOB_DEFAULT_MAX_TOTAL 1024
 #define JOB_MAX_STEPS 10000
 #define JOB_MAX_STEP_MS 60000
 
@@ -50,6 +63,7 @@ typedef struct {
   guint step;
   guint64 owner_id;
   uid_t owner_uid;
+  PeerConnection *owner;                /* a reference while its shares are held */
   JobState state;
   GSource *timer;                       /* the next step, then the linger */
 } Job;
@@ -61,6 +75,8 @@ struct _JobService
   GHashTable *jobs;                     /* id (guint64*) → PeerInterface*, owned */
   guint64 next_id;
   guint linger_ms;
+  guint max_per_peer;
+  guint max_total;
 };
 
 static void
@@ -73,12 +89,26 @@ clear_timer (Job *job)
     }
 }
 
+/* The job leaves the table, or its owner disconnected: what it held of
+ * the owner's shares goes back. */
+static void
+release_owner (Job *job)
+{
+  if (job->owner == NULL)
+    return;
+  if (job->state == JOB_RUNNING)
+    peer_connection_give_back_share (job->owner, JOB_RUNNING_SHARE);
+  peer_connection_give_back_share (job->owner, JOB_SHARE);
+  g_clear_object (&job->owner);
+}
+
 static void
 job_free (gpointer data)
 {
   Job *job = data;
 
   clear_timer (job);
+  release_owner (job);
   g_free (job);
 }
 
@@ -109,6 +139,7 @@ on_linger_over (gpointer user_data)
 
   g_clear_pointer (&job->timer, g_source_unref);
   g_debug ("job %" G_GUINT64_FORMAT " goes", id);
+  release_owner (job);
   peer_server_unexport (service->server, job->iface);
   /* May free the job. */
   g_hash_table_remove (service->jobs, &id);
@@ -122,6 +153,8 @@ finish_job (Job        *job,
 {
   g_autoptr(GError) error = NULL;
 
+  if (job->owner != NULL)
+    peer_connection_give_back_share (job->owner, JOB_RUNNING_SHARE);
   job->state = state;
   peer_interface_set_property (job->iface, "State", g_variant_new_string (job_state_names[state]), NULL);
   if (!peer_interface_emit_signal (job->iface, NULL, "Finished",
@@ -193,24 +226,6 @@ handle_cancel (PeerCall *call,
   finish_job (job, JOB_CANCELLED, message);
 }
 
-static guint
-count_running (JobService *service,
-               guint64     owner_id)
-{
-  GHashTableIter iter;
-  gpointer value;
-  guint n = 0;
-
-  g_hash_table_iter_init (&iter, service->jobs);
-  while (g_hash_table_iter_next (&iter, NULL, &value))
-    {
-      Job *job = job_from_iface (value);
-      if (job->owner_id == owner_id && job->state == JOB_RUNNING)
-        n++;
-    }
-  return n;
-}
-
 void
 peer_job_service_start_job (PeerServer *server,
                             PeerCall   *call)
@@ -244,16 +259,26 @@ peer_job_service_start_job (PeerServer *server,
                               JOB_MAX_STEPS, JOB_MAX_STEP_MS, steps, step_ms);
       return;
     }
-  if (count_running (service, peer_connection_get_id (owner)) >= JOB_MAX_PER_PEER)
+  /* The owner's shares first, so that a peer at its limit hears about
+   * its own limit; from here on the job gives them back (job_free). */
+  if (!peer_connection_take_share (owner, JOB_RUNNING_SHARE, JOB_MAX_RUNNING_PER_PEER, &error))
     {
-      peer_call_return_error (call, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED,
-                              "%d jobs of yours are already running", JOB_MAX_PER_PEER);
+      peer_call_take_error (call, g_steal_pointer (&error));
       return;
     }
-  if (g_hash_table_size (service->jobs) >= JOB_MAX_TOTAL)
+  if (!peer_connection_take_share (owner, JOB_SHARE, service->max_per_peer, &error))
     {
+      peer_connection_give_back_share (owner, JOB_RUNNING_SHARE);
+      peer_call_take_error (call, g_steal_pointer (&error));
+      return;
+    }
+  if (g_hash_table_size (service->jobs) >= service->max_total)
+    {
+      peer_connection_give_back_share (owner, JOB_RUNNING_SHARE);
+      peer_connection_give_back_share (owner, JOB_SHARE);
       peer_call_return_error (call, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED,
-                              "The server has %d jobs already", JOB_MAX_TOTAL);
+                              "The server has %u jobs already, the most it holds for all peers together",
+                              service->max_total);
       return;
     }
 
@@ -267,6 +292,7 @@ peer_job_service_start_job (PeerServer *server,
   job->step_ms = step_ms;
   job->owner_id = peer_connection_get_id (owner);
   job->owner_uid = peer_connection_get_uid (owner);
+  job->owner = g_object_ref (owner);
   g_object_set_data_full (G_OBJECT (iface), "peer-job", job, job_free);
 
   peer_interface_add_methods (iface, entries, G_N_ELEMENTS (entries), NULL, NULL);
@@ -307,6 +333,16 @@ on_peer_disconnected (PeerServer     *server,
     }
   for (guint i = 0; i < owned->len; i++)
     finish_job (job_from_iface (g_ptr_array_index (owned, i)), JOB_CANCELLED, "its owner disconnected");
+
+  /* Its finished jobs linger for whoever watches them, in the server-wide
+   * table only. */
+  g_hash_table_iter_init (&iter, service->jobs);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      Job *job = job_from_iface (value);
+      if (job->owner_id == id)
+        release_owner (job);
+    }
 }
 
 static void
@@ -322,6 +358,7 @@ job_service_free (gpointer data)
     {
       Job *job = job_from_iface (value);
       clear_timer (job);
+      release_owner (job);
       job->service = NULL;
     }
   g_hash_table_unref (service->jobs);
@@ -339,6 +376,8 @@ peer_job_service_attach (PeerServer *server,
   service->context = g_main_context_ref_thread_default ();
   service->jobs = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, g_object_unref);
   service->linger_ms = PEER_JOB_DEFAULT_LINGER_MS;
+  service->max_per_peer = JOB_DEFAULT_MAX_PER_PEER;
+  service->max_total = JOB_DEFAULT_MAX_TOTAL;
   g_object_set_data_full (G_OBJECT (server), "peer-job-service", service, job_service_free);
   g_signal_connect (server, "peer-disconnected", G_CALLBACK (on_peer_disconnected), service);
   return TRUE;
@@ -352,4 +391,18 @@ peer_job_service_set_linger (PeerServer *server,
 
   g_return_if_fail (service != NULL);
   service->linger_ms = linger_ms;
+}
+
+void
+peer_job_service_set_limits (PeerServer *server,
+                             guint       max_per_peer,
+                             guint       max_total)
+{
+  JobService *service = g_object_get_data (G_OBJECT (server), "peer-job-service");
+
+  g_return_if_fail (service != NULL);
+  g_return_if_fail (max_per_peer >= 1 && max_total > max_per_peer);
+
+  service->max_per_peer = max_per_peer;
+  service->max_total = max_total;
 }

@@ -32,6 +32,15 @@ gboolean peer_helper_service_set_files_root (PeerServer *server,
                                              const char *root,
                                              GError    **error);
 
+/* Digest()'s limits on digests running at once: @max_per_peer for each
+ * peer (a share of its PeerConnection, default 4) and @max_total for all
+ * peers together (default 256), which must be more than one peer may
+ * hold. Applies to digests started from now on; call in the server's
+ * context. */
+void     peer_helper_service_set_digest_limits (PeerServer *server,
+                                                guint       max_per_peer,
+                                                guint       max_total);
+
 /* The job service (org.libpeer.Job1 objects under PEER_JOBS_PATH); called
  * by peer_helper_service_export(). */
 gboolean peer_job_service_attach    (PeerServer *server,
@@ -43,6 +52,14 @@ void     peer_job_service_start_job (PeerServer *server,
  * Call in the server's context. */
 void     peer_job_service_set_linger (PeerServer *server,
                                       guint       linger_ms);
+/* How many jobs, finished ones still lingering included, one peer may
+ * have (@max_per_peer, a share of its PeerConnection, default 32) and all
+ * peers together (@max_total, default 1024; more than one peer may hold).
+ * Apart from these, a peer may have 8 running at once. Applies to jobs
+ * started from now on; call in the server's context. */
+void     peer_job_service_set_limits (PeerServer *server,
+                                      guint       max_per_peer,
+                                      guint       max_total);
 
 /* Quick()'s number: uniform in [0, 2^bits), in decimal. Exposed for tests. */
 char    *peer_helper_random_decimal (guint       bits);

@@ -4,6 +4,7 @@
 
 #include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -387,6 +388,65 @@ test_client_monitor (Fixture      *f,
   g_assert_cmpint (WEXITSTATUS (status), ==, 0);
 }
 
+/* Sizes are checked against the machine's memory before anything is
+ * allocated: one byte more than it has is refused at once, with one line
+ * and exit 2; a size that fits runs. Should the check ever go, the files
+ * peer-client may grow are capped during the runs, so that blob-echo fails
+ * at its memfd's ftruncate() instead of filling the machine's memory. */
+static void
+test_client_sizes (Fixture      *f,
+                   gconstpointer data)
+{
+  guint64 memory = (guint64) sysconf (_SC_PHYS_PAGES) * (guint64) sysconf (_SC_PAGESIZE);
+  g_autofree char *over = g_strdup_printf ("%" G_GUINT64_FORMAT, memory + 1);
+  g_autofree char *expected = g_strdup_printf ("blob-echo: %s is more than the ", over);
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+  struct rlimit saved, capped;
+  void (*saved_handler) (int);
+
+  g_assert_cmpint (getrlimit (RLIMIT_FSIZE, &saved), ==, 0);
+  capped = saved;
+  capped.rlim_cur = MIN (saved.rlim_max, (rlim_t) 256 * 1024 * 1024);
+  g_assert_cmpint (setrlimit (RLIMIT_FSIZE, &capped), ==, 0);
+  /* Ignored, so that going past the cap is an error, not a core dump. */
+  saved_handler = signal (SIGXFSZ, SIG_IGN);
+
+  g_assert_cmpint (client (f, &out, &err, "blob-echo", over, NULL), ==, 2);
+  assert_one_line_error (err, expected);
+  g_assert_nonnull (strstr (err, "of memory this machine has available"));
+  g_assert_cmpstr (out, ==, "");
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+  /* The positive twin. */
+  g_assert_cmpint (client (f, &out, &err, "blob-echo", "4M", NULL), ==, 0);
+  g_assert_true (g_str_has_prefix (out, "4194304 bytes round-tripped as a sealed memfd"));
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  /* payload-bench holds four copies, and checks every size before it
+   * measures the first: a bad size last means no output at all. */
+  g_assert_cmpint (client (f, &out, &err, "payload-bench", "--runs=1", "64K", "1000000G", NULL), ==, 2);
+  assert_one_line_error (err, "payload-bench: 1000000G, held 4 times over, is more than the ");
+  g_assert_cmpstr (out, ==, "");
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+  /* Over what one D-Bus message carries; or, on a small machine, over
+   * what it can hold four times. */
+  g_assert_cmpint (client (f, &out, &err, "payload-bench", "--runs=1", "64K", "129M", NULL), ==, 2);
+  assert_one_line_error (err, "payload-bench: 129M");
+  g_assert_true (strstr (err, "more than one D-Bus message can carry (128 MiB)") != NULL ||
+                 strstr (err, "held 4 times over") != NULL);
+  g_assert_cmpstr (out, ==, "");
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+  g_assert_cmpint (client (f, &out, &err, "payload-bench", "--runs=1", "64K", NULL), ==, 0);
+  g_assert_nonnull (strstr (out, "EchoBlob (explicit memfd)"));
+
+  signal (SIGXFSZ, saved_handler);
+  g_assert_cmpint (setrlimit (RLIMIT_FSIZE, &saved), ==, 0);
+}
+
 static void
 test_client_usage_errors (void)
 {
@@ -432,6 +492,7 @@ main (int   argc,
   ADD ("/peer/cli/client/monitor", test_client_monitor);
   g_test_add_func ("/peer/cli/client/usage-errors", test_client_usage_errors);
   ADD ("/peer/cli/client/lane-spin", test_client_lane_spin);
+  ADD ("/peer/cli/client/sizes-the-machine-can-hold", test_client_sizes);
 #undef ADD
   return g_test_run ();
 }

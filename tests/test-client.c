@@ -216,6 +216,129 @@ test_unsubscribe (void)
   peer_test_server_free (ts);
 }
 
+/* Where a client was finalized, and whether its "closed" handler was
+ * still running on it then. */
+typedef struct {
+  PeerClient *client;                   /* the test's reference, the last */
+  gboolean in_handler;
+  gboolean disposed;
+  gboolean disposed_in_handler;
+  GThread *disposed_on;
+  gboolean dbus_closed;
+} LastRef;
+
+static void
+on_client_disposed (gpointer  data,
+                    GObject  *where_the_object_was)
+{
+  LastRef *l = data;
+
+  l->disposed = TRUE;
+  l->disposed_in_handler = l->in_handler;
+  l->disposed_on = g_thread_self ();
+}
+
+static gpointer
+unref_in_thread (gpointer object)
+{
+  g_object_unref (object);
+  return NULL;
+}
+
+/* Drops the client's last reference on another thread, and waits for
+ * that thread, from inside the client's handler of the connection's
+ * "closed" (which logs as it starts), before the client emits its own. */
+static void
+on_debug_drop_last_ref (const char     *log_domain,
+                        GLogLevelFlags  log_level,
+                        const char     *message,
+                        gpointer        user_data)
+{
+  LastRef *l = user_data;
+
+  /* The server, in its thread, logs too. */
+  if (!g_str_has_prefix (message, "libpeer: client connection closed") || l->client == NULL)
+    return;
+  l->in_handler = TRUE;
+  g_thread_join (g_thread_new ("drop-client", unref_in_thread, g_steal_pointer (&l->client)));
+  l->in_handler = FALSE;
+}
+
+static LastRef *
+last_ref_new (PeerTestServer *ts)
+{
+  LastRef *l = g_new0 (LastRef, 1);
+  g_autoptr(GError) error = NULL;
+
+  l->client = peer_client_new_sync (ts->address, 5000, NULL, &error);
+  g_assert_no_error (error);
+  /* The idle that starts a frozen client's message processing holds a
+   * reference until it has run. */
+  peer_test_ping_async (l->client);
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+  g_object_weak_ref (G_OBJECT (l->client), on_client_disposed, l);
+  return l;
+}
+
+/* GDBus emits "closed" in the client's context while the application may
+ * drop its last reference on another thread: the client's handler holds
+ * the client for as long as it runs, so it is finalized after, in that
+ * context, not under the handler's feet. */
+static void
+test_last_ref_during_closed (void)
+{
+  g_autoptr(GError) error = NULL;
+  PeerTestServer *ts = peer_test_server_new (NULL, NULL, PEER_SERVER_FLAGS_NONE, &error);
+  g_autofree LastRef *l = NULL;
+
+  guint handler;
+
+  g_assert_no_error (error);
+  l = last_ref_new (ts);
+  handler = g_log_set_handler ("libpeer", G_LOG_LEVEL_DEBUG, on_debug_drop_last_ref, l);
+  peer_client_close (l->client);
+  PEER_TEST_WAIT_UNTIL (l->disposed);
+  g_log_remove_handler ("libpeer", handler);
+  g_assert_false (l->disposed_in_handler);
+  g_assert_true (l->disposed_on == g_thread_self ());
+  peer_test_server_free (ts);
+}
+
+static void
+on_dbus_closed (GDBusConnection *connection,
+                gboolean         remote_peer_vanished,
+                GError          *error,
+                LastRef         *l)
+{
+  l->dbus_closed = TRUE;
+}
+
+/* Twin: dropped on another thread while the connection is open, the
+ * client goes there; the connection's "closed", emitted afterwards in the
+ * client's context, finds nobody to tell. */
+static void
+test_last_ref_off_thread (void)
+{
+  g_autoptr(GError) error = NULL;
+  PeerTestServer *ts = peer_test_server_new (NULL, NULL, PEER_SERVER_FLAGS_NONE, &error);
+  g_autofree LastRef *l = NULL;
+  g_autoptr(GDBusConnection) connection = NULL;
+  GThread *thread;
+
+  g_assert_no_error (error);
+  l = last_ref_new (ts);
+  connection = g_object_ref (peer_client_get_connection (l->client));
+  g_signal_connect (connection, "closed", G_CALLBACK (on_dbus_closed), l);
+  thread = g_thread_new ("drop-client", unref_in_thread, g_steal_pointer (&l->client));
+  g_thread_join (thread);
+  g_assert_true (l->disposed);
+  g_assert_true (l->disposed_on == thread);
+  PEER_TEST_WAIT_UNTIL (l->dbus_closed);
+  g_signal_handlers_disconnect_by_func (connection, on_dbus_closed, l);
+  peer_test_server_free (ts);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -228,5 +351,7 @@ main (int   argc,
   g_test_add_func ("/peer/client/connect/cancelled", test_connect_cancelled);
   g_test_add_func ("/peer/client/connect/failures", test_connect_failures);
   g_test_add_func ("/peer/client/signals/unsubscribe", test_unsubscribe);
+  g_test_add_func ("/peer/client/lifetime/last-ref-during-closed", test_last_ref_during_closed);
+  g_test_add_func ("/peer/client/lifetime/last-ref-off-thread", test_last_ref_off_thread);
   return g_test_run ();
 }

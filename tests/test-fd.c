@@ -866,6 +866,212 @@ test_digest_peer_vanishes (Fixture       *f,
   close (p[1]);
 }
 
+/* --- Digest: each peer's share ------------------------------------------------ */
+
+/* peer-server's defaults. */
+#define DIGEST_MAX_PER_PEER 4
+#define SHA256_OF_NOTHING "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+/* Starts a Digest of a fresh pipe whose write end is returned, never
+ * written to: the digest runs until the write end closes. */
+static int
+start_silent_digest (PeerClient    *client,
+                     GAsyncResult **result)
+{
+  g_autoptr(GUnixFDList) list = g_unix_fd_list_new ();
+  int p[2];
+
+  g_assert_cmpint (pipe2 (p, O_CLOEXEC), ==, 0);
+  g_unix_fd_list_append (list, p[0], NULL);
+  close (p[0]);
+  peer_client_call (client, HELPER_PATH, HELPER_IFACE, "Digest", g_variant_new ("(hs)", 0, "sha256"),
+                    G_VARIANT_TYPE ("(s)"), G_MAXINT, list, NULL, on_async_done, result);
+  return p[1];
+}
+
+/* A Digest of a silent pipe that is expected to be refused at once: a
+ * timeout, not a hang, if it runs instead. */
+static void
+assert_digest_refused (PeerClient *client,
+                       const char *fragment)
+{
+  g_autoptr(GUnixFDList) list = g_unix_fd_list_new ();
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GError) error = NULL;
+  int p[2];
+
+  g_assert_cmpint (pipe2 (p, O_CLOEXEC), ==, 0);
+  g_unix_fd_list_append (list, p[0], NULL);
+  close (p[0]);
+  reply = peer_client_call_sync (client, HELPER_PATH, HELPER_IFACE, "Digest",
+                                 g_variant_new ("(hs)", 0, "sha256"), G_VARIANT_TYPE ("(s)"),
+                                 10000, list, NULL, NULL, &error);
+  close (p[1]);
+  g_assert_null (reply);
+  g_assert_error (error, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED);
+  if (strstr (error->message, fragment) == NULL)
+    g_error ("'%s' does not say '%s'", error->message, fragment);
+}
+
+/* Ends a silent digest by closing its writer; it hashes nothing. */
+static void
+end_silent_digest (PeerClient    *client,
+                   int            writer,
+                   GAsyncResult **result)
+{
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GError) error = NULL;
+  const char *hex;
+
+  close (writer);
+  PEER_TEST_WAIT_UNTIL (*result != NULL);
+  reply = peer_client_call_finish (client, NULL, *result, &error);
+  g_assert_no_error (error);
+  g_variant_get (reply, "(&s)", &hex);
+  g_assert_cmpstr (hex, ==, SHA256_OF_NOTHING);
+  g_clear_object (result);
+}
+
+static gboolean
+noop_in_server (gpointer data)
+{
+  return G_SOURCE_REMOVE;
+}
+
+/* @client is closed with digests in flight: each call ends with the
+ * connection, and the server closes each read end (the writer sees
+ * POLLERR, an event) and, in the same step, gives the share back. */
+static void
+assert_digests_end_with_peer (PeerTestServer *server,
+                              PeerClient     *client,
+                              int            *writers,
+                              GAsyncResult  **results,
+                              guint           n)
+{
+  peer_client_close (client);
+  for (guint i = 0; i < n; i++)
+    {
+      g_autoptr(GVariant) reply = NULL;
+      g_autoptr(GError) error = NULL;
+      struct pollfd pfd = { writers[i], 0, 0 };
+
+      PEER_TEST_WAIT_UNTIL (results[i] != NULL);
+      reply = peer_client_call_finish (client, NULL, results[i], &error);
+      g_assert_error (error, PEER_ERROR, PEER_ERROR_DISCONNECTED);
+      g_clear_object (&results[i]);
+      g_assert_cmpint (poll (&pfd, 1, 10000), ==, 1);
+      g_assert_true (pfd.revents & POLLERR);
+      close (writers[i]);
+    }
+  /* The step that closed the last fd is over once this has run. */
+  peer_test_server_invoke (server, noop_in_server, NULL);
+}
+
+/* One peer holds all the digests it may, on pipes it never writes to: its
+ * next one is refused, while another peer's runs. A digest that ends gives
+ * its share back; so does a peer that goes with its digests running. */
+static void
+test_digest_share_per_peer (Fixture       *f,
+                            gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(PeerClient) hog = peer_client_new_sync (f->server->address, -1, NULL, &error);
+  g_autoptr(PeerClient) newcomer = NULL;
+  GAsyncResult *results[DIGEST_MAX_PER_PEER] = { NULL };
+  int writers[DIGEST_MAX_PER_PEER];
+  g_autofree char *hex = NULL;
+  g_autofree char *expected = g_compute_checksum_for_string (G_CHECKSUM_SHA256, "other peer", -1);
+  int memfd = memfd_create ("digest", MFD_CLOEXEC);
+
+  g_assert_no_error (error);
+  /* N run; N+1 is refused, and its message counts the N. */
+  for (guint i = 0; i < DIGEST_MAX_PER_PEER; i++)
+    writers[i] = start_silent_digest (hog, &results[i]);
+  assert_digest_refused (hog, "has 4 running digests already; the limit per peer is 4");
+
+  /* The other peer is unharmed. */
+  g_assert_cmpint (write (memfd, "other peer", 10), ==, 10);
+  lseek (memfd, 0, SEEK_SET);
+  hex = digest_fd (f->client, memfd, "sha256", &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (hex, ==, expected);
+  close (memfd);
+
+  /* A digest that ends gives its share back: one more runs, not two. */
+  end_silent_digest (hog, writers[0], &results[0]);
+  writers[0] = start_silent_digest (hog, &results[0]);
+  assert_digest_refused (hog, "has 4 running digests already");
+
+  /* Going with all four running gives all four back; a new peer gets
+   * a full share. */
+  assert_digests_end_with_peer (f->server, hog, writers, results, DIGEST_MAX_PER_PEER);
+  newcomer = peer_client_new_sync (f->server->address, -1, NULL, &error);
+  g_assert_no_error (error);
+  for (guint i = 0; i < DIGEST_MAX_PER_PEER; i++)
+    writers[i] = start_silent_digest (newcomer, &results[i]);
+  assert_digest_refused (newcomer, "has 4 running digests already");
+  for (guint i = 0; i < DIGEST_MAX_PER_PEER; i++)
+    end_silent_digest (newcomer, writers[i], &results[i]);
+  peer_client_close (newcomer);
+}
+
+typedef struct {
+  PeerServer *server;
+  guint max_per_peer;
+  guint max_total;
+} DigestLimits;
+
+static gboolean
+set_digest_limits_in_server (gpointer data)
+{
+  DigestLimits *limits = data;
+
+  peer_helper_service_set_digest_limits (limits->server, limits->max_per_peer, limits->max_total);
+  return G_SOURCE_REMOVE;
+}
+
+/* The server-wide cap, at N and N+1, with shares of 2 and a cap of 3: it
+ * takes two peers to reach it, and a peer that goes frees its part. */
+static void
+test_digest_share_server_wide (Fixture       *f,
+                               gconstpointer  data)
+{
+  DigestLimits limits = { f->server->server, 2, 3 };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(PeerClient) a = NULL;
+  g_autoptr(PeerClient) b = NULL;
+  GAsyncResult *a_results[2] = { NULL }, *b_results[2] = { NULL };
+  int a_writers[2], b_writers[2];
+  g_autofree char *hex = NULL;
+  int memfd = memfd_create ("digest", MFD_CLOEXEC);
+
+  peer_test_server_invoke (f->server, set_digest_limits_in_server, &limits);
+  a = peer_client_new_sync (f->server->address, -1, NULL, &error);
+  g_assert_no_error (error);
+  b = peer_client_new_sync (f->server->address, -1, NULL, &error);
+  g_assert_no_error (error);
+
+  for (guint i = 0; i < 2; i++)
+    a_writers[i] = start_silent_digest (a, &a_results[i]);
+  assert_digest_refused (a, "has 2 running digests already; the limit per peer is 2");
+  b_writers[0] = start_silent_digest (b, &b_results[0]);
+  assert_digest_refused (b, "The server has 3 digests running already");
+  hex = digest_fd (f->client, memfd, "sha256", &error);
+  g_assert_error (error, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED);
+  g_clear_error (&error);
+
+  assert_digests_end_with_peer (f->server, a, a_writers, a_results, 2);
+  b_writers[1] = start_silent_digest (b, &b_results[1]);
+  assert_digest_refused (b, "has 2 running digests already");
+  hex = digest_fd (f->client, memfd, "sha256", &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (hex, ==, SHA256_OF_NOTHING);
+  close (memfd);
+  for (guint i = 0; i < 2; i++)
+    end_silent_digest (b, b_writers[i], &b_results[i]);
+  peer_client_close (b);
+}
+
 /* --- replies nobody waits for ------------------------------------------------ */
 
 static void
@@ -931,6 +1137,8 @@ main (int   argc,
   ADD ("digest/pipe-100mib", test_digest_pipe_100mib);
   ADD ("digest/refused", test_digest_refused);
   ADD ("digest/peer-vanishes", test_digest_peer_vanishes);
+  ADD ("digest/share/per-peer", test_digest_share_per_peer);
+  ADD ("digest/share/server-wide", test_digest_share_server_wide);
   ADD ("reply/nobody-waits", test_reply_nobody_waits);
 #undef ADD
 

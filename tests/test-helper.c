@@ -332,6 +332,144 @@ test_dispose_stops_helper (void)
     }
 }
 
+/* Stops racing each other from several threads (dispose last): one
+ * joins the supervisor, the others wait for it, and every one of them
+ * returns with the helper gone. */
+typedef struct {
+  PeerHelper *helper;
+  int pidfd;
+  GPid pid;
+  GMutex lock;
+  GCond cond;
+  gboolean go;
+  gboolean gone_after_stop;
+} StopRace;
+
+static gpointer
+stop_when_told (gpointer user_data)
+{
+  StopRace *race = user_data;
+
+  g_mutex_lock (&race->lock);
+  while (!race->go)
+    g_cond_wait (&race->cond, &race->lock);
+  g_mutex_unlock (&race->lock);
+  peer_helper_stop (race->helper);
+  return GINT_TO_POINTER (peer_helper_get_pid (race->helper) == 0 &&
+                          (race->pidfd < 0 ? kill (race->pid, 0) == -1 : pidfd_exited (race->pidfd, 0)));
+}
+
+static void
+test_stops_race (void)
+{
+  for (guint round = 0; round < 3; round++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autofree char *number = NULL;
+      StopRace race = { 0 };
+      GThread *threads[3];
+
+      race.helper = start_helper (&error);
+      g_assert_no_error (error);
+      number = call_quick (race.helper, &error);
+      g_assert_no_error (error);
+      race.pid = peer_helper_get_pid (race.helper);
+      race.pidfd = (int) syscall (SYS_pidfd_open, race.pid, 0);
+      g_mutex_init (&race.lock);
+      g_cond_init (&race.cond);
+      for (guint i = 0; i < G_N_ELEMENTS (threads); i++)
+        threads[i] = g_thread_new ("stop", stop_when_told, &race);
+      g_mutex_lock (&race.lock);
+      race.go = TRUE;
+      g_cond_broadcast (&race.cond);
+      g_mutex_unlock (&race.lock);
+      for (guint i = 0; i < G_N_ELEMENTS (threads); i++)
+        g_assert_true (g_thread_join (threads[i]));
+      g_clear_object (&race.helper);
+      if (race.pidfd >= 0)
+        close (race.pidfd);
+      g_mutex_clear (&race.lock);
+      g_cond_clear (&race.cond);
+    }
+}
+
+/* The last reference dropped on the supervisor thread, from a handler of
+ * the helper's PeerClient::closed: the supervisor cannot join itself, so
+ * a thread of the PeerHelper's own stops it and finalizes it. */
+typedef struct {
+  PeerHelper *helper;                   /* the test's reference, the last */
+  GThread *supervisor;
+  GMutex lock;
+  GCond cond;
+  gboolean disposed;
+  GThread *disposed_on;
+} SupervisorDrop;
+
+static void
+on_helper_disposed (gpointer  data,
+                    GObject  *where_the_object_was)
+{
+  SupervisorDrop *drop = data;
+
+  g_mutex_lock (&drop->lock);
+  drop->disposed = TRUE;
+  drop->disposed_on = g_thread_self ();
+  g_cond_signal (&drop->cond);
+  g_mutex_unlock (&drop->lock);
+}
+
+static void
+on_closed_drop_helper (PeerClient     *client,
+                       const GError   *reason,
+                       SupervisorDrop *drop)
+{
+  g_mutex_lock (&drop->lock);
+  drop->supervisor = g_thread_self ();
+  g_mutex_unlock (&drop->lock);
+  g_clear_object (&drop->helper);
+}
+
+static void
+test_last_ref_on_supervisor (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(PeerClient) client = NULL;
+  SupervisorDrop drop = { 0 };
+  gint64 deadline;
+  GPid pid;
+  int pidfd;
+
+  g_mutex_init (&drop.lock);
+  g_cond_init (&drop.cond);
+  drop.helper = start_helper (&error);
+  g_assert_no_error (error);
+  client = peer_helper_dup_client (drop.helper, -1, NULL, &error);
+  g_assert_no_error (error);
+  pid = peer_helper_get_pid (drop.helper);
+  pidfd = (int) syscall (SYS_pidfd_open, pid, 0);
+  g_object_weak_ref (G_OBJECT (drop.helper), on_helper_disposed, &drop);
+  g_signal_connect (client, "closed", G_CALLBACK (on_closed_drop_helper), &drop);
+
+  g_assert_cmpint (kill (pid, SIGKILL), ==, 0);
+  deadline = g_get_monotonic_time () + 10 * G_TIME_SPAN_SECOND;
+  g_mutex_lock (&drop.lock);
+  while (!drop.disposed)
+    if (!g_cond_wait_until (&drop.cond, &drop.lock, deadline))
+      g_error ("the PeerHelper was not disposed within 10 s");
+  g_assert_nonnull (drop.supervisor);
+  g_assert_true (drop.disposed_on != drop.supervisor);
+  g_assert_true (drop.disposed_on != g_thread_self ());
+  g_mutex_unlock (&drop.lock);
+  if (pidfd >= 0)
+    {
+      g_assert_true (pidfd_exited (pidfd, 10000));
+      close (pidfd);
+    }
+  g_signal_handlers_disconnect_by_func (client, on_closed_drop_helper, &drop);
+  g_mutex_clear (&drop.lock);
+  g_cond_clear (&drop.cond);
+}
+
 /* The child of @parent, found through /proc. */
 static GPid
 find_child (GPid parent)
@@ -565,6 +703,8 @@ main (int   argc,
                         test_killed_mid_call);
   g_test_add_func ("/peer/helper/supervise/restart-gives-up", test_restart_gives_up);
   g_test_add_func ("/peer/helper/supervise/dispose-stops-helper", test_dispose_stops_helper);
+  g_test_add_func ("/peer/helper/supervise/stops-race", test_stops_race);
+  g_test_add_func ("/peer/helper/supervise/last-ref-on-supervisor", test_last_ref_on_supervisor);
   g_test_add_func ("/peer/helper/supervise/no-orphan", test_no_orphan);
   g_test_add_func ("/peer/helper/server-for-fd/refuses-bad-fds", test_server_for_fd_refuses_bad_fds);
   g_test_add_data_func ("/peer/helper/server-for-fd/policy/admits", GINT_TO_POINTER (TRUE),

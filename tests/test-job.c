@@ -530,6 +530,207 @@ test_owner_vanishes (Fixture      *f,
   peer_client_unsubscribe_signal (watcher, watch_sub);
 }
 
+/* --- each peer's share -------------------------------------------------- */
+
+/* peer-server's default. */
+#define JOB_MAX_PER_PEER 32
+
+/* Starts a job of one step and waits for it to finish: it stays in the
+ * table for the linger time, held against its owner's share. */
+static char *
+start_short_job (PeerClient *client,
+                 GError    **error)
+{
+  g_autoptr(Job) job = NULL;
+  guint sub;
+
+  job = start_job_full (client, "count", 1, 0, &sub, error);
+  if (job == NULL)
+    return NULL;
+  PEER_TEST_WAIT_UNTIL (job->finished);
+  peer_client_unsubscribe_signal (client, sub);
+  return g_steal_pointer (&job->path);
+}
+
+/* The server's side of the one peer connected so far, and its shares. */
+typedef struct {
+  PeerServer *server;
+  PeerConnection *peer;
+  const char *pool;
+  guint share;
+} ShareQuery;
+
+static gboolean
+find_only_peer (gpointer data)
+{
+  ShareQuery *query = data;
+  g_autoptr(GPtrArray) peers = peer_server_list_peers (query->server);
+
+  g_assert_cmpuint (peers->len, ==, 1);
+  query->peer = g_object_ref (g_ptr_array_index (peers, 0));
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+get_share (gpointer data)
+{
+  ShareQuery *query = data;
+
+  query->share = peer_connection_get_share (query->peer, query->pool);
+  return G_SOURCE_REMOVE;
+}
+
+static guint
+server_share (Fixture    *f,
+              ShareQuery *query,
+              const char *pool)
+{
+  query->pool = pool;
+  peer_test_server_invoke (f->ts, get_share, query);
+  return query->share;
+}
+
+/* StartJob("count", 1, 0) in a loop: the peer fills its own share of the
+ * table (N jobs; the N+1st is refused) and another peer still starts
+ * jobs. A job that goes gives its share back; a peer that disconnects
+ * gives all of its back, and a new one gets a full share. */
+static void
+test_share_per_peer (Fixture      *f,
+                     gconstpointer data)
+{
+  g_autoptr(PeerClient) looper = connect_client (f);
+  g_autoptr(PeerClient) other = NULL;
+  g_autoptr(PeerClient) newcomer = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(Job) running = NULL;
+  g_autofree char *path = NULL;
+  g_autofree char *last = NULL;
+  ShareQuery query = { f->ts->server, NULL, NULL, 0 };
+  gint64 deadline;
+  guint sub;
+
+  for (guint i = 0; i < JOB_MAX_PER_PEER - 1; i++)
+    {
+      g_free (start_short_job (looper, &error));
+      g_assert_no_error (error);
+    }
+  /* Listed by now: the server has answered it. */
+  peer_test_server_invoke (f->ts, find_only_peer, &query);
+  /* The Nth runs on, to be cancelled below. */
+  running = start_job_full (looper, "count", 1000, 1000, &sub, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (server_share (f, &query, "jobs"), ==, JOB_MAX_PER_PEER);
+  g_assert_cmpuint (server_share (f, &query, "running jobs"), ==, 1);
+  path = start_short_job (looper, &error);
+  g_assert_null (path);
+  g_assert_error (error, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED);
+  g_assert_nonnull (strstr (error->message, "has 32 jobs already; the limit per peer is 32"));
+  g_clear_error (&error);
+
+  /* The other peers are unharmed. */
+  other = connect_client (f);
+  path = start_short_job (other, &error);
+  g_assert_no_error (error);
+  g_clear_pointer (&path, g_free);
+
+  /* A job that goes gives its share back: once, so one more may start. */
+  peer_test_server_invoke (f->ts, set_short_linger, f->ts->server);
+  g_assert_true (cancel_job (looper, running->path, &error));
+  g_assert_no_error (error);
+  PEER_TEST_WAIT_UNTIL (running->finished);
+  g_assert_cmpuint (server_share (f, &query, "running jobs"), ==, 0);
+  wait_until_unlisted (looper, running->path);
+  g_assert_cmpuint (server_share (f, &query, "jobs"), ==, JOB_MAX_PER_PEER - 1);
+  peer_test_server_invoke (f->ts, set_linger, f->ts->server);
+  last = start_short_job (looper, &error);
+  g_assert_no_error (error);
+  path = start_short_job (looper, &error);
+  g_assert_error (error, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED);
+  g_clear_error (&error);
+
+  /* Disconnecting gives every share back; its jobs linger on. */
+  peer_client_unsubscribe_signal (looper, sub);
+  g_clear_object (&looper);
+  newcomer = connect_client (f);
+  deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+  while (server_share (f, &query, "jobs") != 0)
+    {
+      /* Each round trip gives the server the chance to see it go. */
+      g_autofree char *state = dup_state (newcomer, last);
+      g_assert_cmpstr (state, ==, "done");
+      g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+    }
+  g_assert_cmpuint (server_share (f, &query, "running jobs"), ==, 0);
+  g_assert_true (job_is_listed (newcomer, last));
+  for (guint i = 0; i < JOB_MAX_PER_PEER; i++)
+    {
+      g_free (start_short_job (newcomer, &error));
+      g_assert_no_error (error);
+    }
+  path = start_short_job (newcomer, &error);
+  g_assert_error (error, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED);
+  g_assert_nonnull (strstr (error->message, "has 32 jobs already"));
+  g_object_unref (query.peer);
+}
+
+typedef struct {
+  PeerServer *server;
+  guint max_per_peer;
+  guint max_total;
+} JobLimits;
+
+static gboolean
+set_job_limits (gpointer data)
+{
+  JobLimits *limits = data;
+
+  peer_job_service_set_limits (limits->server, limits->max_per_peer, limits->max_total);
+  return G_SOURCE_REMOVE;
+}
+
+/* The server-wide table at N and N+1, with shares of 2 and room for 3:
+ * it takes two peers to fill it, and a job that goes makes room. */
+static void
+test_share_server_wide (Fixture      *f,
+                        gconstpointer data)
+{
+  JobLimits limits = { f->ts->server, 2, 3 };
+  g_autoptr(PeerClient) a = connect_client (f);
+  g_autoptr(PeerClient) b = connect_client (f);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(Job) running = NULL;
+  char *path;
+  guint sub;
+
+  peer_test_server_invoke (f->ts, set_job_limits, &limits);
+  running = start_job_full (a, "count", 1000, 1000, &sub, &error);
+  g_assert_no_error (error);
+  g_free (start_short_job (a, &error));
+  g_assert_no_error (error);
+  path = start_short_job (a, &error);
+  g_assert_null (path);
+  g_assert_error (error, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED);
+  g_assert_nonnull (strstr (error->message, "has 2 jobs already; the limit per peer is 2"));
+  g_clear_error (&error);
+
+  g_free (start_short_job (b, &error));
+  g_assert_no_error (error);
+  path = start_short_job (b, &error);
+  g_assert_null (path);
+  g_assert_error (error, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED);
+  g_assert_nonnull (strstr (error->message, "The server has 3 jobs already"));
+  g_clear_error (&error);
+
+  /* a's running job, cancelled with a short linger, goes and makes room. */
+  peer_test_server_invoke (f->ts, set_short_linger, f->ts->server);
+  g_assert_true (cancel_job (a, running->path, &error));
+  g_assert_no_error (error);
+  wait_until_unlisted (b, running->path);
+  g_free (start_short_job (b, &error));
+  g_assert_no_error (error);
+  peer_client_unsubscribe_signal (a, sub);
+}
+
 /* --- peer-client job ---------------------------------------------------- */
 
 static void
@@ -593,6 +794,8 @@ main (int   argc,
   ADD ("cancel/by-owner", test_cancel_by_owner, NULL);
   ADD ("concurrent", test_concurrent, NULL);
   ADD ("limit-per-peer", test_limit, NULL);
+  ADD ("share/per-peer", test_share_per_peer, NULL);
+  ADD ("share/server-wide", test_share_server_wide, NULL);
   ADD ("invalid-args", test_invalid_args, NULL);
   ADD ("owner-vanishes", test_owner_vanishes, NULL);
   ADD ("cli/progress", test_cli_job, NULL);

@@ -655,6 +655,98 @@ test_async_calls (Fixture      *f,
   g_assert_cmpuint (all.order_errors, ==, 0);
 }
 
+/* Where the client was finalized, and how many of its calls came back. */
+typedef struct {
+  guint done;
+  gboolean disposed;
+  GThread *disposed_on;
+} LastClientRef;
+
+static void
+on_client_disposed (gpointer  data,
+                    GObject  *where_the_object_was)
+{
+  LastClientRef *l = data;
+
+  l->disposed = TRUE;
+  l->disposed_on = g_thread_self ();
+}
+
+static void
+on_echo_counted (GObject      *source,
+                 GAsyncResult *result,
+                 gpointer      user_data)
+{
+  LastClientRef *l = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = peer_client_call_finish (PEER_CLIENT (source), NULL, result, &error);
+
+  g_assert_no_error (error);
+  l->done++;
+}
+
+static void
+echo_async (PeerClient    *client,
+            LastClientRef *l)
+{
+  guint8 byte = 42;
+
+  peer_client_call (client, "/org/libpeer/Bench", "org.libpeer.Bench1", "Echo",
+                    g_variant_new ("(@ay)", g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, &byte, 1, 1)),
+                    G_VARIANT_TYPE ("(ay)"), -1, NULL, NULL, on_echo_counted, l);
+}
+
+/* The caller lets go of the client while its asynchronous lane calls run:
+ * the calls hold it, and the last one to end holds the last reference.
+ * The lane worker hands each call back to the caller's context, so the
+ * client is finalized there, never on the worker (whose pool it frees),
+ * and nothing waits for itself. */
+static void
+test_async_calls_hold_last_ref (Fixture      *f,
+                                gconstpointer data)
+{
+  g_autoptr(PeerClient) client = g_steal_pointer (&f->client);
+  LastClientRef l = { 0 };
+  const guint n = 8;
+
+  g_object_weak_ref (G_OBJECT (client), on_client_disposed, &l);
+  for (guint i = 0; i < n; i++)
+    echo_async (client, &l);
+  g_clear_object (&client);
+  PEER_TEST_WAIT_UNTIL (l.disposed);
+  g_assert_cmpuint (l.done, ==, n);
+  g_assert_true (l.disposed_on == g_thread_self ());
+}
+
+static gpointer
+unref_in_thread (gpointer object)
+{
+  g_object_unref (object);
+  return NULL;
+}
+
+/* Twin: dropped on another thread once its calls are done, the client is
+ * finalized there, its idle worker let go without a wait. */
+static void
+test_last_ref_after_async_calls (Fixture      *f,
+                                 gconstpointer data)
+{
+  LastClientRef l = { 0 };
+  GThread *thread;
+
+  g_object_weak_ref (G_OBJECT (f->client), on_client_disposed, &l);
+  echo_async (f->client, &l);
+  PEER_TEST_WAIT_UNTIL (l.done == 1);
+  /* What else holds the client for a moment (the idle that starts
+   * message processing) lets go. */
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+  thread = g_thread_new ("drop-client", unref_in_thread, g_steal_pointer (&f->client));
+  g_thread_join (thread);
+  g_assert_true (l.disposed);
+  g_assert_true (l.disposed_on == thread);
+}
+
 static void
 test_timeout_then_recover (Fixture      *f,
                            gconstpointer data)
@@ -943,6 +1035,8 @@ main (int   argc,
   ADD ("/peer/lane/in-flight-limit", test_in_flight_limit);
   ADD ("/peer/lane/timeout-then-recover", test_timeout_then_recover);
   ADD ("/peer/lane/async-calls", test_async_calls);
+  ADD ("/peer/lane/async-calls-hold-last-ref", test_async_calls_hold_last_ref);
+  ADD ("/peer/lane/last-ref-after-async-calls", test_last_ref_after_async_calls);
   ADD ("/peer/lane/chunked/round-trips", test_chunked_round_trips);
   ADD ("/peer/lane/chunked/buffer-reuse", test_chunked_buffer_reuse);
   ADD ("/peer/lane/chunked/transport", test_chunked_transport);

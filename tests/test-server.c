@@ -965,6 +965,128 @@ test_client_vanishes_mid_call (Fixture      *f,
   g_clear_error (&r.error);
 }
 
+/* Where a PeerConnection was torn down: its weak notify runs in dispose,
+ * which must be in the server's main context, owned by whoever runs it. */
+typedef struct {
+  GMainContext *context;
+  GMutex lock;
+  GCond cond;
+  gboolean disposed;
+  gboolean owned_context;
+  GThread *thread;
+} Teardown;
+
+static void
+on_connection_disposed (gpointer  data,
+                        GObject  *where_the_object_was)
+{
+  Teardown *t = data;
+
+  g_mutex_lock (&t->lock);
+  t->disposed = TRUE;
+  t->owned_context = g_main_context_is_owner (t->context);
+  t->thread = g_thread_self ();
+  g_cond_signal (&t->cond);
+  g_mutex_unlock (&t->lock);
+}
+
+static void
+teardown_wait (Teardown *t)
+{
+  gint64 deadline = g_get_monotonic_time () + 10 * G_TIME_SPAN_SECOND;
+
+  g_mutex_lock (&t->lock);
+  while (!t->disposed)
+    if (!g_cond_wait_until (&t->cond, &t->lock, deadline))
+      g_error ("the connection was not torn down within 10 s");
+  g_mutex_unlock (&t->lock);
+}
+
+static gboolean
+do_nothing (gpointer data)
+{
+  return G_SOURCE_REMOVE;
+}
+
+/* Leaves @held the only reference to its PeerConnection: the peer is
+ * gone, and the server is done with it. */
+static PeerCall *
+hold_call_of_vanished_peer (Fixture  *f,
+                            Teardown *t)
+{
+  g_autoptr(PeerClient) client = connect_client (f);
+  g_autoptr(Event) connected = expect_event (f, "connected");
+  g_autoptr(Event) gone = NULL;
+  PeerCall *held;
+  AsyncResult r = { 0 };
+
+  peer_client_call (client, TEST_PATH, TEST_IFACE, "Hang", NULL, NULL, -1, NULL, NULL, on_async_reply, &r);
+  held = g_async_queue_timeout_pop (f->held_calls, 10 * G_USEC_PER_SEC);
+  g_assert_nonnull (held);
+  g_mutex_init (&t->lock);
+  g_cond_init (&t->cond);
+  t->context = f->ts->context;
+  g_object_weak_ref (G_OBJECT (peer_call_get_connection (held)), on_connection_disposed, t);
+
+  peer_client_close (client);
+  gone = expect_event (f, "disconnected");
+  g_assert_cmpuint (gone->id, ==, connected->id);
+  PEER_TEST_WAIT_UNTIL (r.done);
+  g_clear_error (&r.error);
+  /* The server's "closed" handler, which sent the event, has returned. */
+  peer_test_server_invoke (f->ts, do_nothing, NULL);
+  return held;
+}
+
+static gpointer
+drop_call_in_thread (gpointer call)
+{
+  peer_call_return_value (call, NULL);
+  peer_call_unref (call);
+  return NULL;
+}
+
+/* The last reference to a PeerConnection goes on a thread that does not
+ * own the server's main context (as a lane's thread or GDBus's worker may
+ * drop it): its teardown still happens in that context, owned. */
+static void
+test_last_reference_off_context (Fixture      *f,
+                                 gconstpointer data)
+{
+  Teardown t = { 0 };
+  PeerCall *held = hold_call_of_vanished_peer (f, &t);
+
+  g_thread_join (g_thread_new ("drop-call", drop_call_in_thread, held));
+  teardown_wait (&t);
+  g_assert_true (t.owned_context);
+  g_mutex_clear (&t.lock);
+  g_cond_clear (&t.cond);
+}
+
+static gboolean
+drop_call_in_server (gpointer call)
+{
+  drop_call_in_thread (call);
+  return G_SOURCE_REMOVE;
+}
+
+/* Twin: dropped in the server's context, it is torn down there and then,
+ * with nothing deferred. */
+static void
+test_last_reference_in_context (Fixture      *f,
+                                gconstpointer data)
+{
+  Teardown t = { 0 };
+  PeerCall *held = hold_call_of_vanished_peer (f, &t);
+
+  peer_test_server_invoke (f->ts, drop_call_in_server, held);
+  g_assert_true (t.disposed);
+  g_assert_true (t.owned_context);
+  g_assert_true (t.thread == f->ts->thread);
+  g_mutex_clear (&t.lock);
+  g_cond_clear (&t.cond);
+}
+
 /* --- properties --------------------------------------------------------- */
 
 typedef struct {
@@ -1411,6 +1533,8 @@ main (int   argc,
   ADD ("/peer/server/dispatch/bad-calls-keep-peer", test_bad_calls_keep_peer);
   ADD ("/peer/server/vanish/server-drops-peer-mid-call", test_server_drops_peer_mid_call);
   ADD ("/peer/server/vanish/client-vanishes-mid-call", test_client_vanishes_mid_call);
+  ADD ("/peer/server/vanish/last-reference-off-context", test_last_reference_off_context);
+  ADD ("/peer/server/vanish/last-reference-in-context", test_last_reference_in_context);
   ADD ("/peer/server/properties/get-set-changed", test_properties);
   ADD ("/peer/server/properties/peers", test_peers_property);
   ADD ("/peer/server/signals/broadcast-and-unicast", test_broadcast_and_unicast);
