@@ -216,4 +216,77 @@ int             _peer_lane_client_get_fd     (PeerLaneClient  *lane);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (PeerLaneClient, _peer_lane_client_free)
 
+/* --- shared by peer-lane-frame.c, -server.c and -client.c ------------------ */
+
+/* A frame's header and the most a datagram holds inline. */
+#define PEER_LANE_BUFFER_SIZE (sizeof (PeerLaneHeader) + PEER_LANE_MAX_INLINE)
+/* How long a call may wait by default, as on the GDBus path. */
+#define PEER_LANE_DEFAULT_TIMEOUT_MS 25000
+
+/* One direction of a method's traffic (its arguments or its reply), as
+ * both ends' method tables keep it: made once, read on every call. */
+typedef struct {
+  GVariantType *type;
+  GVariant *anchor;             /* see type_anchor_new() */
+  const char *string;           /* the anchor's type string (GLib's own) */
+  gsize length;                 /* its length */
+  gboolean is_unit;             /* () */
+  gboolean check_normal;        /* see type_is_all_numbers() */
+  gsize trusted_element;        /* see trusted_element_size() */
+} LaneType;
+
+void      _peer_lane_type_init  (LaneType           *t,
+                                 const char         *signature);
+void      _peer_lane_type_clear (LaneType           *t);
+/* (transfer full) @body read as a value of @t's type: see peer-lane-frame.c. */
+GVariant *_peer_lane_type_read  (const LaneType     *t,
+                                 GBytes             *body);
+
+static inline gboolean
+_peer_lane_type_is_of (const LaneType *t,
+                       GVariant       *value)
+{
+  return g_variant_get_type_string (value) == t->string || g_variant_is_of_type (value, t->type);
+}
+
+/* The empty tuple, made once. (transfer none) */
+GVariant *_peer_lane_unit_variant (void);
+/* An error frame's body, (ss). (transfer full) */
+GVariant *_peer_lane_error_body (const char *name,
+                                            const char *message);
+/* The largest chunk this end of a lane sends on @fd. */
+gsize     _peer_lane_chunk_size_for (int fd);
+
+/* A frame as the D-Bus message it stands for (transfer full), and the
+ * same logged and captured for @side. */
+GDBusMessage *_peer_lane_frame_to_message (PeerLaneKind  kind,
+                                                      guint32       serial,
+                                                      guint32       target,
+                                                      const char   *path,
+                                                      const char   *interface_name,
+                                                      const char   *member,
+                                                      GVariant     *body,
+                                                      GUnixFDList  *fd_list);
+void      _peer_lane_debug_frame (const char   *side,
+                                             gboolean      incoming,
+                                             PeerLaneKind  kind,
+                                             guint32       serial,
+                                             guint32       target,
+                                             const char   *path,
+                                             const char   *interface_name,
+                                             const char   *member,
+                                             GVariant     *body,
+                                             GUnixFDList  *fd_list);
+
+/* Spin-then-sleep: see peer-lane-frame.c. */
+typedef struct {
+  gint64 max;                   /* µs; 0: never spins */
+  gint64 budget;                /* µs; 0: not spinning for now */
+  guint unspun;                 /* waits since spinning stopped */
+} LaneSpin;
+
+void      _peer_lane_spin_init (LaneSpin *spin);
+void      _peer_lane_spin_wait (LaneSpin *spin,
+                                      int       fd);
+
 G_END_DECLS

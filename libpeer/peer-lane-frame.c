@@ -1,0 +1,973 @@
+/* peer-lane-frame.c: the lane's wire: frames read and written (inline,
+ * in chunks, or with the body in a sealed memfd), the buffers chunked
+ * bodies are assembled in, method types as both ends keep them, the log's
+ * view of a frame, and the spin-then-sleep wait both ends use. The
+ * server's lane threads are in peer-lane-server.c, the client's calls in
+ * peer-lane-client.c; see peer-lane-private.h for the framing.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "peer-blob-private.h"
+#include "peer-call-private.h"
+#include "peer-connection-private.h"
+#include "peer-debug-private.h"
+#include "peer-error.h"
+#include "peer-interface-private.h"
+#include "peer-lane-private.h"
+#include "peer-router-private.h"
+
+#define HEADER_SIZE sizeof (PeerLaneHeader)
+/* Room for the most fds a frame may carry, plus a blob's. */
+#define MAX_CMSG_FDS 253
+
+/* Room for a datagram's SCM_RIGHTS, aligned for struct cmsghdr. */
+typedef union {
+  struct cmsghdr align;
+  char buf[CMSG_SPACE (sizeof (int) * MAX_CMSG_FDS)];
+} LaneControl;
+
+/* --- frames -------------------------------------------------------------- */
+
+void
+_peer_lane_frame_clear (PeerLaneFrame *frame)
+{
+  g_clear_pointer (&frame->body, g_bytes_unref);
+  g_clear_object (&frame->fd_list);
+  g_clear_error (&frame->over_mapped);
+}
+
+static void
+close_fds (const int *fds,
+           guint      n)
+{
+  for (guint i = 0; i < n; i++)
+    close (fds[i]);
+}
+
+/* Shared by every empty body. */
+static GBytes *
+empty_bytes (void)
+{
+  static GBytes *empty;
+
+  if (g_once_init_enter (&empty))
+    g_once_init_leave (&empty, g_bytes_new_static ("", 0));
+  return empty;
+}
+
+/* --- body buffers ---------------------------------------------------------- */
+
+/* A chunked body is assembled in one buffer, which becomes the GBytes under
+ * the value a handler or caller gets. When that value goes, the buffer goes
+ * back to its lane's spare slot: the next large frame is received into
+ * memory already mapped, not into fresh pages (which this kind of machine
+ * faults in at some 2 µs each, a quarter of a millisecond per MiB). */
+typedef struct {
+  PeerLaneBuffers *owner;       /* owned while the buffer is in use */
+  gsize capacity;
+  guint8 data[];                /* 16-aligned: malloc's alignment, after 16 bytes */
+} BodyBuffer;
+
+G_STATIC_ASSERT (G_STRUCT_OFFSET (BodyBuffer, data) % 16 == 0);
+
+struct _PeerLaneBuffers
+{
+  gatomicrefcount ref_count;
+  BodyBuffer *spare;            /* atomic; holds no reference on the owner */
+};
+
+PeerLaneBuffers *
+_peer_lane_buffers_new (void)
+{
+  PeerLaneBuffers *buffers = g_new0 (PeerLaneBuffers, 1);
+
+  g_atomic_ref_count_init (&buffers->ref_count);
+  return buffers;
+}
+
+void
+_peer_lane_buffers_unref (PeerLaneBuffers *buffers)
+{
+  if (buffers == NULL || !g_atomic_ref_count_dec (&buffers->ref_count))
+    return;
+  g_free (buffers->spare);
+  g_free (buffers);
+}
+
+static void
+body_buffer_release (gpointer data)
+{
+  BodyBuffer *buffer = data;
+  PeerLaneBuffers *owner = buffer->owner;
+
+  buffer->owner = NULL;
+  /* Keeps the newest: it is the size the lane carries lately. */
+  g_free (g_atomic_pointer_exchange (&owner->spare, buffer));
+  _peer_lane_buffers_unref (owner);
+}
+
+/* A buffer of at least @size bytes: the spare one when it fits without
+ * wasting more than three quarters of itself, else a new one. */
+static BodyBuffer *
+body_buffer_take (PeerLaneBuffers *buffers,
+                  gsize            size)
+{
+  BodyBuffer *buffer = g_atomic_pointer_exchange (&buffers->spare, NULL);
+
+  if (buffer != NULL && (buffer->capacity < size || buffer->capacity / 4 > size))
+    g_clear_pointer (&buffer, g_free);
+  if (buffer == NULL)
+    {
+      buffer = g_malloc (sizeof (BodyBuffer) + size);
+      buffer->capacity = size;
+    }
+  g_atomic_ref_count_inc (&buffers->ref_count);
+  buffer->owner = buffers;
+  return buffer;
+}
+
+/* --- reading ----------------------------------------------------------------- */
+
+/* The fds of SCM_RIGHTS messages in @msg, at most MAX_CMSG_FDS. */
+static guint
+collect_fds (struct msghdr *msg,
+             int           *fds)
+{
+  guint n_fds = 0;
+
+  for (struct cmsghdr *c = CMSG_FIRSTHDR (msg); c != NULL; c = CMSG_NXTHDR (msg, c))
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS)
+      {
+        guint count = (c->cmsg_len - CMSG_LEN (0)) / sizeof (int);
+
+        count = MIN (count, MAX_CMSG_FDS - n_fds);
+        memcpy (fds + n_fds, CMSG_DATA (c), count * sizeof (int));
+        n_fds += count;
+      }
+  return n_fds;
+}
+
+/* Sets @error for a failed recvmsg(); FALSE without error at end of stream. */
+static gboolean
+read_failed (int      saved_errno,
+             GError **error)
+{
+  if (saved_errno == ECONNRESET || saved_errno == EPIPE)
+    return FALSE;                       /* the peer is gone: end of stream */
+  g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
+               "Lane read failed: %s", g_strerror (saved_errno));
+  return FALSE;
+}
+
+#define BAD_FRAME(...) \
+  g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS, __VA_ARGS__)
+
+/* Reads the chunks of a chunked frame whose first datagram was @header,
+ * into @data (NULL: read and dropped, for a body over the limit). */
+static gboolean
+read_chunks (int                          fd,
+             const PeerLaneHeader        *header,
+             guint8                      *data,
+             guint8                      *scratch,
+             const PeerLaneReadOptions   *options,
+             GError                     **error)
+{
+  LaneControl control;
+  gsize total = header->body_size, done = 0;
+
+  while (done < total)
+    {
+      PeerLaneHeader chunk;
+      struct iovec iov[2] = {
+        { &chunk, HEADER_SIZE },
+        { data != NULL ? data + done : scratch, data != NULL ? total - done : MIN (total - done, PEER_LANE_MAX_INLINE) },
+      };
+      struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 2,
+                            .msg_control = &control, .msg_controllen = sizeof control };
+      int fds[MAX_CMSG_FDS];
+      guint n_fds;
+      gssize n;
+
+      /* Chunks follow their header at once: they are waited for without
+       * a poll, within the socket's receive timeout (if any). */
+      /* Dropping: MSG_TRUNC has the kernel say the chunk's whole length,
+       * however much of it the scratch buffer held. */
+      do
+        n = recvmsg (fd, &msg, MSG_CMSG_CLOEXEC | (data == NULL ? MSG_TRUNC : 0));
+      while (n < 0 && errno == EINTR);
+      if (n < 0)
+        return read_failed (errno, error);
+      n_fds = collect_fds (&msg, fds);
+      close_fds (fds, n_fds);
+      if (n == 0)
+        return FALSE;
+
+      if ((gsize) n >= HEADER_SIZE && chunk.kind != PEER_LANE_KIND_CHUNK &&
+          !(chunk.flags & PEER_LANE_FLAG_CHUNKED) && options->skip_interleaved)
+        continue;       /* a whole frame sent meanwhile by another thread: a stale reply */
+      if ((gsize) n < HEADER_SIZE || chunk.kind != PEER_LANE_KIND_CHUNK)
+        {
+          BAD_FRAME ("Lane frame interrupted by another before its last chunk");
+          return FALSE;
+        }
+      if ((msg.msg_flags & MSG_TRUNC) && data != NULL)
+        {
+          BAD_FRAME ("Lane chunk runs past the end of its frame");
+          return FALSE;
+        }
+      if (n_fds > 0 || (msg.msg_flags & MSG_CTRUNC))
+        {
+          BAD_FRAME ("Lane chunk carries fds");
+          return FALSE;
+        }
+      if (chunk.serial != header->serial || chunk.target != header->target || chunk.body_size != done ||
+          chunk.flags != 0 || chunk.n_fds != 0 || (gsize) n == HEADER_SIZE)
+        {
+          BAD_FRAME ("Lane chunk out of sequence");
+          return FALSE;
+        }
+      if (data == NULL && (gsize) n - HEADER_SIZE > total - done)
+        {
+          BAD_FRAME ("Lane chunk runs past the end of its frame");
+          return FALSE;
+        }
+      done += n - HEADER_SIZE;
+    }
+  return TRUE;
+}
+
+gboolean
+_peer_lane_read_frame_full (int                         fd,
+                            guint8                     *buffer,
+                            const PeerLaneReadOptions  *options,
+                            PeerLaneFrame              *frame,
+                            GError                    **error)
+{
+  LaneControl control;
+  struct iovec iov = { buffer, PEER_LANE_BUFFER_SIZE };
+  struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+                        .msg_control = &control, .msg_controllen = sizeof control };
+  int fds[MAX_CMSG_FDS];
+  guint n_fds = 0;
+  gssize n;
+  PeerLaneHeader header;
+
+  memset (frame, 0, sizeof *frame);
+  do
+    n = recvmsg (fd, &msg, MSG_CMSG_CLOEXEC | (options->nonblocking ? MSG_DONTWAIT : 0));
+  while (n < 0 && errno == EINTR);
+  if (n < 0)
+    return read_failed (errno, error);
+  n_fds = collect_fds (&msg, fds);
+  if (n == 0)
+    {
+      close_fds (fds, n_fds);
+      return FALSE;
+    }
+
+#define REFUSE(...)                                                     \
+  G_STMT_START {                                                        \
+    close_fds (fds, n_fds);                                             \
+    BAD_FRAME (__VA_ARGS__);                                            \
+    return FALSE;                                                       \
+  } G_STMT_END
+
+  if ((gsize) n < HEADER_SIZE)
+    REFUSE ("Lane frame of %" G_GSSIZE_FORMAT " bytes is shorter than its header", n);
+  memcpy (&header, buffer, HEADER_SIZE);
+  if (header.kind == PEER_LANE_KIND_CHUNK)
+    {
+      /* The rest of a frame whose start was dropped (a reply that came
+       * while its caller was writing its next call): the caller decides.
+       * The datagram may have been longer than the buffer. */
+      close_fds (fds, n_fds);
+      frame->header = header;
+      frame->body = g_bytes_ref (empty_bytes ());
+      return TRUE;
+    }
+  if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
+    REFUSE ("Lane frame too large or with too many fds");
+  if (header.kind < PEER_LANE_KIND_CALL || header.kind > PEER_LANE_KIND_ERROR)
+    REFUSE ("Lane frame of unknown kind %u", header.kind);
+  if (header.flags & ~(PEER_LANE_FLAG_BODY_IN_BLOB | PEER_LANE_FLAG_CHUNKED))
+    REFUSE ("Lane frame with unknown flags 0x%x", header.flags);
+  if (header.n_fds != n_fds)
+    REFUSE ("Lane frame announces %u fds but carries %u", header.n_fds, n_fds);
+
+  if (header.flags & PEER_LANE_FLAG_BODY_IN_BLOB)
+    {
+      g_autoptr(PeerBlob) blob = NULL;
+      g_autoptr(GError) blob_error = NULL;
+
+      if ((gsize) n != HEADER_SIZE || n_fds == 0 || (header.flags & PEER_LANE_FLAG_CHUNKED))
+        REFUSE ("Lane frame with a blob body has inline bytes, chunks or no fd");
+      if (n_fds - 1 > options->max_fds)
+        REFUSE ("Lane frame carries %u fds, more than %u", n_fds - 1, options->max_fds);
+      /* Takes the fd, also on failure. */
+      blob = peer_blob_new_take_fd (fds[--n_fds], header.body_size, &blob_error);
+      if (blob == NULL)
+        REFUSE ("Lane frame body: %s", blob_error->message);
+      if (options->mapped_in == NULL)
+        frame->body = peer_blob_get_bytes (blob);
+      else
+        {
+          /* A well-formed frame the peer's limit does not admit now: its
+           * call is answered, the lane goes on. */
+          frame->body = _peer_wire_limits_take_blob_bytes (options->mapped_in, blob, &frame->over_mapped);
+          if (frame->body == NULL)
+            frame->body = g_bytes_ref (empty_bytes ());
+        }
+    }
+  else if (header.flags & PEER_LANE_FLAG_CHUNKED)
+    {
+      BodyBuffer *body = NULL;
+      /* Asked now, not before the wait for this frame: a limit lowered
+       * meanwhile applies to it. */
+      gsize max_body = options->max_body_func != NULL ? options->max_body_func (options->max_body_data)
+                                                      : options->max_body;
+
+      if ((gsize) n != HEADER_SIZE || header.body_size <= PEER_LANE_MAX_INLINE)
+        REFUSE ("Lane frame in chunks has inline bytes or is small enough to be inline");
+      if (n_fds > options->max_fds)
+        REFUSE ("Lane frame carries %u fds, more than %u", n_fds, options->max_fds);
+      if (options->buffers == NULL || (header.body_size > max_body && !options->drain_oversized))
+        REFUSE ("Lane frame announces %u bytes in chunks, more than %" G_GSIZE_FORMAT,
+                header.body_size, options->buffers != NULL ? max_body : 0);
+      if (header.body_size <= max_body)
+        body = body_buffer_take (options->buffers, header.body_size);
+      if (!read_chunks (fd, &header, body != NULL ? body->data : NULL, buffer, options, error))
+        {
+          if (body != NULL)
+            body_buffer_release (body);
+          close_fds (fds, n_fds);
+          return FALSE;
+        }
+      if (body != NULL)
+        frame->body = g_bytes_new_with_free_func (body->data, header.body_size, body_buffer_release, body);
+      else
+        frame->oversized = TRUE;
+    }
+  else
+    {
+      if (header.body_size != (gsize) n - HEADER_SIZE)
+        REFUSE ("Lane frame announces %u body bytes but carries %" G_GSIZE_FORMAT,
+                header.body_size, (gsize) n - HEADER_SIZE);
+      if (n_fds > options->max_fds)
+        REFUSE ("Lane frame carries %u fds, more than %u", n_fds, options->max_fds);
+      frame->body = header.body_size > 0 ? g_bytes_new (buffer + HEADER_SIZE, header.body_size)
+                                         : g_bytes_ref (empty_bytes ());
+    }
+#undef REFUSE
+
+  if (n_fds > 0)
+    frame->fd_list = g_unix_fd_list_new_from_array (fds, n_fds);  /* takes them */
+  frame->header = header;
+  return TRUE;
+}
+
+gboolean
+_peer_lane_read_frame (int            fd,
+                       guint8        *buffer,
+                       guint          max_fds,
+                       gboolean       nonblocking,
+                       PeerLaneFrame *frame,
+                       GError       **error)
+{
+  const PeerLaneReadOptions options = { .max_fds = max_fds, .nonblocking = nonblocking };
+
+  return _peer_lane_read_frame_full (fd, buffer, &options, frame, error);
+}
+
+/* --- writing ----------------------------------------------------------------- */
+
+/* The serialized bytes of @body. A tuple of one member whose own
+ * serialization is the whole tuple's (same size: no padding, no framing)
+ * is read from the member: a tuple built in memory around serialized bytes
+ * (an `ay` made with g_variant_new_from_data(), say) is then never
+ * flattened into a copy. @holder keeps the member alive. */
+static gconstpointer
+body_data (GVariant  *body,
+           gsize      size,
+           GVariant **holder)
+{
+  if (g_variant_n_children (body) == 1)
+    {
+      GVariant *member = g_variant_get_child_value (body, 0);
+
+      if (g_variant_get_size (member) == size)
+        {
+          *holder = member;
+          return g_variant_get_data (member);
+        }
+      g_variant_unref (member);
+    }
+  return g_variant_get_data (body);
+}
+
+static gboolean
+write_failed (int      saved_errno,
+              GError **error)
+{
+  if (saved_errno == EPIPE || saved_errno == ECONNRESET || saved_errno == ENOTCONN)
+    g_set_error_literal (error, PEER_ERROR, PEER_ERROR_DISCONNECTED, "The lane's peer is gone");
+  else if (saved_errno == EAGAIN || saved_errno == EWOULDBLOCK)
+    g_set_error_literal (error, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED,
+                         "The lane's peer does not read what it is sent");
+  else
+    g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
+                 "Lane write failed: %s", g_strerror (saved_errno));
+  return FALSE;
+}
+
+
+/* Waits until @fd takes more, dropping whatever arrives meanwhile (stale
+ * replies, on a client that is still writing its call: were they left
+ * unread, a server writing a long one would wait for us as we wait for
+ * it). */
+static gboolean
+wait_writable_draining (int                         fd,
+                        const PeerLaneWriteOptions *options,
+                        GError                    **error)
+{
+  GPollFD fds[2] = { { fd, G_IO_OUT | G_IO_IN, 0 } };
+  guint n = 1;
+  gboolean ok = TRUE;
+  /* None given: the default timeout, counted from the first wait. */
+  gint64 deadline = options->deadline >= 0 ? options->deadline
+                                           : g_get_monotonic_time () + (gint64) PEER_LANE_DEFAULT_TIMEOUT_MS * 1000;
+
+  if (g_cancellable_make_pollfd (options->cancellable, &fds[1]))
+    n = 2;
+  for (;;)
+    {
+      gint64 left = deadline - g_get_monotonic_time ();
+      int r;
+
+      if (left <= 0)
+        {
+          g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "Timeout was reached");
+          ok = FALSE;
+          break;
+        }
+      r = g_poll (fds, n, (int) MIN ((left + 999) / 1000, G_MAXINT));
+      if (r < 0 && errno == EINTR)
+        continue;
+      if (g_cancellable_set_error_if_cancelled (options->cancellable, error))
+        {
+          ok = FALSE;
+          break;
+        }
+      if (fds[0].revents & (G_IO_ERR | G_IO_HUP))
+        break;                          /* sendmsg() says what went wrong */
+      if (fds[0].revents & G_IO_IN)
+        {
+          LaneControl control;
+          struct iovec iov = { options->drain_buffer, HEADER_SIZE };
+          struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+                                .msg_control = &control, .msg_controllen = sizeof control };
+          int drained[MAX_CMSG_FDS];
+
+          if (recvmsg (fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC) > 0)
+            close_fds (drained, collect_fds (&msg, drained));
+        }
+      if (fds[0].revents & G_IO_OUT)
+        break;
+    }
+  if (n == 2)
+    g_cancellable_release_fd (options->cancellable);
+  return ok;
+}
+
+static gboolean
+send_datagram (int                         fd,
+               struct msghdr              *msg,
+               const PeerLaneWriteOptions *options,
+               GError                    **error)
+{
+  gboolean poll_wait = options->wait == PEER_LANE_WAIT_POLL;
+
+  for (;;)
+    {
+      gssize n = sendmsg (fd, msg, MSG_NOSIGNAL |
+                          (options->wait == PEER_LANE_WAIT_BLOCK ? 0 : MSG_DONTWAIT));
+
+      if (n >= 0)
+        return TRUE;
+      if (errno == EINTR)
+        continue;
+      if ((errno == EAGAIN || errno == EWOULDBLOCK) && poll_wait)
+        {
+          if (!wait_writable_draining (fd, options, error))
+            return FALSE;
+          continue;
+        }
+      return write_failed (errno, error);
+    }
+}
+
+static void
+set_fds (struct msghdr *msg,
+         void          *control,
+         const int     *fds,
+         guint          n_fds)
+{
+  struct cmsghdr *c;
+
+  msg->msg_control = control;
+  msg->msg_controllen = CMSG_SPACE (sizeof (int) * n_fds);
+  memset (control, 0, msg->msg_controllen);     /* the padding goes out too */
+  c = CMSG_FIRSTHDR (msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN (sizeof (int) * n_fds);
+  memcpy (CMSG_DATA (c), fds, sizeof (int) * n_fds);
+}
+
+/* A header datagram (with the fds), then the body in chunks that each
+ * name the frame and their offset in it. */
+static gboolean
+write_chunked (int                         fd,
+               PeerLaneHeader             *header,
+               const guint8               *data,
+               const int                  *fds,
+               guint                       n_fds,
+               const PeerLaneWriteOptions *options,
+               GError                    **error)
+{
+  LaneControl control;
+  struct iovec iov[2] = { { header, HEADER_SIZE } };
+  struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 1 };
+  gsize total = header->body_size;
+
+  header->flags |= PEER_LANE_FLAG_CHUNKED;
+  if (n_fds > 0)
+    set_fds (&msg, &control, fds, n_fds);
+  if (!send_datagram (fd, &msg, options, error))
+    return FALSE;
+
+  for (gsize done = 0; done < total; )
+    {
+      PeerLaneHeader chunk = { header->serial, header->target, PEER_LANE_KIND_CHUNK, 0, 0, (guint32) done };
+      gsize length = MIN (total - done, options->chunk_size);
+      struct iovec chunk_iov[2] = { { &chunk, HEADER_SIZE }, { (gpointer) (data + done), length } };
+      struct msghdr chunk_msg = { .msg_iov = chunk_iov, .msg_iovlen = 2 };
+
+      if (!send_datagram (fd, &chunk_msg, options, error))
+        return FALSE;
+      done += length;
+    }
+  return TRUE;
+}
+
+gboolean
+_peer_lane_write_frame_full (int                          fd,
+                             PeerLaneKind                 kind,
+                             guint32                      serial,
+                             guint32                      target,
+                             GVariant                    *body,
+                             GUnixFDList                 *fd_list,
+                             const PeerLaneWriteOptions  *options,
+                             GError                     **error)
+{
+  LaneControl control;
+  PeerLaneHeader header = { serial, target, kind, 0, 0, 0 };
+  g_autoptr(PeerBlob) blob = NULL;
+  g_autoptr(GVariant) member = NULL;
+  struct iovec iov[2];
+  struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 1 };
+  int fds[MAX_CMSG_FDS];
+  guint n_fds = 0;
+  gsize size = body != NULL ? g_variant_get_size (body) : 0;
+
+  if (fd_list != NULL)
+    {
+      int length;
+      const int *list_fds = g_unix_fd_list_peek_fds (fd_list, &length);
+
+      if ((guint) length > MAX_CMSG_FDS - 1)
+        {
+          g_set_error (error, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED,
+                       "%d fds are more than a lane frame carries", length);
+          return FALSE;
+        }
+      memcpy (fds, list_fds, length * sizeof (int));
+      n_fds = length;
+    }
+
+  iov[0].iov_base = &header;
+  iov[0].iov_len = HEADER_SIZE;
+  header.body_size = size;
+  /* Large, or over the receiver's limit (max_chunked, when set, is it). */
+  if (size > PEER_LANE_MAX_INLINE || (options->max_chunked > 0 && size > options->max_chunked))
+    {
+      gconstpointer data = body_data (body, size, &member);
+
+      /* Bytes that arrived as a blob (an echo, a forwarded payload) leave
+       * as the same sealed memfd, uncopied. Others go in chunks when the
+       * writer may wait for the reader (copied by the kernel, into a
+       * buffer the reader keeps mapped), or are copied into a new blob
+       * with pwrite(), cheaper than through a fresh mapping. */
+      blob = _peer_blob_lookup_mapping (data, size);
+      if (blob == NULL && options->wait != PEER_LANE_WAIT_NONE && options->chunk_size > 0 &&
+          size > PEER_LANE_MAX_INLINE && size <= options->max_chunked)
+        {
+          gboolean ok;
+
+          header.n_fds = n_fds;
+          if (options->chunk_lock != NULL)
+            g_mutex_lock (options->chunk_lock);
+          ok = write_chunked (fd, &header, data, fds, n_fds, options, error);
+          if (options->chunk_lock != NULL)
+            g_mutex_unlock (options->chunk_lock);
+          return ok;
+        }
+      if (blob == NULL)
+        blob = peer_blob_new_from_data (data, size, error);
+      if (blob == NULL)
+        return FALSE;
+      header.flags |= PEER_LANE_FLAG_BODY_IN_BLOB;
+      fds[n_fds++] = peer_blob_get_fd (blob);
+    }
+  else if (size > 0)
+    {
+      iov[1].iov_base = (gpointer) body_data (body, size, &member);
+      iov[1].iov_len = size;
+      msg.msg_iovlen = 2;
+    }
+  header.n_fds = n_fds;
+  if (n_fds > 0)
+    set_fds (&msg, &control, fds, n_fds);
+  return send_datagram (fd, &msg, options, error);
+}
+
+gboolean
+_peer_lane_write_frame (int           fd,
+                        PeerLaneKind  kind,
+                        guint32       serial,
+                        guint32       target,
+                        GVariant     *body,
+                        GUnixFDList  *fd_list,
+                        gboolean      nonblocking,
+                        GError      **error)
+{
+  const PeerLaneWriteOptions options = {
+    .wait = nonblocking ? PEER_LANE_WAIT_NONE : PEER_LANE_WAIT_BLOCK,
+  };
+
+  return _peer_lane_write_frame_full (fd, kind, serial, target, body, fd_list, &options, error);
+}
+
+/* The largest chunk this end of a lane sends: half its send buffer, so
+ * that one chunk is on its way while the next is written, and at most
+ * MAX_CHUNK. A receiver on another CPU copies one chunk out while the
+ * next is written (as a stream socket's reader does), which a single
+ * datagram of a whole large body would not let it do; on one CPU, the
+ * switch per chunk costs little against copying it. With MAX_CHUNK, a
+ * 1 MiB echo went from 0.93-0.99x the floor's throughput to 1.16-1.77x
+ * on two CPUs, and from 1.39x to 1.12-1.25x on one. */
+#define MAX_CHUNK (512 * 1024)
+
+gsize
+_peer_lane_chunk_size_for (int fd)
+{
+  int sndbuf = 0;
+  socklen_t length = sizeof sndbuf;
+
+  if (getsockopt (fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, &length) != 0 || sndbuf < 64 * 1024)
+    return 16 * 1024;
+  /* SO_SNDBUF reads back doubled for the kernel's bookkeeping. */
+  return MIN ((gsize) sndbuf / 4, MAX_CHUNK) - HEADER_SIZE;
+}
+
+/* The empty tuple, made once: calls and replies without arguments are the
+ * common case, and each g_variant_new_tuple() or g_variant_new_from_bytes()
+ * costs a type-info lookup (a lock, a string copy, a hash) in GLib. */
+GVariant *
+_peer_lane_unit_variant (void)
+{
+  static GVariant *unit;
+
+  if (g_once_init_enter (&unit))
+    g_once_init_leave (&unit, g_variant_ref_sink (g_variant_new_tuple (NULL, 0)));
+  return unit;
+}
+
+/* A value of @type kept alive for as long as a method table lives, so that
+ * GLib keeps the type's info cached instead of building and freeing it on
+ * every call. Never read. */
+static GVariant *
+type_anchor_new (const GVariantType *type)
+{
+  g_autoptr(GBytes) empty = g_bytes_new_static ("", 0);
+
+  return g_variant_ref_sink (g_variant_new_from_bytes (type, empty, FALSE));
+}
+
+/* For a tuple of one array of fixed-size numbers, `(ay)` above all: the
+ * element's size, else 0. Every byte string whose size is a multiple of
+ * it is such a tuple in normal form (no framing offsets, no padding, no
+ * value that is not allowed), so GLib can be told it is trusted and skip
+ * its checks as the value is read. */
+static gsize
+trusted_element_size (const GVariantType *type)
+{
+  const char *s = g_variant_type_peek_string (type);
+
+  if (s[0] != '(' || s[1] != 'a' || s[3] != ')')
+    return 0;
+  switch (s[2])
+    {
+    case 'y':
+      return 1;
+    case 'n': case 'q':
+      return 2;
+    case 'i': case 'u': case 'h':
+      return 4;
+    case 'x': case 't': case 'd':
+      return 8;
+    default:
+      return 0;
+    }
+}
+
+/* Error frames carry (ss). */
+GVariant *
+_peer_lane_error_body (const char *name,
+                       const char *message)
+{
+  return g_variant_ref_sink (g_variant_new ("(ss)", name, message));
+}
+
+/* Whether every byte string is a normal-form value of tuple @type: its
+ * members are numbers (no booleans, which must be 0 or 1) or arrays of
+ * numbers. For those GVariant's safe reading is all the checking needed,
+ * and g_variant_is_normal_form(), which visits every element of an array
+ * one by one (some 25 ms for 1 MiB of `ay`), is skipped. */
+static gboolean
+type_is_all_numbers (const GVariantType *type)
+{
+  for (const GVariantType *m = g_variant_type_first (type); m != NULL; m = g_variant_type_next (m))
+    {
+      const GVariantType *t = g_variant_type_is_array (m) ? g_variant_type_element (m) : m;
+
+      if (!g_variant_type_is_basic (t) || g_variant_type_equal (t, G_VARIANT_TYPE_BOOLEAN) ||
+          g_variant_type_equal (t, G_VARIANT_TYPE_STRING) || g_variant_type_equal (t, G_VARIANT_TYPE_OBJECT_PATH) ||
+          g_variant_type_equal (t, G_VARIANT_TYPE_SIGNATURE))
+        return FALSE;
+    }
+  return TRUE;
+}
+
+
+void
+_peer_lane_type_init (LaneType   *t,
+                      const char *signature)
+{
+  t->type = g_variant_type_new (signature);
+  t->anchor = type_anchor_new (t->type);
+  t->string = g_variant_get_type_string (t->anchor);
+  t->length = g_variant_type_get_string_length (t->type);
+  t->is_unit = g_variant_type_equal (t->type, G_VARIANT_TYPE_UNIT);
+  t->check_normal = !type_is_all_numbers (t->type);
+  t->trusted_element = trusted_element_size (t->type);
+}
+
+void
+_peer_lane_type_clear (LaneType *t)
+{
+  g_variant_unref (t->anchor);
+  g_variant_type_free (t->type);
+}
+
+/* Whether @value is of type @t: the anchor shares GLib's type info with
+ * every value of its type, so the common case is a pointer comparison
+ * rather than a walk over two type strings. */
+
+/* A received body as a value of @t. The empty tuple, whose only normal
+ * form is one zero byte, is the shared _peer_lane_unit_variant(). Not checked for
+ * normal form (the caller does, when t->check_normal). (transfer full) */
+GVariant *
+_peer_lane_type_read (const LaneType *t,
+                      GBytes         *body)
+{
+  gsize size = g_bytes_get_size (body);
+
+  if (t->is_unit && size == 1 && *(const guint8 *) g_bytes_get_data (body, NULL) == 0)
+    return g_variant_ref (_peer_lane_unit_variant ());
+  /* Not g_variant_ref_sink(), which takes the value's lock. */
+  return g_variant_take_ref (g_variant_new_from_bytes (t->type, body,
+                                                       t->trusted_element > 0 && size % t->trusted_element == 0));
+}
+
+/* --- the log and the capture -------------------------------------------------- */
+
+/* Logs and captures a frame (PEER_DEBUG=messages, PEER_CAPTURE) as the
+ * D-Bus message it stands for: a call with its path, interface and
+ * member from the method table; a reply or error answering @target (a
+ * lane reply has no serial of its own: it is given its call's). Only
+ * called when _peer_debug_lanes_watched() said so at the lane's opening. */
+GDBusMessage *
+_peer_lane_frame_to_message (PeerLaneKind  kind,
+                             guint32       serial,
+                             guint32       target,
+                             const char   *path,
+                             const char   *interface_name,
+                             const char   *member,
+                             GVariant     *body,
+                             GUnixFDList  *fd_list)
+{
+  GDBusMessage *message;
+
+  if (kind == PEER_LANE_KIND_CALL)
+    {
+      message = g_dbus_message_new_method_call (NULL, path, interface_name, member);
+      g_dbus_message_set_serial (message, serial);
+    }
+  else
+    {
+      message = g_dbus_message_new ();
+      g_dbus_message_set_flags (message, G_DBUS_MESSAGE_FLAGS_NO_REPLY_EXPECTED);
+      g_dbus_message_set_serial (message, target);
+      g_dbus_message_set_reply_serial (message, target);
+      if (kind == PEER_LANE_KIND_REPLY)
+        g_dbus_message_set_message_type (message, G_DBUS_MESSAGE_TYPE_METHOD_RETURN);
+      else
+        {
+          const char *name = "org.libpeer.Error.Failed", *text = "";
+
+          g_dbus_message_set_message_type (message, G_DBUS_MESSAGE_TYPE_ERROR);
+          if (body != NULL && g_variant_is_of_type (body, G_VARIANT_TYPE ("(ss)")))
+            g_variant_get (body, "(&s&s)", &name, &text);
+          g_dbus_message_set_error_name (message, g_dbus_is_error_name (name) ? name : "org.libpeer.Error.Failed");
+          g_dbus_message_set_body (message, g_variant_new ("(s)", text));
+          body = NULL;
+        }
+    }
+  if (body != NULL && g_variant_n_children (body) > 0)
+    g_dbus_message_set_body (message, body);
+  if (fd_list != NULL && g_unix_fd_list_get_length (fd_list) > 0)
+    g_dbus_message_set_num_unix_fds (message, g_unix_fd_list_get_length (fd_list));
+  return message;
+}
+
+void
+_peer_lane_debug_frame (const char   *side,
+                        gboolean      incoming,
+                        PeerLaneKind  kind,
+                        guint32       serial,
+                        guint32       target,
+                        const char   *path,
+                        const char   *interface_name,
+                        const char   *member,
+                        GVariant     *body,
+                        GUnixFDList  *fd_list)
+{
+  g_autoptr(GDBusMessage) message = _peer_lane_frame_to_message (kind, serial, target, path, interface_name,
+                                                                 member, body, fd_list);
+
+  _peer_debug_lane_message (message, incoming, side);
+}
+
+/* --- spin-then-sleep --------------------------------------------------------- */
+
+/* A frame that comes within some tens of microseconds is waited for by
+ * polling the socket, not by sleeping in recvmsg(): when the peer runs on
+ * another CPU, being woken costs more than a whole call (20-25 µs on a
+ * shared VM, against a round trip of 15). Both ends do it: a client for
+ * its reply, a server's lane thread for the next call.
+ *
+ * The budget follows the traffic: twice the last wait that a spin caught,
+ * at most the configured maximum. Spinning stops, until SPIN_PROBE_EVERY
+ * waits later, when a spin catches nothing (the peer is slower than
+ * spinning is worth) or catches the frame before polling twice (the peer
+ * shares our CPU, and ran when we yielded, which sleeping in recvmsg()
+ * also lets it do, for less). So an idle end burns at most one budget
+ * after its last frame, and on one CPU nothing: there it never spins. */
+#define SPIN_MAX_US 50
+#define SPIN_MIN_US 10
+#define SPIN_PROBE_EVERY 64
+
+
+/* The most a wait spins, in µs: $PEER_LANE_SPIN_US (0 turns spinning
+ * off, for a machine where CPU time matters more than latency), else
+ * SPIN_MAX_US. Read once. */
+static gint64
+spin_max_us (void)
+{
+  static gsize value;
+
+  if (g_once_init_enter (&value))
+    {
+      const char *text = g_getenv ("PEER_LANE_SPIN_US");
+      guint64 us = SPIN_MAX_US;
+
+      if (text != NULL && !g_ascii_string_to_unsigned (text, 10, 0, 1000, &us, NULL))
+        {
+          g_debug ("libpeer: PEER_LANE_SPIN_US=%s is not a number of µs from 0 to 1000; using %d",
+                   text, SPIN_MAX_US);
+          us = SPIN_MAX_US;
+        }
+      /* Stored plus one: g_once_init_leave() takes no zero. */
+      g_once_init_leave (&value, (gsize) us + 1);
+    }
+  return (gint64) value - 1;
+}
+
+void
+_peer_lane_spin_init (LaneSpin *spin)
+{
+  spin->max = g_get_num_processors () > 1 ? spin_max_us () : 0;
+  spin->budget = spin->max;
+  spin->unspun = 0;
+}
+
+/* Before a blocking read of @fd: returns when a frame (or the end of the
+ * stream) is there, or when the budget is spent. */
+void
+_peer_lane_spin_wait (LaneSpin *spin,
+                      int       fd)
+{
+  gint64 start, now, end;
+  gboolean ready = FALSE;
+  guint yields = 0;
+
+  if (spin->max == 0)
+    return;
+  if (spin->budget == 0)
+    {
+      if (++spin->unspun < SPIN_PROBE_EVERY)
+        return;
+      spin->unspun = 0;
+      spin->budget = spin->max;
+    }
+  start = g_get_monotonic_time ();
+  end = start + spin->budget;
+  do
+    {
+      guint8 byte;
+
+      /* Readable, at end of stream, or broken: the read says which. */
+      if (recv (fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) >= 0 || (errno != EAGAIN && errno != EINTR))
+        ready = TRUE;
+      else
+        {
+          sched_yield ();       /* a peer on this CPU runs now, not after our spin */
+          yields++;
+        }
+      now = g_get_monotonic_time ();
+    }
+  while (!ready && now < end);
+
+  if (ready && yields >= 2)
+    spin->budget = CLAMP (2 * (now - start), MIN (SPIN_MIN_US, spin->max), spin->max);
+  else
+    spin->budget = 0;
+}
+

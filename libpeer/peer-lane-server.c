@@ -1,0 +1,783 @@
+/* peer-lane-server.c: the server's end of a lane.
+ *
+ * Open() makes a socketpair, keeps one end and starts a thread that reads
+ * frames from it (peer-lane-frame.c). A call to a handler flagged
+ * PEER_METHOD_FLAGS_THREAD_SAFE runs right there, on the lane thread, and
+ * its reply is written from whatever thread replies: no hop at all. Other
+ * handlers are handed to the server's main context (correct, one hop).
+ * Large replies go in chunks when the lane thread writes them (within a
+ * send timeout), as sealed memfd blobs otherwise: see lane_send().
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "peer-blob-private.h"
+#include "peer-call-private.h"
+#include "peer-connection-private.h"
+#include "peer-debug-private.h"
+#include "peer-error.h"
+#include "peer-interface-private.h"
+#include "peer-lane-private.h"
+#include "peer-router-private.h"
+
+/* --- server: a lane -------------------------------------------------------- */
+
+typedef struct {
+  PeerInterface *iface;
+  guint method_index;
+  gboolean thread_safe;
+  LaneType in;
+  LaneType out;
+} LaneMethod;
+
+static void
+lane_method_free (LaneMethod *m)
+{
+  _peer_lane_type_clear (&m->in);
+  _peer_lane_type_clear (&m->out);
+  g_object_unref (m->iface);
+  g_free (m);
+}
+
+/* Owned by references: the lane thread's, the connection's list of lanes
+ * (main context), and each call in progress. The fd is closed with the
+ * last reference, never before: a reply written from another thread must
+ * not reach a reused fd number. */
+typedef struct {
+  gatomicrefcount ref_count;
+  int fd;
+  PeerConnection *connection;
+  PeerRouter *router;           /* for monitors' copies */
+  GMainContext *context;
+  GPtrArray *methods;           /* LaneMethod*, indexed by id; read-only */
+  gint shut;                    /* atomic */
+  PeerLaneBuffers *buffers;     /* chunked calls are assembled here */
+  gsize chunk_size;
+  gsize max_chunked;            /* what the client was told it may receive in chunks */
+  gsize kernel_reserved;        /* the sockets' buffers, held in the peer's quota */
+
+  /* Only the lane thread writes chunked frames, holding @write_lock
+   * throughout (it may wait for the client). Other threads write
+   * one-datagram frames, never waiting: with the lock when they get it at
+   * once, else through @queued, which whoever holds the lock empties
+   * after releasing it. The lane thread's own one-datagram frames need no
+   * lock: nothing else can be between chunks when it writes them. */
+  GMutex write_lock;
+  GMutex queue_lock;
+  GQueue queued;                /* QueuedFrame*, under queue_lock */
+  gint n_queued;                /* atomic: the queue's length */
+  gboolean watched;             /* frames are logged or captured */
+  /* A finished call's block, for the lane thread's next call: a call
+   * costs no allocation in the steady state. Atomic: calls finish on
+   * any thread. */
+  gpointer spare_call;
+} LaneServer;
+
+typedef struct {
+  PeerLaneKind kind;
+  guint32 target;
+  GVariant *body;
+  GUnixFDList *fd_list;
+} QueuedFrame;
+
+static void
+queued_frame_free (QueuedFrame *q)
+{
+  g_variant_unref (q->body);
+  g_clear_object (&q->fd_list);
+  g_free (q);
+}
+
+/* The lane whose thread this is, if any. Not the thread's id: a thread
+ * made after the lane thread ended may be given the same one, and take
+ * itself for the lane thread. */
+static GPrivate current_lane;
+
+static LaneServer *
+lane_server_ref (LaneServer *lane)
+{
+  g_atomic_ref_count_inc (&lane->ref_count);
+  return lane;
+}
+
+static void
+lane_server_unref (LaneServer *lane)
+{
+  if (!g_atomic_ref_count_dec (&lane->ref_count))
+    return;
+  close (lane->fd);
+  _peer_wire_limits_release (_peer_connection_get_limits (lane->connection), lane->kernel_reserved);
+  g_queue_clear_full (&lane->queued, (GDestroyNotify) queued_frame_free);
+  g_mutex_clear (&lane->write_lock);
+  g_mutex_clear (&lane->queue_lock);
+  _peer_lane_buffers_unref (lane->buffers);
+  g_ptr_array_unref (lane->methods);
+  g_main_context_unref (lane->context);
+  g_object_unref (lane->connection);
+  _peer_router_unref (lane->router);
+  g_free (lane->spare_call);
+  g_free (lane);
+}
+
+/* Any thread. Wakes the lane thread out of recvmsg() with end of stream. */
+static void
+lane_server_shutdown (LaneServer *lane)
+{
+  if (g_atomic_int_compare_and_exchange (&lane->shut, FALSE, TRUE))
+    shutdown (lane->fd, SHUT_RDWR);
+}
+
+typedef struct {
+  LaneServer *lane;
+  const LaneMethod *method;     /* lives as long as lane->methods */
+  guint32 serial;
+} LaneCall;
+
+/* How the server writes a reply: waiting for the client only on the lane
+ * thread (@wait BLOCK: in chunks), never elsewhere (NONE). Either way a
+ * body over the peer's message-size limit (as it is now, and as Open told
+ * the client) goes as a blob, as a body over PEER_LANE_MAX_INLINE does
+ * when it is not chunked. */
+static PeerLaneWriteOptions
+lane_write_options (LaneServer   *lane,
+                    PeerLaneWait  wait)
+{
+  PeerLaneWriteOptions options = {
+    wait, wait == PEER_LANE_WAIT_BLOCK ? lane->chunk_size : 0,
+    MIN (lane->max_chunked, _peer_connection_get_max_message_size (lane->connection)),
+  };
+
+  return options;
+}
+
+/* Writes what other threads queued, unless another thread holds the lock
+ * (it does so itself after releasing it). */
+static void
+lane_flush_queued (LaneServer *lane)
+{
+  while (g_atomic_int_get (&lane->n_queued) > 0 && g_mutex_trylock (&lane->write_lock))
+    {
+      for (;;)
+        {
+          g_autoptr(GError) error = NULL;
+          QueuedFrame *q;
+
+          g_mutex_lock (&lane->queue_lock);
+          q = g_queue_pop_head (&lane->queued);
+          if (q != NULL)
+            g_atomic_int_add (&lane->n_queued, -1);
+          g_mutex_unlock (&lane->queue_lock);
+          if (q == NULL)
+            break;
+          PeerLaneWriteOptions options = lane_write_options (lane, PEER_LANE_WAIT_NONE);
+
+          if (!_peer_lane_write_frame_full (lane->fd, q->kind, 0, q->target, q->body, q->fd_list,
+                                            &options, &error))
+            {
+              g_debug ("libpeer: lane reply to %s failed: %s",
+                       peer_connection_get_unique_name (lane->connection), error->message);
+              lane_server_shutdown (lane);
+            }
+          queued_frame_free (q);
+        }
+      g_mutex_unlock (&lane->write_lock);
+    }
+}
+
+/* Any thread: the log, the capture and monitors see a frame as the D-Bus
+ * message it stands for, between the peer and the server's unique name,
+ * as they see the peer's messages on its D-Bus connection. */
+static void
+lane_observe_frame (LaneServer   *lane,
+                    gboolean      incoming,
+                    PeerLaneKind  kind,
+                    guint32       serial,
+                    guint32       target,
+                    const char   *path,
+                    const char   *interface_name,
+                    const char   *member,
+                    GVariant     *body,
+                    GUnixFDList  *fd_list)
+{
+  g_autoptr(GDBusMessage) message = _peer_lane_frame_to_message (kind, serial, target, path, interface_name,
+                                                                 member, body, NULL);
+  const char *peer_name = peer_connection_get_unique_name (lane->connection);
+
+  if (lane->watched)
+    {
+      if (fd_list != NULL && g_unix_fd_list_get_length (fd_list) > 0)
+        g_dbus_message_set_num_unix_fds (message, g_unix_fd_list_get_length (fd_list));
+      _peer_debug_lane_message (message, incoming, "server lane");
+    }
+  if (_peer_router_has_monitors (lane->router))
+    {
+      /* A monitor gets the fds too, as on the D-Bus connection. */
+      g_dbus_message_set_num_unix_fds (message, 0);
+      if (fd_list != NULL && g_unix_fd_list_get_length (fd_list) > 0)
+        g_dbus_message_set_unix_fd_list (message, fd_list);
+      _peer_router_copy_to_monitors (lane->router, message,
+                                     incoming ? peer_name : PEER_ROUTER_SERVER_NAME,
+                                     incoming ? PEER_ROUTER_SERVER_NAME : peer_name,
+                                     lane->connection);
+    }
+}
+
+/* Any thread: a reply or an error for call @target. */
+static void
+lane_send (LaneServer   *lane,
+           PeerLaneKind  kind,
+           guint32       target,
+           GVariant     *body,
+           GUnixFDList  *fd_list)
+{
+  g_autoptr(GError) error = NULL;
+  gboolean ok;
+
+  if (lane->watched || _peer_router_has_monitors (lane->router))
+    lane_observe_frame (lane, FALSE, kind, 0, target, NULL, NULL, NULL, body, fd_list);
+  if (g_private_get (&current_lane) == lane)
+    {
+      /* The lane thread may wait for the client (who, in a call, reads),
+       * within the socket's send timeout; it is the only one that does.
+       * It holds the lock only to write in chunks: no other thread's
+       * chunks can be in progress, and a one-datagram frame cannot come
+       * between another's (the common case takes no lock). */
+      PeerLaneWriteOptions options = lane_write_options (lane, PEER_LANE_WAIT_BLOCK);
+
+      options.chunk_lock = &lane->write_lock;
+      ok = _peer_lane_write_frame_full (lane->fd, kind, 0, target, body, fd_list, &options, &error);
+      lane_flush_queued (lane);         /* what others queued behind the chunks, if any */
+    }
+  else if (g_mutex_trylock (&lane->write_lock))
+    {
+      /* Never waiting: a peer that does not read its replies loses its
+       * lane instead of stalling the thread that replies (maybe the main
+       * one); what it can make us hold is the socket buffer. */
+      PeerLaneWriteOptions options = lane_write_options (lane, PEER_LANE_WAIT_NONE);
+
+      ok = _peer_lane_write_frame_full (lane->fd, kind, 0, target, body, fd_list, &options, &error);
+      g_mutex_unlock (&lane->write_lock);
+      lane_flush_queued (lane);
+    }
+  else
+    {
+      /* The lane thread is writing a chunked frame: it sends this after. */
+      QueuedFrame *q = g_new0 (QueuedFrame, 1);
+
+      q->kind = kind;
+      q->target = target;
+      q->body = g_variant_ref (body);
+      q->fd_list = fd_list != NULL ? g_object_ref (fd_list) : NULL;
+      g_mutex_lock (&lane->queue_lock);
+      g_queue_push_tail (&lane->queued, q);
+      g_atomic_int_inc (&lane->n_queued);
+      g_mutex_unlock (&lane->queue_lock);
+      lane_flush_queued (lane);
+      return;
+    }
+  if (!ok)
+    {
+      g_debug ("libpeer: lane reply to %s failed: %s",
+               peer_connection_get_unique_name (lane->connection), error->message);
+      lane_server_shutdown (lane);
+    }
+}
+
+static void
+lane_call_send (PeerCall     *call,
+                PeerLaneKind  kind,
+                GVariant     *body,
+                GUnixFDList  *fd_list)
+{
+  LaneCall *lc = call->transport_data;
+
+  lane_send (lc->lane, kind, lc->serial, body, fd_list);
+}
+
+static void
+lane_return_error (PeerCall   *call,
+                   const char *error_name,
+                   const char *message)
+{
+  g_autoptr(GVariant) body = _peer_lane_error_body (error_name, message);
+
+  lane_call_send (call, PEER_LANE_KIND_ERROR, body, NULL);
+}
+
+static void
+lane_return_value (PeerCall    *call,
+                   GVariant    *value,
+                   GUnixFDList *fd_list)
+{
+  LaneCall *lc = call->transport_data;
+  g_autoptr(GVariant) unit = NULL;
+
+  if (value == NULL)
+    value = unit = g_variant_ref (_peer_lane_unit_variant ());
+  if (!_peer_lane_type_is_of (&lc->method->out, value))
+    {
+      /* A handler bug; GDBus answers the same way on its path. */
+      g_autofree char *message = g_strdup_printf ("%s returned '%s', not '%s'",
+                                                  peer_call_get_method_name (call),
+                                                  g_variant_get_type_string (value),
+                                                  lc->method->out.string);
+      g_debug ("libpeer: %s", message);
+      lane_return_error (call, "org.libpeer.Error.Failed", message);
+      return;
+    }
+  lane_call_send (call, PEER_LANE_KIND_REPLY, value, fd_list);
+}
+
+static gboolean
+lane_finalize (PeerCall *call)
+{
+  LaneServer *lane = ((LaneCall *) call->transport_data)->lane;
+  /* Nothing of @call is touched once it is the spare: the lane thread may
+   * be building its next call in it already. */
+  gboolean kept = g_atomic_pointer_compare_and_exchange (&lane->spare_call, NULL, call);
+
+  /* What kept the call's borrowed connection and interface alive (and,
+   * when it is the last reference, what frees the spare). */
+  lane_server_unref (lane);
+  return kept;
+}
+
+static const PeerCallTransport lane_transport = {
+  lane_return_value,
+  lane_return_error,
+  lane_finalize,
+};
+
+static gboolean
+dispatch_in_main_context (gpointer user_data)
+{
+  PeerCall *call = user_data;
+
+  _peer_interface_dispatch (call->iface, call);
+  peer_call_unref (call);
+  return G_SOURCE_REMOVE;
+}
+
+/* Answers a call with an error before it becomes a PeerCall. */
+static void
+lane_refuse (LaneServer *lane,
+             guint32     serial,
+             const char *name,
+             const char *message)
+{
+  g_autoptr(GVariant) body = _peer_lane_error_body (name, message);
+
+  lane_send (lane, PEER_LANE_KIND_ERROR, serial, body, NULL);
+}
+
+/* Returns FALSE when the frame breaks the protocol. */
+static gboolean
+lane_handle_frame (LaneServer    *lane,
+                   PeerLaneFrame *frame)
+{
+  const PeerLaneHeader *h = &frame->header;
+  const LaneMethod *m;
+  GVariant *parameters;
+  LaneCall *lc;
+  PeerCall *call;
+
+  if (h->kind != PEER_LANE_KIND_CALL)
+    return FALSE;
+  /* Over the limit: a chunked body arrives oversized (read and dropped),
+   * an inline one is measured here; a blob's does not count. */
+  if (frame->over_mapped != NULL)
+    {
+      lane_refuse (lane, h->serial, "org.libpeer.Error.LimitExceeded", frame->over_mapped->message);
+      return TRUE;
+    }
+  if (frame->oversized ||
+      (!(h->flags & PEER_LANE_FLAG_BODY_IN_BLOB) &&
+       h->body_size > _peer_connection_get_max_message_size (lane->connection)))
+    {
+      g_autofree char *message = g_strdup_printf ("The call's %u bytes are over the limit of %u",
+                                                  h->body_size,
+                                                  _peer_connection_get_max_message_size (lane->connection));
+      lane_refuse (lane, h->serial, "org.libpeer.Error.LimitExceeded", message);
+      return TRUE;
+    }
+  /* As on the GDBus path: refused, and the fds are closed with the frame. */
+  if (frame->fd_list != NULL &&
+      (guint) g_unix_fd_list_get_length (frame->fd_list) > _peer_connection_get_max_fds (lane->connection))
+    {
+      g_autofree char *message = g_strdup_printf ("The call carries %d fds, more than %u",
+                                                  g_unix_fd_list_get_length (frame->fd_list),
+                                                  _peer_connection_get_max_fds (lane->connection));
+      lane_refuse (lane, h->serial, "org.libpeer.Error.LimitExceeded", message);
+      return TRUE;
+    }
+  if (h->target >= lane->methods->len)
+    {
+      lane_refuse (lane, h->serial, "org.freedesktop.DBus.Error.UnknownMethod", "No method has that lane id");
+      return TRUE;
+    }
+  m = g_ptr_array_index (lane->methods, h->target);
+
+  /* Untrusted bytes: g_variant_new_from_bytes() reads any of them safely,
+   * and the normal-form check refuses what GDBus's parser would. */
+  parameters = _peer_lane_type_read (&m->in, frame->body);
+  if (m->in.check_normal && !g_variant_is_normal_form (parameters))
+    {
+      g_variant_unref (parameters);
+      lane_refuse (lane, h->serial, "org.freedesktop.DBus.Error.InvalidArgs",
+                   "Arguments are not in normal form for their type");
+      return TRUE;
+    }
+
+  if (lane->watched || _peer_router_has_monitors (lane->router))
+    lane_observe_frame (lane, TRUE, PEER_LANE_KIND_CALL, h->serial, 0, peer_interface_get_object_path (m->iface),
+                 peer_interface_get_info (m->iface)->name,
+                 _peer_interface_get_method_info (m->iface, m->method_index)->name, parameters, frame->fd_list);
+
+  /* The peer's one budget: a lane is no way around the limit on its
+   * GDBus connection, and a thread-safe call counts while it runs. */
+  if (!_peer_wire_limits_begin_call (_peer_connection_get_limits (lane->connection)))
+    {
+      g_autofree char *message = g_strdup_printf ("More than %u calls in progress",
+                                                  _peer_wire_limits_get_max_in_flight (_peer_connection_get_limits (lane->connection)));
+      g_variant_unref (parameters);
+      lane_refuse (lane, h->serial, "org.libpeer.Error.LimitExceeded", message);
+      return TRUE;
+    }
+
+  /* The call borrows the connection and the interface: the lane reference
+   * it holds keeps both alive (lane->connection, lane->methods). */
+  call = _peer_call_new (g_atomic_pointer_exchange (&lane->spare_call, NULL),
+                         &lane_transport, NULL, sizeof (LaneCall), lane->connection, m->iface, TRUE,
+                         m->method_index, parameters, frame->fd_list);
+  call->counted_in = _peer_connection_get_limits (lane->connection);
+  lc = call->transport_data;
+  lc->lane = lane_server_ref (lane);
+  lc->method = m;
+  lc->serial = h->serial;
+
+  if (m->thread_safe)
+    {
+      /* The fast path: handled and answered on this thread. */
+      _peer_interface_dispatch (m->iface, call);
+      peer_call_unref (call);
+      return TRUE;
+    }
+
+  g_main_context_invoke_full (lane->context, G_PRIORITY_DEFAULT, dispatch_in_main_context, call, NULL);
+  return TRUE;
+}
+
+/* The lanes of one connection, as qdata on it; main context only. */
+static GQuark
+lanes_quark (void)
+{
+  return g_quark_from_static_string ("peer-lanes");
+}
+
+static gboolean
+lane_ended_in_main_context (gpointer user_data)
+{
+  LaneServer *lane = user_data;
+  GPtrArray *lanes = g_object_get_qdata (G_OBJECT (lane->connection), lanes_quark ());
+
+  if (lanes != NULL)
+    g_ptr_array_remove (lanes, lane);
+  lane_server_unref (lane);
+  return G_SOURCE_REMOVE;
+}
+
+/* The limit applies to connected peers as soon as it changes. */
+static gsize
+lane_max_body (gpointer connection)
+{
+  return _peer_connection_get_max_message_size (connection);
+}
+
+static gpointer
+lane_thread (gpointer user_data)
+{
+  LaneServer *lane = user_data;
+  g_autofree guint8 *buffer = g_malloc (PEER_LANE_BUFFER_SIZE);
+  g_autoptr(GError) error = NULL;
+  /* Up to the most any limit allows; the peer's limit, which may change,
+   * is applied to each call (lane_handle_frame()). */
+  PeerLaneReadOptions options = {
+    .max_fds = PEER_SERVER_MAX_FDS_PER_MESSAGE,
+    .drain_oversized = TRUE,
+    .buffers = lane->buffers,
+    .max_body_func = lane_max_body,
+    .max_body_data = lane->connection,
+    .mapped_in = _peer_connection_get_limits (lane->connection),
+  };
+  LaneSpin spin;
+
+  _peer_lane_spin_init (&spin);
+  g_private_set (&current_lane, lane);
+  for (;;)
+    {
+      PeerLaneFrame frame;
+      gboolean ok;
+
+      /* A client calling again at once is caught without a wake-up. */
+      _peer_lane_spin_wait (&spin, lane->fd);
+      if (!_peer_lane_read_frame_full (lane->fd, buffer, &options, &frame, &error))
+        break;
+      if (_peer_connection_is_closed (lane->connection))
+        {
+          /* The connection went first; its "closed" handler will shut
+           * this lane, but nothing more is served meanwhile. */
+          _peer_lane_frame_clear (&frame);
+          break;
+        }
+      ok = lane_handle_frame (lane, &frame);
+      _peer_lane_frame_clear (&frame);
+      if (!ok)
+        {
+          g_set_error_literal (&error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
+                               "Sent a lane frame only a server sends");
+          break;
+        }
+    }
+
+  if (error != NULL && !g_atomic_int_get (&lane->shut))
+    {
+      /* A peer that breaks the lane protocol is broken or hostile; the
+       * GDBus connection carries the same credentials, so it goes too. */
+      g_autoptr(GError) reason = g_error_new (PEER_ERROR, PEER_ERROR_INVALID_ARGS,
+                                              "Bad lane frame: %s", error->message);
+      g_debug ("libpeer: closing %s: %s", peer_connection_get_unique_name (lane->connection),
+               reason->message);
+      peer_connection_close (lane->connection, reason);
+    }
+  lane_server_shutdown (lane);
+  g_private_set (&current_lane, NULL);
+  /* Hands this thread's reference to the main context, which also drops
+   * the connection's. */
+  g_main_context_invoke (lane->context, lane_ended_in_main_context, lane);
+  return NULL;
+}
+
+static void
+shut_lanes (gpointer data)
+{
+  GPtrArray *lanes = data;
+
+  for (guint i = 0; i < lanes->len; i++)
+    lane_server_shutdown (g_ptr_array_index (lanes, i));
+  g_ptr_array_unref (lanes);
+}
+
+static void
+on_lane_connection_closed (PeerConnection *connection,
+                           const GError   *reason,
+                           gpointer        user_data)
+{
+  /* Drops the list: every lane is shut, and freed once its thread and its
+   * calls are done. */
+  g_object_set_qdata (G_OBJECT (connection), lanes_quark (), NULL);
+}
+
+/* Builds the method table: every method with a handler in every interface
+ * the server exports, except the bus's and the lane's own. */
+static GPtrArray *
+build_method_table (PeerRouter      *router,
+                    GVariantBuilder *description)
+{
+  g_autoptr(GPtrArray) exports = _peer_router_dup_objects (router);
+  GPtrArray *methods = g_ptr_array_new_with_free_func ((GDestroyNotify) lane_method_free);
+
+  for (guint i = 0; i < exports->len; i++)
+    {
+      PeerInterface *iface = g_ptr_array_index (exports, i);
+      GDBusInterfaceInfo *info = peer_interface_get_info (iface);
+
+      if (g_str_equal (info->name, PEER_LANE_INTERFACE) || g_str_has_prefix (info->name, PEER_ROUTER_BUS_NAME))
+        continue;
+      for (guint j = 0; info->methods != NULL && info->methods[j] != NULL; j++)
+        {
+          GDBusMethodInfo *method = info->methods[j];
+          g_autoptr(GString) in_sig = g_string_new ("(");
+          g_autoptr(GString) out_sig = g_string_new ("(");
+          PeerMethodFlags flags;
+          LaneMethod *m;
+
+          if (!_peer_interface_get_method_handler (iface, j, &flags))
+            continue;
+          for (guint k = 0; method->in_args != NULL && method->in_args[k] != NULL; k++)
+            g_string_append (in_sig, method->in_args[k]->signature);
+          for (guint k = 0; method->out_args != NULL && method->out_args[k] != NULL; k++)
+            g_string_append (out_sig, method->out_args[k]->signature);
+          g_string_append_c (in_sig, ')');
+          g_string_append_c (out_sig, ')');
+
+          m = g_new0 (LaneMethod, 1);
+          m->iface = g_object_ref (iface);
+          m->method_index = j;
+          m->thread_safe = (flags & PEER_METHOD_FLAGS_THREAD_SAFE) != 0;
+          _peer_lane_type_init (&m->in, in_sig->str);
+          _peer_lane_type_init (&m->out, out_sig->str);
+          g_variant_builder_add (description, "(usssssu)", methods->len,
+                                 peer_interface_get_object_path (iface), info->name, method->name,
+                                 in_sig->str, out_sig->str, (guint32) flags);
+          g_ptr_array_add (methods, m);
+        }
+    }
+  return methods;
+}
+
+static void
+handle_open (PeerCall *call,
+             gpointer  user_data)
+{
+  PeerRouter *router = user_data;
+  PeerConnection *connection = peer_call_get_connection (call);
+  GDBusConnection *dbus = peer_connection_get_dbus_connection (connection);
+  g_autoptr(GUnixFDList) fd_list = NULL;
+  g_autoptr(GError) error = NULL;
+  GVariantBuilder description;
+  GPtrArray *lanes;
+  LaneServer *lane;
+  GThread *thread;
+  GVariantDict limits;
+  PeerWireLimits *ledger = _peer_connection_get_limits (connection);
+  gsize buffer_size, kernel_bytes = 0;
+  int pair[2];
+
+  if (!(g_dbus_connection_get_capabilities (dbus) & G_DBUS_CAPABILITY_FLAGS_UNIX_FD_PASSING))
+    {
+      peer_call_return_error (call, PEER_ERROR, PEER_ERROR_NOT_SUPPORTED,
+                              "A lane is handed over by fd passing, which this connection did not negotiate");
+      return;
+    }
+  lanes = g_object_get_qdata (G_OBJECT (connection), lanes_quark ());
+  if (lanes != NULL && lanes->len >= PEER_LANE_MAX_PER_CONNECTION)
+    {
+      peer_call_return_error (call, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED,
+                              "A connection may have %d lanes open", PEER_LANE_MAX_PER_CONNECTION);
+      return;
+    }
+  if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair) != 0)
+    {
+      int saved_errno = errno;
+      peer_call_return_error (call, G_IO_ERROR, g_io_error_from_errno (saved_errno),
+                              "socketpair(): %s", g_strerror (saved_errno));
+      return;
+    }
+  /* Room for large chunks, forced when this process may (CAP_NET_ADMIN),
+   * else capped by the kernel at wmem_max (some 208 KiB), which still
+   * holds an inline frame. Each end sends chunks of half its own buffer
+   * (_peer_lane_chunk_size_for()). What the buffers can hold is the peer's to fill,
+   * so it is sized from, and held in, the peer's quota. */
+  buffer_size = CLAMP (_peer_wire_limits_get_max_queued (ledger) / (8 * PEER_LANE_MAX_PER_CONNECTION),
+                       PEER_LANE_MIN_SOCKET_BUFFER, PEER_LANE_SOCKET_BUFFER);
+  for (int i = 0; i < 2; i++)
+    {
+      int size = (int) buffer_size;
+
+      if (setsockopt (pair[i], SOL_SOCKET, SO_SNDBUFFORCE, &size, sizeof size) != 0)
+        setsockopt (pair[i], SOL_SOCKET, SO_SNDBUF, &size, sizeof size);
+      if (setsockopt (pair[i], SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0)
+        setsockopt (pair[i], SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+    }
+  /* The lane thread waits this long for a client to take a chunk. */
+  {
+    struct timeval tv = { PEER_LANE_SEND_TIMEOUT_MS / 1000, (PEER_LANE_SEND_TIMEOUT_MS % 1000) * 1000 };
+    setsockopt (pair[0], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+  }
+
+  for (int i = 0; i < 2; i++)
+    {
+      int granted = 0;
+      socklen_t length = sizeof granted;
+
+      if (getsockopt (pair[i], SOL_SOCKET, SO_SNDBUF, &granted, &length) == 0 && granted > 0)
+        kernel_bytes += (gsize) granted;
+    }
+  if (!_peer_wire_limits_reserve (ledger, kernel_bytes, "A lane's socket buffers", &error))
+    {
+      close (pair[0]);
+      close (pair[1]);
+      peer_call_return_gerror (call, error);
+      return;
+    }
+
+  fd_list = g_unix_fd_list_new_from_array (&pair[1], 1);   /* takes it */
+
+  lane = g_new0 (LaneServer, 1);
+  lane->kernel_reserved = kernel_bytes;
+  g_atomic_ref_count_init (&lane->ref_count);
+  lane->fd = pair[0];
+  lane->connection = g_object_ref (connection);
+  lane->router = _peer_router_ref (router);
+  lane->context = g_main_context_ref_thread_default ();
+  lane->buffers = _peer_lane_buffers_new ();
+  lane->watched = _peer_debug_lanes_watched ();
+  lane->chunk_size = _peer_lane_chunk_size_for (pair[0]);
+  lane->max_chunked = _peer_connection_get_max_message_size (connection);
+  g_mutex_init (&lane->write_lock);
+  g_mutex_init (&lane->queue_lock);
+  g_queue_init (&lane->queued);
+  g_variant_builder_init (&description, G_VARIANT_TYPE ("a(usssssu)"));
+  lane->methods = build_method_table (router, &description);
+
+  if (lanes == NULL)
+    {
+      lanes = g_ptr_array_new_with_free_func ((GDestroyNotify) lane_server_unref);
+      g_object_set_qdata_full (G_OBJECT (connection), lanes_quark (), lanes, shut_lanes);
+      g_signal_connect (connection, "closed", G_CALLBACK (on_lane_connection_closed), NULL);
+    }
+  g_ptr_array_add (lanes, lane_server_ref (lane));     /* the connection's reference */
+
+  thread = g_thread_try_new ("peer-lane", lane_thread, lane, &error);   /* the thread's reference */
+  if (thread == NULL)
+    {
+      g_ptr_array_remove (lanes, lane);
+      lane_server_unref (lane);
+      g_variant_builder_clear (&description);
+      peer_call_return_gerror (call, error);
+      return;
+    }
+  g_thread_unref (thread);
+
+  g_debug ("libpeer: lane opened for %s with %u methods", peer_connection_get_unique_name (connection),
+           lane->methods->len);
+  g_variant_dict_init (&limits, NULL);
+  g_variant_dict_insert (&limits, "max-chunked-body", "u", (guint32) lane->max_chunked);
+  peer_call_return_value_with_unix_fd_list (call, g_variant_new ("(ha(usssssu)@a{sv})", 0, &description,
+                                                                 g_variant_dict_end (&limits)),
+                                            fd_list);
+}
+
+static const char lane_xml[] =
+  "<node>"
+  " <interface name='" PEER_LANE_INTERFACE "'>"
+  "  <method name='Open'>"
+  "   <arg name='lane' type='h' direction='out'/>"
+  "   <arg name='methods' type='a(usssssu)' direction='out'/>"
+  "   <arg name='limits' type='a{sv}' direction='out'/>"
+  "  </method>"
+  " </interface>"
+  "</node>";
+
+PeerInterface *
+_peer_lane_interface_new (PeerRouter *router)
+{
+  const PeerMethodEntry entries[] = {
+    { "Open", handle_open, PEER_METHOD_FLAGS_NONE },
+  };
+  g_autoptr(GError) error = NULL;
+  PeerInterface *iface = peer_interface_new_for_xml (lane_xml, PEER_LANE_INTERFACE, &error);
+
+  g_assert_no_error (error);    /* static XML */
+  /* The router outlives the interface (it is unbound first). */
+  peer_interface_add_methods (iface, entries, G_N_ELEMENTS (entries), router, &error);
+  g_assert_no_error (error);
+  return iface;
+}
+
