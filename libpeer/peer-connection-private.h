@@ -13,6 +13,12 @@ typedef struct _PeerWireLimits PeerWireLimits;
 PeerConnection *_peer_connection_new         (GDBusConnection *connection,
                                               guint64          id,
                                               PeerRouter      *router);
+/* peer-connection-calls.c: registers @iface's object on the peer's
+ * GDBus connection, its calls dispatched as PeerCalls. The registration
+ * id, or 0 with @error set. Main context. */
+guint           _peer_connection_register_calls (PeerConnection *self,
+                                                 PeerInterface  *iface,
+                                                 GError        **error);
 gboolean        _peer_connection_export      (PeerConnection  *self,
                                               PeerInterface   *iface,
                                               GError         **error);
