@@ -39,6 +39,7 @@
 #include "peer-interface-private.h"
 #include "peer-policy.h"
 #include "peer-router-private.h"
+#include "peer-server-socket-private.h"
 #include "peer-server-private.h"
 #include "peer-lane-private.h"
 #include "peer-wire-private.h"
@@ -150,155 +151,6 @@ bind_interface (PeerServer    *self,
 
 /* --- socket set-up ------------------------------------------------------ */
 
-static char *
-random_suffix (void)
-{
-  static const char chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-  char buf[11];
-
-  for (guint i = 0; i < sizeof buf - 1; i++)
-    buf[i] = chars[g_random_int_range (0, sizeof chars - 1)];
-  buf[sizeof buf - 1] = '\0';
-  return g_strdup (buf);
-}
-
-/* The directory for the default address: $XDG_RUNTIME_DIR when it is a
- * directory that belongs to us and nobody else can enter, else /tmp. The
- * new directory itself is always 0700. */
-static char *
-make_private_dir (GError **error)
-{
-  const char *runtime = g_getenv ("XDG_RUNTIME_DIR");
-  g_autofree char *template = NULL;
-  struct stat st;
-
-  if (runtime == NULL || !g_path_is_absolute (runtime) || stat (runtime, &st) != 0 ||
-      !S_ISDIR (st.st_mode) || st.st_uid != getuid () || (st.st_mode & 0077) != 0)
-    runtime = g_get_tmp_dir ();
-
-  template = g_build_filename (runtime, "libpeer-XXXXXX", NULL);
-  if (g_mkdtemp_full (template, 0700) == NULL)
-    {
-      int saved_errno = errno;
-      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
-                   "Cannot create a private directory in %s: %s", runtime, g_strerror (saved_errno));
-      return NULL;
-    }
-  return g_steal_pointer (&template);
-}
-
-/* A socket file at @path: replace it when nothing listens (a server died),
- * refuse when something does, refuse anything that is not a socket. */
-static gboolean
-check_existing_socket (const char *path,
-                       GError    **error)
-{
-  struct sockaddr_un sun = { .sun_family = AF_UNIX };
-  struct stat st;
-  int fd, r;
-
-  if (lstat (path, &st) != 0)
-    {
-      if (errno == ENOENT)
-        return TRUE;
-      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errno),
-                   "Cannot check %s: %s", path, g_strerror (errno));
-      return FALSE;
-    }
-  if (!S_ISSOCK (st.st_mode))
-    {
-      g_set_error (error, PEER_ERROR, PEER_ERROR_ADDRESS_IN_USE,
-                   "%s exists and is not a socket", path);
-      return FALSE;
-    }
-
-  g_strlcpy (sun.sun_path, path, sizeof sun.sun_path);
-  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    {
-      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errno),
-                   "socket(): %s", g_strerror (errno));
-      return FALSE;
-    }
-  r = connect (fd, (struct sockaddr *) &sun, sizeof sun);
-  int saved_errno = errno;
-  close (fd);
-  if (r == 0)
-    {
-      g_set_error (error, PEER_ERROR, PEER_ERROR_ADDRESS_IN_USE,
-                   "Another server is already listening on %s", path);
-      return FALSE;
-    }
-  if (saved_errno != ECONNREFUSED)
-    {
-      g_set_error (error, PEER_ERROR, PEER_ERROR_ADDRESS_IN_USE,
-                   "Cannot tell whether a server listens on %s: %s", path, g_strerror (saved_errno));
-      return FALSE;
-    }
-  g_debug ("libpeer: replacing stale socket %s", path);
-  if (unlink (path) != 0 && errno != ENOENT)
-    {
-      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (errno),
-                   "Cannot remove stale socket %s: %s", path, g_strerror (errno));
-      return FALSE;
-    }
-  return TRUE;
-}
-
-static gboolean
-listen_on (PeerServer     *self,
-           GSocketAddress *address,
-           GError        **error)
-{
-  g_autoptr(GSocket) sock = NULL;
-  g_autoptr(GError) local_error = NULL;
-
-  sock = g_socket_new (G_SOCKET_FAMILY_UNIX, G_SOCKET_TYPE_STREAM, G_SOCKET_PROTOCOL_DEFAULT, error);
-  if (sock == NULL)
-    return FALSE;
-  if (!g_socket_bind (sock, address, FALSE, &local_error))
-    {
-      if (g_error_matches (local_error, G_IO_ERROR, G_IO_ERROR_ADDRESS_IN_USE))
-        g_set_error (error, PEER_ERROR, PEER_ERROR_ADDRESS_IN_USE,
-                     "Another server is already listening on %s", self->client_address);
-      else
-        g_set_error (error, local_error->domain, local_error->code,
-                     "Cannot listen on %s: %s", self->client_address, local_error->message);
-      return FALSE;
-    }
-
-  if (self->socket_path != NULL)
-    {
-      struct stat st;
-      /* Connecting needs write permission on the socket file. When only our
-       * own uid may connect, nobody else gets it; when the policy admits
-       * others, the file is open and authentication decides. */
-      mode_t mode = peer_policy_admits_other_users (self->policy) ? 0666 : 0600;
-
-      if (chmod (self->socket_path, mode) != 0 || lstat (self->socket_path, &st) != 0)
-        {
-          int saved_errno = errno;
-          g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
-                       "Cannot set the mode of %s: %s", self->socket_path, g_strerror (saved_errno));
-          unlink (self->socket_path);
-          return FALSE;
-        }
-      self->socket_dev = st.st_dev;
-      self->socket_ino = st.st_ino;
-    }
-
-  g_socket_set_listen_backlog (sock, SOMAXCONN);
-  if (!g_socket_listen (sock, error))
-    {
-      if (self->socket_path != NULL)
-        unlink (self->socket_path);
-      return FALSE;
-    }
-  g_socket_set_blocking (sock, FALSE);
-  self->listen_socket = g_steal_pointer (&sock);
-  return TRUE;
-}
-
 /* peer_server_new_for_fd(): wraps the connected socket a helper was given. */
 static gboolean
 adopt_socket (PeerServer *self,
@@ -350,7 +202,7 @@ peer_server_initable_init (GInitable     *initable,
 
   if (self->address == NULL)
     {
-      self->socket_dir = make_private_dir (error);
+      self->socket_dir = _peer_server_socket_make_private_dir (error);
       if (self->socket_dir == NULL)
         return FALSE;
       self->socket_path = g_build_filename (self->socket_dir, "socket", NULL);
@@ -378,7 +230,7 @@ peer_server_initable_init (GInitable     *initable,
           break;
         case PEER_ADDRESS_UNIX_DIR:
           {
-            g_autofree char *name = random_suffix ();
+            g_autofree char *name = _peer_server_socket_random_name ();
             g_autofree char *file = g_strconcat ("libpeer-", name, NULL);
             self->socket_path = g_build_filename (address->value, file, NULL);
           }
@@ -391,7 +243,7 @@ peer_server_initable_init (GInitable     *initable,
           break;
         case PEER_ADDRESS_UNIX_TMPDIR:
           {
-            g_autofree char *name = random_suffix ();
+            g_autofree char *name = _peer_server_socket_random_name ();
             g_autofree char *abstract = g_strconcat (address->value, "/libpeer-", name, NULL);
             sockaddr = g_unix_socket_address_new_with_type (abstract, -1,
                                                             G_UNIX_SOCKET_ADDRESS_ABSTRACT);
@@ -417,14 +269,17 @@ peer_server_initable_init (GInitable     *initable,
                        "Socket path %s is too long for a Unix socket", self->socket_path);
           return FALSE;
         }
-      if (!check_existing_socket (self->socket_path, error))
+      if (!_peer_server_socket_check_existing (self->socket_path, error))
         return FALSE;
       sockaddr = g_unix_socket_address_new (self->socket_path);
       escaped = g_dbus_address_escape_value (self->socket_path);
       self->client_address = g_strconcat ("unix:path=", escaped, NULL);
     }
 
-  return listen_on (self, sockaddr, error);
+  self->listen_socket = _peer_server_socket_listen (sockaddr, self->client_address, self->socket_path,
+                                                   peer_policy_admits_other_users (self->policy),
+                                                   &self->socket_dev, &self->socket_ino, error);
+  return self->listen_socket != NULL;
 }
 
 static void
@@ -829,15 +684,7 @@ peer_server_start (PeerServer *self)
 static void
 remove_socket_file (PeerServer *self)
 {
-  struct stat st;
-
-  /* Only our own socket: a server started later on the same path after we
-   * were declared stale must keep its socket. */
-  if (self->socket_path != NULL && lstat (self->socket_path, &st) == 0 &&
-      st.st_dev == self->socket_dev && st.st_ino == self->socket_ino)
-    unlink (self->socket_path);
-  if (self->socket_dir != NULL)
-    g_rmdir (self->socket_dir);
+  _peer_server_socket_remove (self->socket_path, self->socket_dir, self->socket_dev, self->socket_ino);
 }
 
 void
