@@ -93,6 +93,24 @@ _peer_connection_send_error_reply (PeerConnection *self,
   send_error (self, request, PEER_ROUTER_BUS_NAME, name, error->message);
 }
 
+/* A reply with fds to a peer that did not negotiate fd passing: GDBus
+ * would try, fail in its worker and drop the whole connection, so the
+ * call is answered NotSupported instead. TRUE when it was. */
+static gboolean
+refuse_fds_nobody_can_take (PeerCall     *call,
+                            GDBusMessage *request,
+                            GUnixFDList  *fd_list)
+{
+  if (fd_list == NULL || g_unix_fd_list_get_length (fd_list) == 0 ||
+      peer_connection_can_pass_fds (call->connection))
+    return FALSE;
+  g_debug ("libpeer: %s.%s replied with fds to a peer that cannot receive them",
+           peer_call_get_interface_name (call), peer_call_get_method_name (call));
+  send_error (call->connection, request, reply_sender (request), "org.libpeer.Error.NotSupported",
+              "The reply carries file descriptors, but this connection did not negotiate fd passing");
+  return TRUE;
+}
+
 /* The reply to @request, from either transport: checked as GDBus would
  * check it, stamped, and counted on its way out. */
 static void
@@ -107,17 +125,8 @@ send_reply (PeerCall     *call,
   g_autoptr(GDBusMessage) reply = NULL;
   g_autoptr(GVariant) unit = NULL;
 
-  /* GDBus would try, fail in its worker and drop the whole connection. */
-  if (fd_list != NULL && g_unix_fd_list_get_length (fd_list) > 0 &&
-      !peer_connection_can_pass_fds (self))
-    {
-      g_debug ("libpeer: %s.%s replied with fds to a peer that cannot receive them",
-               peer_call_get_interface_name (call), peer_call_get_method_name (call));
-      send_error (self, request, sender, "org.libpeer.Error.NotSupported",
-                  "The reply carries file descriptors, but this "
-                  "connection did not negotiate fd passing");
-      return;
-    }
+  if (refuse_fds_nobody_can_take (call, request, fd_list))
+    return;
   if (g_dbus_message_get_flags (request) & G_DBUS_MESSAGE_FLAGS_NO_REPLY_EXPECTED)
     return;
 
@@ -167,14 +176,8 @@ gdbus_return_value (PeerCall    *call,
 
   if (_peer_wire_message_is_wrapped (request))
     {
-      if (fd_list != NULL && g_unix_fd_list_get_length (fd_list) > 0 &&
-          !peer_connection_can_pass_fds (call->connection))
-        {
-          send_error (call->connection, request, reply_sender (request), "org.libpeer.Error.NotSupported",
-                      "The reply carries file descriptors, but this "
-                      "connection did not negotiate fd passing");
-          return;
-        }
+      if (refuse_fds_nobody_can_take (call, request, fd_list))
+        return;
       _peer_wire_return_wrapped (g_steal_pointer (&invocation), _peer_connection_get_limits (call->connection), value, fd_list);
       return;
     }

@@ -90,7 +90,6 @@ void            _peer_wire_move_accounting           (GDBusMessage    *from,
 /* Blob bytes mapped for the peer (see peer-wire.c). Any thread. */
 void            _peer_wire_limits_set_max_mapped     (PeerWireLimits *limits,
                                                       gsize           max_bytes);
-gsize           _peer_wire_limits_get_mapped         (PeerWireLimits *limits);
 /* @blob's bytes, counted against the limit until the last value made
  * from them is gone; NULL with PEER_ERROR_LIMIT_EXCEEDED when they would
  * pass it. (transfer full) */

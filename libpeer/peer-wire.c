@@ -214,14 +214,6 @@ _peer_wire_limits_set_max_mapped (PeerWireLimits *limits,
   g_atomic_pointer_set (&limits->max_mapped, max_bytes);
 }
 
-gsize
-_peer_wire_limits_get_mapped (PeerWireLimits *limits)
-{
-  gssize mapped = (gssize) g_atomic_pointer_get (&limits->mapped);
-
-  return mapped > 0 ? (gsize) mapped : 0;
-}
-
 GBytes *
 _peer_wire_limits_take_blob_bytes (PeerWireLimits *limits,
                                    PeerBlob       *blob,
