@@ -27,6 +27,11 @@ struct _PeerClient
    * once, the first time a call has a large `ay` argument. */
   gint blob_calls;                      /* atomic, BlobCalls */
   gsize blob_threshold;                 /* atomic (pointer-sized) */
+  /* The limits the same answer gives for this client's messages,
+   * G_MAXUINT until it comes or when the server does not say (see
+   * check_within_limits()). */
+  guint max_message_size;               /* atomic */
+  guint max_fds;                        /* atomic */
   /* Set once by peer_client_open_lane_sync(), freed in finalize. */
   PeerLaneClient *lane;                 /* atomic */
   /* Asynchronous calls to lane methods: one worker thread runs them one
@@ -169,6 +174,8 @@ peer_client_init (PeerClient *self)
 {
   g_mutex_init (&self->lock);
   self->blob_threshold = PEER_BLOB_DEFAULT_THRESHOLD;
+  self->max_message_size = G_MAXUINT;
+  self->max_fds = G_MAXUINT;
 }
 
 PeerClient *
@@ -524,10 +531,91 @@ record_features (PeerClient   *self,
        g_error_matches (error, G_IO_ERROR, G_IO_ERROR_CLOSED) ||
        g_error_matches (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT)))
     return;
+  guint32 max_message_size, max_fds;
+
+  /* The limits first: a thread that sees blob_calls known reads them. */
+  _peer_wire_features_get_limits (reply, &max_message_size, &max_fds);
+  g_atomic_int_set (&self->max_message_size, max_message_size);
+  g_atomic_int_set (&self->max_fds, max_fds);
   g_atomic_int_set (&self->blob_calls,
                     _peer_wire_features_have_blob_call (reply) ? BLOB_CALLS_YES : BLOB_CALLS_NO);
-  g_debug ("libpeer: the server %s blob calls",
-           g_atomic_int_get (&self->blob_calls) == BLOB_CALLS_YES ? "takes" : "does not take");
+  g_debug ("libpeer: the server %s blob calls; its limits: %u bytes, %u fds a message",
+           g_atomic_int_get (&self->blob_calls) == BLOB_CALLS_YES ? "takes" : "does not take",
+           max_message_size, max_fds);
+}
+
+/* --- the server's limits, before a byte is written --------------------- */
+
+/* The D-Bus protocol's own limit on a whole message, for a server that
+ * does not say what it takes: GDBus at the other end refuses a larger one
+ * by closing the connection. */
+#define DBUS_MAX_MESSAGE_SIZE (128 * 1024 * 1024)
+
+/* A call this large, or with this many fds, is where a server's limits
+ * start to matter (libpeer's defaults are 4 MiB and 16 fds; a server set
+ * lower answers what is over with LimitExceeded): the first such call asks
+ * the server for its limits, once per connection, so that smaller calls
+ * never pay the round trip. */
+#define LIMITS_MATTER_SIZE (64 * 1024)
+#define LIMITS_MATTER_FDS  16
+
+static gboolean
+limits_matter (GVariant    *parameters,
+               GUnixFDList *fd_list)
+{
+  return (parameters != NULL && g_variant_get_size (parameters) >= LIMITS_MATTER_SIZE) ||
+         (fd_list != NULL && g_unix_fd_list_get_length (fd_list) > LIMITS_MATTER_FDS);
+}
+
+/* The largest body the server takes, as it said, or what D-Bus allows. */
+static gsize
+max_body_size (PeerClient *self)
+{
+  return MIN ((guint) g_atomic_int_get (&self->max_message_size), DBUS_MAX_MESSAGE_SIZE);
+}
+
+/* The blob threshold for a call: the caller's, or, when the call's body is
+ * over what the server takes and blobs are on, low enough that its large
+ * `ay` arguments go as blobs and what stays in the message fits. */
+static gsize
+threshold_to_fit (PeerClient *self,
+                  GVariant   *parameters,
+                  gsize       threshold)
+{
+  if (threshold != 0 && parameters != NULL && g_variant_get_size (parameters) > max_body_size (self))
+    return MIN (threshold, LIMITS_MATTER_SIZE);
+  return threshold;
+}
+
+/* Refuses, before anything is written, a message the server would refuse
+ * (or, past D-Bus's own limit, close the connection over). */
+static gboolean
+check_within_limits (PeerClient  *self,
+                     GVariant    *body,
+                     GUnixFDList *fd_list,
+                     GError     **error)
+{
+  guint max_fds = (guint) g_atomic_int_get (&self->max_fds);
+  guint n_fds = fd_list != NULL ? (guint) g_unix_fd_list_get_length (fd_list) : 0;
+  gsize size = body != NULL ? g_variant_get_size (body) : 0;
+
+  if (size > max_body_size (self))
+    {
+      g_set_error (error, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED,
+                   "The call's arguments are %" G_GSIZE_FORMAT " bytes; %s takes at most %" G_GSIZE_FORMAT
+                   " in a message",
+                   size, (guint) g_atomic_int_get (&self->max_message_size) <= DBUS_MAX_MESSAGE_SIZE ? "the server" : "D-Bus",
+                   max_body_size (self));
+      return FALSE;
+    }
+  if (n_fds > max_fds)
+    {
+      g_set_error (error, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED,
+                   "The call carries %u file descriptors; the server takes at most %u in a message",
+                   n_fds, max_fds);
+      return FALSE;
+    }
+  return TRUE;
 }
 
 /* Whether this call would go as a blob call, before knowing whether the
@@ -594,8 +682,8 @@ peer_client_call_sync (PeerClient          *self,
   ensure_processing (self);
 
   threshold = (gsize) g_atomic_pointer_get (&self->blob_threshold);
-  wants_blob = wants_blob_call (self, interface_name, owned, threshold);
-  if (wants_blob && g_atomic_int_get (&self->blob_calls) == BLOB_CALLS_UNKNOWN)
+  if (g_atomic_int_get (&self->blob_calls) == BLOB_CALLS_UNKNOWN &&
+      (wants_blob_call (self, interface_name, owned, threshold) || limits_matter (owned, fd_list)))
     {
       g_autoptr(GVariant) features = NULL;
       g_autoptr(GError) features_error = NULL;
@@ -606,6 +694,8 @@ peer_client_call_sync (PeerClient          *self,
                                               timeout_ms, cancellable, &features_error);
       record_features (self, features, features_error);
     }
+  threshold = threshold_to_fit (self, owned, threshold);
+  wants_blob = wants_blob_call (self, interface_name, owned, threshold);
 
   /* A blob call needs both ends: this is where GetFeatures's answer
    * counts. */
@@ -616,6 +706,10 @@ peer_client_call_sync (PeerClient          *self,
 
       message = _peer_wire_new_blob_call (object_path, interface_name, method_name, owned,
                                           fd_list, threshold, &local_error);
+      if (message != NULL &&
+          !check_within_limits (self, g_dbus_message_get_body (message),
+                                g_dbus_message_get_unix_fd_list (message), &local_error))
+        g_clear_object (&message);
       if (message != NULL)
         reply_message = g_dbus_connection_send_message_with_reply_sync (self->connection, message,
                                                                         G_DBUS_SEND_MESSAGE_FLAGS_NONE,
@@ -624,7 +718,7 @@ peer_client_call_sync (PeerClient          *self,
       if (reply_message != NULL)
         reply = _peer_wire_finish_blob_call (reply_message, reply_type, out_fd_list, &local_error);
     }
-  else
+  else if (check_within_limits (self, owned, fd_list, &local_error))
     reply = g_dbus_connection_call_with_unix_fd_list_sync (self->connection, NULL, object_path,
                                                            interface_name, method_name, owned,
                                                            reply_type, G_DBUS_CALL_FLAGS_NONE,
@@ -736,16 +830,21 @@ send_pending_call (PeerClient *self,
                    GTask      *task)
 {
   PendingCall *pending = g_task_get_task_data (task);
+  GError *error = NULL;
 
+  pending->threshold = threshold_to_fit (self, pending->parameters, pending->threshold);
   if (wants_blob_call (self, pending->interface_name, pending->parameters, pending->threshold) &&
       g_atomic_int_get (&self->blob_calls) == BLOB_CALLS_YES)
     {
       g_autoptr(GDBusMessage) message = NULL;
-      GError *error = NULL;
 
       message = _peer_wire_new_blob_call (pending->object_path, pending->interface_name,
                                           pending->method_name, pending->parameters,
                                           pending->fd_list, pending->threshold, &error);
+      if (message != NULL &&
+          !check_within_limits (self, g_dbus_message_get_body (message),
+                                g_dbus_message_get_unix_fd_list (message), &error))
+        g_clear_object (&message);
       if (message == NULL)
         {
           g_task_return_error (task, error);
@@ -757,6 +856,12 @@ send_pending_call (PeerClient *self,
                                                  pending->timeout_ms, NULL,
                                                  g_task_get_cancellable (task),
                                                  on_blob_call_done, task);
+    }
+  else if (!check_within_limits (self, pending->parameters, pending->fd_list, &error))
+    {
+      g_task_return_error (task, error);
+      g_object_unref (task);
+      return;
     }
   else
     g_dbus_connection_call_with_unix_fd_list (self->connection, NULL, pending->object_path,
@@ -844,8 +949,9 @@ peer_client_call (PeerClient          *self,
     }
 
   ensure_processing (self);
-  if (wants_blob_call (self, interface_name, pending->parameters, pending->threshold) &&
-      g_atomic_int_get (&self->blob_calls) == BLOB_CALLS_UNKNOWN)
+  if (g_atomic_int_get (&self->blob_calls) == BLOB_CALLS_UNKNOWN &&
+      (wants_blob_call (self, interface_name, pending->parameters, pending->threshold) ||
+       limits_matter (pending->parameters, fd_list)))
     {
       g_dbus_connection_call (self->connection, NULL, PEER_WIRE_PATH, PEER_WIRE_INTERFACE,
                               "GetFeatures", NULL, G_VARIANT_TYPE ("(a{sv})"),

@@ -121,11 +121,22 @@ PeerClient      *peer_client_new_for_connection  (GDBusConnection     *connectio
  * @error: the remote error (PEER_ERROR codes come back as themselves),
  *   PEER_ERROR_DISCONNECTED when the peer went away, or
  *   PEER_ERROR_NOT_SUPPORTED when @fd_list holds fds and the connection
- *   did not negotiate fd passing (nothing is sent then)
+ *   did not negotiate fd passing, PEER_ERROR_LIMIT_EXCEEDED when the call
+ *   is over the server's limits (nothing is sent then)
  *
  * Calls and waits. A top-level `ay` argument of at least the blob
  * threshold (see peer_client_set_blob_threshold()) travels as a sealed
  * memfd when the server is libpeer; the handler sees the same `ay`.
+ *
+ * The first call of 64 KiB or more, or with more than 16 fds, asks a
+ * libpeer server for the limits its messages meet (the largest body, the
+ * most fds in one message; once per connection). From then on, a call
+ * over the size limit sends its large `ay` arguments as blobs whatever the
+ * threshold, and one that still does not fit, or carries too many fds,
+ * fails with PEER_ERROR_LIMIT_EXCEEDED before a byte is written. Before
+ * the client knows, or against another server, D-Bus's own 128 MiB is the
+ * limit, and a smaller call over a limit the server set lower is answered
+ * by the server with the same error.
  *
  * Returns: (transfer full) (nullable): the reply tuple, or %NULL
  */

@@ -137,6 +137,12 @@ gboolean        _peer_wire_wants_blob_call           (const char      *interface
                                                       gsize            threshold);
 /* Whether a GetFeatures reply announces blob calls. */
 gboolean        _peer_wire_features_have_blob_call   (GVariant        *reply);
+/* The limits a GetFeatures reply announces for this peer's messages: the
+ * largest body and the most fds per message, each G_MAXUINT32 when not
+ * said. */
+void            _peer_wire_features_get_limits       (GVariant        *reply,
+                                                      guint32         *max_message_size,
+                                                      guint32         *max_fds);
 GDBusMessage   *_peer_wire_new_blob_call             (const char      *object_path,
                                                       const char      *interface_name,
                                                       const char      *method_name,

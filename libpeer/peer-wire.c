@@ -901,6 +901,9 @@ send_error_reply (GDBusConnection *connection,
   _peer_wire_send (connection, limits, reply);
 }
 
+/* The blob threshold of a wrapped reply that would not fit otherwise. */
+#define REPLY_FIT_THRESHOLD (64 * 1024)
+
 void
 _peer_wire_return_wrapped (GDBusMethodInvocation *invocation,
                            PeerWireLimits        *limits,
@@ -915,6 +918,7 @@ _peer_wire_return_wrapped (GDBusMethodInvocation *invocation,
   g_autoptr(GDBusMessage) reply = NULL;
   g_autoptr(GError) error = NULL;
   gboolean can_pass_fds;
+  gsize threshold;
   GVariant *body;
 
   if (g_dbus_message_get_flags (request) & G_DBUS_MESSAGE_FLAGS_NO_REPLY_EXPECTED)
@@ -941,9 +945,19 @@ _peer_wire_return_wrapped (GDBusMethodInvocation *invocation,
     }
 
   can_pass_fds = g_dbus_connection_get_capabilities (connection) & G_DBUS_CAPABILITY_FLAGS_UNIX_FD_PASSING;
-  reply = build_wrapped_reply (request, value, fd_list, can_pass_fds,
-                               _peer_wire_limits_get_blob_threshold (limits), &error);
+  threshold = _peer_wire_limits_get_blob_threshold (limits);
+  reply = build_wrapped_reply (request, value, fd_list, can_pass_fds, threshold, &error);
   body = reply != NULL ? g_dbus_message_get_body (reply) : NULL;
+  /* Over the limit the client's messages meet, the reply's large `ay`
+   * values go as blobs whatever their size, as the client does with its
+   * call (see threshold_to_fit() in peer-client.c). */
+  if (body != NULL && g_variant_get_size (body) > _peer_wire_limits_get_max_message_size (limits) &&
+      threshold > REPLY_FIT_THRESHOLD)
+    {
+      g_clear_object (&reply);
+      reply = build_wrapped_reply (request, value, fd_list, can_pass_fds, REPLY_FIT_THRESHOLD, &error);
+      body = reply != NULL ? g_dbus_message_get_body (reply) : NULL;
+    }
   if (body != NULL && g_variant_get_size (body) > _peer_wire_limits_get_max_message_size (limits))
     {
       g_set_error (&error, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED,
@@ -1001,6 +1015,22 @@ _peer_wire_features_have_blob_call (GVariant *reply)
   features = g_variant_get_child_value (reply, 0);
   g_variant_lookup (features, "blob-call", "b", &blob_call);
   return blob_call;
+}
+
+void
+_peer_wire_features_get_limits (GVariant *reply,
+                                guint32  *max_message_size,
+                                guint32  *max_fds)
+{
+  g_autoptr(GVariant) features = NULL;
+
+  *max_message_size = G_MAXUINT32;
+  *max_fds = G_MAXUINT32;
+  if (reply == NULL || !g_variant_is_of_type (reply, G_VARIANT_TYPE ("(a{sv})")))
+    return;
+  features = g_variant_get_child_value (reply, 0);
+  g_variant_lookup (features, "max-message-size", "u", max_message_size);
+  g_variant_lookup (features, "max-fds-per-message", "u", max_fds);
 }
 
 GDBusMessage *

@@ -390,6 +390,77 @@ peer_test_ping_async (PeerClient *client)
   PEER_TEST_WAIT_UNTIL (done);
 }
 
+/* The sockets open now (a server's, its peers', a client's), by their
+ * inode as /proc names them ("socket:[1234]"): a set to free with
+ * g_hash_table_unref(). */
+GHashTable *
+peer_test_list_open_sockets (void)
+{
+  g_autoptr(GDir) dir = g_dir_open ("/proc/self/fd", 0, NULL);
+  GHashTable *sockets = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  const char *name;
+
+  g_assert_nonnull (dir);
+  while ((name = g_dir_read_name (dir)) != NULL)
+    {
+      g_autofree char *link = g_strconcat ("/proc/self/fd/", name, NULL);
+      char *target = g_file_read_link (link, NULL);
+
+      if (target != NULL && g_str_has_prefix (target, "socket:"))
+        g_hash_table_add (sockets, target);
+      else
+        g_free (target);
+    }
+  return sockets;
+}
+
+static gboolean
+only_sockets_in (GHashTable *kept)
+{
+  g_autoptr(GHashTable) now = peer_test_list_open_sockets ();
+  GHashTableIter iter;
+  gpointer socket;
+
+  g_hash_table_iter_init (&iter, now);
+  while (g_hash_table_iter_next (&iter, &socket, NULL))
+    if (!g_hash_table_contains (kept, socket))
+      return FALSE;
+  return TRUE;
+}
+
+static gboolean
+on_recount (gpointer user_data)
+{
+  return G_SOURCE_REMOVE;
+}
+
+/* GDBus closes a connection's socket in its worker thread, after the
+ * connection's owner has let go of it, and no signal says when: a test
+ * whose server and client are gone waits here, checking every
+ * millisecond, until no socket is open but those in @kept (what was open
+ * before it started), so that the next test does not count them as its
+ * own. (The fds GLib opens once, its contexts' eventfds, stay open for
+ * good and are not waited for.) */
+void
+peer_test_wait_for_sockets_closed (GHashTable *kept)
+{
+  PeerTestDeadline deadline;
+
+  peer_test_deadline_start (&deadline, 5000);
+  while (!only_sockets_in (kept))
+    {
+      g_autoptr(GSource) tick = g_timeout_source_new (1);
+
+      if (deadline.expired)
+        g_error ("timed out waiting for the test's sockets to close");
+      g_source_set_callback (tick, on_recount, NULL, NULL);
+      g_source_attach (tick, g_main_context_get_thread_default ());
+      g_main_context_iteration (g_main_context_get_thread_default (), TRUE);
+      g_source_destroy (tick);
+    }
+  peer_test_deadline_end (&deadline);
+}
+
 void
 peer_test_assert_no_fd_leak (PeerClient *client,
                              guint       baseline)

@@ -13,6 +13,8 @@ char     *peer_test_make_dir       (void);
 void      peer_test_remove_dir     (const char *path);
 /* How many fds this process has open (/proc/self/fd). */
 guint     peer_test_count_open_fds (void);
+GHashTable *peer_test_list_open_sockets (void);
+void      peer_test_wait_for_sockets_closed (GHashTable *kept);
 
 typedef struct {
   GSource *source;

@@ -41,12 +41,23 @@ assert_pattern (const guint8 *data,
       g_error ("byte %" G_GSIZE_FORMAT " is %u, not %u", i, data[i], pattern (i));
 }
 
+/* The sockets the program started with: between tests, no others. */
+static GHashTable *sockets_at_start;
+
+/* The fds open once an earlier test's sockets have closed. */
+static guint
+settled_fds (void)
+{
+  peer_test_wait_for_sockets_closed (sockets_at_start);
+  return peer_test_count_open_fds ();
+}
+
 /* --- PeerBlob alone -------------------------------------------------------- */
 
 static void
 test_blob_sealed (void)
 {
-  guint fds_before = peer_test_count_open_fds ();
+  guint fds_before = settled_fds ();
   g_autoptr(GError) error = NULL;
   g_autoptr(PeerBlob) blob = peer_blob_new_with_writer (100000, fill_pattern, NULL, &error);
   int fd, seals;
@@ -77,7 +88,7 @@ test_blob_sealed (void)
 static void
 test_blob_from_data_and_bytes (void)
 {
-  guint fds_before = peer_test_count_open_fds ();
+  guint fds_before = settled_fds ();
   g_autoptr(GError) error = NULL;
   g_autoptr(GBytes) bytes = NULL;
   const char text[] = "a blob of text";
@@ -129,7 +140,7 @@ failing_writer (guint8  *data,
 static void
 test_blob_writer_fails (void)
 {
-  guint fds_before = peer_test_count_open_fds ();
+  guint fds_before = settled_fds ();
   g_autoptr(GError) error = NULL;
   PeerBlob *blob = peer_blob_new_with_writer (4096, failing_writer, NULL, &error);
 
@@ -143,7 +154,7 @@ test_blob_writer_fails (void)
 static void
 test_blob_receive_checks (void)
 {
-  guint fds_before = peer_test_count_open_fds ();
+  guint fds_before = settled_fds ();
   g_autoptr(GError) good_error = NULL;
   g_autoptr(PeerBlob) sealed = peer_blob_new_with_writer (8192, fill_pattern, NULL, &good_error);
   g_autoptr(PeerBlob) received = NULL;
@@ -264,7 +275,7 @@ test_blob_fd_list_handles (void)
 typedef struct {
   PeerTestServer *server;
   PeerClient *client;
-  guint baseline_fds;
+  guint baseline_fds;                   /* with the server and client up */
 } Fixture;
 
 static void
@@ -287,6 +298,7 @@ setup (Fixture       *f,
 {
   g_autoptr(GError) error = NULL;
 
+  peer_test_wait_for_sockets_closed (sockets_at_start);
   f->server = peer_test_server_new (NULL, NULL, PEER_SERVER_FLAGS_NONE, &error);
   g_assert_no_error (error);
   f->client = peer_client_new_sync (f->server->address, -1, NULL, &error);
@@ -304,6 +316,10 @@ teardown (Fixture       *f,
   peer_client_close (f->client);
   g_clear_object (&f->client);
   peer_test_server_free (f->server);
+  /* Both ends' sockets close in GDBus's worker thread, after this; the
+   * next test counts its fds from a settled start. */
+  if (!g_test_failed ())
+    peer_test_wait_for_sockets_closed (sockets_at_start);
 }
 
 typedef struct {
@@ -494,6 +510,108 @@ test_auto_blob_async (Fixture       *f,
   echoed = g_variant_get_child_value (reply, 0);
   g_assert_true (is_backed_by_blob (echoed));
   assert_pattern (g_variant_get_data (echoed), size);
+}
+
+/* What a client does with a call over the server's size limit, once it
+ * knows the limit: a large `ay` goes as a blob, and with blobs off it
+ * fails before a byte is written (the client's own words, not the
+ * server's answer), the connection unharmed. Under the limit, the plain
+ * call goes as it is. */
+static void
+test_client_limits_size (Fixture       *f,
+                         gconstpointer  data)
+{
+  SizeSetting setting = { f->server, 12345 };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) bytes = NULL;
+  g_autoptr(GAsyncResult) result = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autofree guint8 *data_out = g_malloc0 (80 * 1024);
+
+  peer_test_server_invoke (f->server, set_max_message_size, &setting);
+  /* Over the limit, blobs on: the first large call learns the limit and
+   * goes as a blob although it is under the blob threshold. */
+  bytes = echo_bytes (f->client, 80 * 1024, &error);
+  g_assert_no_error (error);
+  g_assert_true (is_backed_by_blob (bytes));        /* the reply too */
+  g_clear_pointer (&bytes, g_variant_unref);
+
+  /* Blobs off: refused here, with the server's limit in the message. */
+  peer_client_set_blob_threshold (f->client, 0);
+  bytes = echo_bytes (f->client, 80 * 1024, &error);
+  g_assert_null (bytes);
+  g_assert_error (error, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED);
+  g_assert_cmpstr (error->message, ==, "The call's arguments are 81920 bytes; the server takes at most 12345 in a message");
+  g_clear_error (&error);
+  peer_client_call (f->client, BENCH_PATH, BENCH_IFACE, "Echo",
+                    g_variant_new ("(@ay)", g_variant_new_fixed_array (G_VARIANT_TYPE_BYTE, data_out, 80 * 1024, 1)),
+                    G_VARIANT_TYPE ("(ay)"), -1, NULL, NULL, on_async_done, &result);
+  PEER_TEST_WAIT_UNTIL (result != NULL);
+  reply = peer_client_call_finish (f->client, NULL, result, &error);
+  g_assert_null (reply);
+  g_assert_error (error, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED);
+  g_assert_true (g_str_has_prefix (error->message, "The call's arguments are"));
+  g_clear_error (&error);
+
+  /* Under the limit, plain `ay`: it goes, and the connection is as it was. */
+  bytes = echo_bytes (f->client, 12000, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (bytes);
+  g_assert_false (peer_client_is_closed (f->client));
+}
+
+/* A call with more fds than the server takes in a message fails before it
+ * is sent; one with as many as it takes goes. */
+static void
+test_client_limits_fds (Fixture       *f,
+                        gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *big = g_malloc0 (64 * 1024 + 1);
+  g_autoptr(GVariant) probe = NULL;
+
+  for (guint n = PEER_SERVER_DEFAULT_MAX_FDS_PER_MESSAGE; n <= PEER_SERVER_DEFAULT_MAX_FDS_PER_MESSAGE + 1; n++)
+    {
+      g_autoptr(GUnixFDList) list = g_unix_fd_list_new ();
+      g_autoptr(GUnixFDList) out = NULL;
+      g_autoptr(GVariant) reply = NULL;
+      GVariantBuilder handles;
+
+      g_variant_builder_init (&handles, G_VARIANT_TYPE ("ah"));
+      for (guint i = 0; i < n; i++)
+        g_variant_builder_add (&handles, "h", g_unix_fd_list_append (list, 0, NULL));
+      reply = peer_client_call_sync (f->client, BENCH_PATH, BENCH_IFACE, "EchoFds",
+                                     g_variant_new ("(ah)", &handles), G_VARIANT_TYPE ("(ah)"), -1,
+                                     list, &out, NULL, &error);
+      if (n <= PEER_SERVER_DEFAULT_MAX_FDS_PER_MESSAGE)
+        {
+          g_assert_no_error (error);
+          g_assert_cmpint (g_unix_fd_list_get_length (out), ==, (int) n);
+        }
+      else
+        {
+          /* The first call over 16 fds asked for the limits; this one is
+           * refused by the client, in its own words. */
+          g_assert_null (reply);
+          g_assert_error (error, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED);
+          g_assert_true (g_str_has_prefix (error->message, "The call carries 17 file descriptors; the server takes at most 16"));
+          g_clear_error (&error);
+        }
+    }
+  g_assert_false (peer_client_is_closed (f->client));
+  /* Whatever the limits, a string argument never goes as a blob: past
+   * what the server takes it is refused here. */
+  memset (big, 'x', 64 * 1024);
+  {
+    SizeSetting setting = { f->server, 32 * 1024 };
+
+    peer_test_server_invoke (f->server, set_max_message_size, &setting);
+  }
+  peer_client_set_blob_threshold (f->client, PEER_BLOB_DEFAULT_THRESHOLD);
+  probe = peer_client_call_sync (f->client, BENCH_PATH, "org.freedesktop.DBus.Peer", "Ping",
+                                 g_variant_new ("(s)", big), NULL, -1, NULL, NULL, NULL, &error);
+  g_assert_null (probe);
+  g_assert_error (error, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED);
 }
 
 /* Hand-made blob calls, as a hostile or broken peer would send them. */
@@ -777,7 +895,10 @@ int
 main (int   argc,
       char *argv[])
 {
+  int status;
+
   g_test_init (&argc, &argv, NULL);
+  sockets_at_start = peer_test_list_open_sockets ();
 
   g_test_add_func ("/peer/blob/unit/sealed", test_blob_sealed);
   g_test_add_func ("/peer/blob/unit/from-data-and-bytes", test_blob_from_data_and_bytes);
@@ -799,9 +920,13 @@ main (int   argc,
   g_test_add ("/peer/blob/auto/blob-call-checks", Fixture, NULL, setup, test_blob_call_checks, teardown);
   g_test_add ("/peer/blob/auto/fd-limit", Fixture, NULL, setup, test_auto_blob_limit, teardown);
   g_test_add ("/peer/blob/features", Fixture, NULL, setup, test_features, teardown);
+  g_test_add ("/peer/blob/limits/client-size", Fixture, NULL, setup, test_client_limits_size, teardown);
+  g_test_add ("/peer/blob/limits/client-fds", Fixture, NULL, setup, test_client_limits_fds, teardown);
   g_test_add ("/peer/blob/limits/mapped", Fixture, NULL, setup, test_mapped_limit, teardown);
   g_test_add ("/peer/blob/limits/mapped-lane", Fixture, NULL, setup, test_mapped_limit_lane, teardown);
   g_test_add_func ("/peer/blob/auto/plain-server", test_auto_blob_plain_server);
 
-  return g_test_run ();
+  status = g_test_run ();
+  g_hash_table_unref (sockets_at_start);
+  return status;
 }
