@@ -533,8 +533,16 @@ test_no_orphan (void)
   /* Reparented to us by the time the application was reaped. */
   g_child_watch_add (helper, on_orphan_exited, &helper_status);
   PEER_TEST_WAIT_UNTIL (helper_status != -1);
-  g_assert_true (WIFSIGNALED (helper_status));
-  g_assert_cmpint (WTERMSIG (helper_status), ==, SIGKILL);
+  /* Gone either way the kernel orders a dying application's steps: killed
+   * by PR_SET_PDEATHSIG when the forking thread went first, or exited on
+   * its own when the closed socket reached it first (the last thread's
+   * files are closed before its children are told; under valgrind that
+   * order is common). What may not happen is a helper still running. */
+  if (WIFSIGNALED (helper_status))
+    g_assert_cmpint (WTERMSIG (helper_status), ==, SIGKILL);
+  else
+    g_assert_true (WIFEXITED (helper_status));
+  g_assert_cmpint (kill (helper, 0), ==, -1);
   g_assert_cmpint (prctl (PR_SET_CHILD_SUBREAPER, 0), ==, 0);
 }
 
