@@ -223,6 +223,17 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (PeerLaneClient, _peer_lane_client_free)
 /* How long a call may wait by default, as on the GDBus path. */
 #define PEER_LANE_DEFAULT_TIMEOUT_MS 25000
 
+/* How a received body is checked against its type: see peer-lane-type.c. */
+typedef enum {
+  LANE_CHECK_UNIT,              /* (): one zero byte */
+  LANE_CHECK_SIZE,              /* fixed-size, every byte free: its length */
+  LANE_CHECK_ELEMENTS,          /* one array of such elements: a whole number of them */
+  LANE_CHECK_PLAN,              /* numbers, booleans, arrays of them: a walk */
+  LANE_CHECK_GLIB,              /* the rest: g_variant_is_normal_form() */
+} LaneCheck;
+
+typedef struct _LaneTypePlan LaneTypePlan;
+
 /* One direction of a method's traffic (its arguments or its reply), as
  * both ends' method tables keep it: made once, read on every call. */
 typedef struct {
@@ -230,15 +241,17 @@ typedef struct {
   GVariant *anchor;             /* see type_anchor_new() */
   const char *string;           /* the anchor's type string (GLib's own) */
   gsize length;                 /* its length */
-  gboolean is_unit;             /* () */
-  gboolean check_normal;        /* see type_is_all_numbers() */
-  gsize trusted_element;        /* see trusted_element_size() */
+  LaneCheck check;
+  gsize size;                   /* SIZE: the value's; ELEMENTS: an element's */
+  LaneTypePlan *plan;           /* PLAN */
 } LaneType;
 
 void      _peer_lane_type_init  (LaneType           *t,
                                  const char         *signature);
 void      _peer_lane_type_clear (LaneType           *t);
-/* (transfer full) @body read as a value of @t's type: see peer-lane-frame.c. */
+/* (transfer full) (nullable) @body read as a value of @t's type, or NULL
+ * when it is not one in normal form, which the D-Bus path would refuse
+ * too: see peer-lane-type.c. */
 GVariant *_peer_lane_type_read  (const LaneType     *t,
                                  GBytes             *body);
 
