@@ -1,8 +1,8 @@
 /* peer-lane-frame.c: the lane's wire: frames read and written (inline,
  * in chunks, or with the body in a sealed memfd), the buffers chunked
- * bodies are assembled in, the log's view of a frame, and the
- * spin-then-sleep wait both ends use. Method types, and how a body is
- * checked against one, are in peer-lane-type.c. The
+ * bodies are assembled in, and the log's view of a frame. Method types,
+ * and how a body is checked against one, are in peer-lane-type.c; how
+ * both ends wait for a frame, in peer-lane-spin.c. The
  * server's lane threads are in peer-lane-server.c, the client's calls in
  * peer-lane-client.c; see peer-lane-private.h for the framing.
  */
@@ -10,7 +10,6 @@
 
 #include <errno.h>
 #include <poll.h>
-#include <sched.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -763,100 +762,3 @@ _peer_lane_debug_frame (const char   *side,
 
   _peer_debug_lane_message (message, incoming, side);
 }
-
-/* --- spin-then-sleep --------------------------------------------------------- */
-
-/* A frame that comes within some tens of microseconds is waited for by
- * polling the socket, not by sleeping in recvmsg(): when the peer runs on
- * another CPU, being woken costs more than a whole call (20-25 µs on a
- * shared VM, against a round trip of 15). Both ends do it: a client for
- * its reply, a server's lane thread for the next call.
- *
- * The budget follows the traffic: twice the last wait that a spin caught,
- * at most the configured maximum. Spinning stops, until SPIN_PROBE_EVERY
- * waits later, when a spin catches nothing (the peer is slower than
- * spinning is worth) or catches the frame before polling twice (the peer
- * shares our CPU, and ran when we yielded, which sleeping in recvmsg()
- * also lets it do, for less). So an idle end burns at most one budget
- * after its last frame, and on one CPU nothing: there it never spins. */
-#define SPIN_MAX_US 50
-#define SPIN_MIN_US 10
-#define SPIN_PROBE_EVERY 64
-
-
-/* The most a wait spins, in µs: $PEER_LANE_SPIN_US (0 turns spinning
- * off, for a machine where CPU time matters more than latency), else
- * SPIN_MAX_US. Read once. */
-static gint64
-spin_max_us (void)
-{
-  static gsize value;
-
-  if (g_once_init_enter (&value))
-    {
-      const char *text = g_getenv ("PEER_LANE_SPIN_US");
-      guint64 us = SPIN_MAX_US;
-
-      if (text != NULL && !g_ascii_string_to_unsigned (text, 10, 0, 1000, &us, NULL))
-        {
-          g_debug ("libpeer: PEER_LANE_SPIN_US=%s is not a number of µs from 0 to 1000; using %d",
-                   text, SPIN_MAX_US);
-          us = SPIN_MAX_US;
-        }
-      /* Stored plus one: g_once_init_leave() takes no zero. */
-      g_once_init_leave (&value, (gsize) us + 1);
-    }
-  return (gint64) value - 1;
-}
-
-void
-_peer_lane_spin_init (LaneSpin *spin)
-{
-  spin->max = g_get_num_processors () > 1 ? spin_max_us () : 0;
-  spin->budget = spin->max;
-  spin->unspun = 0;
-}
-
-/* Before a blocking read of @fd: returns when a frame (or the end of the
- * stream) is there, or when the budget is spent. */
-void
-_peer_lane_spin_wait (LaneSpin *spin,
-                      int       fd)
-{
-  gint64 start, now, end;
-  gboolean ready = FALSE;
-  guint yields = 0;
-
-  if (spin->max == 0)
-    return;
-  if (spin->budget == 0)
-    {
-      if (++spin->unspun < SPIN_PROBE_EVERY)
-        return;
-      spin->unspun = 0;
-      spin->budget = spin->max;
-    }
-  start = g_get_monotonic_time ();
-  end = start + spin->budget;
-  do
-    {
-      guint8 byte;
-
-      /* Readable, at end of stream, or broken: the read says which. */
-      if (recv (fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) >= 0 || (errno != EAGAIN && errno != EINTR))
-        ready = TRUE;
-      else
-        {
-          sched_yield ();       /* a peer on this CPU runs now, not after our spin */
-          yields++;
-        }
-      now = g_get_monotonic_time ();
-    }
-  while (!ready && now < end);
-
-  if (ready && yields >= 2)
-    spin->budget = CLAMP (2 * (now - start), MIN (SPIN_MIN_US, spin->max), spin->max);
-  else
-    spin->budget = 0;
-}
-

@@ -34,6 +34,9 @@
  */
 #pragma once
 
+#include <sched.h>
+#include <sys/types.h>
+
 #include <gio/gio.h>
 #include <gio/gunixfdlist.h>
 
@@ -291,15 +294,31 @@ void      _peer_lane_debug_frame (const char   *side,
                                              GVariant     *body,
                                              GUnixFDList  *fd_list);
 
-/* Spin-then-sleep: see peer-lane-frame.c. */
+/* Spin-then-sleep: see peer-lane-spin.c. */
 typedef struct {
-  gint64 max;                   /* µs; 0: never spins */
-  gint64 budget;                /* µs; 0: not spinning for now */
+  gint64 max;                   /* ns; 0: never spins; -1: decided at the first wait */
+  gint64 budget;                /* ns the next wait spins; 0: not spinning for now */
+  gint64 average;               /* ns a spin took to catch a frame, lately */
+  guint misses;                 /* spins in a row that caught nothing */
   guint unspun;                 /* waits since spinning stopped */
+  pid_t peer_pid;               /* 0: the socket's credentials say */
 } LaneSpin;
 
-void      _peer_lane_spin_init (LaneSpin *spin);
-void      _peer_lane_spin_wait (LaneSpin *spin,
-                                      int       fd);
+/* Before the first wait. With a peer's pid (a server knows its client's
+ * from the connection), or without (the lane socket's credentials name
+ * its creator: right for a client). */
+void      _peer_lane_spin_init          (LaneSpin *spin);
+void      _peer_lane_spin_init_for_peer (LaneSpin *spin,
+                                         pid_t     peer_pid);
+void      _peer_lane_spin_wait          (LaneSpin *spin,
+                                         int       fd);
+/* For tests: the maximum spin for CPU masks (@peers NULL: unknown), and
+ * a wait's outcome applied to @spin's budget. */
+gint64    _peer_lane_spin_max_for       (const cpu_set_t *ours,
+                                         const cpu_set_t *peers,
+                                         gint64           max_us);
+void      _peer_lane_spin_record        (LaneSpin *spin,
+                                         gboolean  caught,
+                                         gint64    waited_ns);
 
 G_END_DECLS

@@ -516,7 +516,7 @@ lane_thread (gpointer user_data)
   };
   LaneSpin spin;
 
-  _peer_lane_spin_init (&spin);
+  _peer_lane_spin_init_for_peer (&spin, peer_connection_get_pid (lane->connection));
   g_private_set (&current_lane, lane);
   for (;;)
     {
