@@ -4,9 +4,12 @@
  * not 0 or 1 are refused, on the server's end (the call is answered with
  * InvalidArgs, its handler never runs) and on the client's (the reply is
  * an error). Also the checks themselves, against GLib's idea of normal
- * form, and the decision of when a lane end spins. */
+ * form, and the decisions of when and how long a lane end spins (not
+ * its timing, which a test cannot assert). */
 #include "config.h"
 
+#include <sched.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -765,6 +768,167 @@ test_client_takes_good_replies (void)
   fake_lane_clear (&fake);
 }
 
+/* --- when a lane end spins ------------------------------------------------------ */
+
+static void
+set_cpus (cpu_set_t *set,
+          int        first,
+          int        second)
+{
+  CPU_ZERO (set);
+  CPU_SET (first, set);
+  if (second >= 0)
+    CPU_SET (second, set);
+}
+
+/* One CPU between both ends: no spin, whatever the machine has. Two: the
+ * configured spin, also when each end is pinned to its own CPU. */
+static void
+test_spin_cpus (void)
+{
+  cpu_set_t zero, one, both;
+
+  set_cpus (&zero, 0, -1);
+  set_cpus (&one, 1, -1);
+  set_cpus (&both, 0, 1);
+  g_assert_cmpint (_peer_lane_spin_max_for (&zero, NULL, 50), ==, 0);
+  g_assert_cmpint (_peer_lane_spin_max_for (&zero, &zero, 50), ==, 0);
+  g_assert_cmpint (_peer_lane_spin_max_for (&zero, &one, 50), ==, 50);
+  g_assert_cmpint (_peer_lane_spin_max_for (&both, NULL, 50), ==, 50);
+  g_assert_cmpint (_peer_lane_spin_max_for (&one, &both, 50), ==, 50);
+  /* Turned off ($PEER_LANE_SPIN_US=0). */
+  g_assert_cmpint (_peer_lane_spin_max_for (&both, &both, 0), ==, 0);
+}
+
+/* The budget follows the replies: twice their recent time, never below
+ * the minimum for fast ones (a fast reply once stopped spinning for 64
+ * waits), back to the maximum after a miss, off only after several
+ * misses in a row, and on again when probing catches one. */
+static void
+test_spin_budget (void)
+{
+  LaneSpin spin;
+  const gint64 max = 50000;
+  guint waits;
+
+  _peer_lane_spin_init (&spin);
+  spin.max = spin.budget = max;
+
+  for (guint i = 0; i < 100; i++)
+    _peer_lane_spin_record (&spin, TRUE, 500);
+  g_assert_cmpint (spin.budget, >, 0);
+  g_assert_cmpint (spin.budget, <, max);
+
+  for (guint i = 0; i < 100; i++)
+    _peer_lane_spin_record (&spin, TRUE, 20000);
+  g_assert_cmpint (spin.budget, >=, 2 * 19000);
+  g_assert_cmpint (spin.budget, <=, max);
+
+  /* One late reply: the next wait spins at the maximum. */
+  _peer_lane_spin_record (&spin, FALSE, 40000);
+  g_assert_cmpint (spin.budget, ==, max);
+  _peer_lane_spin_record (&spin, TRUE, 20000);
+  g_assert_cmpint (spin.budget, >, 0);
+
+  /* A peer slower than spinning is worth: off. */
+  for (guint i = 0; i < 8 && spin.budget > 0; i++)
+    _peer_lane_spin_record (&spin, FALSE, max);
+  g_assert_cmpint (spin.budget, ==, 0);
+
+  /* Off, a wait returns at once (the socket is never looked at), until
+   * one probes again at the maximum. */
+  for (waits = 0; spin.budget == 0 && waits < 1000; waits++)
+    _peer_lane_spin_wait (&spin, -1);
+  g_assert_cmpuint (waits, <, 1000);
+  g_assert_cmpint (spin.budget, ==, max);
+}
+
+typedef struct {
+  pid_t peer;                   /* 0: none given */
+  int cpu;
+  LaneSpin spin;
+} SpinDecision;
+
+/* In a thread of its own, pinned to @d->cpu: the test's thread keeps its
+ * CPUs. A wait on a socket with a frame already there decides, and
+ * returns at once. */
+static gpointer
+spin_decide_thread (gpointer data)
+{
+  SpinDecision *d = data;
+  cpu_set_t set;
+  int pair[2];
+  const char frame = 1;
+
+  set_cpus (&set, d->cpu, -1);
+  g_assert_no_errno (sched_setaffinity (0, sizeof set, &set));
+  g_assert_no_errno (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair));
+  g_assert_cmpint (send (pair[1], &frame, 1, 0), ==, 1);
+  _peer_lane_spin_init_for_peer (&d->spin, d->peer);
+  g_assert_cmpint (d->spin.max, <, 0);
+  _peer_lane_spin_wait (&d->spin, pair[0]);
+  close (pair[0]);
+  close (pair[1]);
+  return NULL;
+}
+
+static gint64
+spin_decision (pid_t peer,
+               int   cpu)
+{
+  SpinDecision d = { peer, cpu, { 0 } };
+
+  g_thread_join (g_thread_new ("spin-decide", spin_decide_thread, &d));
+  return d.spin.max;
+}
+
+/* Pinned to one CPU, with a peer that is this process (or the socket's
+ * creator, this process too): no spin. With a peer pinned to another
+ * CPU: a spin. */
+static void
+test_spin_affinity (void)
+{
+  cpu_set_t allowed, other;
+  int cpus[2] = { -1, -1 };
+  g_autoptr(GSubprocess) peer = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *spin_env = g_strdup (g_getenv ("PEER_LANE_SPIN_US"));
+
+  g_assert_no_errno (sched_getaffinity (0, sizeof allowed, &allowed));
+  for (int cpu = 0, n = 0; cpu < CPU_SETSIZE && n < 2; cpu++)
+    if (CPU_ISSET (cpu, &allowed))
+      cpus[n++] = cpu;
+
+  g_assert_cmpint (spin_decision (0, cpus[0]), ==, 0);
+  g_assert_cmpint (spin_decision (getpid (), cpus[0]), ==, 0);
+  if (cpus[1] < 0)
+    {
+      g_test_skip ("one CPU: no peer can be elsewhere");
+      return;
+    }
+  if (spin_env != NULL && g_strcmp0 (spin_env, "0") == 0)
+    {
+      g_test_skip ("PEER_LANE_SPIN_US=0 turns spinning off");
+      return;
+    }
+
+  /* A peer process pinned to the other CPU: cat, waiting on its stdin
+   * until the test closes it. */
+  peer = g_subprocess_new (G_SUBPROCESS_FLAGS_STDIN_PIPE, &error, "cat", NULL);
+  g_assert_no_error (error);
+  set_cpus (&other, cpus[1], -1);
+  g_assert_no_errno (sched_setaffinity (atoi (g_subprocess_get_identifier (peer)), sizeof other, &other));
+  g_assert_cmpint (spin_decision (atoi (g_subprocess_get_identifier (peer)), cpus[0]), >, 0);
+  /* Twin: the same peer on this CPU. */
+  set_cpus (&other, cpus[0], -1);
+  g_assert_no_errno (sched_setaffinity (atoi (g_subprocess_get_identifier (peer)), sizeof other, &other));
+  g_assert_cmpint (spin_decision (atoi (g_subprocess_get_identifier (peer)), cpus[0]), ==, 0);
+
+  g_output_stream_close (g_subprocess_get_stdin_pipe (peer), NULL, NULL);
+  g_assert_true (g_subprocess_wait_check (peer, NULL, &error));
+  g_assert_no_error (error);
+}
+
 int
 main (int    argc,
       char **argv)
@@ -786,5 +950,8 @@ main (int    argc,
 #undef ADD
   g_test_add_func ("/peer/lane-body/client/refuses-bad-replies", test_client_refuses_bad_replies);
   g_test_add_func ("/peer/lane-body/client/takes-good-replies", test_client_takes_good_replies);
+  g_test_add_func ("/peer/lane-body/spin/cpus", test_spin_cpus);
+  g_test_add_func ("/peer/lane-body/spin/budget", test_spin_budget);
+  g_test_add_func ("/peer/lane-body/spin/affinity", test_spin_affinity);
   return g_test_run ();
 }
