@@ -256,8 +256,8 @@ random_value (const GVariantType *type,
     case 'i': return g_variant_new_int32 (g_test_rand_int ());
     case 'u': return g_variant_new_uint32 (g_test_rand_int ());
     case 'h': return g_variant_new_handle (g_test_rand_int ());
-    case 'x': return g_variant_new_int64 (((gint64) g_test_rand_int () << 32) | (guint32) g_test_rand_int ());
-    case 't': return g_variant_new_uint64 (((guint64) g_test_rand_int () << 32) | (guint32) g_test_rand_int ());
+    case 'x': return g_variant_new_int64 ((gint64) (((guint64) (guint32) g_test_rand_int () << 32) | (guint32) g_test_rand_int ()));
+    case 't': return g_variant_new_uint64 (((guint64) (guint32) g_test_rand_int () << 32) | (guint32) g_test_rand_int ());
     case 'd': return g_variant_new_double (g_test_rand_double ());
     case 's':
       {
