@@ -92,6 +92,7 @@ typedef struct {
 /* Every transport there could be; bench-transport-list.h names the ones
  * this build has. */
 extern const BenchTransport bench_transport_floor;
+extern const BenchTransport bench_transport_floor_spin;
 extern const BenchTransport bench_transport_gdbus;
 extern const BenchTransport bench_transport_libpeer;
 extern const BenchTransport bench_transport_libpeer_lane;

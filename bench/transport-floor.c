@@ -5,11 +5,18 @@
  * (kind, length) and the payload, in one write and usually one read each
  * way. The fd cells send their fds in one SCM_RIGHTS message and get them
  * back; the memfd cells copy the same bytes instead. No D-Bus,
- * no GLib main loop: whatever a transport costs above this, it adds. */
+ * no GLib main loop: whatever a transport costs above this, it adds.
+ *
+ * floor-spin is the same with both ends busy-polling for up to
+ * FLOOR_SPIN_US before each blocking read, as a lane's ends do (see
+ * libpeer/peer-lane-spin.c): the floor for a transport that spins, where
+ * the other end is on another CPU and a wake-up costs more than a call.
+ * Its memfd cells pass the memfd, as the other transports do. */
 #include "config.h"
 
 #include <errno.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/un.h>
@@ -103,6 +110,47 @@ write_all_iov (int           fd,
   return TRUE;
 }
 
+/* How long each read busy-polls first in floor-spin (0: never, the
+ * plain floor): the lane's longest spin. Set once, before any read. */
+#define FLOOR_SPIN_US 50
+static gint64 floor_spin_ns;
+
+static inline void
+floor_cpu_relax (void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause ();
+#else
+  __asm__ __volatile__ ("" ::: "memory");
+#endif
+}
+
+/* Returns when @fd is readable (or broken), or when the spin is spent:
+ * one recv(MSG_PEEK | MSG_DONTWAIT) and a few pauses a poll, as a lane
+ * spins. */
+static void
+floor_spin (int fd)
+{
+  struct timespec ts;
+  gint64 end;
+  guint8 byte;
+
+  if (floor_spin_ns == 0)
+    return;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  end = (gint64) ts.tv_sec * 1000000000 + ts.tv_nsec + floor_spin_ns;
+  for (;;)
+    {
+      if (recv (fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) >= 0 || (errno != EAGAIN && errno != EINTR))
+        return;
+      for (guint i = 0; i < 16; i++)
+        floor_cpu_relax ();
+      clock_gettime (CLOCK_MONOTONIC, &ts);
+      if ((gint64) ts.tv_sec * 1000000000 + ts.tv_nsec >= end)
+        return;
+    }
+}
+
 /* Reads at least @want bytes (at most @size) into @buffer at @have;
  * returns the new fill, or -1 with errno set (0 for end of stream). */
 static gssize
@@ -114,7 +162,10 @@ read_at_least (int     fd,
 {
   while (have < want)
     {
-      ssize_t n = read (fd, buffer + have, size - have);
+      ssize_t n;
+
+      floor_spin (fd);
+      n = read (fd, buffer + have, size - have);
 
       if (n < 0 && errno == EINTR)
         continue;
@@ -241,6 +292,7 @@ floor_serve_connection (int      sock,
       /* Headers are read with recvmsg(): an fd comes with its header. */
       while (have < sizeof header)
         {
+          floor_spin (sock);
           got = receive_with_fds (sock, buffer + have, size - have, 0, &fds);
           if (got < 0)
             {
@@ -434,6 +486,7 @@ floor_echo_fds (gpointer   data,
 
   if (!send_fds (client->fd, fds, n_fds, error))
     return FALSE;
+  floor_spin (client->fd);
   n = receive_with_fds (client->fd, &header, sizeof header, MSG_WAITALL, &got);
   if (n != (gssize) sizeof header)
     {
@@ -554,6 +607,32 @@ const BenchTransport bench_transport_floor = {
   .get_version = floor_get_version,
   .serve = floor_serve,
   .connect = floor_connect,
+  .echo = floor_echo,
+  .echo_fds = floor_echo_fds,
+  .pipeline = floor_pipeline,
+  .disconnect = floor_disconnect,
+};
+
+static int
+floor_spin_serve (void)
+{
+  floor_spin_ns = FLOOR_SPIN_US * 1000;
+  return floor_serve ();
+}
+
+static gpointer
+floor_spin_connect (const char *address,
+                    GError    **error)
+{
+  floor_spin_ns = FLOOR_SPIN_US * 1000;
+  return floor_connect (address, error);
+}
+
+const BenchTransport bench_transport_floor_spin = {
+  .name = "floor-spin",
+  .get_version = floor_get_version,
+  .serve = floor_spin_serve,
+  .connect = floor_spin_connect,
   .echo = floor_echo,
   .echo_fds = floor_echo_fds,
   .pipeline = floor_pipeline,

@@ -410,9 +410,8 @@ _peer_lane_client_call (PeerLaneClient     *lane,
         }
 
       reply = _peer_lane_type_read (&e->out, frame.body);
-      if (e->out.check_normal && !g_variant_is_normal_form (reply))
+      if (reply == NULL)
         {
-          g_variant_unref (reply);
           _peer_lane_frame_clear (&frame);
           g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
                                "The server's reply is not in normal form");

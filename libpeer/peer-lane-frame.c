@@ -1,7 +1,8 @@
 /* peer-lane-frame.c: the lane's wire: frames read and written (inline,
  * in chunks, or with the body in a sealed memfd), the buffers chunked
- * bodies are assembled in, method types as both ends keep them, the log's
- * view of a frame, and the spin-then-sleep wait both ends use. The
+ * bodies are assembled in, and the log's view of a frame. Method types,
+ * and how a body is checked against one, are in peer-lane-type.c; how
+ * both ends wait for a frame, in peer-lane-spin.c. The
  * server's lane threads are in peer-lane-server.c, the client's calls in
  * peer-lane-client.c; see peer-lane-private.h for the framing.
  */
@@ -9,7 +10,6 @@
 
 #include <errno.h>
 #include <poll.h>
-#include <sched.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -686,124 +686,12 @@ _peer_lane_chunk_size_for (int fd)
   return MIN ((gsize) sndbuf / 4, MAX_CHUNK) - HEADER_SIZE;
 }
 
-/* The empty tuple, made once: calls and replies without arguments are the
- * common case, and each g_variant_new_tuple() or g_variant_new_from_bytes()
- * costs a type-info lookup (a lock, a string copy, a hash) in GLib. */
-GVariant *
-_peer_lane_unit_variant (void)
-{
-  static GVariant *unit;
-
-  if (g_once_init_enter (&unit))
-    g_once_init_leave (&unit, g_variant_ref_sink (g_variant_new_tuple (NULL, 0)));
-  return unit;
-}
-
-/* A value of @type kept alive for as long as a method table lives, so that
- * GLib keeps the type's info cached instead of building and freeing it on
- * every call. Never read. */
-static GVariant *
-type_anchor_new (const GVariantType *type)
-{
-  g_autoptr(GBytes) empty = g_bytes_new_static ("", 0);
-
-  return g_variant_ref_sink (g_variant_new_from_bytes (type, empty, FALSE));
-}
-
-/* For a tuple of one array of fixed-size numbers, `(ay)` above all: the
- * element's size, else 0. Every byte string whose size is a multiple of
- * it is such a tuple in normal form (no framing offsets, no padding, no
- * value that is not allowed), so GLib can be told it is trusted and skip
- * its checks as the value is read. */
-static gsize
-trusted_element_size (const GVariantType *type)
-{
-  const char *s = g_variant_type_peek_string (type);
-
-  if (s[0] != '(' || s[1] != 'a' || s[3] != ')')
-    return 0;
-  switch (s[2])
-    {
-    case 'y':
-      return 1;
-    case 'n': case 'q':
-      return 2;
-    case 'i': case 'u': case 'h':
-      return 4;
-    case 'x': case 't': case 'd':
-      return 8;
-    default:
-      return 0;
-    }
-}
-
 /* Error frames carry (ss). */
 GVariant *
 _peer_lane_error_body (const char *name,
                        const char *message)
 {
   return g_variant_ref_sink (g_variant_new ("(ss)", name, message));
-}
-
-/* Whether every byte string is a normal-form value of tuple @type: its
- * members are numbers (no booleans, which must be 0 or 1) or arrays of
- * numbers. For those GVariant's safe reading is all the checking needed,
- * and g_variant_is_normal_form(), which visits every element of an array
- * one by one (some 25 ms for 1 MiB of `ay`), is skipped. */
-static gboolean
-type_is_all_numbers (const GVariantType *type)
-{
-  for (const GVariantType *m = g_variant_type_first (type); m != NULL; m = g_variant_type_next (m))
-    {
-      const GVariantType *t = g_variant_type_is_array (m) ? g_variant_type_element (m) : m;
-
-      if (!g_variant_type_is_basic (t) || g_variant_type_equal (t, G_VARIANT_TYPE_BOOLEAN) ||
-          g_variant_type_equal (t, G_VARIANT_TYPE_STRING) || g_variant_type_equal (t, G_VARIANT_TYPE_OBJECT_PATH) ||
-          g_variant_type_equal (t, G_VARIANT_TYPE_SIGNATURE))
-        return FALSE;
-    }
-  return TRUE;
-}
-
-
-void
-_peer_lane_type_init (LaneType   *t,
-                      const char *signature)
-{
-  t->type = g_variant_type_new (signature);
-  t->anchor = type_anchor_new (t->type);
-  t->string = g_variant_get_type_string (t->anchor);
-  t->length = g_variant_type_get_string_length (t->type);
-  t->is_unit = g_variant_type_equal (t->type, G_VARIANT_TYPE_UNIT);
-  t->check_normal = !type_is_all_numbers (t->type);
-  t->trusted_element = trusted_element_size (t->type);
-}
-
-void
-_peer_lane_type_clear (LaneType *t)
-{
-  g_variant_unref (t->anchor);
-  g_variant_type_free (t->type);
-}
-
-/* Whether @value is of type @t: the anchor shares GLib's type info with
- * every value of its type, so the common case is a pointer comparison
- * rather than a walk over two type strings. */
-
-/* A received body as a value of @t. The empty tuple, whose only normal
- * form is one zero byte, is the shared _peer_lane_unit_variant(). Not checked for
- * normal form (the caller does, when t->check_normal). (transfer full) */
-GVariant *
-_peer_lane_type_read (const LaneType *t,
-                      GBytes         *body)
-{
-  gsize size = g_bytes_get_size (body);
-
-  if (t->is_unit && size == 1 && *(const guint8 *) g_bytes_get_data (body, NULL) == 0)
-    return g_variant_ref (_peer_lane_unit_variant ());
-  /* Not g_variant_ref_sink(), which takes the value's lock. */
-  return g_variant_take_ref (g_variant_new_from_bytes (t->type, body,
-                                                       t->trusted_element > 0 && size % t->trusted_element == 0));
 }
 
 /* --- the log and the capture -------------------------------------------------- */
@@ -874,100 +762,3 @@ _peer_lane_debug_frame (const char   *side,
 
   _peer_debug_lane_message (message, incoming, side);
 }
-
-/* --- spin-then-sleep --------------------------------------------------------- */
-
-/* A frame that comes within some tens of microseconds is waited for by
- * polling the socket, not by sleeping in recvmsg(): when the peer runs on
- * another CPU, being woken costs more than a whole call (20-25 µs on a
- * shared VM, against a round trip of 15). Both ends do it: a client for
- * its reply, a server's lane thread for the next call.
- *
- * The budget follows the traffic: twice the last wait that a spin caught,
- * at most the configured maximum. Spinning stops, until SPIN_PROBE_EVERY
- * waits later, when a spin catches nothing (the peer is slower than
- * spinning is worth) or catches the frame before polling twice (the peer
- * shares our CPU, and ran when we yielded, which sleeping in recvmsg()
- * also lets it do, for less). So an idle end burns at most one budget
- * after its last frame, and on one CPU nothing: there it never spins. */
-#define SPIN_MAX_US 50
-#define SPIN_MIN_US 10
-#define SPIN_PROBE_EVERY 64
-
-
-/* The most a wait spins, in µs: $PEER_LANE_SPIN_US (0 turns spinning
- * off, for a machine where CPU time matters more than latency), else
- * SPIN_MAX_US. Read once. */
-static gint64
-spin_max_us (void)
-{
-  static gsize value;
-
-  if (g_once_init_enter (&value))
-    {
-      const char *text = g_getenv ("PEER_LANE_SPIN_US");
-      guint64 us = SPIN_MAX_US;
-
-      if (text != NULL && !g_ascii_string_to_unsigned (text, 10, 0, 1000, &us, NULL))
-        {
-          g_debug ("libpeer: PEER_LANE_SPIN_US=%s is not a number of µs from 0 to 1000; using %d",
-                   text, SPIN_MAX_US);
-          us = SPIN_MAX_US;
-        }
-      /* Stored plus one: g_once_init_leave() takes no zero. */
-      g_once_init_leave (&value, (gsize) us + 1);
-    }
-  return (gint64) value - 1;
-}
-
-void
-_peer_lane_spin_init (LaneSpin *spin)
-{
-  spin->max = g_get_num_processors () > 1 ? spin_max_us () : 0;
-  spin->budget = spin->max;
-  spin->unspun = 0;
-}
-
-/* Before a blocking read of @fd: returns when a frame (or the end of the
- * stream) is there, or when the budget is spent. */
-void
-_peer_lane_spin_wait (LaneSpin *spin,
-                      int       fd)
-{
-  gint64 start, now, end;
-  gboolean ready = FALSE;
-  guint yields = 0;
-
-  if (spin->max == 0)
-    return;
-  if (spin->budget == 0)
-    {
-      if (++spin->unspun < SPIN_PROBE_EVERY)
-        return;
-      spin->unspun = 0;
-      spin->budget = spin->max;
-    }
-  start = g_get_monotonic_time ();
-  end = start + spin->budget;
-  do
-    {
-      guint8 byte;
-
-      /* Readable, at end of stream, or broken: the read says which. */
-      if (recv (fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) >= 0 || (errno != EAGAIN && errno != EINTR))
-        ready = TRUE;
-      else
-        {
-          sched_yield ();       /* a peer on this CPU runs now, not after our spin */
-          yields++;
-        }
-      now = g_get_monotonic_time ();
-    }
-  while (!ready && now < end);
-
-  if (ready && yields >= 2)
-    spin->budget = CLAMP (2 * (now - start), MIN (SPIN_MIN_US, spin->max), spin->max);
-  else
-    spin->budget = 0;
-}
-

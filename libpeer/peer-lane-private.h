@@ -34,6 +34,9 @@
  */
 #pragma once
 
+#include <sched.h>
+#include <sys/types.h>
+
 #include <gio/gio.h>
 #include <gio/gunixfdlist.h>
 
@@ -223,6 +226,17 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (PeerLaneClient, _peer_lane_client_free)
 /* How long a call may wait by default, as on the GDBus path. */
 #define PEER_LANE_DEFAULT_TIMEOUT_MS 25000
 
+/* How a received body is checked against its type: see peer-lane-type.c. */
+typedef enum {
+  LANE_CHECK_UNIT,              /* (): one zero byte */
+  LANE_CHECK_SIZE,              /* fixed-size, every byte free: its length */
+  LANE_CHECK_ELEMENTS,          /* one array of such elements: a whole number of them */
+  LANE_CHECK_PLAN,              /* numbers, booleans, arrays of them: a walk */
+  LANE_CHECK_GLIB,              /* the rest: g_variant_is_normal_form() */
+} LaneCheck;
+
+typedef struct _LaneTypePlan LaneTypePlan;
+
 /* One direction of a method's traffic (its arguments or its reply), as
  * both ends' method tables keep it: made once, read on every call. */
 typedef struct {
@@ -230,15 +244,17 @@ typedef struct {
   GVariant *anchor;             /* see type_anchor_new() */
   const char *string;           /* the anchor's type string (GLib's own) */
   gsize length;                 /* its length */
-  gboolean is_unit;             /* () */
-  gboolean check_normal;        /* see type_is_all_numbers() */
-  gsize trusted_element;        /* see trusted_element_size() */
+  LaneCheck check;
+  gsize size;                   /* SIZE: the value's; ELEMENTS: an element's */
+  LaneTypePlan *plan;           /* PLAN */
 } LaneType;
 
 void      _peer_lane_type_init  (LaneType           *t,
                                  const char         *signature);
 void      _peer_lane_type_clear (LaneType           *t);
-/* (transfer full) @body read as a value of @t's type: see peer-lane-frame.c. */
+/* (transfer full) (nullable) @body read as a value of @t's type, or NULL
+ * when it is not one in normal form, which the D-Bus path would refuse
+ * too: see peer-lane-type.c. */
 GVariant *_peer_lane_type_read  (const LaneType     *t,
                                  GBytes             *body);
 
@@ -278,15 +294,31 @@ void      _peer_lane_debug_frame (const char   *side,
                                              GVariant     *body,
                                              GUnixFDList  *fd_list);
 
-/* Spin-then-sleep: see peer-lane-frame.c. */
+/* Spin-then-sleep: see peer-lane-spin.c. */
 typedef struct {
-  gint64 max;                   /* µs; 0: never spins */
-  gint64 budget;                /* µs; 0: not spinning for now */
+  gint64 max;                   /* ns; 0: never spins; -1: decided at the first wait */
+  gint64 budget;                /* ns the next wait spins; 0: not spinning for now */
+  gint64 average;               /* ns a spin took to catch a frame, lately */
+  guint misses;                 /* spins in a row that caught nothing */
   guint unspun;                 /* waits since spinning stopped */
+  pid_t peer_pid;               /* 0: the socket's credentials say */
 } LaneSpin;
 
-void      _peer_lane_spin_init (LaneSpin *spin);
-void      _peer_lane_spin_wait (LaneSpin *spin,
-                                      int       fd);
+/* Before the first wait. With a peer's pid (a server knows its client's
+ * from the connection), or without (the lane socket's credentials name
+ * its creator: right for a client). */
+void      _peer_lane_spin_init          (LaneSpin *spin);
+void      _peer_lane_spin_init_for_peer (LaneSpin *spin,
+                                         pid_t     peer_pid);
+void      _peer_lane_spin_wait          (LaneSpin *spin,
+                                         int       fd);
+/* For tests: the maximum spin for CPU masks (@peers NULL: unknown), and
+ * a wait's outcome applied to @spin's budget. */
+gint64    _peer_lane_spin_max_for       (const cpu_set_t *ours,
+                                         const cpu_set_t *peers,
+                                         gint64           max_us);
+void      _peer_lane_spin_record        (LaneSpin *spin,
+                                         gboolean  caught,
+                                         gint64    waited_ns);
 
 G_END_DECLS

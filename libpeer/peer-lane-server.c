@@ -426,9 +426,8 @@ lane_handle_frame (LaneServer    *lane,
   /* Untrusted bytes: g_variant_new_from_bytes() reads any of them safely,
    * and the normal-form check refuses what GDBus's parser would. */
   parameters = _peer_lane_type_read (&m->in, frame->body);
-  if (m->in.check_normal && !g_variant_is_normal_form (parameters))
+  if (parameters == NULL)
     {
-      g_variant_unref (parameters);
       lane_refuse (lane, h->serial, "org.freedesktop.DBus.Error.InvalidArgs",
                    "Arguments are not in normal form for their type");
       return TRUE;
@@ -517,7 +516,7 @@ lane_thread (gpointer user_data)
   };
   LaneSpin spin;
 
-  _peer_lane_spin_init (&spin);
+  _peer_lane_spin_init_for_peer (&spin, peer_connection_get_pid (lane->connection));
   g_private_set (&current_lane, lane);
   for (;;)
     {
