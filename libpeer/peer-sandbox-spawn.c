@@ -583,6 +583,14 @@ plan_view (Plan      *plan,
   for (guint i = 0; i < profile_paths->len; i++)
     g_ptr_array_add (wanted, g_strdup (g_ptr_array_index (profile_paths, i)));
 
+  /* The private /tmp first: a path the application adds may be beneath
+   * it. */
+  if (plan->namespaces)
+    {
+      add_op (plan, OP_TMPFS, TRUE, NULL, "/tmp");
+      g_hash_table_add (made, g_strdup ("/tmp"));
+    }
+
   /* Real paths, shortest first, none beneath another. */
   for (guint i = 0; i < wanted->len; i++)
     {
@@ -620,7 +628,6 @@ plan_view (Plan      *plan,
       for (gsize i = 0; i < G_N_ELEMENTS (devices); i++)
         if (access (devices[i], F_OK) == 0)
           add_op (plan, OP_BIND_DEV, FALSE, devices[i], devices[i]);
-      add_op (plan, OP_TMPFS, TRUE, NULL, "/tmp");
       add_op (plan, OP_PROC, TRUE, NULL, "/proc");
       /* A helper of an application running as root is root (without
        * capabilities): what uid 0 may write in /proc with no capability

@@ -1,0 +1,644 @@
+/* test-sandbox: a sandboxed PeerHelper, seen from inside (sandbox-probe
+ * tries what the sandbox should refuse, and reports) and from the
+ * application; each case against the same helper unsandboxed, its twin.
+ * Every case skips, with the reason, when the kernel lacks a part of the
+ * sandbox; the last line says how many ran. */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <glib/gstdio.h>
+
+#include "peer-test-util.h"
+
+#define PROBE_PATH "/org/libpeer/test/Probe"
+#define PROBE_IFACE "org.libpeer.test.Probe1"
+#define HELPER_PATH "/org/libpeer/Helper"
+#define HELPER_IFACE "org.libpeer.Helper1"
+
+static guint n_ran, n_skipped;
+static char *why_unavailable;         /* NULL: the sandbox works here */
+
+static gboolean
+skip_without_sandbox (void)
+{
+  if (why_unavailable == NULL)
+    {
+      n_ran++;
+      return FALSE;
+    }
+  g_test_skip (why_unavailable);
+  n_skipped++;
+  return TRUE;
+}
+
+static const char *
+probe_program (void)
+{
+  static char *path;
+
+  if (path == NULL)
+    path = g_test_build_filename (G_TEST_BUILT, "sandbox-probe", NULL);
+  return path;
+}
+
+static PeerHelper *
+start_probe (gboolean     sandboxed,
+             PeerSandbox *sandbox)
+{
+  const char *argv[] = { probe_program (), NULL };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(PeerClient) client = NULL;
+  PeerHelper *helper;
+
+  helper = sandboxed ? peer_helper_new_sandboxed (argv, NULL, sandbox, &error)
+                     : peer_helper_new (argv, NULL, &error);
+  g_assert_no_error (error);
+  client = peer_helper_dup_client (helper, -1, NULL, &error);
+  g_assert_no_error (error);
+  return helper;
+}
+
+/* Runs probe @what with @arg; returns its errno and sets @out_text. */
+static int
+try_probe (PeerHelper  *helper,
+           const char  *what,
+           const char  *arg,
+           char       **out_text)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  gint32 err;
+  char *text;
+
+  reply = peer_helper_call_sync (helper, PROBE_PATH, PROBE_IFACE, "Try", g_variant_new ("(ss)", what, arg),
+                                 G_VARIANT_TYPE ("(is)"), -1, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_variant_get (reply, "(is)", &err, &text);
+  if (out_text != NULL)
+    *out_text = text;
+  else
+    g_free (text);
+  return err;
+}
+
+/* --- the application's files --------------------------------------------- */
+
+typedef struct {
+  char *paths[3];
+  char *dir;
+} AppFiles;
+
+/* A file in each place of the application's the helper must not see:
+ * its /tmp, its working directory, its home. */
+static void
+app_files_make (AppFiles *files)
+{
+  g_autoptr(GError) error = NULL;
+  int fd;
+
+  files->dir = peer_test_make_dir ();
+  files->paths[0] = g_build_filename (files->dir, "secret", NULL);
+  fd = g_file_open_tmp ("peer-sandbox-cwd-XXXXXX", &files->paths[1], &error);
+  g_assert_no_error (error);
+  close (fd);
+  /* In the working directory, whatever it is. */
+  g_free (files->paths[1]);
+  files->paths[1] = g_build_filename (g_get_current_dir (), "peer-sandbox-secret", NULL);
+  files->paths[2] = g_build_filename (g_get_home_dir (), ".peer-sandbox-secret", NULL);
+  for (guint i = 0; i < G_N_ELEMENTS (files->paths); i++)
+    {
+      g_file_set_contents (files->paths[i], "secret", -1, &error);
+      g_assert_no_error (error);
+    }
+}
+
+static void
+app_files_clear (AppFiles *files)
+{
+  for (guint i = 0; i < G_N_ELEMENTS (files->paths); i++)
+    {
+      g_unlink (files->paths[i]);
+      g_free (files->paths[i]);
+    }
+  peer_test_remove_dir (files->dir);
+  g_free (files->dir);
+}
+
+static void
+check_app_files (gboolean sandboxed)
+{
+  g_autoptr(PeerHelper) helper = NULL;
+  g_autofree char *tmp_copy = NULL;
+  AppFiles files;
+
+  if (sandboxed && skip_without_sandbox ())
+    return;
+  app_files_make (&files);
+  helper = start_probe (sandboxed, NULL);
+  for (guint i = 0; i < G_N_ELEMENTS (files.paths); i++)
+    {
+      int err = try_probe (helper, "open", files.paths[i], NULL);
+
+      g_test_message ("open %s: %s", files.paths[i], err ? g_strerror (err) : "opened");
+      if (sandboxed)
+        g_assert_cmpint (err, !=, 0);
+      else
+        g_assert_cmpint (err, ==, 0);
+    }
+  /* Its /tmp is its own: empty. */
+  if (sandboxed)
+    g_assert_cmpint (try_probe (helper, "open", files.dir, NULL), ==, ENOENT);
+  app_files_clear (&files);
+}
+
+static void
+test_files_refused (void)
+{
+  check_app_files (TRUE);
+}
+
+static void
+test_files_plain (void)
+{
+  n_ran++;
+  check_app_files (FALSE);
+}
+
+/* A path the application adds is readable, read-only. */
+static void
+test_files_added_path (void)
+{
+  g_autoptr(PeerSandbox) sandbox = peer_sandbox_new ();
+  g_autoptr(PeerHelper) helper = NULL;
+  g_autofree char *text = NULL;
+  AppFiles files;
+
+  if (skip_without_sandbox ())
+    return;
+  app_files_make (&files);
+  peer_sandbox_add_path (sandbox, files.dir);
+  helper = start_probe (TRUE, sandbox);
+  g_assert_cmpint (try_probe (helper, "read", files.paths[0], &text), ==, 0);
+  g_assert_cmpstr (text, ==, "secret");
+  /* Only what was added. */
+  g_assert_cmpint (try_probe (helper, "open", files.paths[2], NULL), !=, 0);
+  app_files_clear (&files);
+}
+
+/* --- sockets, programs, ptrace ------------------------------------------- */
+
+static void
+check_refusals (gboolean sandboxed)
+{
+  g_autoptr(PeerHelper) helper = NULL;
+  g_autofree char *parent = g_strdup_printf ("%d", (int) getpid ());
+
+  if (sandboxed && skip_without_sandbox ())
+    return;
+  if (!sandboxed)
+    n_ran++;
+  helper = start_probe (sandboxed, NULL);
+  g_assert_cmpint (try_probe (helper, "socket-inet", "", NULL), ==, sandboxed ? EPERM : 0);
+  g_assert_cmpint (try_probe (helper, "socket-unix", "", NULL), ==, sandboxed ? EPERM : 0);
+  g_assert_cmpint (try_probe (helper, "execve", "/nonexistent/peer-probe", NULL), ==, sandboxed ? EPERM : ENOENT);
+  g_assert_cmpint (try_probe (helper, "ptrace", parent, NULL), ==, sandboxed ? EPERM : ESRCH);
+  /* And it is still there to say so. */
+  g_assert_cmpint (peer_helper_get_n_restarts (helper), ==, 0);
+  g_assert_null (peer_helper_dup_exit_reason (helper));
+}
+
+static void
+test_refusals (void)
+{
+  check_refusals (TRUE);
+}
+
+static void
+test_refusals_plain (void)
+{
+  check_refusals (FALSE);
+}
+
+/* --- what the kernel says of it ------------------------------------------ */
+
+static char *
+status_field (const char *status,
+              const char *name)
+{
+  g_auto(GStrv) lines = g_strsplit (status, "\n", -1);
+
+  for (guint i = 0; lines[i] != NULL; i++)
+    if (g_str_has_prefix (lines[i], name) && lines[i][strlen (name)] == ':')
+      return g_strstrip (g_strdup (lines[i] + strlen (name) + 1));
+  return NULL;
+}
+
+static void
+check_status (gboolean sandboxed)
+{
+  g_autoptr(PeerHelper) helper = NULL;
+  g_autofree char *status = NULL, *nnp = NULL, *seccomp = NULL;
+
+  if (sandboxed && skip_without_sandbox ())
+    return;
+  if (!sandboxed)
+    n_ran++;
+  helper = start_probe (sandboxed, NULL);
+  g_assert_cmpint (try_probe (helper, "read", "/proc/self/status", &status), ==, 0);
+  nnp = status_field (status, "NoNewPrivs");
+  seccomp = status_field (status, "Seccomp");
+  g_assert_cmpstr (nnp, ==, sandboxed ? "1" : "0");
+  g_assert_cmpstr (seccomp, ==, sandboxed ? "2" : "0");
+}
+
+static void
+test_status (void)
+{
+  check_status (TRUE);
+}
+
+static void
+test_status_plain (void)
+{
+  check_status (FALSE);
+}
+
+static void
+check_namespaces (gboolean sandboxed)
+{
+  static const char * const kinds[] = { "net", "mnt", "pid", "ipc", "uts", "user" };
+  g_autoptr(PeerHelper) helper = NULL;
+
+  if (sandboxed && skip_without_sandbox ())
+    return;
+  if (!sandboxed)
+    n_ran++;
+  helper = start_probe (sandboxed, NULL);
+  for (gsize i = 0; i < G_N_ELEMENTS (kinds); i++)
+    {
+      g_autofree char *path = g_strdup_printf ("/proc/self/ns/%s", kinds[i]);
+      g_autofree char *ours = g_file_read_link (path, NULL);
+      g_autofree char *theirs = NULL;
+
+      g_assert_cmpint (try_probe (helper, "readlink", path, &theirs), ==, 0);
+      g_test_message ("%s: ours %s, the helper's %s", kinds[i], ours, theirs);
+      if (sandboxed)
+        g_assert_cmpstr (ours, !=, theirs);
+      else
+        g_assert_cmpstr (ours, ==, theirs);
+    }
+}
+
+static void
+test_namespaces (void)
+{
+  check_namespaces (TRUE);
+}
+
+static void
+test_namespaces_plain (void)
+{
+  check_namespaces (FALSE);
+}
+
+/* --- a syscall nobody planned for ---------------------------------------- */
+
+static void
+on_exited (PeerHelper   *helper,
+           const GError *reason,
+           GError      **out)
+{
+  g_clear_error (out);
+  *out = g_error_copy (reason);
+}
+
+static void
+test_forbidden_syscall (void)
+{
+  const char *argv[] = { probe_program (), NULL };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GError) reason = NULL;
+  g_autoptr(PeerHelper) helper = NULL;
+  g_autoptr(GVariant) reply = NULL;
+
+  if (skip_without_sandbox ())
+    return;
+  helper = peer_helper_new_sandboxed (argv, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_signal_connect (helper, "exited", G_CALLBACK (on_exited), &reason);
+  reply = peer_helper_call_sync (helper, PROBE_PATH, PROBE_IFACE, "Try", g_variant_new ("(ss)", "forbidden", ""),
+                                 NULL, -1, NULL, NULL, NULL, &error);
+  g_assert_null (reply);
+  g_assert_error (error, PEER_ERROR, PEER_ERROR_DISCONNECTED);
+  g_test_message ("%s", error->message);
+  g_assert_nonnull (strstr (error->message, "helper killed by SIGSYS: syscall syslog refused by the sandbox"));
+  PEER_TEST_WAIT_UNTIL (reason != NULL);
+  g_assert_nonnull (strstr (reason->message, "syslog"));
+}
+
+/* The same syscall, unsandboxed: it runs, and the helper lives. */
+static void
+test_forbidden_syscall_plain (void)
+{
+  g_autoptr(PeerHelper) helper = NULL;
+  int err;
+
+  n_ran++;
+  helper = start_probe (FALSE, NULL);
+  err = try_probe (helper, "forbidden", "", NULL);
+  g_test_message ("syslog: %s", err ? g_strerror (err) : "ran");
+  /* Whatever the kernel answered (root gets the size, others may get
+   * EPERM from dmesg_restrict), an answer came. */
+  g_assert_cmpint (err, >=, 0);
+  g_assert_null (peer_helper_dup_exit_reason (helper));
+}
+
+/* --- limits ------------------------------------------------------------- */
+
+static void
+on_started (PeerHelper *helper,
+            int         pid,
+            guint      *n_started)
+{
+  (*n_started)++;
+}
+
+static void
+check_address_space (gboolean past_limit)
+{
+  const char *argv[] = { probe_program (), NULL };
+  g_autoptr(PeerSandbox) sandbox = peer_sandbox_new ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(PeerHelper) helper = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autofree char *size = g_strdup_printf ("%" G_GUINT64_FORMAT, (guint64) (past_limit ? 768 : 64) << 20);
+  guint n_started = 0;
+
+  if (skip_without_sandbox ())
+    return;
+#ifdef __SANITIZE_ADDRESS__
+  g_test_skip ("AddressSanitizer's shadow memory needs terabytes of address space: no RLIMIT_AS in this build");
+  n_ran--;
+  n_skipped++;
+  return;
+#endif
+  peer_sandbox_set_limit (sandbox, PEER_SANDBOX_LIMIT_ADDRESS_SPACE, 512 << 20);
+  g_assert_cmpuint (peer_sandbox_get_limit (sandbox, PEER_SANDBOX_LIMIT_ADDRESS_SPACE), ==, 512 << 20);
+  helper = peer_helper_new_sandboxed (argv, NULL, sandbox, &error);
+  g_assert_no_error (error);
+  peer_helper_set_restart_policy (helper, 1, 60000, 0);
+  g_signal_connect (helper, "started", G_CALLBACK (on_started), &n_started);
+  reply = peer_helper_call_sync (helper, PROBE_PATH, PROBE_IFACE, "Try", g_variant_new ("(ss)", "allocate", size),
+                                 G_VARIANT_TYPE ("(is)"), -1, NULL, NULL, NULL, &error);
+  if (!past_limit)
+    {
+      g_assert_no_error (error);
+      g_assert_cmpuint (peer_helper_get_n_restarts (helper), ==, 0);
+      return;
+    }
+  g_assert_null (reply);
+  g_assert_error (error, PEER_ERROR, PEER_ERROR_DISCONNECTED);
+  g_test_message ("%s", error->message);
+  /* The application carries on: the helper is started again, as its
+   * policy says, and works. */
+  PEER_TEST_WAIT_UNTIL (n_started == 2);
+  g_assert_cmpuint (peer_helper_get_n_restarts (helper), ==, 1);
+  g_assert_cmpint (try_probe (helper, "open", "/dev/null", NULL), ==, 0);
+}
+
+static void
+test_address_space (void)
+{
+  check_address_space (TRUE);
+}
+
+static void
+test_address_space_within (void)
+{
+  check_address_space (FALSE);
+}
+
+/* The open-files limit holds the exec fd's number: it must leave room. */
+static void
+test_open_files_limit_refused (void)
+{
+  const char *argv[] = { probe_program (), NULL };
+  g_autoptr(PeerSandbox) sandbox = peer_sandbox_new ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(PeerHelper) helper = NULL;
+
+  n_ran++;
+  peer_sandbox_set_limit (sandbox, PEER_SANDBOX_LIMIT_OPEN_FILES, G_MAXUINT32);
+  helper = peer_helper_new_sandboxed (argv, NULL, sandbox, &error);
+  g_assert_null (helper);
+  g_assert_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS);
+  g_assert_nonnull (strstr (error->message, "open-files limit"));
+}
+
+static void
+test_open_files_limit (void)
+{
+  g_autoptr(PeerSandbox) sandbox = peer_sandbox_new ();
+  g_autoptr(PeerHelper) helper = NULL;
+  g_autofree char *limits = NULL;
+
+  if (skip_without_sandbox ())
+    return;
+  peer_sandbox_set_limit (sandbox, PEER_SANDBOX_LIMIT_OPEN_FILES, 64);
+  helper = start_probe (TRUE, sandbox);
+  g_assert_cmpint (try_probe (helper, "read", "/proc/self/limits", &limits), ==, 0);
+  g_assert_true (g_regex_match_simple ("Max open files +64 +64", limits, 0, 0));
+}
+
+static void
+test_missing_program (void)
+{
+  const char *argv[] = { "/nonexistent/peer-helper", NULL };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(PeerHelper) helper = NULL;
+
+  n_ran++;
+  helper = peer_helper_new_sandboxed (argv, NULL, NULL, &error);
+  g_assert_null (helper);
+  g_assert_nonnull (error);
+  g_test_message ("%s", error->message);
+}
+
+/* --- work by fd, results as blobs: peer-server in the sandbox ------------ */
+
+static PeerHelper *
+start_server (void)
+{
+  const char *argv[] = { peer_test_program ("PEER_SERVER"), NULL };
+  g_autoptr(GError) error = NULL;
+  PeerHelper *helper = peer_helper_new_sandboxed (argv, NULL, NULL, &error);
+
+  g_assert_no_error (error);
+  return helper;
+}
+
+static void
+test_work_by_fd (void)
+{
+  static const char data[] = "untrusted input, handed over by fd\n";
+  g_autoptr(PeerHelper) helper = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GUnixFDList) fds = g_unix_fd_list_new ();
+  g_autoptr(GUnixFDList) out_fds = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(PeerBlob) blob = NULL;
+  g_autoptr(PeerBlob) echoed = NULL;
+  g_autofree char *expected = g_compute_checksum_for_string (G_CHECKSUM_SHA256, data, -1);
+  g_autofree char *dir = NULL, *path = NULL;
+  const char *hex;
+  gint32 handle;
+  int fd;
+
+  if (skip_without_sandbox ())
+    return;
+  dir = peer_test_make_dir ();
+  path = g_build_filename (dir, "input", NULL);
+  g_file_set_contents (path, data, -1, &error);
+  g_assert_no_error (error);
+  fd = open (path, O_RDONLY | O_CLOEXEC);
+  g_assert_cmpint (fd, >=, 0);
+  g_unix_fd_list_append (fds, fd, &error);
+  g_assert_no_error (error);
+  close (fd);
+
+  helper = start_server ();
+  reply = peer_helper_call_sync (helper, HELPER_PATH, HELPER_IFACE, "Digest", g_variant_new ("(hs)", 0, "sha256"),
+                                 G_VARIANT_TYPE ("(s)"), -1, fds, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_variant_get (reply, "(&s)", &hex);
+  g_assert_cmpstr (hex, ==, expected);
+  g_clear_pointer (&reply, g_variant_unref);
+  g_clear_object (&fds);
+
+  /* A result as a sealed memfd. */
+  blob = peer_blob_new_from_data (data, sizeof data, &error);
+  g_assert_no_error (error);
+  fds = g_unix_fd_list_new ();
+  handle = peer_blob_append_to_fd_list (blob, fds, &error);
+  g_assert_no_error (error);
+  reply = peer_helper_call_sync (helper, "/org/libpeer/Bench", "org.libpeer.Bench1", "EchoBlob",
+                                 g_variant_new ("(h)", handle), G_VARIANT_TYPE ("(h)"), -1, fds, &out_fds,
+                                 NULL, &error);
+  g_assert_no_error (error);
+  g_variant_get (reply, "(h)", &handle);
+  echoed = peer_blob_new_from_fd_list (out_fds, handle, sizeof data, &error);
+  g_assert_no_error (error);
+  g_assert_cmpmem (peer_blob_get_data (echoed, NULL), sizeof data, data, sizeof data);
+
+  peer_test_remove_dir (dir);
+}
+
+/* Its twin: what needs a path is refused inside, with a clear error. */
+static void
+test_open_refused (void)
+{
+  g_autoptr(PeerHelper) helper = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+
+  if (skip_without_sandbox ())
+    return;
+  helper = start_server ();
+  reply = peer_helper_call_sync (helper, HELPER_PATH, HELPER_IFACE, "OpenFile", g_variant_new ("(s)", "x"),
+                                 NULL, -1, NULL, NULL, NULL, &error);
+  g_assert_null (reply);
+  g_assert_error (error, PEER_ERROR, PEER_ERROR_NOT_SUPPORTED);
+  g_assert_nonnull (strstr (error->message, "sandbox"));
+}
+
+/* --- peer-client --spawn --sandbox ----------------------------------------- */
+
+static void
+test_cli (void)
+{
+  const char *quick[] = { peer_test_program ("PEER_CLIENT"), "--spawn", "--sandbox", "--",
+                          peer_test_program ("PEER_SERVER"), "quick", "8", NULL };
+  const char *open_file[] = { peer_test_program ("PEER_CLIENT"), "--spawn", "--sandbox", "--",
+                              peer_test_program ("PEER_SERVER"), "open", "/etc/passwd", NULL };
+  g_autofree char *out = NULL, *err = NULL;
+
+  if (skip_without_sandbox ())
+    return;
+  g_assert_cmpint (peer_test_run (quick, &out, &err), ==, 0);
+  g_assert_cmpuint (strlen (out), >, 0);
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  /* The twin: open needs paths, which the sandbox has none of. */
+  g_assert_cmpint (peer_test_run (open_file, &out, &err), ==, 1);
+  g_test_message ("%s", err);
+  g_assert_nonnull (strstr (err, "sandbox"));
+  g_assert_null (strchr (err, '\n') == NULL ? NULL : strchr (strchr (err, '\n') + 1, '\n'));
+}
+
+/* --- how much of the sandbox this kernel has ------------------------------ */
+
+static void
+probe_kernel (void)
+{
+  const char *argv[] = { probe_program (), NULL };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(PeerHelper) helper = NULL;
+  g_autoptr(PeerClient) client = NULL;
+
+  if (g_getenv ("PEER_UNDER_VALGRIND") != NULL)
+    {
+      /* The child between clone and exec runs under valgrind too, which
+       * knows neither clone3() nor Landlock, and fakes the fd limits the
+       * sandbox relies on. */
+      why_unavailable = g_strdup ("valgrind cannot run the sandbox's setup (clone3, Landlock, fd limits)");
+      return;
+    }
+  helper = peer_helper_new_sandboxed (argv, NULL, NULL, &error);
+  if (helper != NULL)
+    client = peer_helper_dup_client (helper, -1, NULL, &error);
+  if (client == NULL)
+    why_unavailable = g_strdup_printf ("this kernel does not allow the sandbox: %s", error->message);
+}
+
+int
+main (int   argc,
+      char *argv[])
+{
+  int status;
+
+  g_test_init (&argc, &argv, NULL);
+  probe_kernel ();
+
+  g_test_add_func ("/peer/sandbox/files/refused", test_files_refused);
+  g_test_add_func ("/peer/sandbox/files/plain", test_files_plain);
+  g_test_add_func ("/peer/sandbox/files/added-path", test_files_added_path);
+  g_test_add_func ("/peer/sandbox/refusals/sandboxed", test_refusals);
+  g_test_add_func ("/peer/sandbox/refusals/plain", test_refusals_plain);
+  g_test_add_func ("/peer/sandbox/status/sandboxed", test_status);
+  g_test_add_func ("/peer/sandbox/status/plain", test_status_plain);
+  g_test_add_func ("/peer/sandbox/namespaces/sandboxed", test_namespaces);
+  g_test_add_func ("/peer/sandbox/namespaces/plain", test_namespaces_plain);
+  g_test_add_func ("/peer/sandbox/syscall/killed-and-named", test_forbidden_syscall);
+  g_test_add_func ("/peer/sandbox/syscall/plain", test_forbidden_syscall_plain);
+  g_test_add_func ("/peer/sandbox/limits/address-space", test_address_space);
+  g_test_add_func ("/peer/sandbox/limits/address-space-within", test_address_space_within);
+  g_test_add_func ("/peer/sandbox/limits/open-files", test_open_files_limit);
+  g_test_add_func ("/peer/sandbox/limits/open-files-refused", test_open_files_limit_refused);
+  g_test_add_func ("/peer/sandbox/start/missing-program", test_missing_program);
+  g_test_add_func ("/peer/sandbox/server/work-by-fd", test_work_by_fd);
+  g_test_add_func ("/peer/sandbox/server/open-refused", test_open_refused);
+  g_test_add_func ("/peer/sandbox/cli", test_cli);
+
+  status = g_test_run ();
+  if (why_unavailable != NULL)
+    g_print ("# sandbox unavailable: %s\n", why_unavailable);
+  g_print ("# sandbox: %u tests ran, %u skipped\n", n_ran, n_skipped);
+  g_free (why_unavailable);
+  return status;
+}
