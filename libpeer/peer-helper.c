@@ -823,7 +823,7 @@ peer_helper_new_sandboxed (const char * const  *argv,
   g_return_val_if_fail (sandbox == NULL || PEER_IS_SANDBOX (sandbox), NULL);
   g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
-  profile = sandbox != NULL ? g_object_ref (sandbox) : peer_sandbox_new ();
+  profile = sandbox != NULL ? g_object_ref (sandbox) : peer_sandbox_dup_default ();
   return helper_new (argv, policy, profile, error);
 }
 

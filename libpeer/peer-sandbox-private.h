@@ -33,6 +33,14 @@ gboolean peer_sandbox_spawn               (PeerSandbox         *self,
                                            PeerSandboxProcess  *out,
                                            GError             **error);
 
+/* The default profile, shared (transfer full). */
+PeerSandbox *peer_sandbox_dup_default     (void);
+
+/* peer_sandbox_filter_build()'s filter, kept by @self. */
+GBytes  *peer_sandbox_dup_filter          (PeerSandbox         *self,
+                                           int                  exec_fd,
+                                           GError             **error);
+
 /* The seccomp filter for a helper whose one permitted execveat() is of
  * @exec_fd, as classic BPF (struct sock_filter[]) in a new GBytes, or
  * NULL. */

@@ -877,7 +877,7 @@ peer_sandbox_spawn (PeerSandbox         *self,
   plan.n_limits = 1;
   plan_limits (&plan, limits);
 
-  filter = peer_sandbox_filter_build (plan.exec_fd, error);
+  filter = peer_sandbox_dup_filter (self, plan.exec_fd, error);
   if (filter == NULL)
     {
       g_free (plan.program);

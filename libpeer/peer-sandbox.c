@@ -19,6 +19,8 @@ struct _PeerSandbox
   GPtrArray *paths;                     /* char*: added read-only */
   guint64 limits[PEER_SANDBOX_LIMIT_OPEN_FILES + 1];
   PeerSandboxFlags flags;
+  GBytes *filter;                       /* built for @filter_exec_fd; NULL until needed */
+  int filter_exec_fd;
 };
 
 G_DEFINE_FINAL_TYPE (PeerSandbox, peer_sandbox, G_TYPE_OBJECT)
@@ -29,6 +31,7 @@ peer_sandbox_finalize (GObject *object)
   PeerSandbox *self = PEER_SANDBOX (object);
 
   g_ptr_array_unref (self->paths);
+  g_clear_pointer (&self->filter, g_bytes_unref);
   g_mutex_clear (&self->lock);
 
   G_OBJECT_CLASS (peer_sandbox_parent_class)->finalize (object);
@@ -130,4 +133,38 @@ peer_sandbox_snapshot (PeerSandbox       *self,
   memcpy (out_limits, self->limits, sizeof self->limits);
   *out_flags = self->flags;
   g_mutex_unlock (&self->lock);
+}
+
+/* The filter, built once per profile (libseccomp takes milliseconds, as
+ * long as the rest of a start) and again only when the open-files limit,
+ * which it names, changes. */
+GBytes *
+peer_sandbox_dup_filter (PeerSandbox  *self,
+                         int           exec_fd,
+                         GError      **error)
+{
+  GBytes *filter;
+
+  g_mutex_lock (&self->lock);
+  if (self->filter == NULL || self->filter_exec_fd != exec_fd)
+    {
+      g_clear_pointer (&self->filter, g_bytes_unref);
+      self->filter = peer_sandbox_filter_build (exec_fd, error);
+      self->filter_exec_fd = exec_fd;
+    }
+  filter = self->filter != NULL ? g_bytes_ref (self->filter) : NULL;
+  g_mutex_unlock (&self->lock);
+  return filter;
+}
+
+/* The default profile, one per process: nobody else holds it, so it never
+ * changes, and its filter is built once. */
+PeerSandbox *
+peer_sandbox_dup_default (void)
+{
+  static PeerSandbox *default_profile;
+
+  if (g_once_init_enter (&default_profile))
+    g_once_init_leave (&default_profile, peer_sandbox_new ());
+  return g_object_ref (default_profile);
 }
