@@ -10,7 +10,8 @@
  * application (it makes a sample image, thumbnails it, and checks the
  * result), with --helper it is the helper. --twin hands the helper a
  * truncated image instead: the helper refuses it with an error and lives
- * on. Either run exits 0 when everything went as it should. */
+ * on. Either run exits 0 when everything went as it should, 77 (skipped)
+ * where the kernel allows no sandbox at all. */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -262,6 +263,14 @@ run_app (const char *self,
   peer_sandbox_set_flags (sandbox, PEER_SANDBOX_FLAGS_BEST_EFFORT);
   peer_sandbox_set_limit (sandbox, PEER_SANDBOX_LIMIT_CPU_SECONDS, 10);
   helper = peer_helper_new_sandboxed (argv, NULL, sandbox, &error);
+  if (helper == NULL && g_error_matches (error, PEER_ERROR, PEER_ERROR_NOT_SUPPORTED))
+    {
+      /* Not even seccomp (under valgrind, for one): meson's "skipped". */
+      g_print ("no sandbox here: %s\n", error->message);
+      g_clear_error (&error);
+      status = 77;
+      goto out;
+    }
   if (helper == NULL)
     goto out;
   reply = peer_helper_call_sync (helper, THUMB_PATH, THUMB_IFACE, "Thumbnail", g_variant_new ("(h)", 0),
@@ -297,7 +306,7 @@ run_app (const char *self,
 out:
   if (error != NULL)
     g_printerr ("app: %s\n", error->message);
-  else if (status != 0)
+  else if (status != 0 && status != 77)
     g_printerr ("app: the thumbnail is not what it should be\n");
   if (path != NULL)
     g_unlink (path);

@@ -99,16 +99,11 @@ static void
 app_files_make (AppFiles *files)
 {
   g_autoptr(GError) error = NULL;
-  int fd;
+  g_autofree char *cwd = g_get_current_dir ();
 
   files->dir = peer_test_make_dir ();
   files->paths[0] = g_build_filename (files->dir, "secret", NULL);
-  fd = g_file_open_tmp ("peer-sandbox-cwd-XXXXXX", &files->paths[1], &error);
-  g_assert_no_error (error);
-  close (fd);
-  /* In the working directory, whatever it is. */
-  g_free (files->paths[1]);
-  files->paths[1] = g_build_filename (g_get_current_dir (), "peer-sandbox-secret", NULL);
+  files->paths[1] = g_build_filename (cwd, "peer-sandbox-secret", NULL);
   files->paths[2] = g_build_filename (g_get_home_dir (), ".peer-sandbox-secret", NULL);
   for (guint i = 0; i < G_N_ELEMENTS (files->paths); i++)
     {
