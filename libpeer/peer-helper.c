@@ -455,14 +455,19 @@ on_refusal (int          fd,
   PeerHelper *self = user_data;
   g_autofree char *name = NULL;
 
+  guint64 id;
+
   if (condition & G_IO_IN)
-    name = peer_sandbox_filter_take_refusal (fd);
+    name = peer_sandbox_filter_receive (fd, &id);
   if (name != NULL)
     {
       g_debug ("libpeer: helper %s made syscall %s, which the sandbox refuses; killing it", self->argv[0], name);
       if (self->refused_syscall == NULL)
         self->refused_syscall = g_steal_pointer (&name);
+      /* Killed before the syscall is answered, so that the helper never
+       * runs on past it. */
       signal_process (self, SIGKILL);
+      peer_sandbox_filter_refuse (fd, id);
       return G_SOURCE_CONTINUE;
     }
   /* Nothing more can come: the helper is gone. */

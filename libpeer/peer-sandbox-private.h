@@ -47,9 +47,14 @@ GBytes  *peer_sandbox_dup_filter          (PeerSandbox         *self,
 GBytes  *peer_sandbox_filter_build        (int                  exec_fd,
                                            GError             **error);
 
-/* Reads one notification from @notify_fd (a refused syscall), refuses
- * the syscall with EPERM, and returns its name (or its number, as text),
- * or NULL when there was none to read. */
-char    *peer_sandbox_filter_take_refusal (int                  notify_fd);
+/* Reads one notification from @notify_fd (a syscall the filter leaves to
+ * the supervisor) and returns the syscall's name (or its number, as
+ * text), or NULL when there was none to read. The syscall waits for
+ * peer_sandbox_filter_refuse() with @out_id. */
+char    *peer_sandbox_filter_receive      (int                  notify_fd,
+                                           guint64             *out_id);
+/* Answers notification @id: the syscall fails with EPERM. */
+void     peer_sandbox_filter_refuse       (int                  notify_fd,
+                                           guint64              id);
 
 G_END_DECLS

@@ -7,8 +7,10 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <glib/gstdio.h>
@@ -202,6 +204,7 @@ check_refusals (gboolean sandboxed)
   g_assert_cmpint (try_probe (helper, "socket-unix", "", NULL), ==, sandboxed ? EPERM : 0);
   g_assert_cmpint (try_probe (helper, "execve", "/nonexistent/peer-probe", NULL), ==, sandboxed ? EPERM : ENOENT);
   g_assert_cmpint (try_probe (helper, "ptrace", parent, NULL), ==, sandboxed ? EPERM : ESRCH);
+  g_assert_cmpint (try_probe (helper, "fork", "", NULL), ==, sandboxed ? EPERM : 0);
   /* And it is still there to say so. */
   g_assert_cmpint (peer_helper_get_n_restarts (helper), ==, 0);
   g_assert_null (peer_helper_dup_exit_reason (helper));
@@ -464,6 +467,113 @@ test_missing_program (void)
   g_test_message ("%s", error->message);
 }
 
+/* --- a kernel that refuses the namespaces ---------------------------------- */
+
+static gboolean
+write_proc (const char *path,
+            const char *text)
+{
+  int fd = open (path, O_WRONLY | O_CLOEXEC);
+  gboolean ok = fd >= 0 && write (fd, text, strlen (text)) == (ssize_t) strlen (text);
+
+  if (fd >= 0)
+    close (fd);
+  return ok;
+}
+
+/* In a user namespace of this (single-threaded) process whose
+ * user.max_user_namespaces is 0, the kernel refuses the sandbox's own, as
+ * where unprivileged user namespaces are disabled. Only syscalls: it also
+ * runs in a forked child of the test, to see whether it can. */
+static const char *
+forbid_user_namespaces (void)
+{
+  char uid_map[64], gid_map[64];
+
+  g_snprintf (uid_map, sizeof uid_map, "%u %u 1", (unsigned) getuid (), (unsigned) getuid ());
+  g_snprintf (gid_map, sizeof gid_map, "%u %u 1", (unsigned) getgid (), (unsigned) getgid ());
+  if (unshare (CLONE_NEWUSER) != 0)
+    return "the test cannot make a user namespace of its own";
+  if ((getuid () != 0 && !write_proc ("/proc/self/setgroups", "deny")) ||
+      !write_proc ("/proc/self/uid_map", uid_map) || !write_proc ("/proc/self/gid_map", gid_map) ||
+      !write_proc ("/proc/sys/user/max_user_namespaces", "0"))
+    return "the test cannot limit user namespaces in its own";
+  return NULL;
+}
+
+static void
+refused_namespaces_inside (void)
+{
+  const char *argv[] = { probe_program (), NULL };
+  g_autoptr(PeerSandbox) sandbox = peer_sandbox_new ();
+  g_autoptr(GError) error = NULL;
+  g_autoptr(PeerHelper) helper = NULL;
+  g_autoptr(PeerClient) client = NULL;
+  const char *why = forbid_user_namespaces ();
+  g_autofree char *status = NULL, *nnp = NULL, *seccomp = NULL, *theirs = NULL;
+  g_autofree char *ours = g_file_read_link ("/proc/self/ns/net", NULL);
+  AppFiles files;
+
+  g_assert_null (why);
+  /* By default: a clear error. */
+  helper = peer_helper_new_sandboxed (argv, NULL, sandbox, &error);
+  g_assert_null (helper);
+  g_assert_error (error, PEER_ERROR, PEER_ERROR_NOT_SUPPORTED);
+  g_assert_nonnull (strstr (error->message, "namespaces"));
+  g_printerr ("%s\n", error->message);
+  g_clear_error (&error);
+
+  /* The application's choice: what the kernel allows. */
+  peer_sandbox_set_flags (sandbox, PEER_SANDBOX_FLAGS_BEST_EFFORT);
+  helper = peer_helper_new_sandboxed (argv, NULL, sandbox, &error);
+  g_assert_no_error (error);
+  client = peer_helper_dup_client (helper, -1, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (try_probe (helper, "read", "/proc/self/status", &status), ==, 0);
+  nnp = status_field (status, "NoNewPrivs");
+  seccomp = status_field (status, "Seccomp");
+  g_assert_cmpstr (nnp, ==, "1");
+  g_assert_cmpstr (seccomp, ==, "2");
+  g_assert_cmpint (try_probe (helper, "socket-inet", "", NULL), ==, EPERM);
+  g_assert_cmpint (try_probe (helper, "readlink", "/proc/self/ns/net", &theirs), ==, 0);
+  g_assert_cmpstr (ours, ==, theirs);
+  /* No mount namespace: Landlock alone keeps the files away. */
+  app_files_make (&files);
+  g_assert_cmpint (try_probe (helper, "open", files.paths[0], NULL), ==, EACCES);
+  app_files_clear (&files);
+}
+
+static void
+test_refused_namespaces (void)
+{
+  int status;
+  pid_t pid;
+
+  if (skip_without_sandbox ())
+    return;
+  if (g_test_subprocess ())
+    {
+      refused_namespaces_inside ();
+      return;
+    }
+  /* Whether this kernel lets the test do it at all. */
+  pid = fork ();
+  if (pid == 0)
+    _exit (forbid_user_namespaces () == NULL ? 0 : 1);
+  g_assert_cmpint (pid, >, 0);
+  g_assert_cmpint (waitpid (pid, &status, 0), ==, pid);
+  if (!WIFEXITED (status) || WEXITSTATUS (status) != 0)
+    {
+      g_test_skip ("the test cannot limit user namespaces in one of its own");
+      n_ran--;
+      n_skipped++;
+      return;
+    }
+  g_test_trap_subprocess (NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+  g_test_trap_assert_passed ();
+  g_test_trap_assert_stderr ("*the kernel refuses the sandbox's namespaces*");
+}
+
 /* --- work by fd, results as blobs: peer-server in the sandbox ------------ */
 
 static PeerHelper *
@@ -588,10 +698,9 @@ probe_kernel (void)
 
   if (g_getenv ("PEER_UNDER_VALGRIND") != NULL)
     {
-      /* The child between clone and exec runs under valgrind too, which
-       * knows neither clone3() nor Landlock, and fakes the fd limits the
-       * sandbox relies on. */
-      why_unavailable = g_strdup ("valgrind cannot run the sandbox's setup (clone3, Landlock, fd limits)");
+      /* The child between clone and exec runs under valgrind too. */
+      why_unavailable = g_strdup ("valgrind knows neither seccomp() (libseccomp cannot probe the kernel) "
+                                  "nor clone3() and Landlock, which the sandbox's setup makes");
       return;
     }
   helper = peer_helper_new_sandboxed (argv, NULL, NULL, &error);
@@ -608,7 +717,9 @@ main (int   argc,
   int status;
 
   g_test_init (&argc, &argv, NULL);
-  probe_kernel ();
+  /* A subprocess of refused-namespaces must stay single-threaded. */
+  if (!g_test_subprocess ())
+    probe_kernel ();
 
   g_test_add_func ("/peer/sandbox/files/refused", test_files_refused);
   g_test_add_func ("/peer/sandbox/files/plain", test_files_plain);
@@ -626,6 +737,7 @@ main (int   argc,
   g_test_add_func ("/peer/sandbox/limits/open-files", test_open_files_limit);
   g_test_add_func ("/peer/sandbox/limits/open-files-refused", test_open_files_limit_refused);
   g_test_add_func ("/peer/sandbox/start/missing-program", test_missing_program);
+  g_test_add_func ("/peer/sandbox/start/refused-namespaces", test_refused_namespaces);
   g_test_add_func ("/peer/sandbox/server/work-by-fd", test_work_by_fd);
   g_test_add_func ("/peer/sandbox/server/open-refused", test_open_refused);
   g_test_add_func ("/peer/sandbox/cli", test_cli);
