@@ -486,6 +486,70 @@ watch_refusals (PeerHelper *self,
   g_source_attach (self->refusal_source, self->context);
 }
 
+/* Starts the helper plainly: its end of a socketpair as its fd 3, ours
+ * in @app_fd. */
+static gboolean
+start_plain (PeerHelper  *self,
+             char       **envp,
+             GPid        *pid,
+             int         *app_fd,
+             GError     **error)
+{
+  const int target_fds[1] = { PEER_HELPER_CHILD_FD };
+  int sv[2];
+
+  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+    {
+      int saved_errno = errno;
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
+                   "socketpair: %s", g_strerror (saved_errno));
+      return FALSE;
+    }
+  /* The helper's end becomes its fd 3 (the fork happens in this thread:
+   * see the top of the file); ours is closed right after, or the
+   * helper's death would not show as end-of-file. Standard input is
+   * /dev/null. */
+  if (!g_spawn_async_with_pipes_and_fds (NULL, (const char * const *) self->argv, (const char * const *) envp,
+                                         G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_SEARCH_PATH,
+                                         child_setup, GINT_TO_POINTER (getpid ()), -1, -1, -1,
+                                         &sv[1], target_fds, 1, pid, NULL, NULL, NULL, error))
+    {
+      close (sv[0]);
+      close (sv[1]);
+      g_prefix_error (error, "Cannot start helper %s: ", self->argv[0]);
+      return FALSE;
+    }
+  close (sv[1]);
+  /* Not reaped before the child watch is dispatched here, so this is our
+   * child; a kernel without pidfds gets plain kill(). */
+  self->pidfd = (int) syscall (SYS_pidfd_open, *pid, 0);
+  *app_fd = sv[0];
+  return TRUE;
+}
+
+/* Starts the helper in its sandbox, which makes the socketpair itself
+ * (see peer-sandbox-spawn.c) and hands over a pidfd and the filter's
+ * listener. */
+static gboolean
+start_sandboxed (PeerHelper  *self,
+                 char       **envp,
+                 GPid        *pid,
+                 int         *app_fd,
+                 GError     **error)
+{
+  PeerSandboxProcess process;
+
+  if (!peer_sandbox_spawn (self->sandbox, (const char * const *) self->argv, (const char * const *) envp,
+                           &process, error))
+    return FALSE;
+  *pid = process.pid;
+  *app_fd = process.app_fd;
+  self->pidfd = process.pidfd;
+  if (process.notify_fd >= 0)
+    watch_refusals (self, process.notify_fd);
+  return TRUE;
+}
+
 /* Supervisor thread. */
 static gboolean
 spawn_helper (PeerHelper *self,
@@ -496,64 +560,22 @@ spawn_helper (PeerHelper *self,
   g_autofree char *guid = NULL;
   g_autofree char *fd_text = g_strdup_printf ("%d", PEER_HELPER_CHILD_FD);
   g_auto(GStrv) envp = g_get_environ ();
-  const int target_fds[1] = { PEER_HELPER_CHILD_FD };
-  int sv[2];
+  int app_fd;
   GPid pid;
-
-  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
-    {
-      int saved_errno = errno;
-      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
-                   "socketpair: %s", g_strerror (saved_errno));
-      return FALSE;
-    }
 
   envp = g_environ_setenv (envp, PEER_HELPER_FD_ENV, fd_text, TRUE);
   envp = g_environ_unsetenv (envp, "PEER_CAPTURE");
   if (self->sandbox != NULL)
-    {
-      PeerSandboxProcess process;
-
-      envp = g_environ_setenv (envp, PEER_SANDBOX_ENV, "1", TRUE);
-      /* The sandbox makes the socketpair itself: see child_place_fds(). */
-      close (sv[0]);
-      close (sv[1]);
-      if (!peer_sandbox_spawn (self->sandbox, (const char * const *) self->argv, (const char * const *) envp,
-                               &process, error))
-        return FALSE;
-      sv[0] = process.app_fd;
-      sv[1] = -1;
-      pid = process.pid;
-      self->pidfd = process.pidfd;
-      if (process.notify_fd >= 0)
-        watch_refusals (self, process.notify_fd);
-    }
-  /* The helper's end becomes its fd 3 (the fork happens in this thread:
-   * see the top of the file); ours is closed right after, or the
-   * helper's death would not show as end-of-file. Standard input is
-   * /dev/null. */
-  else if (!g_spawn_async_with_pipes_and_fds (NULL, (const char * const *) self->argv, (const char * const *) envp,
-                                              G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_SEARCH_PATH,
-                                              child_setup, GINT_TO_POINTER (getpid ()), -1, -1, -1,
-                                              &sv[1], target_fds, 1, &pid, NULL, NULL, NULL, error))
-    {
-      close (sv[0]);
-      close (sv[1]);
-      g_prefix_error (error, "Cannot start helper %s: ", self->argv[0]);
-      return FALSE;
-    }
-  else
-    /* Not reaped before the child watch is dispatched here, so this is
-     * our child; a kernel without pidfds gets plain kill(). */
-    self->pidfd = (int) syscall (SYS_pidfd_open, pid, 0);
-  if (sv[1] >= 0)
-    close (sv[1]);
+    envp = g_environ_setenv (envp, PEER_SANDBOX_ENV, "1", TRUE);
+  if (self->sandbox != NULL ? !start_sandboxed (self, envp, &pid, &app_fd, error)
+                            : !start_plain (self, envp, &pid, &app_fd, error))
+    return FALSE;
   self->process = pid;
 
-  sock = g_socket_new_from_fd (sv[0], error);
+  sock = g_socket_new_from_fd (app_fd, error);
   if (sock == NULL)
     {
-      close (sv[0]);
+      close (app_fd);
       signal_process (self, SIGKILL);
     }
   else
