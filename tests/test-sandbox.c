@@ -674,10 +674,38 @@ test_cli (void)
 
   if (skip_without_sandbox ())
     return;
+  g_autofree char *dir = peer_test_make_dir ();
+  g_autofree char *input = g_build_filename (dir, "input", NULL);
+  const char *by_fd[][6] = {
+    { "ping", "--count", "3", NULL },
+    { "job", "3", "0", NULL },
+    { "digest", input, NULL },
+  };
+
   g_assert_cmpint (peer_test_run (quick, &out, &err), ==, 0);
   g_assert_cmpuint (strlen (out), >, 0);
   g_clear_pointer (&out, g_free);
   g_clear_pointer (&err, g_free);
+  /* Every command that hands the helper its input by fd works. */
+  g_assert_true (g_file_set_contents (input, "input", -1, NULL));
+  for (gsize i = 0; i < G_N_ELEMENTS (by_fd); i++)
+    {
+      g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+
+      g_ptr_array_add (argv, (char *) peer_test_program ("PEER_CLIENT"));
+      g_ptr_array_add (argv, "--spawn");
+      g_ptr_array_add (argv, "--sandbox");
+      g_ptr_array_add (argv, "--");
+      g_ptr_array_add (argv, (char *) peer_test_program ("PEER_SERVER"));
+      for (guint j = 0; by_fd[i][j] != NULL; j++)
+        g_ptr_array_add (argv, (char *) by_fd[i][j]);
+      g_ptr_array_add (argv, NULL);
+      g_assert_cmpint (peer_test_run ((const char * const *) argv->pdata, &out, &err), ==, 0);
+      g_test_message ("%s: %s", by_fd[i][0], out);
+      g_clear_pointer (&out, g_free);
+      g_clear_pointer (&err, g_free);
+    }
+  peer_test_remove_dir (dir);
 
   /* The twin: open needs paths, which the sandbox has none of. */
   g_assert_cmpint (peer_test_run (open_file, &out, &err), ==, 1);
