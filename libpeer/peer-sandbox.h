@@ -27,6 +27,14 @@
  * A sandboxed helper works by fd: it gets its inputs as fds and returns
  * results as sealed memfds (PeerBlob); it cannot open the application's
  * paths, make sockets or start programs.
+ *
+ * A sandboxed helper is PID 1 of its PID namespace, which changes two
+ * things: a signal it has no handler for does not reach it from outside
+ * but for SIGKILL (so peer_helper_stop()'s SIGTERM ends it only if it
+ * handles SIGTERM, or when it exits as its connection closes, as
+ * peer-server does; otherwise SIGKILL follows after
+ * %PEER_HELPER_STOP_TIMEOUT_MS), and abort() ends it with SIGSEGV rather
+ * than SIGABRT.
  */
 #pragma once
 
