@@ -25,10 +25,12 @@ offset_of (const guint8 *data,
 {
   for (guint i = 0; i < ehdr->e_phnum; i++)
     {
-      const ElfW(Phdr) *ph = (const ElfW(Phdr) *) (const void *) (data + ehdr->e_phoff + (gsize) i * ehdr->e_phentsize);
+      ElfW(Phdr) ph;
 
-      if (ph->p_type == PT_LOAD && addr >= ph->p_vaddr && addr - ph->p_vaddr < ph->p_filesz)
-        return (gsize) (addr - ph->p_vaddr + ph->p_offset);
+      memcpy (&ph, data + ehdr->e_phoff + (gsize) i * ehdr->e_phentsize, sizeof ph);
+      if (ph.p_type == PT_LOAD && addr >= ph.p_vaddr && addr - ph.p_vaddr < ph.p_filesz &&
+          ph.p_offset <= size && addr - ph.p_vaddr < size - ph.p_offset)
+        return (gsize) (addr - ph.p_vaddr + ph.p_offset);
     }
   return 0;
 }
@@ -58,7 +60,8 @@ peer_sandbox_elf_add_runpath (const char *program,
 {
   g_autoptr(GMappedFile) file = g_mapped_file_new (program, FALSE, NULL);
   const guint8 *data;
-  const ElfW(Ehdr) *ehdr;
+  ElfW(Ehdr) header;
+  const ElfW(Ehdr) *ehdr = &header;
   gsize size, strtab = 0, dynamic = 0, dynamic_size = 0;
   ElfW(Addr) strtab_addr = 0;
   ElfW(Xword) runpath = 0, rpath = 0;
@@ -68,8 +71,11 @@ peer_sandbox_elf_add_runpath (const char *program,
     return;
   data = (const guint8 *) g_mapped_file_get_contents (file);
   size = g_mapped_file_get_length (file);
-  ehdr = (const ElfW(Ehdr) *) (const void *) data;
-  if (size < sizeof *ehdr || memcmp (ehdr->e_ident, ELFMAG, SELFMAG) != 0 ||
+  if (size < sizeof header)
+    return;
+  /* Copied out, here and below: nothing says the file is aligned. */
+  memcpy (&header, data, sizeof header);
+  if (memcmp (ehdr->e_ident, ELFMAG, SELFMAG) != 0 ||
       ehdr->e_ident[EI_CLASS] != (sizeof (void *) == 8 ? ELFCLASS64 : ELFCLASS32) ||
       ehdr->e_phentsize != sizeof (ElfW(Phdr)) || ehdr->e_phoff > size ||
       (gsize) ehdr->e_phnum * ehdr->e_phentsize > size - ehdr->e_phoff)
@@ -77,31 +83,33 @@ peer_sandbox_elf_add_runpath (const char *program,
 
   for (guint i = 0; i < ehdr->e_phnum; i++)
     {
-      const ElfW(Phdr) *ph = (const ElfW(Phdr) *) (const void *) (data + ehdr->e_phoff + (gsize) i * ehdr->e_phentsize);
+      ElfW(Phdr) ph;
 
-      if (ph->p_type == PT_DYNAMIC && ph->p_offset <= size && ph->p_filesz <= size - ph->p_offset)
+      memcpy (&ph, data + ehdr->e_phoff + (gsize) i * ehdr->e_phentsize, sizeof ph);
+      if (ph.p_type == PT_DYNAMIC && ph.p_offset <= size && ph.p_filesz <= size - ph.p_offset)
         {
-          dynamic = (gsize) ph->p_offset;
-          dynamic_size = (gsize) ph->p_filesz;
+          dynamic = (gsize) ph.p_offset;
+          dynamic_size = (gsize) ph.p_filesz;
         }
     }
   for (gsize at = dynamic; dynamic_size > 0 && at + sizeof (ElfW(Dyn)) <= dynamic + dynamic_size;
        at += sizeof (ElfW(Dyn)))
     {
-      const ElfW(Dyn) *dyn = (const ElfW(Dyn) *) (const void *) (data + at);
+      ElfW(Dyn) dyn;
 
-      if (dyn->d_tag == DT_NULL)
+      memcpy (&dyn, data + at, sizeof dyn);
+      if (dyn.d_tag == DT_NULL)
         break;
-      if (dyn->d_tag == DT_STRTAB)
-        strtab_addr = dyn->d_un.d_ptr;
-      else if (dyn->d_tag == DT_RUNPATH)
+      if (dyn.d_tag == DT_STRTAB)
+        strtab_addr = dyn.d_un.d_ptr;
+      else if (dyn.d_tag == DT_RUNPATH)
         {
-          runpath = dyn->d_un.d_val;
+          runpath = dyn.d_un.d_val;
           have_runpath = TRUE;
         }
-      else if (dyn->d_tag == DT_RPATH)
+      else if (dyn.d_tag == DT_RPATH)
         {
-          rpath = dyn->d_un.d_val;
+          rpath = dyn.d_un.d_val;
           have_rpath = TRUE;
         }
     }
@@ -114,7 +122,7 @@ peer_sandbox_elf_add_runpath (const char *program,
     {
       ElfW(Xword) at = which == 0 ? runpath : rpath;
 
-      if (!(which == 0 ? have_runpath : have_rpath) || strtab + at >= size)
+      if (!(which == 0 ? have_runpath : have_rpath) || at >= size - strtab)
         continue;
       if (memchr (data + strtab + at, '\0', size - strtab - at) == NULL)
         continue;
