@@ -15,6 +15,7 @@
 
 #include <glib/gstdio.h>
 
+#include "peer-sandbox-elf-private.h"
 #include "peer-test-util.h"
 
 #define PROBE_PATH "/org/libpeer/test/Probe"
@@ -574,6 +575,37 @@ test_refused_namespaces (void)
   g_test_trap_assert_stderr ("*the kernel refuses the sandbox's namespaces*");
 }
 
+/* --- the helper's libraries ---------------------------------------------- */
+
+/* An uninstalled helper finds libpeer through its RUNPATH, which the
+ * sandbox reads to show it; a file that is not ELF names nothing. */
+static void
+test_runpath (void)
+{
+  g_autoptr(GPtrArray) dirs = g_ptr_array_new_with_free_func (g_free);
+  g_autofree char *dir = peer_test_make_dir ();
+  g_autofree char *script = g_build_filename (dir, "helper.sh", NULL);
+  gboolean found = FALSE;
+
+  n_ran++;
+  peer_sandbox_elf_add_runpath (probe_program (), dirs);
+  for (guint i = 0; i < dirs->len; i++)
+    {
+      g_autofree char *lib = g_build_filename (g_ptr_array_index (dirs, i), "libpeer-1.so.0", NULL);
+      g_test_message ("RUNPATH: %s", (char *) g_ptr_array_index (dirs, i));
+      found |= g_file_test (lib, G_FILE_TEST_EXISTS);
+    }
+  g_assert_true (found);
+
+  g_ptr_array_set_size (dirs, 0);
+  g_assert_true (g_file_set_contents (script, "#!/bin/sh\nexit 0\n", -1, NULL));
+  peer_sandbox_elf_add_runpath (script, dirs);
+  g_assert_cmpuint (dirs->len, ==, 0);
+  peer_sandbox_elf_add_runpath ("/nonexistent/helper", dirs);
+  g_assert_cmpuint (dirs->len, ==, 0);
+  peer_test_remove_dir (dir);
+}
+
 /* --- work by fd, results as blobs: peer-server in the sandbox ------------ */
 
 static PeerHelper *
@@ -765,6 +797,7 @@ main (int   argc,
   g_test_add_func ("/peer/sandbox/limits/open-files", test_open_files_limit);
   g_test_add_func ("/peer/sandbox/limits/open-files-refused", test_open_files_limit_refused);
   g_test_add_func ("/peer/sandbox/start/missing-program", test_missing_program);
+  g_test_add_func ("/peer/sandbox/start/runpath", test_runpath);
   g_test_add_func ("/peer/sandbox/start/refused-namespaces", test_refused_namespaces);
   g_test_add_func ("/peer/sandbox/server/work-by-fd", test_work_by_fd);
   g_test_add_func ("/peer/sandbox/server/open-refused", test_open_refused);
