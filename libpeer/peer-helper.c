@@ -186,6 +186,11 @@ describe_exit (PeerHelper *self,
     return g_error_new (PEER_ERROR, PEER_ERROR_DISCONNECTED,
                         "%shelper killed by SIGSYS: syscall %s refused by the sandbox (%s)",
                         prefix ? prefix : "", self->refused_syscall, what);
+  /* A kernel without seccomp's user notification kills it outright. */
+  if (self->sandbox != NULL && WIFSIGNALED (wait_status) && WTERMSIG (wait_status) == SIGSYS)
+    return g_error_new (PEER_ERROR, PEER_ERROR_DISCONNECTED,
+                        "%shelper killed by SIGSYS: a syscall refused by the sandbox (%s)",
+                        prefix ? prefix : "", what);
   if (WIFSIGNALED (wait_status))
     {
       int sig = WTERMSIG (wait_status);

@@ -81,7 +81,9 @@ typedef enum {
  *   (unprivileged user namespaces disabled, for one), run the helper
  *   without them: seccomp, no new privileges, no capabilities, the limits
  *   and Landlock (where the kernel has it: then the filesystem view is
- *   Landlock's alone) still apply
+ *   Landlock's alone, and from Landlock ABI 6 signals to processes
+ *   outside the sandbox are refused; before it, without a PID namespace,
+ *   the helper may signal the user's other processes) still apply
  */
 typedef enum {
   PEER_SANDBOX_FLAGS_NONE = 0,
@@ -119,7 +121,10 @@ void         peer_sandbox_add_path      (PeerSandbox      *self,
  * peer_sandbox_set_limit:
  * @self: a profile
  * @limit: which limit
- * @value: its value; 0 for none (the application's own)
+ * @value: its value; 0 for none (the application's own), but for
+ *   %PEER_SANDBOX_LIMIT_OPEN_FILES, where 0 means 1024: the helper's exec
+ *   is made from the fd numbered as the limit, which it can then never
+ *   hold again
  *
  * Thread-safe; applies to helpers started from now on.
  */

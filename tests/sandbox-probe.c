@@ -83,6 +83,14 @@ handle_try (PeerCall *call,
       if (text == NULL)
         err = errno != 0 ? errno : EIO;
     }
+  else if (g_str_equal (what, "dup2"))
+    {
+      int target = atoi (arg);
+
+      err = result_of (dup2 (STDERR_FILENO, target));
+      if (err == 0)
+        close (target);
+    }
   else if (g_str_equal (what, "fork"))
     {
       pid_t pid = fork ();

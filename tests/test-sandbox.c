@@ -206,6 +206,9 @@ check_refusals (gboolean sandboxed)
   g_assert_cmpint (try_probe (helper, "execve", "/nonexistent/peer-probe", NULL), ==, sandboxed ? EPERM : ENOENT);
   g_assert_cmpint (try_probe (helper, "ptrace", parent, NULL), ==, sandboxed ? EPERM : ESRCH);
   g_assert_cmpint (try_probe (helper, "fork", "", NULL), ==, sandboxed ? EPERM : 0);
+  /* The fd its one exec came from (the open-files limit, 256) is one it
+   * can never hold again, so that exec stays the last. */
+  g_assert_cmpint (try_probe (helper, "dup2", "256", NULL), ==, sandboxed ? EBADF : 0);
   /* And it is still there to say so. */
   g_assert_cmpint (peer_helper_get_n_restarts (helper), ==, 0);
   g_assert_null (peer_helper_dup_exit_reason (helper));
