@@ -10,6 +10,7 @@
 #include <sched.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -338,6 +339,14 @@ test_forbidden_syscall (void)
   g_assert_null (reply);
   g_assert_error (error, PEER_ERROR, PEER_ERROR_DISCONNECTED);
   g_test_message ("%s", error->message);
+  if (strstr (error->message, "helper killed by SIGSYS: a syscall refused") != NULL)
+    {
+      /* Killed, but nobody was told which syscall. */
+      g_test_skip ("no seccomp user notification in this kernel (before Linux 5.0): the syscall has no name");
+      n_ran--;
+      n_skipped++;
+      return;
+    }
   g_assert_nonnull (strstr (error->message, "helper killed by SIGSYS: syscall syslog refused by the sandbox"));
   PEER_TEST_WAIT_UNTIL (reason != NULL);
   g_assert_nonnull (strstr (reason->message, "syslog"));
@@ -541,9 +550,13 @@ refused_namespaces_inside (void)
   g_assert_cmpint (try_probe (helper, "socket-inet", "", NULL), ==, EPERM);
   g_assert_cmpint (try_probe (helper, "readlink", "/proc/self/ns/net", &theirs), ==, 0);
   g_assert_cmpstr (ours, ==, theirs);
-  /* No mount namespace: Landlock alone keeps the files away. */
+  /* No mount namespace: Landlock alone keeps the files away, where the
+   * kernel has it. */
   app_files_make (&files);
-  g_assert_cmpint (try_probe (helper, "open", files.paths[0], NULL), ==, EACCES);
+  if (syscall (SYS_landlock_create_ruleset, NULL, 0, 1 /* the ABI version */) > 0)
+    g_assert_cmpint (try_probe (helper, "open", files.paths[0], NULL), ==, EACCES);
+  else
+    g_test_message ("no Landlock in this kernel: the helper sees the application's files");
   app_files_clear (&files);
 }
 
