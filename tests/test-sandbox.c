@@ -755,6 +755,17 @@ test_cli (void)
     }
   peer_test_remove_dir (dir);
 
+  /* --sandbox alone is a usage error, in one line. */
+  {
+    const char *alone[] = { peer_test_program ("PEER_CLIENT"), "--sandbox", "quick", "8", NULL };
+
+    g_assert_cmpint (peer_test_run (alone, &out, &err), ==, 2);
+    g_assert_nonnull (strstr (err, "--sandbox needs --spawn"));
+    g_assert_cmpint (strchr (err, '\n') - err, ==, (int) strlen (err) - 1);
+    g_clear_pointer (&out, g_free);
+    g_clear_pointer (&err, g_free);
+  }
+
   /* The twin: open needs paths, which the sandbox has none of. */
   g_assert_cmpint (peer_test_run (open_file, &out, &err), ==, 1);
   g_test_message ("%s", err);
