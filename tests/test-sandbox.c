@@ -480,6 +480,44 @@ test_missing_program (void)
   g_test_message ("%s", error->message);
 }
 
+/* --- an application that is not root -------------------------------------- */
+
+/* The tests run as root here; the path an ordinary user's application
+ * takes (it may only map its own uid) runs as nobody, through setpriv. */
+static void
+test_unprivileged (void)
+{
+  g_autofree char *setpriv = g_find_program_in_path ("setpriv");
+  const char *argv[] = { setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
+                         peer_test_program ("PEER_CLIENT"), "--spawn", "--sandbox", "--",
+                         peer_test_program ("PEER_SERVER"), "quick", "8", NULL };
+  g_autofree char *out = NULL, *err = NULL;
+  int status;
+
+  if (skip_without_sandbox ())
+    return;
+  if (getuid () != 0 || setpriv == NULL || access (peer_test_program ("PEER_SERVER"), R_OK) != 0)
+    {
+      g_test_skip (getuid () != 0 ? "already unprivileged: every other case runs that way"
+                                  : "no setpriv (util-linux) to run as nobody");
+      n_ran--;
+      n_skipped++;
+      return;
+    }
+  status = peer_test_run (argv, &out, &err);
+  g_test_message ("as nobody: status %d, %s%s", status, out, err);
+  if (status != 0 && strstr (err, "Permission denied") != NULL)
+    {
+      /* The build tree is not readable by nobody. */
+      g_test_skip ("nobody cannot read the build tree");
+      n_ran--;
+      n_skipped++;
+      return;
+    }
+  g_assert_cmpint (status, ==, 0);
+  g_assert_cmpuint (strlen (out), >, 0);
+}
+
 /* --- a kernel that refuses the namespaces ---------------------------------- */
 
 static gboolean
@@ -824,6 +862,7 @@ main (int   argc,
   g_test_add_func ("/peer/sandbox/limits/open-files", test_open_files_limit);
   g_test_add_func ("/peer/sandbox/limits/open-files-refused", test_open_files_limit_refused);
   g_test_add_func ("/peer/sandbox/start/missing-program", test_missing_program);
+  g_test_add_func ("/peer/sandbox/start/unprivileged", test_unprivileged);
   g_test_add_func ("/peer/sandbox/start/runpath", test_runpath);
   g_test_add_func ("/peer/sandbox/start/refused-namespaces", test_refused_namespaces);
   g_test_add_func ("/peer/sandbox/server/work-by-fd", test_work_by_fd);
