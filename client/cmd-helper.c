@@ -1,5 +1,6 @@
 /* cmd-helper.c: peer-client's commands for peer-server's own
- * org.libpeer.Helper1: quick, notify and job. */
+ * org.libpeer.Helper1: quick, notify and job; and --spawn's helper,
+ * sandboxed or not. */
 #include "config.h"
 
 #include <errno.h>
@@ -18,6 +19,18 @@
 #include <libpeer.h>
 
 #include "peer-client.h"
+
+PeerHelper *
+start_helper (const char * const *argv,
+              gboolean            sandboxed,
+              GError            **error)
+{
+  if (!sandboxed)
+    return peer_helper_new (argv, NULL, error);
+  /* The default profile: the helper sees none of the user's files, so
+   * only commands that hand it an fd (digest, job, quick, ping) work. */
+  return peer_helper_new_sandboxed (argv, NULL, NULL, error);
+}
 
 int
 cmd_quick (PeerClient *client,

@@ -2,7 +2,7 @@
  * the command line.
  *
  *   peer-client [--address ADDR] COMMAND [ARGS...]
- *   peer-client --spawn -- HELPER [HELPER-ARGS...] [--] COMMAND [ARGS...]
+ *   peer-client --spawn [--sandbox] -- HELPER [HELPER-ARGS...] [--] COMMAND [ARGS...]
  *
  * Arguments to `call` and `set` are GVariant text; their types come from
  * the server's introspection data, so `42` and `hello` work as they are.
@@ -197,10 +197,13 @@ main (int   argc,
   int timeout_ms = 10000;
   gboolean use_lane = FALSE;
   gboolean spawn = FALSE;
+  gboolean sandbox = FALSE;
   g_autofree char *capture = NULL;
   const GOptionEntry options[] = {
     { "spawn", 's', 0, G_OPTION_ARG_NONE, &spawn,
       "Start a helper (the words after --) over a socketpair and talk to it", NULL },
+    { "sandbox", 0, 0, G_OPTION_ARG_NONE, &sandbox,
+      "With --spawn: run the helper in libpeer's default sandbox (it works on fds only)", NULL },
     { "capture", 0, 0, G_OPTION_ARG_FILENAME, &capture,
       "Write every message to FILE in pcap format, as PEER_CAPTURE=FILE does", "FILE" },
     { "address", 'a', 0, G_OPTION_ARG_STRING, &address, "The server's D-Bus address", "ADDR" },
@@ -226,6 +229,8 @@ main (int   argc,
   g_option_context_set_strict_posix (context, TRUE);
   if (!g_option_context_parse (context, &argc, &argv, &error))
     return usage_error ("%s", error->message);
+  if (sandbox && !spawn)
+    return usage_error ("--sandbox needs --spawn");
   if (spawn)
     {
       int first = split_spawn_args (argc, argv, helper_argv);
@@ -254,7 +259,7 @@ main (int   argc,
 
   if (spawn)
     {
-      helper = peer_helper_new ((const char * const *) helper_argv->pdata, NULL, &error);
+      helper = start_helper ((const char * const *) helper_argv->pdata, sandbox, &error);
       if (helper != NULL)
         client = peer_helper_dup_client (helper, timeout_ms, NULL, &error);
       if (client == NULL)

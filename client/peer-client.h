@@ -45,6 +45,12 @@ void     on_closed_quit        (PeerClient         *client,
                                 Waiter             *waiter);
 gboolean on_interrupt          (gpointer            user_data);
 
+/* --spawn's helper (cmd-helper.c), in the default sandbox when
+ * @sandboxed. */
+PeerHelper *start_helper       (const char * const *argv,
+                                gboolean            sandboxed,
+                                GError            **error);
+
 int      cmd_ping              (PeerClient *client, int argc, char **argv);
 int      cmd_call              (PeerClient *client, int argc, char **argv);
 int      cmd_introspect        (PeerClient *client, int argc, char **argv);

@@ -12,4 +12,5 @@
 #include "peer-server.h"
 #include "peer-client.h"
 #include "peer-helper.h"
+#include "peer-sandbox.h"
 #undef LIBPEER_INSIDE

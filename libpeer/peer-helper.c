@@ -20,10 +20,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <glib-unix.h>
+
 #include "peer-client.h"
 #include "peer-error.h"
 #include "peer-helper.h"
 #include "peer-policy.h"
+#include "peer-sandbox-private.h"
 
 #define PEER_HELPER_DEFAULT_TIMEOUT_MS 25000
 #define PEER_HELPER_MAX_BACKOFF_MS 30000
@@ -48,10 +51,14 @@ struct _PeerHelper
   GMainContext *app_context;
   GMainContext *context;                /* the supervisor's */
   GMainLoop *loop;
+  PeerSandbox *sandbox;                 /* NULL: not sandboxed */
 
   /* Supervisor thread only */
   GPid process;                         /* 0 once reaped */
   int pidfd;                            /* signals go here: it cannot name a reused pid */
+  int notify_fd;                        /* a sandboxed helper's refused syscalls come here */
+  GSource *refusal_source;
+  char *refused_syscall;                /* the one it was killed for */
   GSource *child_watch;
   GCancellable *handshake_cancellable;  /* the current helper's handshake */
   guint n_handshakes;                   /* in flight, a dead helper's included */
@@ -174,6 +181,16 @@ describe_exit (PeerHelper *self,
 
   if (self->handshake_error != NULL)
     prefix = g_strdup_printf ("helper did not start (%s); ", self->handshake_error->message);
+  /* Killed by the supervisor for the syscall (see on_refusal()). */
+  if (self->refused_syscall != NULL)
+    return g_error_new (PEER_ERROR, PEER_ERROR_DISCONNECTED,
+                        "%shelper killed by SIGSYS: syscall %s refused by the sandbox (%s)",
+                        prefix ? prefix : "", self->refused_syscall, what);
+  /* A kernel without seccomp's user notification kills it outright. */
+  if (self->sandbox != NULL && WIFSIGNALED (wait_status) && WTERMSIG (wait_status) == SIGSYS)
+    return g_error_new (PEER_ERROR, PEER_ERROR_DISCONNECTED,
+                        "%shelper killed by SIGSYS: a syscall refused by the sandbox (%s)",
+                        prefix ? prefix : "", what);
   if (WIFSIGNALED (wait_status))
     {
       int sig = WTERMSIG (wait_status);
@@ -297,6 +314,11 @@ on_process_exited (GPid     pid,
   if (self->pidfd >= 0)
     close (self->pidfd);
   self->pidfd = -1;
+  clear_source (&self->refusal_source);
+  if (self->notify_fd >= 0)
+    close (self->notify_fd);
+  self->notify_fd = -1;
+  g_clear_pointer (&self->refused_syscall, g_free);
 
   clear_source (&self->kill_source);
   clear_source (&self->handshake_deadline);
@@ -426,6 +448,113 @@ on_handshake_deadline (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+/* A sandboxed helper made a syscall its filter leaves to us: it dies,
+ * and its exit is reported with the syscall's name. It is pid 1 of its
+ * PID namespace, which a SIGSYS from outside would not kill, so it is
+ * SIGKILL that ends it. */
+static gboolean
+on_refusal (int          fd,
+            GIOCondition condition,
+            gpointer     user_data)
+{
+  PeerHelper *self = user_data;
+  g_autofree char *name = NULL;
+
+  guint64 id;
+
+  if (condition & G_IO_IN)
+    name = peer_sandbox_filter_receive (fd, &id);
+  if (name != NULL)
+    {
+      g_debug ("libpeer: helper %s made syscall %s, which the sandbox refuses; killing it", self->argv[0], name);
+      if (self->refused_syscall == NULL)
+        self->refused_syscall = g_steal_pointer (&name);
+      /* Killed before the syscall is answered, so that the helper never
+       * runs on past it. */
+      signal_process (self, SIGKILL);
+      peer_sandbox_filter_refuse (fd, id);
+      return G_SOURCE_CONTINUE;
+    }
+  /* Nothing more can come: the helper is gone. */
+  g_clear_pointer (&self->refusal_source, g_source_unref);
+  return G_SOURCE_REMOVE;
+}
+
+static void
+watch_refusals (PeerHelper *self,
+                int         notify_fd)
+{
+  self->refusal_source = g_unix_fd_source_new (notify_fd, G_IO_IN | G_IO_HUP | G_IO_ERR);
+  g_source_set_callback (self->refusal_source, (GSourceFunc) (void (*) (void)) on_refusal, self, NULL);
+  g_source_set_static_name (self->refusal_source, "[libpeer] sandbox refusals");
+  self->notify_fd = notify_fd;
+  g_source_attach (self->refusal_source, self->context);
+}
+
+/* Starts the helper plainly: its end of a socketpair as its fd 3, ours
+ * in @app_fd. */
+static gboolean
+start_plain (PeerHelper  *self,
+             char       **envp,
+             GPid        *pid,
+             int         *app_fd,
+             GError     **error)
+{
+  const int target_fds[1] = { PEER_HELPER_CHILD_FD };
+  int sv[2];
+
+  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
+    {
+      int saved_errno = errno;
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
+                   "socketpair: %s", g_strerror (saved_errno));
+      return FALSE;
+    }
+  /* The helper's end becomes its fd 3 (the fork happens in this thread:
+   * see the top of the file); ours is closed right after, or the
+   * helper's death would not show as end-of-file. Standard input is
+   * /dev/null. */
+  if (!g_spawn_async_with_pipes_and_fds (NULL, (const char * const *) self->argv, (const char * const *) envp,
+                                         G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_SEARCH_PATH,
+                                         child_setup, GINT_TO_POINTER (getpid ()), -1, -1, -1,
+                                         &sv[1], target_fds, 1, pid, NULL, NULL, NULL, error))
+    {
+      close (sv[0]);
+      close (sv[1]);
+      g_prefix_error (error, "Cannot start helper %s: ", self->argv[0]);
+      return FALSE;
+    }
+  close (sv[1]);
+  /* Not reaped before the child watch is dispatched here, so this is our
+   * child; a kernel without pidfds gets plain kill(). */
+  self->pidfd = (int) syscall (SYS_pidfd_open, *pid, 0);
+  *app_fd = sv[0];
+  return TRUE;
+}
+
+/* Starts the helper in its sandbox, which makes the socketpair itself
+ * (see peer-sandbox-spawn.c) and hands over a pidfd and the filter's
+ * listener. */
+static gboolean
+start_sandboxed (PeerHelper  *self,
+                 char       **envp,
+                 GPid        *pid,
+                 int         *app_fd,
+                 GError     **error)
+{
+  PeerSandboxProcess process;
+
+  if (!peer_sandbox_spawn (self->sandbox, (const char * const *) self->argv, (const char * const *) envp,
+                           &process, error))
+    return FALSE;
+  *pid = process.pid;
+  *app_fd = process.app_fd;
+  self->pidfd = process.pidfd;
+  if (process.notify_fd >= 0)
+    watch_refusals (self, process.notify_fd);
+  return TRUE;
+}
+
 /* Supervisor thread. */
 static gboolean
 spawn_helper (PeerHelper *self,
@@ -436,44 +565,22 @@ spawn_helper (PeerHelper *self,
   g_autofree char *guid = NULL;
   g_autofree char *fd_text = g_strdup_printf ("%d", PEER_HELPER_CHILD_FD);
   g_auto(GStrv) envp = g_get_environ ();
-  const int target_fds[1] = { PEER_HELPER_CHILD_FD };
-  int sv[2];
+  int app_fd;
   GPid pid;
-
-  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
-    {
-      int saved_errno = errno;
-      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno),
-                   "socketpair: %s", g_strerror (saved_errno));
-      return FALSE;
-    }
 
   envp = g_environ_setenv (envp, PEER_HELPER_FD_ENV, fd_text, TRUE);
   envp = g_environ_unsetenv (envp, "PEER_CAPTURE");
-  /* The helper's end becomes its fd 3 (the fork happens in this thread:
-   * see the top of the file); ours is closed right after, or the
-   * helper's death would not show as end-of-file. Standard input is
-   * /dev/null. */
-  if (!g_spawn_async_with_pipes_and_fds (NULL, (const char * const *) self->argv, (const char * const *) envp,
-                                         G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_SEARCH_PATH,
-                                         child_setup, GINT_TO_POINTER (getpid ()), -1, -1, -1,
-                                         &sv[1], target_fds, 1, &pid, NULL, NULL, NULL, error))
-    {
-      close (sv[0]);
-      close (sv[1]);
-      g_prefix_error (error, "Cannot start helper %s: ", self->argv[0]);
-      return FALSE;
-    }
-  close (sv[1]);
+  if (self->sandbox != NULL)
+    envp = g_environ_setenv (envp, PEER_SANDBOX_ENV, "1", TRUE);
+  if (self->sandbox != NULL ? !start_sandboxed (self, envp, &pid, &app_fd, error)
+                            : !start_plain (self, envp, &pid, &app_fd, error))
+    return FALSE;
   self->process = pid;
-  /* Not reaped before the child watch is dispatched here, so this is our
-   * child; a kernel without pidfds gets plain kill(). */
-  self->pidfd = (int) syscall (SYS_pidfd_open, pid, 0);
 
-  sock = g_socket_new_from_fd (sv[0], error);
+  sock = g_socket_new_from_fd (app_fd, error);
   if (sock == NULL)
     {
-      close (sv[0]);
+      close (app_fd);
       signal_process (self, SIGKILL);
     }
   else
@@ -628,6 +735,7 @@ peer_helper_finalize (GObject *object)
   g_strfreev (self->argv);
   g_clear_object (&self->policy);
   g_clear_object (&self->observer);
+  g_clear_object (&self->sandbox);
   g_main_loop_unref (self->loop);
   g_main_context_unref (self->context);
   g_main_context_unref (self->app_context);
@@ -684,28 +792,27 @@ peer_helper_init (PeerHelper *self)
   self->loop = g_main_loop_new (self->context, FALSE);
   self->restart_times = g_array_new (FALSE, FALSE, sizeof (gint64));
   self->pidfd = -1;
+  self->notify_fd = -1;
   self->open_clients = g_ptr_array_new_with_free_func (g_object_unref);
   self->supervisor_gone = TRUE;
 }
 
 /* --- public API --------------------------------------------------------- */
 
-PeerHelper *
-peer_helper_new (const char * const  *argv,
-                 PeerPolicy          *policy,
-                 GError             **error)
+static PeerHelper *
+helper_new (const char * const  *argv,
+            PeerPolicy          *policy,
+            PeerSandbox         *sandbox,
+            GError             **error)
 {
   g_autoptr(PeerHelper) self = NULL;
-
-  g_return_val_if_fail (argv != NULL && argv[0] != NULL, NULL);
-  g_return_val_if_fail (policy == NULL || PEER_IS_POLICY (policy), NULL);
-  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
 
   /* Registers org.libpeer.Error.* for the helper's errors. */
   (void) PEER_ERROR;
 
   self = g_object_new (PEER_TYPE_HELPER, NULL);
   self->argv = g_strdupv ((char **) argv);
+  self->sandbox = sandbox != NULL ? g_object_ref (sandbox) : NULL;
   self->policy = policy != NULL ? g_object_ref (policy) : peer_policy_new ();
   self->observer = peer_policy_create_auth_observer (self->policy);
   g_mutex_lock (&self->lock);
@@ -721,6 +828,35 @@ peer_helper_new (const char * const  *argv,
     }
   g_mutex_unlock (&self->lock);
   return g_steal_pointer (&self);
+}
+
+PeerHelper *
+peer_helper_new (const char * const  *argv,
+                 PeerPolicy          *policy,
+                 GError             **error)
+{
+  g_return_val_if_fail (argv != NULL && argv[0] != NULL, NULL);
+  g_return_val_if_fail (policy == NULL || PEER_IS_POLICY (policy), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  return helper_new (argv, policy, NULL, error);
+}
+
+PeerHelper *
+peer_helper_new_sandboxed (const char * const  *argv,
+                           PeerPolicy          *policy,
+                           PeerSandbox         *sandbox,
+                           GError             **error)
+{
+  g_autoptr(PeerSandbox) profile = NULL;
+
+  g_return_val_if_fail (argv != NULL && argv[0] != NULL, NULL);
+  g_return_val_if_fail (policy == NULL || PEER_IS_POLICY (policy), NULL);
+  g_return_val_if_fail (sandbox == NULL || PEER_IS_SANDBOX (sandbox), NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  profile = sandbox != NULL ? g_object_ref (sandbox) : peer_sandbox_dup_default ();
+  return helper_new (argv, policy, profile, error);
 }
 
 void

@@ -66,6 +66,9 @@ G_DECLARE_FINAL_TYPE (PeerHelper, peer_helper, PEER, HELPER, GObject)
  * standard input is `/dev/null`. It runs in a process group of its own,
  * so that the terminal's Ctrl-C reaches the application only.
  *
+ * peer_helper_new_sandboxed() (peer-sandbox.h) starts it in a sandbox
+ * instead, for a helper that works on untrusted input.
+ *
  * Supervision runs in a thread of the PeerHelper's own; the
  * #PeerHelper::started and #PeerHelper::exited signals are delivered in
  * the thread-default main context of this call.

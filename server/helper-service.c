@@ -356,6 +356,13 @@ handle_open_file (PeerCall *call,
   int fd;
 
   g_variant_get (peer_call_get_parameters (call), "(&s)", &path);
+  if (peer_sandbox_is_inside ())
+    {
+      peer_call_return_error (call, PEER_ERROR, PEER_ERROR_NOT_SUPPORTED,
+                              "OpenFile needs paths, and this helper runs in a sandbox that has none of "
+                              "yours: pass the file as an fd (Digest)");
+      return;
+    }
   if (helper->root_fd < 0)
     {
       peer_call_return_error (call, PEER_ERROR, PEER_ERROR_PERMISSION_DENIED,

@@ -157,7 +157,9 @@ main (int   argc,
   if (server == NULL ||
       !peer_bench_service_export (server, &error) ||
       !peer_helper_service_export (server, &error) ||
-      (files_root != NULL && !peer_helper_service_set_files_root (server, files_root, &error)))
+      /* In a sandbox no files root is there to open: OpenFile says so. */
+      (files_root != NULL && !peer_sandbox_is_inside () &&
+       !peer_helper_service_set_files_root (server, files_root, &error)))
     {
       g_printerr ("peer-server: %s\n", error->message);
       return 1;
