@@ -20,6 +20,7 @@
 #include <libpeer.h>
 
 #include "peer-client.h"
+#include "peer-protocol-stubs.h"
 
 /* --- fds and blobs ------------------------------------------------------------ */
 
@@ -164,44 +165,19 @@ write_all (int           fd,
   return TRUE;
 }
 
-/* The fd at @handle of a reply, checked: the index came off the wire. */
-static int
-dup_reply_fd (GUnixFDList *fds,
-              gint32       handle,
-              GError     **error)
-{
-  if (fds == NULL || handle < 0 || handle >= g_unix_fd_list_get_length (fds))
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                   "the reply names fd %d but carries %d", handle,
-                   fds != NULL ? g_unix_fd_list_get_length (fds) : 0);
-      return -1;
-    }
-  return g_unix_fd_list_get (fds, handle, error);
-}
-
 int
 cmd_open (PeerClient *client,
           int         argc,
           char      **argv)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(GVariant) reply = NULL;
-  g_autoptr(GUnixFDList) fds = NULL;
   g_autofree guint8 *buf = NULL;
-  gint32 handle;
-  int fd;
+  int fd = -1;
 
   if (argc != 2)
     return usage_error ("open needs PATH");
-  reply = peer_client_call_sync (client, HELPER_PATH, HELPER_IFACE, "OpenFile",
-                                 g_variant_new ("(s)", argv[1]), G_VARIANT_TYPE ("(h)"),
-                                 -1, NULL, &fds, NULL, &error);
-  if (reply == NULL)
-    return fail ("open %s: %s", argv[1], error->message);
-  g_variant_get (reply, "(h)", &handle);
-  fd = dup_reply_fd (fds, handle, &error);
-  if (fd < 0)
+  /* The generated stub checks the handle against the fds that came. */
+  if (!peer_helper1_call_open_file_sync (client, HELPER_PATH, argv[1], &fd, NULL, &error))
     return fail ("open %s: %s", argv[1], error->message);
 
   buf = g_malloc (64 * 1024);
