@@ -1021,6 +1021,26 @@ test_gdbus_server (void)
   g_cond_clear (&s.cond);
 }
 
+/* The README shows the very example that is built and run. */
+static void
+test_readme_example (void)
+{
+  g_autofree char *readme_path = g_test_build_filename (G_TEST_DIST, "..", "README.md", NULL);
+  g_autofree char *example_path = g_test_build_filename (G_TEST_DIST, "..", "examples", "codegen-example.c", NULL);
+  g_autofree char *xml_path = g_test_build_filename (G_TEST_DIST, "..", "examples", "codegen-example.xml", NULL);
+  g_autofree char *readme = NULL, *example = NULL, *xml = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_file_get_contents (readme_path, &readme, NULL, &error);
+  g_assert_no_error (error);
+  g_file_get_contents (example_path, &example, NULL, &error);
+  g_assert_no_error (error);
+  g_file_get_contents (xml_path, &xml, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (strstr (readme, example));
+  g_assert_nonnull (strstr (readme, xml));
+}
+
 int
 main (int    argc,
       char **argv)
@@ -1056,6 +1076,7 @@ main (int    argc,
   g_test_add_func ("/codegen/read/invalid-path", test_read_invalid_path);
   g_test_add_func ("/codegen/read/invalid-fixed", test_read_invalid_fixed);
   g_test_add_func ("/codegen/gdbus-server", test_gdbus_server);
+  g_test_add_func ("/codegen/readme-example", test_readme_example);
   for (gsize t = 0; t < G_N_ELEMENTS (transports); t++)
     for (gsize k = 0; k < G_N_ELEMENTS (cases); k++)
       {
