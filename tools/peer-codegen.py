@@ -476,7 +476,7 @@ def doc_view(args, owner):
                          % (a.c, a.c, owner))
             lines.append(' * @%s_len: its length' % a.c)
         else:
-            lines.append(' * @%s: (transfer none): a `%s`, valid while the %s lives' % (a.c, a.sig, owner))
+            lines.append(' * @%s: (transfer none): a `%s`, valid while the %s runs' % (a.c, a.sig, owner))
     return lines
 
 
@@ -1352,7 +1352,13 @@ static void
                        % ('; runs on any thread (org.libpeer.ThreadSafe)' if m.thread_safe else
                           '; runs in the server\'s main context'))
         doc += [' *', ' * The handlers of %s. A %%NULL handler answers' % iface.name,
-                ' * org.freedesktop.DBus.Error.UnknownMethod.', ' */']
+                ' * org.freedesktop.DBus.Error.UnknownMethod. Each gets the call and its',
+                ' * arguments, already checked and unpacked, all (transfer none): strings',
+                ' * and bytes stay valid while the call lives (take a reference on the call',
+                ' * to keep them), a `GVariant` while the handler runs (g_variant_ref() to',
+                ' * keep it), and an `h` is an fd the call owns and closes',
+                ' * when it is freed (dup() it to keep it). Arguments a peer sent malformed',
+                ' * are answered org.libpeer.Error.InvalidArgs before any handler runs.', ' */']
         self.H('\n'.join(doc))
         self.H('typedef struct {')
         for m in iface.methods:
