@@ -715,8 +715,11 @@ static void
             self.C('  if (borrow)')
             self.C('    return g_variant_new_from_data (PEER_CODEGEN_TYPE ("(ay)"), %s, %s_len, TRUE, NULL, NULL);'
                    % (a.c, a.c))
-            self.C('  return g_variant_new_from_bytes (PEER_CODEGEN_TYPE ("(ay)"), g_bytes_new_take (g_memdup2 (%s, %s_len), %s_len), TRUE);'
-                   % (a.c, a.c, a.c))
+            self.C('  {')
+            self.C('    guint8 *copy = g_memdup2 (%s, %s_len);' % (a.c, a.c))
+            self.C()
+            self.C('    return g_variant_new_from_data (PEER_CODEGEN_TYPE ("(ay)"), copy, %s_len, TRUE, g_free, copy);' % a.c)
+            self.C('  }')
             self.C('}')
             self.C()
             return
