@@ -921,6 +921,15 @@ gdbus_method_call (GDBusConnection       *connection,
 {
   if (g_str_equal (method_name, "Fail"))
     g_dbus_method_invocation_return_error_literal (invocation, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED, "too many");
+  else if (g_str_equal (method_name, "EchoBytes"))
+    {
+      /* Not what the method returns, which only a hand-made reply can be. */
+      g_autoptr(GDBusMessage) reply = g_dbus_message_new_method_reply (g_dbus_method_invocation_get_message (invocation));
+
+      g_dbus_message_set_body (reply, g_variant_new ("(s)", "not bytes"));
+      g_dbus_connection_send_message (connection, reply, G_DBUS_SEND_MESSAGE_FLAGS_NONE, NULL, NULL);
+      g_object_unref (invocation);
+    }
   else
     g_dbus_method_invocation_return_value (invocation, parameters);
 }
@@ -1011,6 +1020,12 @@ test_gdbus_server (void)
   g_assert_false (test_types1_call_fail_sync (client, TEST_PATH, 0, "", NULL, &error));
   g_assert_error (error, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED);
   g_assert_cmpstr (error->message, ==, "too many");
+  g_clear_error (&error);
+  /* And a reply of the wrong type is an error, with no out value set. */
+  g_clear_pointer (&out, g_bytes_unref);
+  g_assert_false (test_types1_call_echo_bytes_sync (client, TEST_PATH, bytes, 3, &out, NULL, &error));
+  g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+  g_assert_null (out);
 
   peer_client_close (client);
   g_main_context_invoke (s.context, quit_loop, s.loop);
