@@ -20,6 +20,7 @@ BAD = {
     'arg-clash.xml': (5, 'name clash'),
     'interface-clash.xml': (5, 'name clash'),
     'bad-direction.xml': (4, 'direction'),
+    'bad-timeout.xml': (3, 'org.libpeer.Timeout'),
 }
 GOOD = [os.path.join(srcdir, 'codegen', 'org.libpeer.test.Types1.xml')] + \
        [os.path.join(srcdir, '..', 'protocol', f) for f in

@@ -280,6 +280,18 @@ def parse_interface(el, filename, opts):
             m.lower = snake(a.get('org.gtk.GDBus.C.Name') or m.name)
             m.deprecated = is_true(a.get('org.freedesktop.DBus.Deprecated'))
             m.thread_safe = is_true(a.get('org.libpeer.ThreadSafe'))
+            # How long the stubs wait: milliseconds, or "none" for calls that
+            # may take as long as they take; the default is libpeer's (25 s).
+            timeout = a.get('org.libpeer.Timeout')
+            if timeout is None:
+                m.timeout = '-1'
+            elif timeout == 'none':
+                m.timeout = 'G_MAXINT'
+            elif timeout.isdigit() and 0 < int(timeout) < 2 ** 31 - 1:
+                m.timeout = str(int(timeout))
+            else:
+                raise InputError(filename, c.line, "bad org.libpeer.Timeout '%s' on %s: milliseconds or 'none'"
+                                 % (timeout, m.name))
             what = '%s.%s' % (iface.name, m.name)
             m.ins = parse_args(c, filename, 'in', 'in', what)
             m.outs = parse_args(c, filename, 'in', 'out', what)
@@ -1097,7 +1109,7 @@ static void
         # they are borrowed, not copied.
         self.C('  reply = peer_client_call_sync (client, object_path, %s_INTERFACE_NAME, %s,' % (iface.upper, c_string(m.name)))
         self.C('                                 %s,' % build_call('TRUE'))
-        self.C('                                 PEER_CODEGEN_TYPE (%s), -1, %s, &reply_fds,' % (T_out, fd_list_arg))
+        self.C('                                 PEER_CODEGEN_TYPE (%s), %s, %s, &reply_fds,' % (T_out, m.timeout, fd_list_arg))
         self.C('                                 cancellable, error);')
         self.C('  if (reply == NULL)')
         self.C('    return FALSE;')
@@ -1135,7 +1147,7 @@ static void
         fd_prologue(async_fail)
         self.C('  peer_client_call (client, object_path, %s_INTERFACE_NAME, %s,' % (iface.upper, c_string(m.name)))
         self.C('                    %s,' % build_call('FALSE'))
-        self.C('                    PEER_CODEGEN_TYPE (%s), -1, %s, cancellable, callback, user_data);' % (T_out, fd_list_arg))
+        self.C('                    PEER_CODEGEN_TYPE (%s), %s, %s, cancellable, callback, user_data);' % (T_out, m.timeout, fd_list_arg))
         self.C('}')
         self.C()
 
