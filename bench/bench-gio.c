@@ -81,6 +81,25 @@ bench_gio_check_echo_fds (GVariant    *reply,
                           GError     **error)
 {
   g_autoptr(GVariant) handles = NULL;
+
+  if (!g_variant_is_of_type (reply, G_VARIANT_TYPE ("(ah)")))
+    {
+      g_set_error (error, BENCH_ERROR, BENCH_ERROR_WRONG_REPLY,
+                   "wrong reply: type %s, (ah) expected", g_variant_get_type_string (reply));
+      return FALSE;
+    }
+  handles = g_variant_get_child_value (reply, 0);
+  return bench_gio_check_echo_fd_handles (handles, fd_list, fds, n_fds, out_fd, error);
+}
+
+gboolean
+bench_gio_check_echo_fd_handles (GVariant    *handles,
+                                 GUnixFDList *fd_list,
+                                 const int   *fds,
+                                 guint        n_fds,
+                                 int         *out_fd,
+                                 GError     **error)
+{
   const gint32 *handle;
   const int *got = NULL;
   gsize n_handles;
@@ -89,13 +108,6 @@ bench_gio_check_echo_fds (GVariant    *reply,
   /* The list keeps its fds; the caller's unref closes them. */
   if (fd_list != NULL)
     got = g_unix_fd_list_peek_fds (fd_list, &n_got);
-  if (!g_variant_is_of_type (reply, G_VARIANT_TYPE ("(ah)")))
-    {
-      g_set_error (error, BENCH_ERROR, BENCH_ERROR_WRONG_REPLY,
-                   "wrong reply: type %s, (ah) expected", g_variant_get_type_string (reply));
-      return FALSE;
-    }
-  handles = g_variant_get_child_value (reply, 0);
   handle = g_variant_get_fixed_array (handles, &n_handles, sizeof (gint32));
   /* The echo sends the fds back in order: handle i is fd i. */
   for (gsize i = 0; i < n_handles; i++)

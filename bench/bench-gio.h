@@ -47,6 +47,14 @@ gboolean  bench_gio_check_echo_fds  (GVariant     *reply,
                                      int          *out_fd,
                                      GError      **error);
 
+/* The same, given the `ah` of the reply (@handles) rather than its tuple. */
+gboolean  bench_gio_check_echo_fd_handles (GVariant    *handles,
+                                           GUnixFDList *fd_list,
+                                           const int   *fds,
+                                           guint        n_fds,
+                                           int         *out_fd,
+                                           GError     **error);
+
 /* Starts one Echo call with @parameters, calling @callback when done. */
 typedef void      (*BenchGioCallFunc)   (gpointer             client,
                                          GVariant            *parameters,

@@ -7,7 +7,11 @@
  * (the libdbus server raises its own default of 16 the same way).
  *
  * Two transports: "libpeer" (the GDBus path) and "libpeer-lane" (the same
- * client with a lane open, so the same calls take libpeer's fast path). */
+ * client with a lane open, so the same calls take libpeer's fast path).
+ *
+ * Calls go through the stubs peer-codegen generates from Bench1's XML
+ * (peer_bench1_call_*), as a user's would: what is measured is what a
+ * user writes. */
 #include "config.h"
 
 #include <glib-unix.h>
@@ -15,6 +19,7 @@
 
 #include "bench-gio.h"
 #include "bench-transport.h"
+#include "peer-protocol-stubs.h"
 #include "services.h"
 
 G_STATIC_ASSERT (PEER_SERVER_MAX_FDS_PER_MESSAGE >= BENCH_MAX_FDS);
@@ -55,7 +60,7 @@ libpeer_serve (void)
 
 typedef struct {
   PeerClient *client;
-  GVariant   *fd_parameters;
+  GVariant   *fd_handles;         /* ah, for as many fds as the last call */
   gboolean    has_echo_fds;
 } LibpeerClient;
 
@@ -131,7 +136,7 @@ libpeer_disconnect (gpointer data)
 
   peer_client_close (client->client);
   g_object_unref (client->client);
-  g_clear_pointer (&client->fd_parameters, g_variant_unref);
+  g_clear_pointer (&client->fd_handles, g_variant_unref);
   g_free (client);
 }
 
@@ -142,12 +147,30 @@ libpeer_echo (gpointer      data,
               GError      **error)
 {
   LibpeerClient *client = data;
-  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GBytes) back = NULL;
 
-  reply = peer_client_call_sync (client->client, BENCH_PATH, BENCH_INTERFACE, "Echo",
-                                 bench_gio_echo_parameters (payload, size),
-                                 BENCH_ECHO_TYPE, -1, NULL, NULL, NULL, error);
-  return reply != NULL && bench_gio_check_echo (reply, payload, size, error);
+  if (!peer_bench1_call_echo_sync (client->client, BENCH_PATH, payload, size, &back, NULL, error))
+    return FALSE;
+  return bench_check_echo (payload, size, g_bytes_get_data (back, NULL), g_bytes_get_size (back), error);
+}
+
+/* (transfer none): handles 0 to @n_fds - 1, made again only when @n_fds
+ * changes. */
+static GVariant *
+echo_fds_handles (LibpeerClient *client,
+                  guint          n_fds)
+{
+  g_autofree gint32 *handles = NULL;
+
+  if (client->fd_handles != NULL && g_variant_n_children (client->fd_handles) == n_fds)
+    return client->fd_handles;
+  handles = g_new (gint32, n_fds);
+  for (guint i = 0; i < n_fds; i++)
+    handles[i] = (gint32) i;
+  g_clear_pointer (&client->fd_handles, g_variant_unref);
+  client->fd_handles = g_variant_ref_sink (g_variant_new_fixed_array (G_VARIANT_TYPE_HANDLE, handles, n_fds,
+                                                                      sizeof (gint32)));
+  return client->fd_handles;
 }
 
 static gboolean
@@ -160,7 +183,7 @@ libpeer_echo_fds (gpointer   data,
   LibpeerClient *client = data;
   g_autoptr(GUnixFDList) fd_list = NULL;
   g_autoptr(GUnixFDList) out_fd_list = NULL;
-  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GVariant) handles = NULL;
   g_autoptr(GError) local_error = NULL;
 
   if (!client->has_echo_fds)
@@ -172,25 +195,26 @@ libpeer_echo_fds (gpointer   data,
   fd_list = bench_gio_fd_list_new (fds, n_fds, error);
   if (fd_list == NULL)
     return FALSE;
-  reply = peer_client_call_sync (client->client, BENCH_PATH, BENCH_INTERFACE, "EchoFds",
-                                 bench_gio_echo_fds_parameters (&client->fd_parameters, n_fds),
-                                 G_VARIANT_TYPE ("(ah)"), -1, fd_list, &out_fd_list, NULL, &local_error);
-  /* A server's limit on fds per message (peer_server_set_max_fds_per_message())
-   * makes the cell n/a, not a failed run. */
-  if (g_error_matches (local_error, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED))
+  if (!peer_bench1_call_echo_fds_sync (client->client, BENCH_PATH, echo_fds_handles (client, n_fds), fd_list,
+                                       &handles, &out_fd_list, NULL, &local_error))
     {
-      g_set_error (error, BENCH_ERROR, BENCH_ERROR_UNSUPPORTED, "the server refuses %u fds: %s",
-                   n_fds, local_error->message);
-      return FALSE;
-    }
-  if (reply == NULL)
-    {
+      /* A server's limit on fds per message (peer_server_set_max_fds_per_message())
+       * makes the cell n/a, not a failed run. */
+      if (g_error_matches (local_error, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED))
+        {
+          g_set_error (error, BENCH_ERROR, BENCH_ERROR_UNSUPPORTED, "the server refuses %u fds: %s",
+                       n_fds, local_error->message);
+          return FALSE;
+        }
       g_propagate_error (error, g_steal_pointer (&local_error));
       return FALSE;
     }
-  return bench_gio_check_echo_fds (reply, out_fd_list, fds, n_fds, out_fd, error);
+  return bench_gio_check_echo_fd_handles (handles, out_fd_list, fds, n_fds, out_fd, error);
 }
 
+/* The pipeline is shared with the GDBus transport, in GVariants: the
+ * asynchronous stub takes the bytes (and copies them, as it must: the call
+ * outlives this function), and its result goes back as the (ay) it is. */
 static void
 libpeer_call_echo (gpointer             data,
                    GVariant            *parameters,
@@ -198,9 +222,10 @@ libpeer_call_echo (gpointer             data,
                    gpointer             user_data)
 {
   LibpeerClient *client = data;
+  g_autoptr(GVariant) owned = g_variant_ref_sink (parameters);
 
-  peer_client_call (client->client, BENCH_PATH, BENCH_INTERFACE, "Echo", parameters,
-                    BENCH_ECHO_TYPE, -1, NULL, NULL, callback, user_data);
+  peer_bench1_call_echo (client->client, BENCH_PATH, g_variant_get_data (owned), g_variant_get_size (owned),
+                         NULL, callback, user_data);
 }
 
 static GVariant *
@@ -209,8 +234,11 @@ libpeer_finish_echo (gpointer       data,
                      GError       **error)
 {
   LibpeerClient *client = data;
+  g_autoptr(GBytes) back = NULL;
 
-  return peer_client_call_finish (client->client, NULL, result, error);
+  if (!peer_bench1_call_echo_finish (client->client, &back, result, error))
+    return NULL;
+  return g_variant_ref_sink (g_variant_new_from_bytes (BENCH_ECHO_TYPE, back, TRUE));
 }
 
 static gboolean

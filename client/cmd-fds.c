@@ -20,6 +20,7 @@
 #include <libpeer.h>
 
 #include "peer-client.h"
+#include "peer-protocol-stubs.h"
 
 /* --- fds and blobs ------------------------------------------------------------ */
 
@@ -164,44 +165,19 @@ write_all (int           fd,
   return TRUE;
 }
 
-/* The fd at @handle of a reply, checked: the index came off the wire. */
-static int
-dup_reply_fd (GUnixFDList *fds,
-              gint32       handle,
-              GError     **error)
-{
-  if (fds == NULL || handle < 0 || handle >= g_unix_fd_list_get_length (fds))
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                   "the reply names fd %d but carries %d", handle,
-                   fds != NULL ? g_unix_fd_list_get_length (fds) : 0);
-      return -1;
-    }
-  return g_unix_fd_list_get (fds, handle, error);
-}
-
 int
 cmd_open (PeerClient *client,
           int         argc,
           char      **argv)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(GVariant) reply = NULL;
-  g_autoptr(GUnixFDList) fds = NULL;
   g_autofree guint8 *buf = NULL;
-  gint32 handle;
-  int fd;
+  int fd = -1;
 
   if (argc != 2)
     return usage_error ("open needs PATH");
-  reply = peer_client_call_sync (client, HELPER_PATH, HELPER_IFACE, "OpenFile",
-                                 g_variant_new ("(s)", argv[1]), G_VARIANT_TYPE ("(h)"),
-                                 -1, NULL, &fds, NULL, &error);
-  if (reply == NULL)
-    return fail ("open %s: %s", argv[1], error->message);
-  g_variant_get (reply, "(h)", &handle);
-  fd = dup_reply_fd (fds, handle, &error);
-  if (fd < 0)
+  /* The generated stub checks the handle against the fds that came. */
+  if (!peer_helper1_call_open_file_sync (client, HELPER_PATH, argv[1], &fd, NULL, &error))
     return fail ("open %s: %s", argv[1], error->message);
 
   buf = g_malloc (64 * 1024);
@@ -243,9 +219,9 @@ cmd_digest (PeerClient *client,
     { NULL }
   };
   g_autoptr(GError) error = NULL;
-  g_autoptr(GVariant) reply = NULL;
-  g_autoptr(GUnixFDList) fds = g_unix_fd_list_new ();
-  const char *name, *hex;
+  g_autofree char *hex = NULL;
+  const char *name;
+  gboolean ok;
   int fd, code;
 
   if (!parse_command_options ("digest", entries, &argc, &argv, &code))
@@ -259,21 +235,14 @@ cmd_digest (PeerClient *client,
     fd = open (name, O_RDONLY | O_NOCTTY | O_CLOEXEC);
   if (fd < 0)
     return fail ("digest: cannot open %s: %s", name, g_strerror (errno));
-  if (g_unix_fd_list_append (fds, fd, &error) < 0)
-    {
-      close (fd);
-      return fail ("digest: %s", error->message);
-    }
-  close (fd);
 
-  /* No timeout: the server reads until the end, however long the writer
-   * of a pipe takes. */
-  reply = peer_client_call_sync (client, HELPER_PATH, HELPER_IFACE, "Digest",
-                                 g_variant_new ("(hs)", 0, algorithm ? algorithm : "sha256"),
-                                 G_VARIANT_TYPE ("(s)"), G_MAXINT, fds, NULL, NULL, &error);
-  if (reply == NULL)
+  /* No timeout (org.libpeer.Timeout in the XML): the server reads until
+   * the end, however long the writer of a pipe takes. The stub sends a
+   * duplicate of @fd. */
+  ok = peer_helper1_call_digest_sync (client, HELPER_PATH, fd, algorithm ? algorithm : "sha256", &hex, NULL, &error);
+  close (fd);
+  if (!ok)
     return fail ("digest %s: %s", name, error->message);
-  g_variant_get (reply, "(&s)", &hex);
   g_print ("%s  %s\n", hex, name);
   return EXIT_SUCCESS;
 }

@@ -1,6 +1,7 @@
 /* cmd-helper.c: peer-client's commands for peer-server's own
- * org.libpeer.Helper1: quick, notify and job; and --spawn's helper,
- * sandboxed or not. */
+ * org.libpeer.Helper1: quick, notify and job, through the stubs
+ * peer-codegen generates from protocol/ (peer_helper1_*, peer_job1_*);
+ * and --spawn's helper, sandboxed or not. */
 #include "config.h"
 
 #include <errno.h>
@@ -19,6 +20,7 @@
 #include <libpeer.h>
 
 #include "peer-client.h"
+#include "peer-protocol-stubs.h"
 
 PeerHelper *
 start_helper (const char * const *argv,
@@ -38,20 +40,15 @@ cmd_quick (PeerClient *client,
            char      **argv)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(GVariant) reply = NULL;
+  g_autofree char *number = NULL;
   gint64 bits;
-  const char *number;
 
   if (argc != 2)
     return usage_error ("quick needs BITS");
   if (!parse_int (argv[1], G_MININT32, G_MAXINT32, &bits))
     return usage_error ("quick: BITS must be an integer, not '%s'", argv[1]);
-  reply = peer_client_call_sync (client, HELPER_PATH, HELPER_IFACE, "Quick",
-                                 g_variant_new ("(i)", (gint32) bits), G_VARIANT_TYPE ("(s)"),
-                                 -1, NULL, NULL, NULL, &error);
-  if (reply == NULL)
+  if (!peer_helper1_call_quick_sync (client, HELPER_PATH, (gint32) bits, &number, NULL, &error))
     return fail ("quick: %s", error->message);
-  g_variant_get (reply, "(&s)", &number);
   g_print ("%s\n", number);
   return EXIT_SUCCESS;
 }
@@ -59,16 +56,12 @@ cmd_quick (PeerClient *client,
 static void
 on_notified (PeerClient *client,
              const char *object_path,
-             const char *interface_name,
-             const char *signal_name,
-             GVariant   *parameters,
+             guint32     id,
+             const char *summary,
              gpointer    user_data)
 {
   Waiter *waiter = user_data;
-  guint32 id;
-  const char *summary;
 
-  g_variant_get (parameters, "(u&s)", &id, &summary);
   if (waiter->have_id && id != waiter->wanted_id)
     return;
   if (!waiter->have_id)
@@ -91,17 +84,14 @@ on_notify_reply (GObject      *source,
 {
   Waiter *waiter = user_data;
   g_autoptr(GError) error = NULL;
-  g_autoptr(GVariant) reply = NULL;
 
-  reply = peer_client_call_finish (PEER_CLIENT (source), NULL, result, &error);
-  if (reply == NULL)
+  if (!peer_helper1_call_notify_finish (PEER_CLIENT (source), &waiter->wanted_id, result, &error))
     {
       g_printerr ("peer-client: notify: %s\n", error->message);
       waiter->exit_code = EXIT_FAILURE;
       g_main_loop_quit (waiter->loop);
       return;
     }
-  g_variant_get (reply, "(u)", &waiter->wanted_id);
   waiter->have_id = TRUE;
   g_print ("notification %u sent\n", waiter->wanted_id);
   if (waiter->seen)
@@ -132,13 +122,11 @@ cmd_notify (PeerClient *client,
   if (argc < 2 || argc > 3)
     return usage_error ("notify needs SUMMARY [BODY]");
 
-  sub = peer_client_subscribe_signal (client, HELPER_PATH, HELPER_IFACE, "Notified",
-                                      on_notified, &waiter, NULL);
-  peer_client_call (client, HELPER_PATH, HELPER_IFACE, "Notify",
-                    g_variant_new ("(susss^as@a{sv}i)", "peer-client", 0, "", argv[1],
-                                   argc > 2 ? argv[2] : "", no_actions,
-                                   g_variant_new_array (G_VARIANT_TYPE ("{sv}"), NULL, 0), -1),
-                    G_VARIANT_TYPE ("(u)"), -1, NULL, NULL, on_notify_reply, &waiter);
+  sub = peer_helper1_subscribe_notified (client, HELPER_PATH, on_notified, &waiter, NULL);
+  peer_helper1_call_notify (client, HELPER_PATH, "peer-client", 0, "", argv[1], argc > 2 ? argv[2] : "",
+                            g_variant_new_strv (no_actions, 0),
+                            g_variant_new_array (G_VARIANT_TYPE ("{sv}"), NULL, 0), -1,
+                            NULL, on_notify_reply, &waiter);
   timeout = g_timeout_add_seconds (10, on_notify_timeout, &waiter);
   g_signal_connect (client, "closed", G_CALLBACK (on_closed_quit), &waiter);
 
@@ -154,14 +142,30 @@ cmd_notify (PeerClient *client,
 
 /* --- jobs --------------------------------------------------------------------- */
 
-#define JOB_IFACE "org.libpeer.Job1"
 #define JOB_BAR_WIDTH 30
+
+/* A Progress or Finished signal of some job. */
+typedef struct {
+  char *path;
+  gboolean finished;            /* Finished, else Progress */
+  double fraction;
+  gboolean success;
+  char *message;
+} JobEvent;
+
+static void
+job_event_free (JobEvent *event)
+{
+  g_free (event->path);
+  g_free (event->message);
+  g_free (event);
+}
 
 typedef struct {
   GMainLoop *loop;
   int exit_code;
   char *path;                   /* the job's, once StartJob replied */
-  GPtrArray *early;             /* GVariant* (osv): signals that came before the reply */
+  GPtrArray *early;             /* JobEvent*: signals that came before the reply */
   gboolean finished;
   gboolean cancel_wanted;
   gboolean cancel_sent;
@@ -194,11 +198,10 @@ on_cancel_reply (GObject      *source,
                  gpointer      user_data)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(GVariant) reply = peer_client_call_finish (PEER_CLIENT (source), NULL, result, &error);
 
   /* A job that finished meanwhile cannot be cancelled; Finished says how
    * it ended either way. */
-  if (reply == NULL)
+  if (!peer_job1_call_cancel_finish (PEER_CLIENT (source), result, &error))
     g_printerr ("peer-client: job: cannot cancel: %s\n", error->message);
 }
 
@@ -209,57 +212,64 @@ send_cancel (PeerClient *client,
   if (waiter->cancel_sent || waiter->path == NULL || waiter->finished)
     return;
   waiter->cancel_sent = TRUE;
-  peer_client_call (client, waiter->path, JOB_IFACE, "Cancel", NULL, G_VARIANT_TYPE_UNIT, -1,
-                    NULL, NULL, on_cancel_reply, waiter);
+  peer_job1_call_cancel (client, waiter->path, NULL, on_cancel_reply, waiter);
 }
 
 static void
-handle_job_signal (JobWaiter  *waiter,
-                   const char *signal_name,
-                   GVariant   *parameters)
+handle_job_event (JobWaiter      *waiter,
+                  const JobEvent *event)
 {
-  const char *message;
-
   if (waiter->finished)
     return;
-  if (g_str_equal (signal_name, "Progress") && g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(ds)")))
+  if (!event->finished)
     {
-      double fraction;
-
-      g_variant_get (parameters, "(d&s)", &fraction, &message);
-      show_progress (waiter, fraction, message);
+      show_progress (waiter, event->fraction, event->message);
+      return;
     }
-  else if (g_str_equal (signal_name, "Finished") && g_variant_is_of_type (parameters, G_VARIANT_TYPE ("(bs)")))
+  if (waiter->bar_drawn)
+    g_print ("\n");
+  g_print ("job %s: %s\n", event->success ? "finished" : "did not finish", event->message);
+  waiter->finished = TRUE;
+  waiter->exit_code = event->success ? EXIT_SUCCESS : EXIT_FAILURE;
+  g_main_loop_quit (waiter->loop);
+}
+
+/* Signals can overtake StartJob's reply: they are kept until we know
+ * which job is ours. */
+static void
+receive_job_event (JobWaiter *waiter,
+                   JobEvent   event)
+{
+  if (waiter->path == NULL)
     {
-      gboolean success;
+      JobEvent *kept = g_memdup2 (&event, sizeof event);
 
-      g_variant_get (parameters, "(b&s)", &success, &message);
-      if (waiter->bar_drawn)
-        g_print ("\n");
-      g_print ("job %s: %s\n", success ? "finished" : "did not finish", message);
-      waiter->finished = TRUE;
-      waiter->exit_code = success ? EXIT_SUCCESS : EXIT_FAILURE;
-      g_main_loop_quit (waiter->loop);
+      kept->path = g_strdup (event.path);
+      kept->message = g_strdup (event.message);
+      g_ptr_array_add (waiter->early, kept);
     }
+  else if (g_str_equal (event.path, waiter->path))
+    handle_job_event (waiter, &event);
 }
 
 static void
-on_job_signal (PeerClient *client,
-               const char *object_path,
-               const char *interface_name,
-               const char *signal_name,
-               GVariant   *parameters,
-               gpointer    user_data)
+on_job_progress (PeerClient *client,
+                 const char *object_path,
+                 double      fraction,
+                 const char *message,
+                 gpointer    user_data)
 {
-  JobWaiter *waiter = user_data;
+  receive_job_event (user_data, (JobEvent) { (char *) object_path, FALSE, fraction, FALSE, (char *) message });
+}
 
-  /* Signals can overtake StartJob's reply: keep them until we know which
-   * job is ours. */
-  if (waiter->path == NULL)
-    g_ptr_array_add (waiter->early, g_variant_ref_sink (g_variant_new ("(os@*)", object_path, signal_name,
-                                                                       parameters)));
-  else if (g_str_equal (object_path, waiter->path))
-    handle_job_signal (waiter, signal_name, parameters);
+static void
+on_job_finished (PeerClient *client,
+                 const char *object_path,
+                 gboolean    success,
+                 const char *message,
+                 gpointer    user_data)
+{
+  receive_job_event (user_data, (JobEvent) { (char *) object_path, TRUE, 1.0, success, (char *) message });
 }
 
 static void
@@ -269,9 +279,8 @@ on_start_job_reply (GObject      *source,
 {
   JobWaiter *waiter = user_data;
   g_autoptr(GError) error = NULL;
-  g_autoptr(GVariant) reply = peer_client_call_finish (PEER_CLIENT (source), NULL, result, &error);
 
-  if (reply == NULL)
+  if (!peer_helper1_call_start_job_finish (PEER_CLIENT (source), &waiter->path, result, &error))
     {
       g_printerr ("peer-client: job: %s\n", error->message);
       waiter->exit_code = EXIT_FAILURE;
@@ -279,17 +288,14 @@ on_start_job_reply (GObject      *source,
       g_main_loop_quit (waiter->loop);
       return;
     }
-  g_variant_get (reply, "(o)", &waiter->path);
   if (!waiter->tty)
     g_print ("job %s started\n", waiter->path);
   for (guint i = 0; i < waiter->early->len; i++)
     {
-      const char *path, *signal_name;
-      g_autoptr(GVariant) parameters = NULL;
+      const JobEvent *event = g_ptr_array_index (waiter->early, i);
 
-      g_variant_get (g_ptr_array_index (waiter->early, i), "(&o&s@*)", &path, &signal_name, &parameters);
-      if (g_str_equal (path, waiter->path))
-        handle_job_signal (waiter, signal_name, parameters);
+      if (g_str_equal (event->path, waiter->path))
+        handle_job_event (waiter, event);
     }
   g_ptr_array_set_size (waiter->early, 0);
   if (waiter->cancel_wanted)
@@ -336,11 +342,11 @@ cmd_job (PeerClient *client,
          char      **argv)
 {
   g_autoptr(GMainLoop) loop = g_main_loop_new (NULL, FALSE);
-  g_autoptr(GPtrArray) early = g_ptr_array_new_with_free_func ((GDestroyNotify) g_variant_unref);
+  g_autoptr(GPtrArray) early = g_ptr_array_new_with_free_func ((GDestroyNotify) job_event_free);
   JobWaiter waiter = { loop, EXIT_FAILURE, NULL, early };
   JobInterrupt interrupt = { client, &waiter };
   gint64 steps, step_ms = 100;
-  guint sub, sigint, sigterm;
+  guint progress, finished, sigint, sigterm;
   gulong closed;
 
   if (argc < 2 || argc > 3)
@@ -351,20 +357,21 @@ cmd_job (PeerClient *client,
     return usage_error ("job: STEP_MS must be an integer from 0 to 60000, not '%s'", argv[2]);
   waiter.tty = isatty (STDOUT_FILENO);
 
-  sub = peer_client_subscribe_signal (client, NULL, JOB_IFACE, NULL, on_job_signal, &waiter, NULL);
+  progress = peer_job1_subscribe_progress (client, NULL, on_job_progress, &waiter, NULL);
+  finished = peer_job1_subscribe_finished (client, NULL, on_job_finished, &waiter, NULL);
   closed = g_signal_connect (client, "closed", G_CALLBACK (on_job_closed), &waiter);
   sigint = g_unix_signal_add (SIGINT, on_job_interrupt, &interrupt);
   sigterm = g_unix_signal_add (SIGTERM, on_job_interrupt, &interrupt);
-  peer_client_call (client, HELPER_PATH, HELPER_IFACE, "StartJob",
-                    g_variant_new ("(suu)", "count", (guint32) steps, (guint32) step_ms),
-                    G_VARIANT_TYPE ("(o)"), -1, NULL, NULL, on_start_job_reply, &waiter);
+  peer_helper1_call_start_job (client, HELPER_PATH, "count", (guint32) steps, (guint32) step_ms,
+                               NULL, on_start_job_reply, &waiter);
   while (!waiter.finished)
     g_main_loop_run (loop);
 
   g_source_remove (sigint);
   g_source_remove (sigterm);
   g_signal_handler_disconnect (client, closed);
-  peer_client_unsubscribe_signal (client, sub);
+  peer_client_unsubscribe_signal (client, progress);
+  peer_client_unsubscribe_signal (client, finished);
   g_free (waiter.path);
   return waiter.exit_code;
 }

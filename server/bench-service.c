@@ -1,41 +1,44 @@
-/* bench-service.c: org.libpeer.Bench1, the calls benchmarks measure.
+/* bench-service.c: org.libpeer.Bench1, the calls benchmarks measure,
+ * through the skeleton peer-codegen generates from its XML.
  *
- * Handlers are trivial and thread-safe on purpose: what a benchmark sees
- * is the transport's cost, not the handler's. */
+ * Handlers are trivial and thread-safe on purpose (the XML says so with
+ * org.libpeer.ThreadSafe): what a benchmark sees is the transport's cost,
+ * not the handler's. */
 #include "config.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <unistd.h>
 
-#include "peer-protocol.h"
+#include "peer-protocol-stubs.h"
 #include "services.h"
 
 static void
 handle_ping (PeerCall *call,
              gpointer  user_data)
 {
-  peer_call_return_value (call, NULL);
+  peer_bench1_complete_ping (call);
 }
 
 static void
-handle_echo (PeerCall *call,
-             gpointer  user_data)
+handle_echo (PeerCall     *call,
+             const guint8 *data,
+             gsize         data_len,
+             gpointer      user_data)
 {
-  /* The arguments tuple is exactly the reply tuple: no copy. Not an extra
-   * reference: the reply sinks a floating value and refs any other one. */
-  peer_call_return_value (call, peer_call_get_parameters (call));
+  /* The bytes are the call's own: the reply shares them, no copy. */
+  peer_bench1_complete_echo (call, data, data_len);
 }
 
 static void
 handle_echo_fds (PeerCall *call,
+                 GVariant *handles,
                  gpointer  user_data)
 {
-  g_autoptr(GVariant) handles = NULL;
   g_autoptr(GUnixFDList) fds = g_unix_fd_list_new ();
   g_auto(GVariantBuilder) reply = G_VARIANT_BUILDER_INIT (G_VARIANT_TYPE ("ah"));
-  gsize n;
+  gsize n = g_variant_n_children (handles);
 
-  g_variant_get (peer_call_get_parameters (call), "(@ah)", &handles);
-  n = g_variant_n_children (handles);
   for (gsize i = 0; i < n; i++)
     {
       g_autoptr(GError) error = NULL;
@@ -53,43 +56,45 @@ handle_echo_fds (PeerCall *call,
       g_variant_builder_add (&reply, "h", g_unix_fd_list_append (fds, fd, NULL));
       close (fd);
     }
-  peer_call_return_value_with_unix_fd_list (call, g_variant_new ("(ah)", &reply), fds);
+  peer_bench1_complete_echo_fds (call, g_variant_builder_end (&reply), fds);
 }
 
 static void
 handle_echo_blob (PeerCall *call,
+                  int       fd,
                   gpointer  user_data)
 {
   g_autoptr(PeerBlob) blob = NULL;
-  g_autoptr(GUnixFDList) fds = g_unix_fd_list_new ();
   g_autoptr(GError) error = NULL;
-  gint32 handle;
+  int copy = fcntl (fd, F_DUPFD_CLOEXEC, 3);
 
   /* Checked as a blob (sealed, mapped) before it goes back, so that an
-   * unsealed memfd is refused here too. */
-  g_variant_get (peer_call_get_parameters (call), "(h)", &handle);
-  blob = peer_blob_new_from_fd_list (peer_call_get_unix_fd_list (call), handle, -1, &error);
-  if (blob == NULL || peer_blob_append_to_fd_list (blob, fds, &error) < 0)
+   * unsealed memfd is refused here too. The call keeps its own fd. */
+  if (copy < 0)
+    {
+      peer_call_return_error (call, G_IO_ERROR, g_io_error_from_errno (errno), "Cannot duplicate the fd");
+      return;
+    }
+  blob = peer_blob_new_take_fd (copy, -1, &error);
+  if (blob == NULL)
     {
       peer_call_take_error (call, g_steal_pointer (&error));
       return;
     }
-  peer_call_return_value_with_unix_fd_list (call, g_variant_new ("(h)", 0), fds);
+  peer_bench1_complete_echo_blob (call, peer_blob_get_fd (blob));
 }
 
 gboolean
 peer_bench_service_export (PeerServer *server,
                            GError    **error)
 {
-  static const PeerMethodEntry entries[] = {
-    { "Ping", handle_ping, PEER_METHOD_FLAGS_THREAD_SAFE },
-    { "Echo", handle_echo, PEER_METHOD_FLAGS_THREAD_SAFE },
-    { "EchoFds", handle_echo_fds, PEER_METHOD_FLAGS_THREAD_SAFE },
-    { "EchoBlob", handle_echo_blob, PEER_METHOD_FLAGS_THREAD_SAFE },
+  static const PeerBench1Vtable vtable = {
+    .handle_ping = handle_ping,
+    .handle_echo = handle_echo,
+    .handle_echo_fds = handle_echo_fds,
+    .handle_echo_blob = handle_echo_blob,
   };
-  g_autoptr(PeerInterface) iface = peer_interface_new (peer_proto_bench1_interface_info ());
+  g_autoptr(PeerInterface) iface = peer_bench1_export (server, PEER_BENCH_PATH, &vtable, NULL, error);
 
-  return peer_interface_add_methods (iface, entries, G_N_ELEMENTS (entries), NULL, error) &&
-         peer_server_export (server, PEER_BENCH_PATH, iface, error) &&
-         peer_server_add_name (server, PEER_BENCH_NAME, error);
+  return iface != NULL && peer_server_add_name (server, PEER_BENCH_NAME, error);
 }
