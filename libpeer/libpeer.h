@@ -8,8 +8,11 @@
 #include "peer-blob.h"
 #include "peer-call.h"
 #include "peer-interface.h"
+#include "peer-gobject-export.h"
+#include "peer-subtree.h"
 #include "peer-connection.h"
 #include "peer-server.h"
+#include "peer-server-objects.h"
 #include "peer-client.h"
 #include "peer-helper.h"
 #undef LIBPEER_INSIDE
