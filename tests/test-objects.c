@@ -11,6 +11,7 @@
  */
 #include "config.h"
 
+#include <signal.h>
 #include <string.h>
 
 #include "peer-protocol.h"
@@ -991,6 +992,60 @@ test_busctl (Fixture      *f,
   g_assert_null (strstr (out, TREE_PATH "/vanishing"));
 }
 
+/* Reads @process's lines until one holds @fragment; FALSE (the test
+ * marked failed) when it ends or stays silent for 10 s first. */
+static gboolean
+read_until (PeerTestProcess *process,
+            const char      *fragment)
+{
+  for (;;)
+    {
+      g_autofree char *line = peer_test_process_read_line (process);
+
+      if (line == NULL)
+        {
+          g_test_fail_printf ("busctl monitor printed no line with '%s'", fragment);
+          return FALSE;
+        }
+      if (strstr (line, fragment) != NULL)
+        return TRUE;
+    }
+}
+
+/* busctl monitor (a monitor, which the server copies every broadcast to)
+ * sees InterfacesAdded and InterfacesRemoved with the objects' paths. */
+static void
+test_busctl_signals (Fixture      *f,
+                     gconstpointer data)
+{
+  g_autofree char *address = g_strconcat ("--address=", f->ts->address, NULL);
+  const char *argv[] = { "sh", "-c", "exec \"$@\" 2>&1", "sh", "busctl", address, "monitor", NULL };
+  g_autofree char *path = g_find_program_in_path ("busctl");
+  g_autoptr(GError) error = NULL;
+  PeerTestProcess *monitor;
+
+  if (path == NULL)
+    {
+      g_test_skip ("busctl is not installed (package systemd)");
+      return;
+    }
+  monitor = peer_test_spawn (argv, &error);
+  g_assert_no_error (error);
+  /* Printed once BecomeMonitor has returned. */
+  if (read_until (monitor, "Monitoring bus message stream."))
+    {
+      peer_test_server_invoke (f->ts, add_extra, &f->objects);
+      if (read_until (monitor, "Member=InterfacesAdded") && read_until (monitor, "\"/test/extra\"") &&
+          read_until (monitor, "Member=InterfacesAdded") && read_until (monitor, "\"" TREE_PATH "/d\""))
+        {
+          peer_test_server_invoke (f->ts, remove_extra, &f->objects);
+          if (read_until (monitor, "Member=InterfacesRemoved"))
+            read_until (monitor, "\"/test/extra\"");
+        }
+    }
+  peer_test_process_stop (monitor, SIGTERM);
+}
+
 /* --- lanes ---------------------------------------------------------------- */
 
 /* Who is thread-safe: from a lane client it runs on the lane, at each
@@ -1037,6 +1092,7 @@ main (int   argc,
     { "manager/none", test_manager_none },
     { "manager/jobs", test_manager_jobs },
     { "manager/busctl", test_busctl },
+    { "manager/busctl-signals", test_busctl_signals },
     { "lane-paths", test_lane_paths },
   };
 
