@@ -78,9 +78,11 @@ gboolean peer_server_unexport_subtree    (PeerServer             *self,
  * so that gdbus-codegen server code runs unchanged: its `handle-*`
  * signals are emitted in the server's main context, its property
  * changes and signals reach every peer. Its messages take the router's
- * path like every other (validation, limits, monitors); its signals
- * reach a bus-style peer only through its match rules, and wait at the
- * signal gate. Its calls are not counted in a peer's calls in flight.
+ * path like every other (validation, size and queue limits; monitors see
+ * its calls and replies); its signals are stamped as the server's, reach
+ * a bus-style peer only through its match rules, wait at the signal gate
+ * and count in the peer's queue, but monitors get no copy of them. Its
+ * calls are not counted in a peer's calls in flight (GDBus answers them).
  *
  * Returns: %TRUE on success
  */
