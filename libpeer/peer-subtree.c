@@ -249,6 +249,7 @@ peer_subtree_object_removed (PeerSubtree        *self,
                              const char * const *interface_names)
 {
   g_autofree char *child_path = NULL;
+  g_autoptr(GPtrArray) interfaces = NULL;
   g_autoptr(GPtrArray) names = NULL;
 
   g_return_if_fail (PEER_IS_SUBTREE (self));
@@ -259,21 +260,19 @@ peer_subtree_object_removed (PeerSubtree        *self,
   child_path = g_build_path ("/", self->object_path, node, NULL);
   if (interface_names == NULL)
     {
-      g_autoptr(GPtrArray) interfaces = lookup_node (self, NULL, node);
-
-      names = g_ptr_array_new ();
-      for (guint i = 0; interfaces != NULL && i < interfaces->len; i++)
-        g_ptr_array_add (names, peer_interface_get_info (g_ptr_array_index (interfaces, i))->name);
-      g_ptr_array_add (names, NULL);
-      /* The names belong to the interfaces' info, which the interfaces
-       * keep: hold those until the notification is sent. */
-      if (interfaces != NULL && interfaces->len > 0)
+      /* The names belong to the interfaces' info: @interfaces keeps them
+       * until the announcement is made. */
+      interfaces = lookup_node (self, NULL, node);
+      if (interfaces == NULL)
         {
-          self->notify (self->registry, child_path, NULL, (const char * const *) names->pdata);
+          g_debug ("libpeer: subtree %s has no child %s to announce gone", self->object_path, node);
           return;
         }
-      g_debug ("libpeer: subtree %s has no child %s to announce gone", self->object_path, node);
-      return;
+      names = g_ptr_array_new ();
+      for (guint i = 0; i < interfaces->len; i++)
+        g_ptr_array_add (names, peer_interface_get_info (g_ptr_array_index (interfaces, i))->name);
+      g_ptr_array_add (names, NULL);
+      interface_names = (const char * const *) names->pdata;
     }
   self->notify (self->registry, child_path, NULL, interface_names);
 }
