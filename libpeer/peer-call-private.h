@@ -26,6 +26,11 @@ struct _PeerCall
   PeerConnection *connection;           /* owned, unless borrowed */
   PeerInterface *iface;                 /* owned, unless borrowed */
   GDBusMethodInfo *method_info;         /* borrowed from iface's info */
+  /* The object called, when the transport knows it (an interface can be
+   * at several paths); NULL: the interface's first. Borrowed from the
+   * transport unless @owned_object_path holds it. */
+  const char *object_path;
+  char *owned_object_path;
   guint method_index;
   GVariant *parameters;                 /* owned */
   GUnixFDList *fd_list;                 /* owned, nullable */
@@ -53,5 +58,9 @@ PeerCall *_peer_call_new (gpointer                 block,
                           guint                    method_index,
                           GVariant                *parameters,
                           GUnixFDList             *fd_list);
+
+/* Sets the object called (a copy is kept). */
+void      _peer_call_set_object_path (PeerCall   *call,
+                                      const char *object_path);
 
 G_END_DECLS

@@ -83,6 +83,7 @@ peer_call_unref (PeerCall *call)
   if (call->counted_in != NULL)
     _peer_wire_limits_end_call (call->counted_in);
   g_clear_object (&call->fd_list);
+  g_clear_pointer (&call->owned_object_path, g_free);
   g_variant_unref (call->parameters);
   if (!call->borrowed)
     {
@@ -99,7 +100,17 @@ const char *
 peer_call_get_object_path (PeerCall *call)
 {
   g_return_val_if_fail (call != NULL, NULL);
+  if (call->object_path != NULL)
+    return call->object_path;
   return peer_interface_get_object_path (call->iface);
+}
+
+void
+_peer_call_set_object_path (PeerCall   *call,
+                            const char *object_path)
+{
+  g_free (call->owned_object_path);
+  call->object_path = call->owned_object_path = g_strdup (object_path);
 }
 
 const char *

@@ -1104,6 +1104,14 @@ peer_client_get_connection (PeerClient *self)
   return self->connection;
 }
 
+GDBusConnection *
+peer_client_get_dbus_connection (PeerClient *self)
+{
+  g_return_val_if_fail (PEER_IS_CLIENT (self), NULL);
+  ensure_processing (self);
+  return self->connection;
+}
+
 gboolean
 peer_client_is_closed (PeerClient *self)
 {

@@ -283,6 +283,22 @@ PEER_EXPORT
 GDBusConnection *peer_client_get_connection      (PeerClient          *self);
 
 /**
+ * peer_client_get_dbus_connection:
+ * @self: a client
+ *
+ * The underlying GDBus connection, ready for GDBus's own client code:
+ * gdbus-codegen proxies, GDBusProxy and GDBusObjectManagerClient (with a
+ * %NULL name: no bus runs). Unlike peer_client_get_connection(), it makes
+ * sure the connection processes messages, so that a synchronous call
+ * made on it at once (g_dbus_object_manager_client_new_sync()) is
+ * answered.
+ *
+ * Returns: (transfer none): the connection
+ */
+PEER_EXPORT
+GDBusConnection *peer_client_get_dbus_connection (PeerClient          *self);
+
+/**
  * peer_client_can_pass_fds:
  * @self: a client
  *

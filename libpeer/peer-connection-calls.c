@@ -21,6 +21,7 @@
 typedef struct {
   PeerConnection *connection;
   PeerInterface *iface;
+  char *object_path;
 } Registration;
 
 static void
@@ -29,6 +30,7 @@ registration_free (gpointer data)
   Registration *reg = data;
 
   g_object_unref (reg->iface);
+  g_free (reg->object_path);
   g_free (reg);
 }
 
@@ -277,6 +279,45 @@ _peer_connection_dispatch (PeerConnection *self,
                          body != NULL ? g_variant_ref (body) : g_variant_ref_sink (g_variant_new_tuple (NULL, 0)),
                          g_dbus_message_get_unix_fd_list (request));
   call->counted_in = _peer_connection_get_limits (self);
+  /* An interface at several paths: the call says which object. */
+  if (g_strcmp0 (peer_interface_get_object_path (iface), g_dbus_message_get_path (request)) != 0)
+    _peer_call_set_object_path (call, g_dbus_message_get_path (request));
+  _peer_interface_dispatch (iface, call);
+  peer_call_unref (call);
+}
+
+void
+_peer_connection_dispatch_invocation (PeerConnection        *self,
+                                      PeerInterface         *iface,
+                                      const char            *object_path,
+                                      GDBusMethodInvocation *invocation)
+{
+  GDBusMethodInfo *info = (GDBusMethodInfo *) g_dbus_method_invocation_get_method_info (invocation);
+  GDBusMessage *request = g_dbus_method_invocation_get_message (invocation);
+  GUnixFDList *fd_list = g_dbus_message_get_unix_fd_list (request);
+  PeerCall *call;
+  guint index;
+
+  if (info == NULL || !_peer_interface_lookup_method (iface, info, &index))
+    {
+      g_dbus_method_invocation_return_error (invocation, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_METHOD,
+                                             "No such method %s.%s",
+                                             g_dbus_method_invocation_get_interface_name (invocation),
+                                             g_dbus_method_invocation_get_method_name (invocation));
+      return;
+    }
+  if (!begin_counted_call (self, request))
+    {
+      g_object_unref (invocation);
+      return;
+    }
+
+  call = _peer_call_new (NULL, &gdbus_transport, invocation, 0, self, iface, FALSE,
+                         index, g_variant_ref (g_dbus_method_invocation_get_parameters (invocation)),
+                         fd_list);
+  call->counted_in = _peer_connection_get_limits (self);
+  if (g_strcmp0 (peer_interface_get_object_path (iface), object_path) != 0)
+    _peer_call_set_object_path (call, object_path);
   _peer_interface_dispatch (iface, call);
   peer_call_unref (call);
 }
@@ -292,29 +333,8 @@ on_method_call (GDBusConnection       *connection,
                 gpointer               user_data)
 {
   Registration *reg = user_data;
-  GDBusMethodInfo *info = (GDBusMethodInfo *) g_dbus_method_invocation_get_method_info (invocation);
-  GDBusMessage *request = g_dbus_method_invocation_get_message (invocation);
-  GUnixFDList *fd_list = g_dbus_message_get_unix_fd_list (request);
-  PeerCall *call;
-  guint index;
 
-  if (info == NULL || !_peer_interface_lookup_method (reg->iface, info, &index))
-    {
-      g_dbus_method_invocation_return_error (invocation, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_METHOD,
-                                             "No such method %s.%s", interface_name, method_name);
-      return;
-    }
-  if (!begin_counted_call (reg->connection, request))
-    {
-      g_object_unref (invocation);
-      return;
-    }
-
-  call = _peer_call_new (NULL, &gdbus_transport, invocation, 0, reg->connection, reg->iface, FALSE,
-                         index, g_variant_ref (parameters), fd_list);
-  call->counted_in = _peer_connection_get_limits (reg->connection);
-  _peer_interface_dispatch (reg->iface, call);
-  peer_call_unref (call);
+  _peer_connection_dispatch_invocation (reg->connection, reg->iface, reg->object_path, invocation);
 }
 
 static GVariant *
@@ -328,7 +348,7 @@ on_get_property (GDBusConnection *connection,
 {
   Registration *reg = user_data;
 
-  return _peer_interface_get_property (reg->iface, reg->connection, property_name, error);
+  return _peer_interface_get_property (reg->iface, reg->connection, reg->object_path, property_name, error);
 }
 
 static gboolean
@@ -343,7 +363,7 @@ on_set_property (GDBusConnection *connection,
 {
   Registration *reg = user_data;
 
-  return _peer_interface_set_property_from_peer (reg->iface, reg->connection,
+  return _peer_interface_set_property_from_peer (reg->iface, reg->connection, reg->object_path,
                                                  property_name, value, error);
 }
 
@@ -356,6 +376,7 @@ static const GDBusInterfaceVTable interface_vtable = {
 
 guint
 _peer_connection_register_calls (PeerConnection *self,
+                                 const char     *object_path,
                                  PeerInterface  *iface,
                                  GError        **error)
 {
@@ -363,8 +384,9 @@ _peer_connection_register_calls (PeerConnection *self,
 
   reg->connection = self;
   reg->iface = g_object_ref (iface);
+  reg->object_path = g_strdup (object_path);
   return g_dbus_connection_register_object (peer_connection_get_dbus_connection (self),
-                                            peer_interface_get_object_path (iface),
+                                            object_path,
                                             peer_interface_get_info (iface),
                                             &interface_vtable, reg, registration_free,
                                             error);

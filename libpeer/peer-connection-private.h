@@ -13,17 +13,45 @@ typedef struct _PeerWireLimits PeerWireLimits;
 PeerConnection *_peer_connection_new         (GDBusConnection *connection,
                                               guint64          id,
                                               PeerRouter      *router);
-/* peer-connection-calls.c: registers @iface's object on the peer's
- * GDBus connection, its calls dispatched as PeerCalls. The registration
- * id, or 0 with @error set. Main context. */
+/* peer-connection-calls.c: registers @iface at @object_path on the
+ * peer's GDBus connection, its calls dispatched as PeerCalls. The
+ * registration id, or 0 with @error set. Main context. */
 guint           _peer_connection_register_calls (PeerConnection *self,
+                                                 const char     *object_path,
                                                  PeerInterface  *iface,
                                                  GError        **error);
+/* A call GDBus dispatched to @iface at @object_path, found by other means
+ * than a registration (a subtree): run as a PeerCall. Main context. */
+void            _peer_connection_dispatch_invocation (PeerConnection        *self,
+                                                      PeerInterface         *iface,
+                                                      const char            *object_path,
+                                                      GDBusMethodInvocation *invocation);
 gboolean        _peer_connection_export      (PeerConnection  *self,
+                                              const char      *object_path,
                                               PeerInterface   *iface,
                                               GError         **error);
 void            _peer_connection_unexport    (PeerConnection  *self,
+                                              const char      *object_path,
                                               PeerInterface   *iface);
+
+/* What else is served on the connection, kept so that it all goes with
+ * the peer: a GDBus subtree registration, or a skeleton exported on it.
+ * Main context. */
+typedef enum {
+  PEER_REGISTRATION_OBJECT,
+  PEER_REGISTRATION_SUBTREE,
+  PEER_REGISTRATION_SKELETON,
+} PeerRegistrationKind;
+
+void            _peer_connection_add_registration (PeerConnection       *self,
+                                                   PeerRegistrationKind  kind,
+                                                   gpointer              what,
+                                                   const char           *path,
+                                                   guint                 id);
+/* @path NULL: whatever path. TRUE when one was found and released. */
+gboolean        _peer_connection_remove_registration (PeerConnection *self,
+                                                      gpointer        what,
+                                                      const char     *path);
 /* A copy of @signal (its sender set) for this peer, if it wants it: see
  * peer-connection.c. @server_names: the server's well-known names, for
  * match rules on the sender. Any thread. */

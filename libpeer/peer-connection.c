@@ -47,7 +47,7 @@ struct _PeerConnection
   pid_t pid;
 
   /* Main context only */
-  GHashTable *registrations;            /* PeerInterface* → registration id */
+  GPtrArray *registrations;             /* PeerRegistration*: what is served on the connection */
   gulong closed_handler;
   gboolean torn_down;                   /* the above, and the filter, are gone */
   /* A toggle reference holds us until the main context tears us down */
@@ -297,16 +297,81 @@ _peer_connection_send_monitor_copy (PeerConnection *self,
 
 /* --- the connection ----------------------------------------------------- */
 
+/* One thing served on the connection: an interface at a path (a GDBus
+ * object registration), a subtree (a GDBus subtree registration) or a
+ * GDBusInterfaceSkeleton exported on it. */
+typedef struct {
+  PeerRegistrationKind kind;
+  gpointer what;                        /* not a reference: the server holds it */
+  char *path;
+  guint id;
+} PeerRegistration;
+
+static void
+registration_release (PeerConnection   *self,
+                      PeerRegistration *reg)
+{
+  switch (reg->kind)
+    {
+    case PEER_REGISTRATION_OBJECT:
+      g_dbus_connection_unregister_object (self->connection, reg->id);
+      break;
+    case PEER_REGISTRATION_SUBTREE:
+      g_dbus_connection_unregister_subtree (self->connection, reg->id);
+      break;
+    case PEER_REGISTRATION_SKELETON:
+      g_dbus_interface_skeleton_unexport_from_connection (reg->what, self->connection);
+      break;
+    default:
+      g_assert_not_reached ();
+    }
+  g_free (reg->path);
+  g_free (reg);
+}
+
 static void
 unregister_all (PeerConnection *self)
 {
-  GHashTableIter iter;
-  gpointer value;
+  g_autoptr(GPtrArray) registrations = g_steal_pointer (&self->registrations);
 
-  g_hash_table_iter_init (&iter, self->registrations);
-  while (g_hash_table_iter_next (&iter, NULL, &value))
-    g_dbus_connection_unregister_object (self->connection, GPOINTER_TO_UINT (value));
-  g_hash_table_remove_all (self->registrations);
+  self->registrations = g_ptr_array_new ();
+  for (guint i = 0; registrations != NULL && i < registrations->len; i++)
+    registration_release (self, g_ptr_array_index (registrations, i));
+}
+
+void
+_peer_connection_add_registration (PeerConnection       *self,
+                                   PeerRegistrationKind  kind,
+                                   gpointer              what,
+                                   const char           *path,
+                                   guint                 id)
+{
+  PeerRegistration *reg = g_new0 (PeerRegistration, 1);
+
+  reg->kind = kind;
+  reg->what = what;
+  reg->path = g_strdup (path);
+  reg->id = id;
+  g_ptr_array_add (self->registrations, reg);
+}
+
+gboolean
+_peer_connection_remove_registration (PeerConnection *self,
+                                      gpointer        what,
+                                      const char     *path)
+{
+  for (guint i = 0; i < self->registrations->len; i++)
+    {
+      PeerRegistration *reg = g_ptr_array_index (self->registrations, i);
+
+      if (reg->what == what && (path == NULL || g_strcmp0 (reg->path, path) == 0))
+        {
+          g_ptr_array_remove_index (self->registrations, i);
+          registration_release (self, reg);
+          return TRUE;
+        }
+    }
+  return FALSE;
 }
 
 static void
@@ -465,7 +530,7 @@ peer_connection_finalize (GObject *object)
   g_clear_object (&self->connection);
   g_clear_object (&self->credentials);
   g_clear_error (&self->close_reason);
-  g_hash_table_unref (self->registrations);
+  g_ptr_array_unref (self->registrations);
   g_free (self->unique_name);
   g_mutex_clear (&self->lock);
 
@@ -497,7 +562,7 @@ peer_connection_init (PeerConnection *self)
 {
   g_mutex_init (&self->lock);
   self->context = g_main_context_ref_thread_default ();
-  self->registrations = g_hash_table_new (NULL, NULL);
+  self->registrations = g_ptr_array_new ();
   self->limits = _peer_wire_limits_new ();
   self->uid = (uid_t) -1;
   self->gid = (gid_t) -1;
@@ -580,25 +645,24 @@ _peer_connection_new (GDBusConnection *connection,
 
 gboolean
 _peer_connection_export (PeerConnection *self,
+                         const char     *object_path,
                          PeerInterface  *iface,
                          GError        **error)
 {
-  guint id = _peer_connection_register_calls (self, iface, error);
+  guint id = _peer_connection_register_calls (self, object_path, iface, error);
 
   if (id == 0)
     return FALSE;
-  g_hash_table_insert (self->registrations, iface, GUINT_TO_POINTER (id));
+  _peer_connection_add_registration (self, PEER_REGISTRATION_OBJECT, iface, object_path, id);
   return TRUE;
 }
 
 void
 _peer_connection_unexport (PeerConnection *self,
+                           const char     *object_path,
                            PeerInterface  *iface)
 {
-  gpointer id;
-
-  if (g_hash_table_steal_extended (self->registrations, iface, NULL, &id))
-    g_dbus_connection_unregister_object (self->connection, GPOINTER_TO_UINT (id));
+  _peer_connection_remove_registration (self, iface, object_path);
 }
 
 /* Any thread: a copy of @signal (sender set, destination unset) to this

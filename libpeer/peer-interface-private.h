@@ -16,6 +16,9 @@ typedef gboolean (*PeerInterfaceEmitFunc) (gpointer        emitter,
                                            GVariant       *parameters,
                                            GError        **error);
 
+/* Binds @self to a server's emitter: at @object_path (a static export),
+ * or with @object_path NULL for a subtree that serves it. One emitter at a
+ * time; each bind is matched by one unbind with the same path. */
 gboolean         _peer_interface_bind            (PeerInterface         *self,
                                                   PeerInterfaceEmitFunc  emit,
                                                   gpointer               emitter,
@@ -27,7 +30,8 @@ gboolean         _peer_interface_bind            (PeerInterface         *self,
 gboolean         _peer_interface_check_arguments (PeerInterface   *self,
                                                   guint            index,
                                                   GVariant        *body);
-void             _peer_interface_unbind          (PeerInterface   *self);
+void             _peer_interface_unbind          (PeerInterface   *self,
+                                                  const char      *object_path);
 GDBusMethodInfo *_peer_interface_get_method_info (PeerInterface   *self,
                                                   guint            index);
 /* The method's out args as a tuple type. (transfer none) */
@@ -42,14 +46,25 @@ void             _peer_interface_dispatch        (PeerInterface   *self,
 gboolean         _peer_interface_get_method_handler (PeerInterface   *self,
                                                      guint            index,
                                                      PeerMethodFlags *out_flags);
+/* @caller NULL: a value for every peer at once (stored values only). */
 GVariant        *_peer_interface_get_property    (PeerInterface   *self,
                                                   PeerConnection  *caller,
+                                                  const char      *object_path,
                                                   const char      *property_name,
                                                   GError         **error);
+/* Every readable property with a value, as a{sv}. (transfer full) */
+GVariant        *_peer_interface_dup_all_properties (PeerInterface  *self,
+                                                     PeerConnection *caller,
+                                                     const char     *object_path);
 gboolean         _peer_interface_set_property_from_peer (PeerInterface  *self,
                                                          PeerConnection *caller,
+                                                         const char     *object_path,
                                                          const char     *property_name,
                                                          GVariant       *value,
                                                          GError        **error);
+/* FALSE: a peer's accepted write is not stored (the set func keeps the
+ * value where it belongs, e.g. in a GObject). Before export. */
+void             _peer_interface_set_store_writes (PeerInterface *self,
+                                                   gboolean       store_writes);
 
 G_END_DECLS

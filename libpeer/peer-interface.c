@@ -1,5 +1,10 @@
 /* peer-interface.c: introspection data, method handlers and property values
- * of one exported interface. */
+ * of one interface, served at one or more object paths.
+ *
+ * Property values live in one shared store, unless an object was given
+ * values of its own (peer_interface_set_object_property()): from then on
+ * that object reads and writes its own store, and the shared one stands
+ * in only for what it never set. */
 #include "config.h"
 
 #include "peer-call-private.h"
@@ -29,15 +34,21 @@ struct _PeerInterface
   gpointer property_data;
   GDestroyNotify property_destroy;
 
+  /* Set by _peer_interface_set_gobject_hooks() before export. */
+  gboolean store_writes;                /* peers' writes are stored (FALSE: the
+                                         * set func stores them itself) */
+
   GMutex lock;
   /* Protected by @lock */
-  GHashTable *values;                   /* property name → GVariant */
-  /* Where signals go once exported: cleared by unbind. */
+  GHashTable *values;                   /* property name → GVariant: shared */
+  GHashTable *object_values;            /* path → (name → GVariant): objects' own */
+  /* Where signals go while bound: cleared by the last unbind. */
   PeerInterfaceEmitFunc emit;
   gpointer emitter;                     /* owned through emitter_ref */
   GBoxedCopyFunc emitter_ref;
   GDestroyNotify emitter_unref;
-  char *object_path;
+  guint n_bindings;
+  GPtrArray *paths;                     /* char*: where exported, in export order */
 };
 
 G_DEFINE_FINAL_TYPE (PeerInterface, peer_interface, G_TYPE_OBJECT)
@@ -56,7 +67,8 @@ peer_interface_finalize (GObject *object)
     }
   g_free (self->handlers);
   g_hash_table_unref (self->values);
-  g_free (self->object_path);
+  g_hash_table_unref (self->object_values);
+  g_ptr_array_unref (self->paths);
   /* The cache is keyed by the info's address: an entry left behind would
    * be found again by a new info allocated at the same address. */
   g_dbus_interface_info_cache_release (self->info);
@@ -77,6 +89,10 @@ peer_interface_init (PeerInterface *self)
 {
   g_mutex_init (&self->lock);
   self->values = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_variant_unref);
+  self->object_values = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                               (GDestroyNotify) g_hash_table_unref);
+  self->paths = g_ptr_array_new_with_free_func (g_free);
+  self->store_writes = TRUE;
 }
 
 PeerInterface *
@@ -141,7 +157,7 @@ peer_interface_add_methods (PeerInterface         *self,
 {
   g_return_val_if_fail (PEER_IS_INTERFACE (self), FALSE);
   g_return_val_if_fail (entries != NULL || n_entries == 0, FALSE);
-  g_return_val_if_fail (self->object_path == NULL, FALSE);
+  g_return_val_if_fail (self->n_bindings == 0, FALSE);
 
   for (gsize i = 0; i < n_entries; i++)
     {
@@ -190,9 +206,45 @@ peer_interface_get_info (PeerInterface *self)
 const char *
 peer_interface_get_object_path (PeerInterface *self)
 {
+  const char *path;
+
   g_return_val_if_fail (PEER_IS_INTERFACE (self), NULL);
-  /* Set once by bind, before any peer can call; read without the lock. */
-  return self->object_path;
+
+  /* The first path stays until it is unexported, which the caller does. */
+  g_mutex_lock (&self->lock);
+  path = self->paths->len > 0 ? g_ptr_array_index (self->paths, 0) : NULL;
+  g_mutex_unlock (&self->lock);
+  return path;
+}
+
+char **
+peer_interface_dup_object_paths (PeerInterface *self)
+{
+  char **paths;
+
+  g_return_val_if_fail (PEER_IS_INTERFACE (self), NULL);
+
+  g_mutex_lock (&self->lock);
+  paths = g_new0 (char *, self->paths->len + 1);
+  for (guint i = 0; i < self->paths->len; i++)
+    paths[i] = g_strdup (g_ptr_array_index (self->paths, i));
+  g_mutex_unlock (&self->lock);
+  return paths;
+}
+
+static gboolean
+paths_contain (GPtrArray  *paths,
+               const char *path,
+               guint      *out_index)
+{
+  for (guint i = 0; i < paths->len; i++)
+    if (g_str_equal (g_ptr_array_index (paths, i), path))
+      {
+        if (out_index != NULL)
+          *out_index = i;
+        return TRUE;
+      }
+  return FALSE;
 }
 
 GDBusMethodInfo *
@@ -275,16 +327,24 @@ _peer_interface_bind (PeerInterface         *self,
   gboolean ret = FALSE;
 
   g_mutex_lock (&self->lock);
-  if (self->object_path != NULL)
+  if (self->emitter != NULL && self->emitter != emitter)
     g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
-                 "Interface %s is already exported at %s", self->info->name, self->object_path);
+                 "Interface %s is already exported by another server", self->info->name);
+  else if (object_path != NULL && paths_contain (self->paths, object_path, NULL))
+    g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
+                 "Interface %s is already exported at %s", self->info->name, object_path);
   else
     {
-      self->emit = emit;
-      self->emitter = emitter_ref (emitter);
-      self->emitter_ref = emitter_ref;
-      self->emitter_unref = emitter_unref;
-      self->object_path = g_strdup (object_path);
+      if (self->emitter == NULL)
+        {
+          self->emit = emit;
+          self->emitter = emitter_ref (emitter);
+          self->emitter_ref = emitter_ref;
+          self->emitter_unref = emitter_unref;
+        }
+      self->n_bindings++;
+      if (object_path != NULL)
+        g_ptr_array_add (self->paths, g_strdup (object_path));
       ret = TRUE;
     }
   g_mutex_unlock (&self->lock);
@@ -292,16 +352,22 @@ _peer_interface_bind (PeerInterface         *self,
 }
 
 void
-_peer_interface_unbind (PeerInterface *self)
+_peer_interface_unbind (PeerInterface *self,
+                        const char    *object_path)
 {
-  gpointer emitter;
-  GDestroyNotify emitter_unref;
+  gpointer emitter = NULL;
+  GDestroyNotify emitter_unref = NULL;
+  guint index;
 
   g_mutex_lock (&self->lock);
-  emitter = g_steal_pointer (&self->emitter);
-  emitter_unref = self->emitter_unref;
-  self->emit = NULL;
-  g_clear_pointer (&self->object_path, g_free);
+  if (object_path != NULL && paths_contain (self->paths, object_path, &index))
+    g_ptr_array_remove_index (self->paths, index);
+  if (self->n_bindings > 0 && --self->n_bindings == 0)
+    {
+      emitter = g_steal_pointer (&self->emitter);
+      emitter_unref = self->emitter_unref;
+      self->emit = NULL;
+    }
   g_mutex_unlock (&self->lock);
   if (emitter != NULL)
     emitter_unref (emitter);
@@ -311,8 +377,7 @@ _peer_interface_unbind (PeerInterface *self)
 static gboolean
 take_emitter (PeerInterface          *self,
               PeerInterfaceEmitFunc  *out_emit,
-              gpointer               *out_emitter,
-              char                  **out_path)
+              gpointer               *out_emitter)
 {
   gboolean bound;
 
@@ -322,7 +387,6 @@ take_emitter (PeerInterface          *self,
     {
       *out_emit = self->emit;
       *out_emitter = self->emitter_ref (self->emitter);
-      *out_path = g_strdup (self->object_path);
     }
   g_mutex_unlock (&self->lock);
   return bound;
@@ -336,6 +400,82 @@ property_emits_changed (GDBusPropertyInfo *prop)
   return value != NULL ? value : "true";
 }
 
+static gboolean
+check_property_value (PeerInterface      *self,
+                      const char         *property_name,
+                      GVariant           *value,
+                      GDBusPropertyInfo **out_prop,
+                      GError            **error)
+{
+  GDBusPropertyInfo *prop = g_dbus_interface_info_lookup_property (self->info, property_name);
+
+  if (prop == NULL)
+    {
+      g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
+                   "Interface %s has no property %s", self->info->name, property_name);
+      return FALSE;
+    }
+  if (!g_str_equal (g_variant_get_type_string (value), prop->signature))
+    {
+      g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
+                   "Property %s.%s has type '%s', not '%s'", self->info->name, property_name,
+                   prop->signature, g_variant_get_type_string (value));
+      return FALSE;
+    }
+  *out_prop = prop;
+  return TRUE;
+}
+
+/* PropertiesChanged for @property_name at each of @paths, as its
+ * EmitsChangedSignal annotation says. */
+static gboolean
+emit_changed (PeerInterface      *self,
+              GDBusPropertyInfo  *prop,
+              GVariant           *value,
+              GPtrArray          *paths,
+              GError            **error)
+{
+  const char *emits = property_emits_changed (prop);
+  PeerInterfaceEmitFunc emit = NULL;
+  gpointer emitter = NULL;
+  GDestroyNotify emitter_unref;
+  gboolean ok = TRUE;
+
+  if (paths->len == 0 || g_str_equal (emits, "false") || g_str_equal (emits, "const") ||
+      !take_emitter (self, &emit, &emitter))
+    return TRUE;
+  emitter_unref = self->emitter_unref;
+  for (guint i = 0; i < paths->len && ok; i++)
+    {
+      g_autoptr(GVariantBuilder) changed_props = g_variant_builder_new (G_VARIANT_TYPE_VARDICT);
+      const char *invalidated[2] = { NULL, NULL };
+
+      if (g_str_equal (emits, "invalidates"))
+        invalidated[0] = prop->name;
+      else
+        g_variant_builder_add (changed_props, "{sv}", prop->name, value);
+      ok = emit (emitter, NULL, g_ptr_array_index (paths, i), "org.freedesktop.DBus.Properties",
+                 "PropertiesChanged",
+                 g_variant_new ("(sa{sv}^as)", self->info->name, changed_props, invalidated), error);
+    }
+  emitter_unref (emitter);
+  return ok;
+}
+
+/* Stores @value in @store; TRUE when it changed. Called with @lock held. */
+static gboolean
+store_value_locked (GHashTable *store,
+                    const char *property_name,
+                    GVariant   *value)
+{
+  GVariant *old = g_hash_table_lookup (store, property_name);
+
+  if (old != NULL && g_variant_equal (old, value))
+    return FALSE;
+  g_hash_table_insert (store, g_strdup (property_name), g_variant_ref (value));
+  return TRUE;
+}
+
 gboolean
 peer_interface_set_property (PeerInterface *self,
                              const char    *property_name,
@@ -343,13 +483,8 @@ peer_interface_set_property (PeerInterface *self,
                              GError       **error)
 {
   g_autoptr(GVariant) owned = NULL;
-  g_autofree char *path = NULL;
-  PeerInterfaceEmitFunc emit = NULL;
-  gpointer emitter = NULL;
-  gboolean bound;
+  g_autoptr(GPtrArray) sharing = NULL;
   GDBusPropertyInfo *prop;
-  GVariant *old;
-  const char *emits;
   gboolean changed;
 
   g_return_val_if_fail (PEER_IS_INTERFACE (self), FALSE);
@@ -357,48 +492,81 @@ peer_interface_set_property (PeerInterface *self,
   g_return_val_if_fail (value != NULL, FALSE);
 
   owned = g_variant_ref_sink (value);
-  prop = g_dbus_interface_info_lookup_property (self->info, property_name);
-  if (prop == NULL)
-    {
-      g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
-                   "Interface %s has no property %s", self->info->name, property_name);
-      return FALSE;
-    }
-  if (!g_str_equal (g_variant_get_type_string (owned), prop->signature))
-    {
-      g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
-                   "Property %s.%s has type '%s', not '%s'", self->info->name, property_name,
-                   prop->signature, g_variant_get_type_string (owned));
-      return FALSE;
-    }
+  if (!check_property_value (self, property_name, owned, &prop, error))
+    return FALSE;
 
+  /* The paths that read the shared value: those without one of their own. */
+  sharing = g_ptr_array_new_with_free_func (g_free);
   g_mutex_lock (&self->lock);
-  old = g_hash_table_lookup (self->values, property_name);
-  changed = old == NULL || !g_variant_equal (old, owned);
-  if (changed)
-    g_hash_table_insert (self->values, g_strdup (property_name), g_variant_ref (owned));
+  changed = store_value_locked (self->values, property_name, owned);
+  for (guint i = 0; changed && i < self->paths->len; i++)
+    {
+      const char *path = g_ptr_array_index (self->paths, i);
+      GHashTable *own = g_hash_table_lookup (self->object_values, path);
+
+      if (own == NULL || !g_hash_table_contains (own, property_name))
+        g_ptr_array_add (sharing, g_strdup (path));
+    }
   g_mutex_unlock (&self->lock);
 
-  emits = property_emits_changed (prop);
-  if (changed && !g_str_equal (emits, "false") && !g_str_equal (emits, "const") &&
-      take_emitter (self, &emit, &emitter, &path))
+  return !changed || emit_changed (self, prop, owned, sharing, error);
+}
+
+gboolean
+peer_interface_set_object_property (PeerInterface *self,
+                                    const char    *object_path,
+                                    const char    *property_name,
+                                    GVariant      *value,
+                                    GError       **error)
+{
+  g_autoptr(GVariant) owned = NULL;
+  g_autoptr(GPtrArray) paths = NULL;
+  GDBusPropertyInfo *prop;
+  GHashTable *own;
+  gboolean changed;
+
+  g_return_val_if_fail (PEER_IS_INTERFACE (self), FALSE);
+  g_return_val_if_fail (object_path != NULL, FALSE);
+  g_return_val_if_fail (property_name != NULL, FALSE);
+  g_return_val_if_fail (value != NULL, FALSE);
+
+  owned = g_variant_ref_sink (value);
+  if (!g_variant_is_object_path (object_path))
     {
-      GDestroyNotify emitter_unref = self->emitter_unref;
-      g_autoptr(GVariantBuilder) changed_props = g_variant_builder_new (G_VARIANT_TYPE_VARDICT);
-      const char *invalidated[2] = { NULL, NULL };
-
-      if (g_str_equal (emits, "invalidates"))
-        invalidated[0] = property_name;
-      else
-        g_variant_builder_add (changed_props, "{sv}", property_name, owned);
-
-      bound = emit (emitter, NULL, path, "org.freedesktop.DBus.Properties", "PropertiesChanged",
-                    g_variant_new ("(sa{sv}^as)", self->info->name, changed_props, invalidated),
-                    error);
-      emitter_unref (emitter);
-      return bound;
+      g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
+                   "'%s' is not a valid object path", object_path);
+      return FALSE;
     }
-  return TRUE;
+  if (!check_property_value (self, property_name, owned, &prop, error))
+    return FALSE;
+
+  g_mutex_lock (&self->lock);
+  own = g_hash_table_lookup (self->object_values, object_path);
+  if (own == NULL)
+    {
+      own = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_variant_unref);
+      g_hash_table_insert (self->object_values, g_strdup (object_path), own);
+    }
+  changed = store_value_locked (own, property_name, owned);
+  g_mutex_unlock (&self->lock);
+
+  if (!changed)
+    return TRUE;
+  paths = g_ptr_array_new ();
+  g_ptr_array_add (paths, (gpointer) object_path);
+  return emit_changed (self, prop, owned, paths, error);
+}
+
+void
+peer_interface_forget_object (PeerInterface *self,
+                              const char    *object_path)
+{
+  g_return_if_fail (PEER_IS_INTERFACE (self));
+  g_return_if_fail (object_path != NULL);
+
+  g_mutex_lock (&self->lock);
+  g_hash_table_remove (self->object_values, object_path);
+  g_mutex_unlock (&self->lock);
 }
 
 GVariant *
@@ -419,14 +587,41 @@ peer_interface_dup_property (PeerInterface *self,
 }
 
 GVariant *
+peer_interface_dup_object_property (PeerInterface *self,
+                                    const char    *object_path,
+                                    const char    *property_name)
+{
+  GVariant *value = NULL;
+  GHashTable *own;
+
+  g_return_val_if_fail (PEER_IS_INTERFACE (self), NULL);
+  g_return_val_if_fail (property_name != NULL, NULL);
+
+  if (object_path == NULL)
+    return peer_interface_dup_property (self, property_name);
+  g_mutex_lock (&self->lock);
+  own = g_hash_table_lookup (self->object_values, object_path);
+  if (own != NULL)
+    value = g_hash_table_lookup (own, property_name);
+  if (value == NULL)
+    value = g_hash_table_lookup (self->values, property_name);
+  if (value != NULL)
+    g_variant_ref (value);
+  g_mutex_unlock (&self->lock);
+  return value;
+}
+
+GVariant *
 _peer_interface_get_property (PeerInterface  *self,
                               PeerConnection *caller,
+                              const char     *object_path,
                               const char     *property_name,
                               GError        **error)
 {
   GVariant *value = NULL;
 
-  if (self->get_func != NULL)
+  /* With no caller (a value for every peer at once), only stored values. */
+  if (self->get_func != NULL && caller != NULL)
     {
       GError *local_error = NULL;
 
@@ -441,26 +636,128 @@ _peer_interface_get_property (PeerInterface  *self,
         return g_variant_ref_sink (value);
     }
 
-  value = peer_interface_dup_property (self, property_name);
+  value = peer_interface_dup_object_property (self, object_path, property_name);
   if (value == NULL)
     g_set_error (error, PEER_ERROR, PEER_ERROR_FAILED,
                  "Property %s.%s has no value", self->info->name, property_name);
   return value;
 }
 
+GVariant *
+_peer_interface_dup_all_properties (PeerInterface  *self,
+                                    PeerConnection *caller,
+                                    const char     *object_path)
+{
+  GVariantBuilder builder;
+
+  g_variant_builder_init (&builder, G_VARIANT_TYPE_VARDICT);
+  for (guint i = 0; self->info->properties != NULL && self->info->properties[i] != NULL; i++)
+    {
+      GDBusPropertyInfo *prop = self->info->properties[i];
+      g_autoptr(GVariant) value = NULL;
+
+      if (!(prop->flags & G_DBUS_PROPERTY_INFO_FLAGS_READABLE))
+        continue;
+      value = _peer_interface_get_property (self, caller, object_path, prop->name, NULL);
+      if (value != NULL)
+        g_variant_builder_add (&builder, "{sv}", prop->name, value);
+    }
+  return g_variant_ref_sink (g_variant_builder_end (&builder));
+}
+
 gboolean
 _peer_interface_set_property_from_peer (PeerInterface  *self,
                                         PeerConnection *caller,
+                                        const char     *object_path,
                                         const char     *property_name,
                                         GVariant       *value,
                                         GError        **error)
 {
+  gboolean own;
+
   /* GDBus has checked the property exists, is writable and has the right
    * type before calling us. */
   if (self->set_func != NULL &&
       !self->set_func (self, caller, property_name, value, error, self->property_data))
     return FALSE;
+  if (!self->store_writes)
+    return TRUE;
+  /* An object with values of its own keeps the peer's write to itself. */
+  g_mutex_lock (&self->lock);
+  own = object_path != NULL && g_hash_table_contains (self->object_values, object_path);
+  g_mutex_unlock (&self->lock);
+  if (own)
+    return peer_interface_set_object_property (self, object_path, property_name, value, error);
   return peer_interface_set_property (self, property_name, value, error);
+}
+
+void
+_peer_interface_set_store_writes (PeerInterface *self,
+                                  gboolean       store_writes)
+{
+  self->store_writes = store_writes;
+}
+
+/* Checks @signal_name and @parameters against the introspection data. */
+static gboolean
+check_signal (PeerInterface *self,
+              const char    *signal_name,
+              GVariant      *parameters,
+              GError       **error)
+{
+  g_autoptr(GString) expected = g_string_new ("(");
+  GDBusSignalInfo *signal = g_dbus_interface_info_lookup_signal (self->info, signal_name);
+  const char *given = parameters != NULL ? g_variant_get_type_string (parameters) : "()";
+
+  if (signal == NULL)
+    {
+      g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
+                   "Interface %s has no signal %s", self->info->name, signal_name);
+      return FALSE;
+    }
+  for (guint i = 0; signal->args != NULL && signal->args[i] != NULL; i++)
+    g_string_append (expected, signal->args[i]->signature);
+  g_string_append_c (expected, ')');
+  if (!g_str_equal (expected->str, given))
+    {
+      g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
+                   "Signal %s.%s takes '%s', not '%s'", self->info->name, signal_name, expected->str, given);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gboolean
+emit_signal_at (PeerInterface  *self,
+                const char     *object_path,
+                PeerConnection *destination,
+                const char     *signal_name,
+                GVariant       *parameters,
+                GError        **error)
+{
+  g_auto(GStrv) paths = NULL;
+  PeerInterfaceEmitFunc emit = NULL;
+  gpointer emitter = NULL;
+  GDestroyNotify emitter_unref;
+  gboolean ok = TRUE;
+
+  if (!check_signal (self, signal_name, parameters, error))
+    return FALSE;
+  if (object_path == NULL)
+    paths = peer_interface_dup_object_paths (self);
+  if ((object_path == NULL && paths[0] == NULL) || !take_emitter (self, &emit, &emitter))
+    {
+      g_set_error (error, PEER_ERROR, PEER_ERROR_FAILED,
+                   "Interface %s is not exported", self->info->name);
+      return FALSE;
+    }
+  emitter_unref = self->emitter_unref;
+  if (object_path != NULL)
+    ok = emit (emitter, destination, object_path, self->info->name, signal_name, parameters, error);
+  for (guint i = 0; paths != NULL && paths[i] != NULL && ok; i++)
+    ok = emit (emitter, destination, paths[i], self->info->name, signal_name, parameters, error);
+  emitter_unref (emitter);
+  return ok;
 }
 
 gboolean
@@ -471,13 +768,6 @@ peer_interface_emit_signal (PeerInterface  *self,
                             GError        **error)
 {
   g_autoptr(GVariant) owned = NULL;
-  g_autofree char *path = NULL;
-  g_autofree char *expected = NULL;
-  PeerInterfaceEmitFunc emit = NULL;
-  gpointer emitter = NULL;
-  GDestroyNotify emitter_unref;
-  gboolean ok;
-  GDBusSignalInfo *signal;
 
   g_return_val_if_fail (PEER_IS_INTERFACE (self), FALSE);
   g_return_val_if_fail (destination == NULL || PEER_IS_CONNECTION (destination), FALSE);
@@ -485,37 +775,31 @@ peer_interface_emit_signal (PeerInterface  *self,
 
   if (parameters != NULL)
     owned = g_variant_ref_sink (parameters);
+  return emit_signal_at (self, NULL, destination, signal_name, owned, error);
+}
 
-  signal = g_dbus_interface_info_lookup_signal (self->info, signal_name);
-  if (signal == NULL)
+gboolean
+peer_interface_emit_object_signal (PeerInterface  *self,
+                                   const char     *object_path,
+                                   PeerConnection *destination,
+                                   const char     *signal_name,
+                                   GVariant       *parameters,
+                                   GError        **error)
+{
+  g_autoptr(GVariant) owned = NULL;
+
+  g_return_val_if_fail (PEER_IS_INTERFACE (self), FALSE);
+  g_return_val_if_fail (object_path != NULL, FALSE);
+  g_return_val_if_fail (destination == NULL || PEER_IS_CONNECTION (destination), FALSE);
+  g_return_val_if_fail (signal_name != NULL, FALSE);
+
+  if (parameters != NULL)
+    owned = g_variant_ref_sink (parameters);
+  if (!g_variant_is_object_path (object_path))
     {
       g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
-                   "Interface %s has no signal %s", self->info->name, signal_name);
+                   "'%s' is not a valid object path", object_path);
       return FALSE;
     }
-  {
-    g_autoptr(GString) sig = g_string_new ("(");
-    for (guint i = 0; signal->args != NULL && signal->args[i] != NULL; i++)
-      g_string_append (sig, signal->args[i]->signature);
-    g_string_append_c (sig, ')');
-    expected = g_string_free (g_steal_pointer (&sig), FALSE);
-  }
-  if (!g_str_equal (expected, owned != NULL ? g_variant_get_type_string (owned) : "()"))
-    {
-      g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
-                   "Signal %s.%s takes '%s', not '%s'", self->info->name, signal_name, expected,
-                   owned != NULL ? g_variant_get_type_string (owned) : "()");
-      return FALSE;
-    }
-
-  if (!take_emitter (self, &emit, &emitter, &path))
-    {
-      g_set_error (error, PEER_ERROR, PEER_ERROR_FAILED,
-                   "Interface %s is not exported", self->info->name);
-      return FALSE;
-    }
-  emitter_unref = self->emitter_unref;
-  ok = emit (emitter, destination, path, self->info->name, signal_name, owned, error);
-  emitter_unref (emitter);
-  return ok;
+  return emit_signal_at (self, object_path, destination, signal_name, owned, error);
 }

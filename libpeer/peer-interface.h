@@ -1,9 +1,13 @@
-/* peer-interface.h: one D-Bus interface served at one object path.
+/* peer-interface.h: one D-Bus interface, served at one or more object paths.
  *
  * A PeerInterface joins introspection data (from XML or a gdbus-codegen
  * `*_interface_info()` function) with the handlers for its methods and the
  * values of its properties. Export it on a PeerServer and every connected
- * peer, present and future, sees it.
+ * peer, present and future, sees it. One interface may be exported at
+ * several paths (or served by a #PeerSubtree): its handlers are shared,
+ * peer_call_get_object_path() tells them which object was called, and
+ * each object can have property values of its own
+ * (peer_interface_set_object_property()).
  */
 #pragma once
 
@@ -166,9 +170,11 @@ void                peer_interface_set_property_funcs (PeerInterface       *self
  * @value: the value (a floating reference is sunk)
  * @error: set when the property does not exist or @value has the wrong type
  *
- * Stores a property's value. When it changed and @self is exported, every
- * peer gets org.freedesktop.DBus.Properties.PropertiesChanged (as the
- * property's EmitsChangedSignal annotation says). Thread-safe.
+ * Stores a property's shared value: the value of every object of @self
+ * that has no value of its own for it. When it changed and @self is
+ * exported, every peer gets org.freedesktop.DBus.Properties.PropertiesChanged
+ * (as the property's EmitsChangedSignal annotation says) from each path
+ * @self is exported at whose object shares the value. Thread-safe.
  *
  * Returns: %TRUE on success
  */
@@ -179,15 +185,67 @@ gboolean            peer_interface_set_property      (PeerInterface  *self,
                                                       GError        **error);
 
 /**
+ * peer_interface_set_object_property:
+ * @self: an interface
+ * @object_path: one object of @self: a path it is exported at, or a child
+ *   of a #PeerSubtree that serves it
+ * @property_name: a property of the interface
+ * @value: the value (a floating reference is sunk)
+ * @error: set when the path is invalid, the property does not exist or
+ *   @value has the wrong type
+ *
+ * Stores the value of one object alone. From the first such value on, the
+ * object keeps peers' writes to itself too, and reads the shared value
+ * (peer_interface_set_property()) only for properties it never set. When
+ * the value changed and @self is exported or served by an exported
+ * subtree, every peer gets PropertiesChanged from @object_path.
+ * Thread-safe.
+ *
+ * Returns: %TRUE on success
+ */
+PEER_EXPORT
+gboolean            peer_interface_set_object_property (PeerInterface  *self,
+                                                        const char     *object_path,
+                                                        const char     *property_name,
+                                                        GVariant       *value,
+                                                        GError        **error);
+
+/**
+ * peer_interface_forget_object:
+ * @self: an interface
+ * @object_path: an object given values with peer_interface_set_object_property()
+ *
+ * Drops the object's own values (when the object goes for good), so
+ * that it reads the shared ones again. Emits nothing. Thread-safe.
+ */
+PEER_EXPORT
+void                peer_interface_forget_object     (PeerInterface  *self,
+                                                      const char     *object_path);
+
+/**
  * peer_interface_dup_property:
  * @self: an interface
  * @property_name: a property
  *
- * Returns: (transfer full) (nullable): the stored value, or %NULL
+ * Returns: (transfer full) (nullable): the stored shared value, or %NULL
  */
 PEER_EXPORT
 GVariant           *peer_interface_dup_property      (PeerInterface  *self,
                                                       const char     *property_name);
+
+/**
+ * peer_interface_dup_object_property:
+ * @self: an interface
+ * @object_path: (nullable): an object, or %NULL for the shared value
+ * @property_name: a property
+ *
+ * Returns: (transfer full) (nullable): the object's own value, else the
+ *   shared one, or %NULL
+ */
+PEER_EXPORT
+GVariant           *peer_interface_dup_object_property (PeerInterface  *self,
+                                                        const char     *object_path,
+                                                        const char     *property_name);
 
 /**
  * peer_interface_emit_signal:
@@ -199,7 +257,7 @@ GVariant           *peer_interface_dup_property      (PeerInterface  *self,
  * @error: set when the signal does not exist, the arguments do not match
  *   its signature, or @self is not exported
  *
- * Thread-safe.
+ * Emits the signal from every path @self is exported at. Thread-safe.
  *
  * Returns: %TRUE when the signal was queued for sending
  */
@@ -209,6 +267,28 @@ gboolean            peer_interface_emit_signal       (PeerInterface  *self,
                                                       const char     *signal_name,
                                                       GVariant       *parameters,
                                                       GError        **error);
+
+/**
+ * peer_interface_emit_object_signal:
+ * @self: an interface exported, or served by an exported #PeerSubtree
+ * @object_path: the emitting object
+ * @destination: (nullable): one peer, or %NULL for every connected peer
+ * @signal_name: a signal of the interface
+ * @parameters: (nullable): its arguments as a tuple (a floating reference
+ *   is sunk)
+ * @error: as for peer_interface_emit_signal()
+ *
+ * Emits the signal from one object of @self. Thread-safe.
+ *
+ * Returns: %TRUE when the signal was queued for sending
+ */
+PEER_EXPORT
+gboolean            peer_interface_emit_object_signal (PeerInterface  *self,
+                                                       const char     *object_path,
+                                                       PeerConnection *destination,
+                                                       const char     *signal_name,
+                                                       GVariant       *parameters,
+                                                       GError        **error);
 
 /**
  * peer_interface_get_info:
@@ -223,9 +303,20 @@ GDBusInterfaceInfo *peer_interface_get_info          (PeerInterface  *self);
  * peer_interface_get_object_path:
  * @self: an interface
  *
- * Returns: (transfer none) (nullable): where it is exported, or %NULL
+ * Returns: (transfer none) (nullable): the first path it is exported at
+ *   (valid until unexported from there), or %NULL
  */
 PEER_EXPORT
 const char         *peer_interface_get_object_path   (PeerInterface  *self);
+
+/**
+ * peer_interface_dup_object_paths:
+ * @self: an interface
+ *
+ * Returns: (transfer full) (array zero-terminated=1): every path it is
+ *   exported at, in export order (children of subtrees not included)
+ */
+PEER_EXPORT
+char              **peer_interface_dup_object_paths  (PeerInterface  *self);
 
 G_END_DECLS

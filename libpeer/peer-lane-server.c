@@ -30,6 +30,7 @@
 
 typedef struct {
   PeerInterface *iface;
+  char *object_path;            /* an interface may be at several paths */
   guint method_index;
   gboolean thread_safe;
   LaneType in;
@@ -42,6 +43,7 @@ lane_method_free (LaneMethod *m)
   _peer_lane_type_clear (&m->in);
   _peer_lane_type_clear (&m->out);
   g_object_unref (m->iface);
+  g_free (m->object_path);
   g_free (m);
 }
 
@@ -434,7 +436,7 @@ lane_handle_frame (LaneServer    *lane,
     }
 
   if (lane->watched || _peer_router_has_monitors (lane->router))
-    lane_observe_frame (lane, TRUE, PEER_LANE_KIND_CALL, h->serial, 0, peer_interface_get_object_path (m->iface),
+    lane_observe_frame (lane, TRUE, PEER_LANE_KIND_CALL, h->serial, 0, m->object_path,
                  peer_interface_get_info (m->iface)->name,
                  _peer_interface_get_method_info (m->iface, m->method_index)->name, parameters, frame->fd_list);
 
@@ -455,6 +457,7 @@ lane_handle_frame (LaneServer    *lane,
                          &lane_transport, NULL, sizeof (LaneCall), lane->connection, m->iface, TRUE,
                          m->method_index, parameters, frame->fd_list);
   call->counted_in = _peer_connection_get_limits (lane->connection);
+  call->object_path = m->object_path;
   lc = call->transport_data;
   lc->lane = lane_server_ref (lane);
   lc->method = m;
@@ -593,7 +596,8 @@ build_method_table (PeerRouter      *router,
 
   for (guint i = 0; i < exports->len; i++)
     {
-      PeerInterface *iface = g_ptr_array_index (exports, i);
+      PeerRouterObject *object = g_ptr_array_index (exports, i);
+      PeerInterface *iface = object->iface;
       GDBusInterfaceInfo *info = peer_interface_get_info (iface);
 
       if (g_str_equal (info->name, PEER_LANE_INTERFACE) || g_str_has_prefix (info->name, PEER_ROUTER_BUS_NAME))
@@ -617,12 +621,13 @@ build_method_table (PeerRouter      *router,
 
           m = g_new0 (LaneMethod, 1);
           m->iface = g_object_ref (iface);
+          m->object_path = g_strdup (object->path);
           m->method_index = j;
           m->thread_safe = (flags & PEER_METHOD_FLAGS_THREAD_SAFE) != 0;
           _peer_lane_type_init (&m->in, in_sig->str);
           _peer_lane_type_init (&m->out, out_sig->str);
           g_variant_builder_add (description, "(usssssu)", methods->len,
-                                 peer_interface_get_object_path (iface), info->name, method->name,
+                                 object->path, info->name, method->name,
                                  in_sig->str, out_sig->str, (guint32) flags);
           g_ptr_array_add (methods, m);
         }

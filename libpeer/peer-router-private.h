@@ -58,12 +58,22 @@ void            _peer_router_set_monitor_check (PeerRouter            *router,
                                                 gpointer               user_data,
                                                 GDestroyNotify         destroy);
 
-/* Objects that worker-thread dispatch looks up. Main context. */
+/* Objects that worker-thread dispatch (and the lane's table) looks up:
+ * one interface at one path. Main context. */
+typedef struct {
+  char *path;
+  PeerInterface *iface;
+} PeerRouterObject;
+
+void            _peer_router_object_free      (PeerRouterObject *object);
 void            _peer_router_add_object       (PeerRouter      *router,
+                                               const char      *object_path,
                                                PeerInterface   *iface);
 void            _peer_router_remove_object    (PeerRouter      *router,
+                                               const char      *object_path,
                                                PeerInterface   *iface);
-/* (transfer full) every exported PeerInterface, in export order. */
+/* (transfer full) (element-type PeerRouterObject) every static export,
+ * in export order. */
 GPtrArray      *_peer_router_dup_objects      (PeerRouter      *router);
 
 /* Peers. Main context; lookups from any thread. */

@@ -31,7 +31,7 @@ struct _PeerRouter
   GRWLock lock;
   /* Protected by @lock */
   GHashTable *objects;                  /* path → GPtrArray of PeerInterface* (owned) */
-  GPtrArray *object_order;              /* PeerInterface*, owned: export order */
+  GPtrArray *object_order;              /* PeerRouterObject*, owned: export order */
   GHashTable *peers;                    /* unique name → PeerConnection* (owned) */
   GPtrArray *names;                     /* char*, owned */
   GPtrArray *monitors;                  /* PeerConnection*, owned */
@@ -48,7 +48,7 @@ _peer_router_new (const char *guid)
   g_rw_lock_init (&router->lock);
   router->objects = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                            (GDestroyNotify) g_ptr_array_unref);
-  router->object_order = g_ptr_array_new_with_free_func (g_object_unref);
+  router->object_order = g_ptr_array_new_with_free_func ((GDestroyNotify) _peer_router_object_free);
   router->peers = g_hash_table_new_full (g_str_hash, g_str_equal, NULL, g_object_unref);
   router->names = g_ptr_array_new_with_free_func (g_free);
   router->monitors = g_ptr_array_new_with_free_func (g_object_unref);
@@ -121,43 +121,65 @@ _peer_router_get_max_match_rules (PeerRouter *router)
 
 /* --- objects ------------------------------------------------------------ */
 
+static PeerRouterObject *
+router_object_new (const char    *path,
+                   PeerInterface *iface)
+{
+  PeerRouterObject *object = g_new (PeerRouterObject, 1);
+
+  object->path = g_strdup (path);
+  object->iface = g_object_ref (iface);
+  return object;
+}
+
+void
+_peer_router_object_free (PeerRouterObject *object)
+{
+  g_free (object->path);
+  g_object_unref (object->iface);
+  g_free (object);
+}
+
 void
 _peer_router_add_object (PeerRouter    *router,
+                         const char    *object_path,
                          PeerInterface *iface)
 {
-  const char *path = peer_interface_get_object_path (iface);
   GPtrArray *at_path;
 
   g_rw_lock_writer_lock (&router->lock);
-  at_path = g_hash_table_lookup (router->objects, path);
+  at_path = g_hash_table_lookup (router->objects, object_path);
   if (at_path == NULL)
     {
       at_path = g_ptr_array_new_with_free_func (g_object_unref);
-      g_hash_table_insert (router->objects, g_strdup (path), at_path);
+      g_hash_table_insert (router->objects, g_strdup (object_path), at_path);
     }
   g_ptr_array_add (at_path, g_object_ref (iface));
-  g_ptr_array_add (router->object_order, g_object_ref (iface));
+  g_ptr_array_add (router->object_order, router_object_new (object_path, iface));
   g_rw_lock_writer_unlock (&router->lock);
 }
 
 void
 _peer_router_remove_object (PeerRouter    *router,
+                            const char    *object_path,
                             PeerInterface *iface)
 {
-  GHashTableIter iter;
   GPtrArray *at_path;
 
   g_rw_lock_writer_lock (&router->lock);
-  /* By pointer: the interface may be unbound (and its path gone) by now. */
-  g_hash_table_iter_init (&iter, router->objects);
-  while (g_hash_table_iter_next (&iter, NULL, (gpointer *) &at_path))
-    if (g_ptr_array_remove (at_path, iface))
-      {
-        if (at_path->len == 0)
-          g_hash_table_iter_remove (&iter);
-        break;
-      }
-  g_ptr_array_remove (router->object_order, iface);
+  at_path = g_hash_table_lookup (router->objects, object_path);
+  if (at_path != NULL && g_ptr_array_remove (at_path, iface) && at_path->len == 0)
+    g_hash_table_remove (router->objects, object_path);
+  for (guint i = 0; i < router->object_order->len; i++)
+    {
+      PeerRouterObject *object = g_ptr_array_index (router->object_order, i);
+
+      if (object->iface == iface && g_str_equal (object->path, object_path))
+        {
+          g_ptr_array_remove_index (router->object_order, i);
+          break;
+        }
+    }
   g_rw_lock_writer_unlock (&router->lock);
 }
 
@@ -167,9 +189,13 @@ _peer_router_dup_objects (PeerRouter *router)
   GPtrArray *objects;
 
   g_rw_lock_reader_lock (&router->lock);
-  objects = g_ptr_array_new_full (router->object_order->len, g_object_unref);
+  objects = g_ptr_array_new_full (router->object_order->len, (GDestroyNotify) _peer_router_object_free);
   for (guint i = 0; i < router->object_order->len; i++)
-    g_ptr_array_add (objects, g_object_ref (g_ptr_array_index (router->object_order, i)));
+    {
+      PeerRouterObject *object = g_ptr_array_index (router->object_order, i);
+
+      g_ptr_array_add (objects, router_object_new (object->path, object->iface));
+    }
   g_rw_lock_reader_unlock (&router->lock);
   return objects;
 }
@@ -664,6 +690,31 @@ route_incoming (RouterLink      *link,
   return message;
 }
 
+/* A signal GDBus sends by itself on the peer's connection: a
+ * GDBusInterfaceSkeleton exported there (peer_server_export_skeleton())
+ * emits on each connection it is exported on. It leaves the way the
+ * server's own signals do: stamped, through the signal gate and, for a
+ * bus-style peer, its match rules, counted in the peer's queue; a monitor
+ * gets none. Returns NULL: what GDBus was about to write is dropped. */
+static GDBusMessage *
+reroute_signal (PeerRouter     *router,
+                PeerConnection *peer,
+                GDBusMessage   *message)
+{
+  g_autoptr(GDBusMessage) signal = NULL;
+  g_auto(GStrv) names = NULL;
+
+  if (!_peer_connection_is_monitor (peer) && (signal = g_dbus_message_copy (message, NULL)) != NULL)
+    {
+      g_dbus_message_set_sender (signal, PEER_ROUTER_SERVER_NAME);
+      names = _peer_router_dup_names (router);
+      _peer_connection_send_signal (peer, signal, g_dbus_message_get_destination (signal) != NULL,
+                                    (const char * const *) names);
+    }
+  g_object_unref (message);
+  return NULL;
+}
+
 static GDBusMessage *
 route_outgoing (RouterLink      *link,
                 PeerConnection  *peer,
@@ -674,10 +725,14 @@ route_outgoing (RouterLink      *link,
   GDBusMessageType type;
 
   message = _peer_wire_server_filter (connection, message, FALSE, _peer_connection_get_limits (peer));
-  if (message == NULL || _peer_connection_is_monitor (peer))
+  if (message == NULL)
+    return message;
+  type = g_dbus_message_get_message_type (message);
+  if (type == G_DBUS_MESSAGE_TYPE_SIGNAL && g_dbus_message_get_sender (message) == NULL)
+    return reroute_signal (router, peer, message);
+  if (_peer_connection_is_monitor (peer))
     return message;
 
-  type = g_dbus_message_get_message_type (message);
   /* GDBus's own replies (Introspect, Properties, Peer, its errors) carry
    * no sender; a bus-style client expects the one it called. A copy,
    * since a message being sent is locked: off the hot path, which builds

@@ -37,6 +37,7 @@
 #include "peer-error.h"
 #include "peer-helper.h"
 #include "peer-interface-private.h"
+#include "peer-object-registry-private.h"
 #include "peer-policy.h"
 #include "peer-router-private.h"
 #include "peer-server-socket-private.h"
@@ -80,7 +81,7 @@ struct _PeerServer
   /* Main context only */
   GSource *accept_source;
   GPtrArray *handshakes;                /* Handshake*, not owned */
-  GPtrArray *exports;                   /* PeerInterface*, owned */
+  PeerObjectRegistry *objects;          /* what is served; NULL once disposed */
   PeerRouter *router;                   /* set by init, read-only after */
   PeerInterface *driver;                /* org.freedesktop.DBus */
   PeerInterface *monitoring;            /* org.freedesktop.DBus.Monitoring */
@@ -124,29 +125,6 @@ may_monitor (uid_t    uid,
              gpointer user_data)
 {
   return peer_policy_may_monitor (user_data, uid);
-}
-
-static gboolean
-router_emit (gpointer        router,
-             PeerConnection *destination,
-             const char     *object_path,
-             const char     *interface_name,
-             const char     *signal_name,
-             GVariant       *parameters,
-             GError        **error)
-{
-  return _peer_router_emit_signal (router, destination, object_path, interface_name, signal_name,
-                                   parameters, error);
-}
-
-static gboolean
-bind_interface (PeerServer    *self,
-                PeerInterface *iface,
-                const char    *object_path,
-                GError       **error)
-{
-  return _peer_interface_bind (iface, router_emit, self->router, (GBoxedCopyFunc) _peer_router_ref,
-                               (GDestroyNotify) _peer_router_unref, object_path, error);
 }
 
 /* --- socket set-up ------------------------------------------------------ */
@@ -329,17 +307,16 @@ add_peer (PeerServer      *self,
                                         self->max_message_size);
   _peer_wire_limits_set_max_mapped (_peer_connection_get_limits (peer), self->max_mapped_bytes);
 
-  for (guint i = 0; i < self->exports->len; i++)
-    {
-      g_autoptr(GError) error = NULL;
+  {
+    g_autoptr(GError) error = NULL;
 
-      if (!_peer_connection_export (peer, g_ptr_array_index (self->exports, i), &error))
-        {
-          g_debug ("libpeer: cannot export on %s: %s", peer_connection_get_unique_name (peer), error->message);
-          peer_connection_close (peer, error);
-          return;
-        }
-    }
+    if (!_peer_object_registry_add_peer (self->objects, peer, &error))
+      {
+        g_debug ("libpeer: cannot export on %s: %s", peer_connection_get_unique_name (peer), error->message);
+        peer_connection_close (peer, error);
+        return;
+      }
+  }
 
   key = g_new (guint64, 1);
   *key = peer_connection_get_id (peer);
@@ -850,65 +827,28 @@ peer_server_export (PeerServer    *self,
                     PeerInterface *iface,
                     GError       **error)
 {
-  g_autoptr(GPtrArray) peers = NULL;
-
   g_return_val_if_fail (PEER_IS_SERVER (self), FALSE);
   g_return_val_if_fail (PEER_IS_INTERFACE (iface), FALSE);
+  g_return_val_if_fail (self->objects != NULL, FALSE);
 
-  if (object_path == NULL || !g_variant_is_object_path (object_path))
-    {
-      g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
-                   "'%s' is not a valid object path", object_path ? object_path : "(null)");
-      return FALSE;
-    }
-  for (guint i = 0; i < self->exports->len; i++)
-    {
-      PeerInterface *other = g_ptr_array_index (self->exports, i);
-      if (g_str_equal (peer_interface_get_object_path (other), object_path) &&
-          g_str_equal (peer_interface_get_info (other)->name, peer_interface_get_info (iface)->name))
-        {
-          g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
-                       "%s is already served at %s", peer_interface_get_info (iface)->name, object_path);
-          return FALSE;
-        }
-    }
-  if (!bind_interface (self, iface, object_path, error))
-    return FALSE;
-  g_ptr_array_add (self->exports, g_object_ref (iface));
-  _peer_router_add_object (self->router, iface);
-
-  peers = peer_server_list_peers (self);
-  for (guint i = 0; i < peers->len; i++)
-    {
-      PeerConnection *peer = g_ptr_array_index (peers, i);
-      g_autoptr(GError) local_error = NULL;
-
-      if (!_peer_connection_export (peer, iface, &local_error))
-        g_debug ("libpeer: cannot export %s on %s: %s", object_path,
-                 peer_connection_get_unique_name (peer), local_error->message);
-    }
-  return TRUE;
+  return _peer_object_registry_export (self->objects, object_path, iface, FALSE, error);
 }
 
 void
 peer_server_unexport (PeerServer    *self,
                       PeerInterface *iface)
 {
-  g_autoptr(GPtrArray) peers = NULL;
-  g_autoptr(PeerInterface) owned = NULL;
-  guint index;
-
   g_return_if_fail (PEER_IS_SERVER (self));
   g_return_if_fail (PEER_IS_INTERFACE (iface));
 
-  if (!g_ptr_array_find (self->exports, iface, &index))
-    return;
-  owned = g_ptr_array_steal_index (self->exports, index);
-  _peer_router_remove_object (self->router, iface);
-  peers = peer_server_list_peers (self);
-  for (guint i = 0; i < peers->len; i++)
-    _peer_connection_unexport (g_ptr_array_index (peers, i), iface);
-  _peer_interface_unbind (iface);
+  if (self->objects != NULL)
+    _peer_object_registry_unexport (self->objects, NULL, iface);
+}
+
+PeerObjectRegistry *
+_peer_server_get_object_registry (PeerServer *self)
+{
+  return self->objects;
 }
 
 gboolean
@@ -1024,10 +964,8 @@ add_builtin (PeerServer    *self,
              PeerInterface *iface,
              const char    *object_path)
 {
-  if (!bind_interface (self, iface, object_path, NULL))
+  if (!_peer_object_registry_export (self->objects, object_path, iface, TRUE, NULL))
     g_assert_not_reached ();
-  g_ptr_array_add (self->exports, g_object_ref (iface));
-  _peer_router_add_object (self->router, iface);
 }
 
 static void
@@ -1072,12 +1010,7 @@ peer_server_dispose (GObject *object)
   g_mutex_unlock (&self->lock);
   /* Unbinding drops each interface's reference on the router, so the
    * router (and the driver it holds) goes with the last peer's filter. */
-  for (guint i = 0; i < self->exports->len; i++)
-    {
-      _peer_router_remove_object (self->router, g_ptr_array_index (self->exports, i));
-      _peer_interface_unbind (g_ptr_array_index (self->exports, i));
-    }
-  g_ptr_array_set_size (self->exports, 0);
+  g_clear_pointer (&self->objects, _peer_object_registry_free);
   /* The router keeps its driver until it goes itself: a filter may still
    * be running in GDBus's worker thread. */
   g_clear_object (&self->driver);
@@ -1103,7 +1036,6 @@ peer_server_finalize (GObject *object)
     close (self->adopted_fd);
   g_hash_table_unref (self->peers);
   g_ptr_array_unref (self->handshakes);
-  g_ptr_array_unref (self->exports);
   _peer_router_unref (self->router);
   g_clear_object (&self->observer);
   g_clear_object (&self->policy);
@@ -1228,7 +1160,7 @@ peer_server_init (PeerServer *self)
   self->router = _peer_router_new (self->guid);
   self->peers = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, g_object_unref);
   self->handshakes = g_ptr_array_new ();
-  self->exports = g_ptr_array_new_with_free_func (g_object_unref);
+  self->objects = _peer_object_registry_new (self->router);
   self->handshake_timeout_ms = PEER_SERVER_DEFAULT_HANDSHAKE_TIMEOUT_MS;
   self->adopted_fd = -1;
   self->max_fds_per_message = PEER_SERVER_DEFAULT_MAX_FDS_PER_MESSAGE;

@@ -402,10 +402,13 @@ void            peer_server_set_blob_threshold (PeerServer *self,
  * @self: a server
  * @object_path: where to serve @iface
  * @iface: (transfer none): the interface; the server takes a reference
- * @error: set when @iface is already exported or the path is taken
+ * @error: set when the path is invalid, an interface of that name is
+ *   served at @object_path already, or @iface is exported by another server
  *
  * Serves @iface at @object_path on every connected peer and every peer
- * that connects later.
+ * that connects later. One interface may be exported at several paths
+ * (see peer_interface_set_object_property() for values of each object's
+ * own); ObjectManagers above @object_path announce it.
  *
  * Returns: %TRUE on success
  */
@@ -420,7 +423,8 @@ gboolean        peer_server_export             (PeerServer      *self,
  * @self: a server
  * @iface: an interface exported on @self
  *
- * Stops serving @iface on every peer.
+ * Stops serving @iface on every peer, at every path it is exported at
+ * (peer_server_unexport_path() stops one).
  */
 PEER_EXPORT
 void            peer_server_unexport           (PeerServer      *self,

@@ -2,11 +2,14 @@
  *
  * Helper1.StartJob returns at once with a job object; the work goes on in
  * steps driven by timeouts in the server's main context, so any number of
- * jobs run side by side without holding up other calls. Each job is its
- * own PeerInterface exported at /org/libpeer/Helper/jobs/N: that reuses
- * the server's dispatch, property and signal paths as they are, and GDBus
- * lists the live jobs when /org/libpeer/Helper/jobs is introspected. A
- * finished job stays visible for the linger time, then goes.
+ * jobs run side by side without holding up other calls. The jobs are the
+ * children of one PeerSubtree at /org/libpeer/Helper/jobs, all served by
+ * one Job1 PeerInterface whose values are each job's own: nothing is
+ * registered per job, introspecting /org/libpeer/Helper/jobs lists the
+ * live ones, and the ObjectManager at /org/libpeer/Helper announces each
+ * (InterfacesAdded with its State and Progress) and its going
+ * (InterfacesRemoved). A finished job stays visible for the linger time,
+ * then goes.
  *
  * A job belongs to the peer that started it. When that peer disconnects,
  * its running jobs are cancelled: nobody is left to receive the result,
@@ -20,13 +23,13 @@
  */
 #include "config.h"
 
+#include <string.h>
 #include <unistd.h>
 
 #include "peer-protocol.h"
 #include "services.h"
 
-/* Running jobs one peer may have; each costs a timer and an export on
- * every connection. */
+/* Running jobs one peer may have; each costs a timer. */
 #define JOB_RUNNING_SHARE "running jobs"
 #define JOB_MAX_RUNNING_PER_PEER 8
 /* Jobs one peer may have in the table, finished ones still lingering
@@ -35,7 +38,7 @@
 #define JOB_SHARE "jobs"
 #define JOB_DEFAULT_MAX_PER_PEER 32
 /* Jobs of all peers in the table: 32 peers at their full share. Each is
- * exported on every connection, so this bounds those registrations. */
+ * listed in every GetManagedObjects reply, so this bounds their size. */
 #define JOB_DEFAULT_MAX_TOTAL 1024
 #define JOB_MAX_STEPS 10000
 #define JOB_MAX_STEP_MS 60000
@@ -51,11 +54,10 @@ static const char *const job_state_names[] = { "running", "done", "failed", "can
 
 typedef struct _JobService JobService;
 
-/* Owned by its interface (object data), so that a call still holding the
- * interface never sees it freed. */
+/* Owned by the service's table; calls find it there by their path. */
 typedef struct {
-  JobService *service;                  /* NULL once the service is gone */
-  PeerInterface *iface;                 /* not a reference: it owns us */
+  JobService *service;
+  char *path;
   guint64 id;
   gboolean fails;
   guint steps;
@@ -72,7 +74,9 @@ struct _JobService
 {
   PeerServer *server;                   /* not a reference: the server owns us */
   GMainContext *context;
-  GHashTable *jobs;                     /* id (guint64*) → PeerInterface*, owned */
+  GHashTable *jobs;                     /* id (guint64*) → Job*, owned */
+  PeerInterface *iface;                 /* org.libpeer.Job1, for every job */
+  PeerSubtree *subtree;                 /* the jobs, at PEER_JOBS_PATH */
   guint64 next_id;
   guint linger_ms;
   guint max_per_peer;
@@ -109,13 +113,63 @@ job_free (gpointer data)
 
   clear_timer (job);
   release_owner (job);
+  g_free (job->path);
   g_free (job);
 }
 
+/* The job a subtree node or a call's path names, or NULL. */
 static Job *
-job_from_iface (PeerInterface *iface)
+lookup_job (JobService *service,
+            const char *node)
 {
-  return g_object_get_data (G_OBJECT (iface), "peer-job");
+  guint64 id;
+
+  if (node == NULL || !g_ascii_string_to_unsigned (node, 10, 1, G_MAXUINT64, &id, NULL))
+    return NULL;
+  return g_hash_table_lookup (service->jobs, &id);
+}
+
+static Job *
+job_from_call (JobService *service,
+               PeerCall   *call)
+{
+  const char *path = peer_call_get_object_path (call);
+  const char *slash = strrchr (path, '/');
+
+  return slash != NULL ? lookup_job (service, slash + 1) : NULL;
+}
+
+static char **
+enumerate_jobs (PeerSubtree    *subtree,
+                PeerConnection *caller,
+                gpointer        user_data)
+{
+  JobService *service = user_data;
+  GPtrArray *nodes = g_ptr_array_new ();
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, service->jobs);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    g_ptr_array_add (nodes, g_strdup_printf ("%" G_GUINT64_FORMAT, ((Job *) value)->id));
+  g_ptr_array_add (nodes, NULL);
+  return (char **) g_ptr_array_free (nodes, FALSE);
+}
+
+static GPtrArray *
+lookup_job_node (PeerSubtree    *subtree,
+                 PeerConnection *caller,
+                 const char     *node,
+                 gpointer        user_data)
+{
+  JobService *service = user_data;
+  GPtrArray *interfaces;
+
+  if (lookup_job (service, node) == NULL)
+    return NULL;
+  interfaces = g_ptr_array_new_with_free_func (g_object_unref);
+  g_ptr_array_add (interfaces, g_object_ref (service->iface));
+  return interfaces;
 }
 
 static void
@@ -140,8 +194,13 @@ on_linger_over (gpointer user_data)
   g_clear_pointer (&job->timer, g_source_unref);
   g_debug ("job %" G_GUINT64_FORMAT " goes", id);
   release_owner (job);
-  peer_server_unexport (service->server, job->iface);
-  /* May free the job. */
+  /* While the subtree still finds it, so that its interfaces are named. */
+  {
+    g_autofree char *node = g_strdup_printf ("%" G_GUINT64_FORMAT, id);
+    peer_subtree_object_removed (service->subtree, node, NULL);
+  }
+  peer_interface_forget_object (service->iface, job->path);
+  /* Frees the job. */
   g_hash_table_remove (service->jobs, &id);
   return G_SOURCE_REMOVE;
 }
@@ -156,9 +215,10 @@ finish_job (Job        *job,
   if (job->owner != NULL)
     peer_connection_give_back_share (job->owner, JOB_RUNNING_SHARE);
   job->state = state;
-  peer_interface_set_property (job->iface, "State", g_variant_new_string (job_state_names[state]), NULL);
-  if (!peer_interface_emit_signal (job->iface, NULL, "Finished",
-                                   g_variant_new ("(bs)", state == JOB_DONE, message), &error))
+  peer_interface_set_object_property (job->service->iface, job->path, "State",
+                                      g_variant_new_string (job_state_names[state]), NULL);
+  if (!peer_interface_emit_object_signal (job->service->iface, job->path, NULL, "Finished",
+                                          g_variant_new ("(bs)", state == JOB_DONE, message), &error))
     g_debug ("Finished not sent: %s", error->message);
   start_timer (job, job->service->linger_ms, on_linger_over);
 }
@@ -182,9 +242,10 @@ on_step (gpointer user_data)
 
   fraction = (double) job->step / job->steps;
   message = g_strdup_printf ("step %u of %u", job->step, job->steps);
-  peer_interface_set_property (job->iface, "Progress", g_variant_new_double (fraction), NULL);
-  if (!peer_interface_emit_signal (job->iface, NULL, "Progress", g_variant_new ("(ds)", fraction, message),
-                                   &error))
+  peer_interface_set_object_property (job->service->iface, job->path, "Progress",
+                                      g_variant_new_double (fraction), NULL);
+  if (!peer_interface_emit_object_signal (job->service->iface, job->path, NULL, "Progress",
+                                          g_variant_new ("(ds)", fraction, message), &error))
     g_debug ("Progress not sent: %s", error->message);
   if (job->step < job->steps)
     return G_SOURCE_CONTINUE;
@@ -198,14 +259,17 @@ static void
 handle_cancel (PeerCall *call,
                gpointer  user_data)
 {
-  Job *job = job_from_iface (peer_call_get_interface (call));
+  JobService *service = user_data;
+  Job *job = job_from_call (service, call);
   PeerConnection *caller = peer_call_get_connection (call);
   uid_t uid = peer_connection_get_uid (caller);
   g_autofree char *message = NULL;
 
-  if (job == NULL || job->service == NULL)
+  if (job == NULL)
     {
-      peer_call_return_error (call, PEER_ERROR, PEER_ERROR_FAILED, "The job service is gone");
+      /* Gone since GDBus found it for this call. */
+      peer_call_return_error (call, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_OBJECT,
+                              "No job at %s", peer_call_get_object_path (call));
       return;
     }
   if (uid != job->owner_uid && uid != getuid ())
@@ -230,14 +294,10 @@ void
 peer_job_service_start_job (PeerServer *server,
                             PeerCall   *call)
 {
-  static const PeerMethodEntry entries[] = {
-    { "Cancel", handle_cancel, PEER_METHOD_FLAGS_NONE },
-  };
   JobService *service = g_object_get_data (G_OBJECT (server), "peer-job-service");
   PeerConnection *owner = peer_call_get_connection (call);
-  g_autoptr(PeerInterface) iface = NULL;
   g_autoptr(GError) error = NULL;
-  g_autofree char *path = NULL;
+  g_autofree char *node = NULL;
   const char *kind;
   guint32 steps, step_ms;
   guint64 *key;
@@ -282,35 +342,28 @@ peer_job_service_start_job (PeerServer *server,
       return;
     }
 
-  iface = peer_interface_new (peer_proto_job1_interface_info ());
   job = g_new0 (Job, 1);
   job->service = service;
-  job->iface = iface;
   job->id = ++service->next_id;
+  job->path = g_strdup_printf ("%s/%" G_GUINT64_FORMAT, PEER_JOBS_PATH, job->id);
   job->fails = g_str_equal (kind, "fail");
   job->steps = steps;
   job->step_ms = step_ms;
   job->owner_id = peer_connection_get_id (owner);
   job->owner_uid = peer_connection_get_uid (owner);
   job->owner = g_object_ref (owner);
-  g_object_set_data_full (G_OBJECT (iface), "peer-job", job, job_free);
 
-  peer_interface_add_methods (iface, entries, G_N_ELEMENTS (entries), NULL, NULL);
-  peer_interface_set_property (iface, "State", g_variant_new_string ("running"), NULL);
-  peer_interface_set_property (iface, "Progress", g_variant_new_double (0.0), NULL);
-  path = g_strdup_printf ("%s/%" G_GUINT64_FORMAT, PEER_JOBS_PATH, job->id);
-  if (!peer_server_export (server, path, iface, &error))
-    {
-      peer_call_take_error (call, g_steal_pointer (&error));
-      return;
-    }
+  peer_interface_set_object_property (service->iface, job->path, "State", g_variant_new_string ("running"), NULL);
+  peer_interface_set_object_property (service->iface, job->path, "Progress", g_variant_new_double (0.0), NULL);
   key = g_new (guint64, 1);
   *key = job->id;
-  g_hash_table_insert (service->jobs, key, g_object_ref (iface));
+  g_hash_table_insert (service->jobs, key, job);
+  node = g_strdup_printf ("%" G_GUINT64_FORMAT, job->id);
+  peer_subtree_object_added (service->subtree, node);
 
   g_debug ("job %" G_GUINT64_FORMAT " started by %s: %s, %u × %u ms", job->id,
            peer_connection_get_unique_name (owner), kind, steps, step_ms);
-  peer_call_return_value (call, g_variant_new ("(o)", path));
+  peer_call_return_value (call, g_variant_new ("(o)", job->path));
   start_timer (job, step_ms, on_step);
 }
 
@@ -319,7 +372,7 @@ on_peer_disconnected (PeerServer     *server,
                       PeerConnection *peer,
                       JobService     *service)
 {
-  g_autoptr(GPtrArray) owned = g_ptr_array_new_with_free_func (g_object_unref);
+  g_autoptr(GPtrArray) owned = g_ptr_array_new ();
   guint64 id = peer_connection_get_id (peer);
   GHashTableIter iter;
   gpointer value;
@@ -327,19 +380,19 @@ on_peer_disconnected (PeerServer     *server,
   g_hash_table_iter_init (&iter, service->jobs);
   while (g_hash_table_iter_next (&iter, NULL, &value))
     {
-      Job *job = job_from_iface (value);
+      Job *job = value;
       if (job->owner_id == id && job->state == JOB_RUNNING)
-        g_ptr_array_add (owned, g_object_ref (value));
+        g_ptr_array_add (owned, job);
     }
   for (guint i = 0; i < owned->len; i++)
-    finish_job (job_from_iface (g_ptr_array_index (owned, i)), JOB_CANCELLED, "its owner disconnected");
+    finish_job (g_ptr_array_index (owned, i), JOB_CANCELLED, "its owner disconnected");
 
   /* Its finished jobs linger for whoever watches them, in the server-wide
    * table only. */
   g_hash_table_iter_init (&iter, service->jobs);
   while (g_hash_table_iter_next (&iter, NULL, &value))
     {
-      Job *job = job_from_iface (value);
+      Job *job = value;
       if (job->owner_id == id)
         release_owner (job);
     }
@@ -349,19 +402,12 @@ static void
 job_service_free (gpointer data)
 {
   JobService *service = data;
-  GHashTableIter iter;
-  gpointer value;
 
-  /* The server is finalizing: its exports are already gone. */
-  g_hash_table_iter_init (&iter, service->jobs);
-  while (g_hash_table_iter_next (&iter, NULL, &value))
-    {
-      Job *job = job_from_iface (value);
-      clear_timer (job);
-      release_owner (job);
-      job->service = NULL;
-    }
+  /* The server is finalizing: its exports are already gone; each job's
+   * timer and shares go with it. */
   g_hash_table_unref (service->jobs);
+  g_object_unref (service->subtree);
+  g_object_unref (service->iface);
   g_main_context_unref (service->context);
   g_free (service);
 }
@@ -370,17 +416,28 @@ gboolean
 peer_job_service_attach (PeerServer *server,
                          GError    **error)
 {
+  static const PeerMethodEntry entries[] = {
+    { "Cancel", handle_cancel, PEER_METHOD_FLAGS_NONE },
+  };
   JobService *service = g_new0 (JobService, 1);
 
   service->server = server;
   service->context = g_main_context_ref_thread_default ();
-  service->jobs = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, g_object_unref);
+  service->jobs = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, job_free);
   service->linger_ms = PEER_JOB_DEFAULT_LINGER_MS;
   service->max_per_peer = JOB_DEFAULT_MAX_PER_PEER;
   service->max_total = JOB_DEFAULT_MAX_TOTAL;
+  service->iface = peer_interface_new (peer_proto_job1_interface_info ());
+  service->subtree = peer_subtree_new (enumerate_jobs, lookup_job_node, service, NULL);
   g_object_set_data_full (G_OBJECT (server), "peer-job-service", service, job_service_free);
   g_signal_connect (server, "peer-disconnected", G_CALLBACK (on_peer_disconnected), service);
-  return TRUE;
+
+  if (!peer_interface_add_methods (service->iface, entries, G_N_ELEMENTS (entries), service, error))
+    return FALSE;
+  peer_subtree_add_interface (service->subtree, service->iface);
+  /* Clients follow the jobs with GDBusObjectManagerClient, busctl or d-spy. */
+  return peer_server_export_subtree (server, PEER_JOBS_PATH, service->subtree, error) &&
+         peer_server_add_object_manager (server, PEER_HELPER_PATH, error);
 }
 
 void
