@@ -29,10 +29,6 @@ struct _PeerClient
   gsize blob_threshold;                 /* atomic (pointer-sized) */
   /* Set once by peer_client_open_lane_sync(), freed in finalize. */
   PeerLaneClient *lane;                 /* atomic */
-  /* Asynchronous calls to lane methods: one worker thread runs them one
-   * after another (a lane carries one call at a time), so callers never
-   * block and no thread pool fills up with waiters. Set with @lane. */
-  GThreadPool *lane_worker;             /* atomic */
 
   GMutex lock;
   /* Protected by @lock */
@@ -129,12 +125,8 @@ peer_client_finalize (GObject *object)
   PeerClient *self = PEER_CLIENT (object);
 
   g_clear_error (&self->close_reason);
-  /* Every queued call holds a reference on us: the worker is idle here,
-   * and nothing of ours is left to it. Freed without waiting all the
-   * same: a pool that waits for its thread from that very thread never
-   * returns (run_lane_call() sees to it that we are not finalized there). */
-  if (self->lane_worker != NULL)
-    g_thread_pool_free (self->lane_worker, TRUE, FALSE);
+  /* Every asynchronous lane call holds a reference on us until its end has
+   * run in its caller's context: none is in flight here. */
   g_clear_pointer (&self->lane, _peer_lane_client_free);
   g_mutex_clear (&self->lock);
 
@@ -662,9 +654,6 @@ typedef struct {
   GUnixFDList *fd_list;                 /* nullable; the caller's, referenced until sent */
   gsize threshold;
   guint32 lane_id;                      /* for calls that take the lane */
-  /* A lane call's end, from the worker to the caller's context */
-  CallResult *lane_result;
-  GError *lane_error;
 } PendingCall;
 
 static void
@@ -676,8 +665,6 @@ pending_call_free (PendingCall *pending)
   g_clear_pointer (&pending->parameters, g_variant_unref);
   g_clear_pointer (&pending->reply_type, g_variant_type_free);
   g_clear_object (&pending->fd_list);
-  g_clear_pointer (&pending->lane_result, call_result_free);
-  g_clear_error (&pending->lane_error);
   g_free (pending);
 }
 
@@ -791,6 +778,27 @@ on_features_for_call (GObject      *source,
   send_pending_call (self, task);
 }
 
+/* In the caller's context: a lane call's end returns its task. */
+static void
+return_lane_call (GVariant    *reply,
+                  GUnixFDList *fd_list,
+                  GError      *error,
+                  gpointer     user_data)
+{
+  GTask *task = user_data;
+  CallResult *result;
+
+  if (error != NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  result = g_new0 (CallResult, 1);
+  result->reply = reply;
+  result->fd_list = fd_list;
+  g_task_return_pointer (task, result, (GDestroyNotify) call_result_free);
+}
+
 void
 peer_client_call (PeerClient          *self,
                   const char          *object_path,
@@ -838,8 +846,16 @@ peer_client_call (PeerClient          *self,
   if (lane != NULL && !g_dbus_connection_is_closed (self->connection) &&
       _peer_lane_client_has_method (lane, object_path, interface_name, method_name, &pending->lane_id))
     {
-      /* The pool takes our reference to the task. */
-      g_thread_pool_push (g_atomic_pointer_get (&self->lane_worker), g_steal_pointer (&task), NULL);
+      GMainContext *context = g_task_get_context (task);
+
+      /* The call takes our reference to the task, and returns it in the
+       * task's context. */
+      _peer_lane_client_call_async (lane, pending->lane_id, pending->parameters, pending->reply_type,
+                                    pending->timeout_ms, pending->fd_list, cancellable,
+                                    context, return_lane_call, g_steal_pointer (&task), g_object_unref);
+      /* Sent: the caller's arguments and fds are not needed any more. */
+      g_clear_pointer (&pending->parameters, g_variant_unref);
+      g_clear_object (&pending->fd_list);
       return;
     }
 
@@ -1049,59 +1065,6 @@ peer_client_set_blob_threshold (PeerClient *self,
 
 /* --- the lane ----------------------------------------------------------- */
 
-/* In the caller's context: returns what the worker left in the task. */
-static gboolean
-return_lane_call (gpointer user_data)
-{
-  GTask *task = user_data;
-  PendingCall *pending = g_task_get_task_data (task);
-
-  if (pending->lane_result != NULL)
-    g_task_return_pointer (task, g_steal_pointer (&pending->lane_result), (GDestroyNotify) call_result_free);
-  else
-    g_task_return_error (task, g_steal_pointer (&pending->lane_error));
-  return G_SOURCE_REMOVE;
-}
-
-/* The lane worker: one asynchronous lane call, start to finish. The
- * worker's reference to the task goes back to the caller's context with
- * the result, and the task is returned there: the task holds the client,
- * whose last reference must never go on this thread (finalize frees the
- * pool), as it would if the caller's callback ran first. */
-static void
-run_lane_call (gpointer data,
-               gpointer user_data)
-{
-  GTask *task = data;
-  PeerClient *self = g_task_get_source_object (task);
-  PendingCall *pending = g_task_get_task_data (task);
-  CallResult *result = g_new0 (CallResult, 1);
-  GError *error = NULL;
-  GSource *source;
-
-  result->reply = _peer_lane_client_call (g_atomic_pointer_get (&self->lane), pending->lane_id,
-                                          pending->parameters, pending->reply_type, pending->timeout_ms,
-                                          pending->fd_list, &result->fd_list,
-                                          g_task_get_cancellable (task), &error);
-  /* Sent: the caller's arguments and fds are not needed any more. */
-  g_clear_pointer (&pending->parameters, g_variant_unref);
-  g_clear_object (&pending->fd_list);
-  if (result->reply == NULL)
-    {
-      call_result_free (result);
-      pending->lane_error = error;
-    }
-  else
-    pending->lane_result = result;
-
-  source = g_idle_source_new ();
-  g_source_set_priority (source, g_task_get_priority (task));
-  g_source_set_callback (source, return_lane_call, task, g_object_unref);
-  g_source_set_static_name (source, "[libpeer] lane call done");
-  g_source_attach (source, g_task_get_context (task));
-  g_source_unref (source);
-}
-
 gboolean
 peer_client_open_lane_sync (PeerClient   *self,
                             GCancellable *cancellable,
@@ -1111,7 +1074,6 @@ peer_client_open_lane_sync (PeerClient   *self,
   g_autoptr(GUnixFDList) fd_list = NULL;
   g_autoptr(GError) local_error = NULL;
   PeerLaneClient *lane;
-  GThreadPool *worker;
 
   g_return_val_if_fail (PEER_IS_CLIENT (self), FALSE);
 
@@ -1139,14 +1101,9 @@ peer_client_open_lane_sync (PeerClient   *self,
   lane = _peer_lane_client_new (reply, fd_list, error);
   if (lane == NULL)
     return FALSE;
-  /* The worker exists before any call can see the lane. */
-  worker = g_thread_pool_new (run_lane_call, NULL, 1, FALSE, NULL);
-  if (!g_atomic_pointer_compare_and_exchange (&self->lane_worker, NULL, worker) ||
-      !g_atomic_pointer_compare_and_exchange (&self->lane, NULL, lane))
+  if (!g_atomic_pointer_compare_and_exchange (&self->lane, NULL, lane))
     {
-      /* Another thread opened one first (and set its own worker). */
-      if (g_atomic_pointer_get (&self->lane_worker) != worker)
-        g_thread_pool_free (worker, TRUE, FALSE);
+      /* Another thread opened one first. */
       _peer_lane_client_free (lane);
       return TRUE;
     }

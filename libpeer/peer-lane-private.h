@@ -208,6 +208,30 @@ GVariant       *_peer_lane_client_call       (PeerLaneClient     *lane,
                                               GUnixFDList       **out_fd_list,
                                               GCancellable       *cancellable,
                                               GError            **error);
+/* An asynchronous lane call's end, in the caller's context: exactly one of
+ * @reply and @error is set; all three are (transfer full). */
+typedef void (*PeerLaneReplyFunc) (GVariant    *reply,
+                                   GUnixFDList *fd_list,
+                                   GError      *error,
+                                   gpointer     user_data);
+/* Sends the call at once and returns; @func runs once in @context (NULL:
+ * the thread-default one), always from that context's loop, never from
+ * within this function, then @destroy. Calls in flight may be many, from
+ * any thread, beside synchronous ones; replies are matched by serial.
+ * @cancellable ends the call at once with G_IO_ERROR_CANCELLED; its late
+ * reply is dropped with its fds. @parameters: (transfer none) (nullable),
+ * not floating. */
+void            _peer_lane_client_call_async (PeerLaneClient     *lane,
+                                              guint32             id,
+                                              GVariant           *parameters,
+                                              const GVariantType *reply_type,
+                                              int                 timeout_ms,
+                                              GUnixFDList        *fd_list,
+                                              GCancellable       *cancellable,
+                                              GMainContext       *context,
+                                              PeerLaneReplyFunc   func,
+                                              gpointer            user_data,
+                                              GDestroyNotify      destroy);
 /* Shuts the socket; calls in flight fail with PEER_ERROR_DISCONNECTED. */
 void            _peer_lane_client_shutdown   (PeerLaneClient  *lane);
 gboolean        _peer_lane_client_is_closed  (PeerLaneClient  *lane);
