@@ -792,14 +792,18 @@ _peer_lane_client_call (PeerLaneClient     *lane,
         }
       else
         {
-          if (deadline < 0)
-            g_cond_wait (&lane->cond, &lane->lock);
-          else if (!g_cond_wait_until (&lane->cond, &lane->lock, deadline))
-            g_set_error_literal (&wait_error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "Timeout was reached");
-          if (wait_error == NULL && g_cancellable_is_cancelled (cancellable))
-            g_cancellable_set_error_if_cancelled (cancellable, &wait_error);
-          if (wait_error == NULL)
-            continue;
+          /* Checked before each wait, under the lock that wake_waiters()
+           * takes: a cancellation is never missed between the two. */
+          if (!g_cancellable_set_error_if_cancelled (cancellable, &wait_error))
+            {
+              if (deadline < 0)
+                g_cond_wait (&lane->cond, &lane->lock);
+              else if (!g_cond_wait_until (&lane->cond, &lane->lock, deadline) &&
+                       g_get_monotonic_time () >= deadline)
+                g_set_error_literal (&wait_error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "Timeout was reached");
+              if (wait_error == NULL)
+                continue;
+            }
         }
       /* Ended by the wait, unless a reader took its reply meanwhile:
        * then it is finished in a moment. */

@@ -404,6 +404,7 @@ test_cancel_mid_flight (Fixture      *f,
   int pipe_fds[2];
 
   sync_with_server (f);
+  peer_test_ping_async (f->client);
   baseline = peer_test_count_open_fds ();
   call_async (f, "HoldFd", NULL, -1, cancellable, &c);
   held = pop_held (f);
@@ -421,8 +422,22 @@ test_cancel_mid_flight (Fixture      *f,
   g_clear_pointer (&held, peer_call_unref);
   g_clear_object (&fds);
   sync_with_server (f);
-  /* Nothing of the late reply is left on either side. */
-  g_assert_cmpuint (peer_test_count_open_fds (), ==, baseline);
+  /* Nothing of the late reply is left on either side. At most: what the
+   * previous test's connections had open may finish closing meanwhile. */
+  {
+    PeerTestDeadline deadline;
+    guint n;
+
+    peer_test_deadline_start (&deadline, 5000);
+    do
+      {
+        peer_test_ping_async (f->client);
+        n = peer_test_count_open_fds ();
+      }
+    while (n > baseline && !deadline.expired);
+    peer_test_deadline_end (&deadline);
+    g_assert_cmpuint (n, <=, baseline);
+  }
   g_assert_true (peer_client_has_lane (f->client));
 }
 
