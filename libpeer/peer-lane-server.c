@@ -1,12 +1,19 @@
 /* peer-lane-server.c: the server's end of a lane.
  *
- * Open() makes a socketpair, keeps one end and starts a thread that reads
- * frames from it (peer-lane-frame.c). A call to a handler flagged
- * PEER_METHOD_FLAGS_THREAD_SAFE runs right there, on the lane thread, and
- * its reply is written from whatever thread replies: no hop at all. Other
- * handlers are handed to the server's main context (correct, one hop).
- * Large replies go in chunks when the lane thread writes them (within a
- * send timeout), as sealed memfd blobs otherwise: see lane_send().
+ * Open() makes a socketpair and keeps one end, which one of a small fixed
+ * set of loop threads (one per CPU, made with the first lane, for the
+ * life of the process) watches with epoll, beside the other lanes given
+ * to it: the thread count does not grow with the number of lanes. Each
+ * turn of a loop reads one frame from each lane that has one
+ * (peer-lane-frame.c), so a busy lane cannot starve the others on its
+ * thread. A call to a handler flagged PEER_METHOD_FLAGS_THREAD_SAFE runs
+ * right there, on the loop thread, and its reply is written from whatever
+ * thread replies: no hop at all. Other handlers are handed to the server's
+ * main context (correct, one hop). Large replies go in chunks when the
+ * loop thread writes them (within a send timeout), as sealed memfd blobs
+ * otherwise: see lane_send(). What a loop reads into (a frame's buffer,
+ * the spare one chunked bodies are assembled in) is the loop's, not each
+ * lane's, and the spare is let go when the loop has been idle a while.
  */
 #include "config.h"
 
@@ -14,6 +21,8 @@
 #include <poll.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -45,8 +54,8 @@ lane_method_free (LaneMethod *m)
   g_free (m);
 }
 
-/* Owned by references: the lane thread's, the connection's list of lanes
- * (main context), and each call in progress. The fd is closed with the
+/* Owned by references: its loop's (while it is watched), the connection's
+ * list of lanes (main context), and each call in progress. The fd is closed with the
  * last reference, never before: a reply written from another thread must
  * not reach a reused fd number. */
 typedef struct {
@@ -57,7 +66,7 @@ typedef struct {
   GMainContext *context;
   GPtrArray *methods;           /* LaneMethod*, indexed by id; read-only */
   gint shut;                    /* atomic */
-  PeerLaneBuffers *buffers;     /* chunked calls are assembled here */
+  LaneSpin spin;                /* its loop's, for the next frame */
   gsize chunk_size;
   gsize max_chunked;            /* what the client was told it may receive in chunks */
   gsize kernel_reserved;        /* the sockets' buffers, held in the peer's quota */
@@ -86,6 +95,27 @@ typedef struct {
   GUnixFDList *fd_list;
 } QueuedFrame;
 
+static void lane_loops_release (void);
+
+/* Runs @func in @context, always from its loop. Not
+ * g_main_context_invoke(): a loop thread whose thread-default context is
+ * the server's (the global default, say) would run @func itself when the
+ * context is free to acquire. */
+static void
+lane_invoke_in_context (GMainContext *context,
+                        GSourceFunc   func,
+                        gpointer      data,
+                        const char   *name)
+{
+  GSource *source = g_idle_source_new ();
+
+  g_source_set_priority (source, G_PRIORITY_DEFAULT);
+  g_source_set_callback (source, func, data, NULL);
+  g_source_set_static_name (source, name);
+  g_source_attach (source, context);
+  g_source_unref (source);
+}
+
 static void
 queued_frame_free (QueuedFrame *q)
 {
@@ -94,9 +124,8 @@ queued_frame_free (QueuedFrame *q)
   g_free (q);
 }
 
-/* The lane whose thread this is, if any. Not the thread's id: a thread
- * made after the lane thread ended may be given the same one, and take
- * itself for the lane thread. */
+/* The lane whose frame this thread (a loop) is handling now, if any: the
+ * one thread that may wait for that lane's client as it writes. */
 static GPrivate current_lane;
 
 static LaneServer *
@@ -116,7 +145,6 @@ lane_server_unref (LaneServer *lane)
   g_queue_clear_full (&lane->queued, (GDestroyNotify) queued_frame_free);
   g_mutex_clear (&lane->write_lock);
   g_mutex_clear (&lane->queue_lock);
-  _peer_lane_buffers_unref (lane->buffers);
   g_ptr_array_unref (lane->methods);
   g_main_context_unref (lane->context);
   g_object_unref (lane->connection);
@@ -125,7 +153,7 @@ lane_server_unref (LaneServer *lane)
   g_free (lane);
 }
 
-/* Any thread. Wakes the lane thread out of recvmsg() with end of stream. */
+/* Any thread. Its loop sees the end of stream and lets it go. */
 static void
 lane_server_shutdown (LaneServer *lane)
 {
@@ -469,7 +497,7 @@ lane_handle_frame (LaneServer    *lane,
       return TRUE;
     }
 
-  g_main_context_invoke_full (lane->context, G_PRIORITY_DEFAULT, dispatch_in_main_context, call, NULL);
+  lane_invoke_in_context (lane->context, dispatch_in_main_context, call, "[libpeer] lane call");
   return TRUE;
 }
 
@@ -489,8 +517,42 @@ lane_ended_in_main_context (gpointer user_data)
   if (lanes != NULL)
     g_ptr_array_remove (lanes, lane);
   lane_server_unref (lane);
+  /* The loop let it go: the last lane ends the loops. */
+  lane_loops_release ();
   return G_SOURCE_REMOVE;
 }
+
+/* --- the loops ------------------------------------------------------------- */
+
+/* How long a loop with nothing to do keeps the spare buffer chunked bodies
+ * were assembled in: a lane busy with large calls reuses it, an idle one
+ * gives the memory back. */
+#define LOOP_IDLE_MS 1000
+/* Frames from this many ready lanes per turn: each gets one, in turn. */
+#define LOOP_MAX_EVENTS 64
+/* How long a loop waits for the rest of a chunked frame once its header
+ * came: the client writes them in a row, and a client that stops midway
+ * must not hold the other lanes of its loop for long. */
+#define LOOP_CHUNK_TIMEOUT_MS 2000
+
+typedef struct {
+  int epoll_fd;
+  int wake_fd;                  /* an eventfd: the loop is to end */
+  GThread *thread;
+  guint n_lanes;                /* atomic: lanes given to it, for the choice */
+  /* Only the loop's thread touches these */
+  guint8 *buffer;               /* a frame's header and inline body */
+  PeerLaneBuffers *buffers;     /* chunked calls are assembled here */
+} LaneLoop;
+
+/* The loops exist while some lane does (any server's in the process):
+ * made with the first, ended with the last, so that a process with no
+ * lanes has no threads or fds for them. */
+static GMutex loops_lock;
+/* Protected by @loops_lock */
+static LaneLoop *loops;
+static guint n_loops;
+static guint n_lanes_total;     /* lanes given to the loops, not yet handed back */
 
 /* The limit applies to connected peers as soon as it changes. */
 static gsize
@@ -499,52 +561,14 @@ lane_max_body (gpointer connection)
   return _peer_connection_get_max_message_size (connection);
 }
 
-static gpointer
-lane_thread (gpointer user_data)
+/* On its loop: the lane is done (end of stream, a bad frame, shut). */
+static void
+lane_end (LaneLoop   *loop,
+          LaneServer *lane,
+          GError     *error)
 {
-  LaneServer *lane = user_data;
-  g_autofree guint8 *buffer = g_malloc (PEER_LANE_BUFFER_SIZE);
-  g_autoptr(GError) error = NULL;
-  /* Up to the most any limit allows; the peer's limit, which may change,
-   * is applied to each call (lane_handle_frame()). */
-  PeerLaneReadOptions options = {
-    .max_fds = PEER_SERVER_MAX_FDS_PER_MESSAGE,
-    .drain_oversized = TRUE,
-    .buffers = lane->buffers,
-    .max_body_func = lane_max_body,
-    .max_body_data = lane->connection,
-    .mapped_in = _peer_connection_get_limits (lane->connection),
-  };
-  LaneSpin spin;
-
-  _peer_lane_spin_init (&spin);
-  g_private_set (&current_lane, lane);
-  for (;;)
-    {
-      PeerLaneFrame frame;
-      gboolean ok;
-
-      /* A client calling again at once is caught without a wake-up. */
-      _peer_lane_spin_wait (&spin, lane->fd);
-      if (!_peer_lane_read_frame_full (lane->fd, buffer, &options, &frame, &error))
-        break;
-      if (_peer_connection_is_closed (lane->connection))
-        {
-          /* The connection went first; its "closed" handler will shut
-           * this lane, but nothing more is served meanwhile. */
-          _peer_lane_frame_clear (&frame);
-          break;
-        }
-      ok = lane_handle_frame (lane, &frame);
-      _peer_lane_frame_clear (&frame);
-      if (!ok)
-        {
-          g_set_error_literal (&error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
-                               "Sent a lane frame only a server sends");
-          break;
-        }
-    }
-
+  epoll_ctl (loop->epoll_fd, EPOLL_CTL_DEL, lane->fd, NULL);
+  g_atomic_int_add (&loop->n_lanes, -1);
   if (error != NULL && !g_atomic_int_get (&lane->shut))
     {
       /* A peer that breaks the lane protocol is broken or hostile; the
@@ -556,11 +580,212 @@ lane_thread (gpointer user_data)
       peer_connection_close (lane->connection, reason);
     }
   lane_server_shutdown (lane);
+  /* Hands the loop's reference to the main context, which also drops the
+   * connection's. */
+  lane_invoke_in_context (lane->context, lane_ended_in_main_context, lane, "[libpeer] lane ended");
+}
+
+/* On its loop: one frame of @lane, if there is one. FALSE when the lane
+ * ended. */
+static gboolean
+lane_serve_one (LaneLoop   *loop,
+                LaneServer *lane)
+{
+  g_autoptr(GError) error = NULL;
+  /* Up to the most any limit allows; the peer's limit, which may change,
+   * is applied to each call (lane_handle_frame()). */
+  PeerLaneReadOptions options = {
+    .max_fds = PEER_SERVER_MAX_FDS_PER_MESSAGE,
+    .drain_oversized = TRUE,
+    .nonblocking = TRUE,
+    .buffers = loop->buffers,
+    .max_body_func = lane_max_body,
+    .max_body_data = lane->connection,
+    .mapped_in = _peer_connection_get_limits (lane->connection),
+  };
+  PeerLaneFrame frame;
+  gboolean ok;
+
+  if (!_peer_lane_read_frame_full (lane->fd, loop->buffer, &options, &frame, &error))
+    {
+      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+        return TRUE;            /* woken for nothing */
+      lane_end (loop, lane, error);
+      return FALSE;
+    }
+  if (_peer_connection_is_closed (lane->connection))
+    {
+      /* The connection went first; its "closed" handler will shut this
+       * lane, but nothing more is served meanwhile. */
+      _peer_lane_frame_clear (&frame);
+      lane_end (loop, lane, NULL);
+      return FALSE;
+    }
+  g_private_set (&current_lane, lane);
+  ok = lane_handle_frame (lane, &frame);
   g_private_set (&current_lane, NULL);
-  /* Hands this thread's reference to the main context, which also drops
-   * the connection's. */
-  g_main_context_invoke (lane->context, lane_ended_in_main_context, lane);
+  _peer_lane_frame_clear (&frame);
+  if (!ok)
+    {
+      g_set_error_literal (&error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
+                           "Sent a lane frame only a server sends");
+      lane_end (loop, lane, error);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gpointer
+lane_loop_thread (gpointer data)
+{
+  LaneLoop *loop = data;
+  struct epoll_event events[LOOP_MAX_EVENTS];
+  gboolean spare_held = FALSE;
+
+  for (;;)
+    {
+      int n = epoll_wait (loop->epoll_fd, events, LOOP_MAX_EVENTS, spare_held ? LOOP_IDLE_MS : -1);
+
+      if (n < 0)
+        {
+          if (errno != EINTR)
+            g_debug ("libpeer: lane loop: epoll_wait(): %s", g_strerror (errno));
+          continue;
+        }
+      if (n == 0)
+        {
+          /* Idle: whatever a large call left in the spare buffer goes
+           * (values made from it still hold it until they go). */
+          _peer_lane_buffers_unref (loop->buffers);
+          loop->buffers = _peer_lane_buffers_new ();
+          spare_held = FALSE;
+          continue;
+        }
+      /* One frame from each ready lane per turn; a lane with more is
+       * ready again at the next epoll_wait(), behind the others. */
+      for (int i = 0; i < n; i++)
+        {
+          LaneServer *lane = events[i].data.ptr;
+
+          if (lane == NULL)
+            goto out;           /* the last lane is gone */
+          if (lane_serve_one (loop, lane) && n == 1)
+            {
+              /* The only lane busy here: its client calling again at once
+               * is caught without a wake-up. */
+              _peer_lane_spin_wait (&lane->spin, lane->fd);
+            }
+        }
+      spare_held = TRUE;
+    }
+out:
+  _peer_lane_buffers_unref (loop->buffers);
+  g_free (loop->buffer);
   return NULL;
+}
+
+/* Ends every loop (none has a lane) and waits for it; @loops_lock held. */
+static void
+lane_loops_stop_locked (void)
+{
+  for (guint i = 0; i < n_loops; i++)
+    {
+      if (loops[i].thread != NULL)
+        {
+          guint64 one = 1;
+
+          while (write (loops[i].wake_fd, &one, sizeof one) < 0 && errno == EINTR)
+            ;
+          g_thread_join (loops[i].thread);
+        }
+      if (loops[i].epoll_fd >= 0)
+        close (loops[i].epoll_fd);
+      if (loops[i].wake_fd >= 0)
+        close (loops[i].wake_fd);
+    }
+  g_clear_pointer (&loops, g_free);
+  n_loops = 0;
+  n_lanes_total = 0;
+}
+
+/* Main context, for each lane it gives the loops; @loops_lock held. */
+static gboolean
+lane_loops_start_locked (GError **error)
+{
+  if (n_lanes_total++ > 0)
+    return TRUE;
+  n_loops = MAX (1, g_get_num_processors ());
+  loops = g_new0 (LaneLoop, n_loops);
+  for (guint i = 0; i < n_loops; i++)
+    {
+      struct epoll_event wake = { .events = EPOLLIN, .data.ptr = NULL };
+
+      loops[i].epoll_fd = epoll_create1 (EPOLL_CLOEXEC);
+      loops[i].wake_fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
+      if (loops[i].epoll_fd < 0 || loops[i].wake_fd < 0 ||
+          epoll_ctl (loops[i].epoll_fd, EPOLL_CTL_ADD, loops[i].wake_fd, &wake) != 0)
+        {
+          int saved_errno = errno;
+
+          g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno), "Lane loop: %s",
+                       g_strerror (saved_errno));
+          n_loops = i + 1;
+          lane_loops_stop_locked ();
+          return FALSE;
+        }
+      loops[i].buffer = g_malloc (PEER_LANE_BUFFER_SIZE);
+      loops[i].buffers = _peer_lane_buffers_new ();
+      loops[i].thread = g_thread_new ("peer-lane-loop", lane_loop_thread, &loops[i]);
+    }
+  return TRUE;
+}
+
+/* Main context, for each lane handed back (or not given after all). The
+ * loops' threads never run this: they are joined here. */
+static void
+lane_loops_release (void)
+{
+  g_mutex_lock (&loops_lock);
+  if (--n_lanes_total == 0)
+    lane_loops_stop_locked ();
+  g_mutex_unlock (&loops_lock);
+}
+
+/* Main context: gives @lane (and a reference to it) to the loop with the
+ * fewest lanes. It is handed back through lane_ended_in_main_context(). */
+static gboolean
+lane_loops_add (LaneServer  *lane,
+                GError     **error)
+{
+  struct epoll_event event = { .events = EPOLLIN, .data.ptr = lane };
+  LaneLoop *loop;
+
+  g_mutex_lock (&loops_lock);
+  if (!lane_loops_start_locked (error))
+    {
+      g_mutex_unlock (&loops_lock);
+      return FALSE;
+    }
+  loop = &loops[0];
+  for (guint i = 1; i < n_loops; i++)
+    if (g_atomic_int_get (&loops[i].n_lanes) < g_atomic_int_get (&loop->n_lanes))
+      loop = &loops[i];
+  g_atomic_int_inc (&loop->n_lanes);
+  lane_server_ref (lane);
+  if (epoll_ctl (loop->epoll_fd, EPOLL_CTL_ADD, lane->fd, &event) != 0)
+    {
+      int saved_errno = errno;
+
+      g_atomic_int_add (&loop->n_lanes, -1);
+      g_mutex_unlock (&loops_lock);
+      lane_server_unref (lane);
+      lane_loops_release ();
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno), "epoll_ctl(): %s",
+                   g_strerror (saved_errno));
+      return FALSE;
+    }
+  g_mutex_unlock (&loops_lock);
+  return TRUE;
 }
 
 static void
@@ -643,7 +868,6 @@ handle_open (PeerCall *call,
   GVariantBuilder description;
   GPtrArray *lanes;
   LaneServer *lane;
-  GThread *thread;
   GVariantDict limits;
   PeerWireLimits *ledger = _peer_connection_get_limits (connection);
   gsize buffer_size, kernel_bytes = 0;
@@ -685,10 +909,14 @@ handle_open (PeerCall *call,
       if (setsockopt (pair[i], SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0)
         setsockopt (pair[i], SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
     }
-  /* The lane thread waits this long for a client to take a chunk. */
+  /* A loop waits this long for a client to take a chunk, and this long
+   * for the next chunk of a call. */
   {
     struct timeval tv = { PEER_LANE_SEND_TIMEOUT_MS / 1000, (PEER_LANE_SEND_TIMEOUT_MS % 1000) * 1000 };
+    struct timeval chunk_tv = { LOOP_CHUNK_TIMEOUT_MS / 1000, (LOOP_CHUNK_TIMEOUT_MS % 1000) * 1000 };
+
     setsockopt (pair[0], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    setsockopt (pair[0], SOL_SOCKET, SO_RCVTIMEO, &chunk_tv, sizeof chunk_tv);
   }
 
   for (int i = 0; i < 2; i++)
@@ -716,7 +944,7 @@ handle_open (PeerCall *call,
   lane->connection = g_object_ref (connection);
   lane->router = _peer_router_ref (router);
   lane->context = g_main_context_ref_thread_default ();
-  lane->buffers = _peer_lane_buffers_new ();
+  _peer_lane_spin_init (&lane->spin);
   lane->watched = _peer_debug_lanes_watched ();
   lane->chunk_size = _peer_lane_chunk_size_for (pair[0]);
   lane->max_chunked = _peer_connection_get_max_message_size (connection);
@@ -734,8 +962,7 @@ handle_open (PeerCall *call,
     }
   g_ptr_array_add (lanes, lane_server_ref (lane));     /* the connection's reference */
 
-  thread = g_thread_try_new ("peer-lane", lane_thread, lane, &error);   /* the thread's reference */
-  if (thread == NULL)
+  if (!lane_loops_add (lane, &error))
     {
       g_ptr_array_remove (lanes, lane);
       lane_server_unref (lane);
@@ -743,7 +970,7 @@ handle_open (PeerCall *call,
       peer_call_return_gerror (call, error);
       return;
     }
-  g_thread_unref (thread);
+  lane_server_unref (lane);             /* the loop and the connection hold it now */
 
   g_debug ("libpeer: lane opened for %s with %u methods", peer_connection_get_unique_name (connection),
            lane->methods->len);
