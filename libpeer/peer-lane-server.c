@@ -404,11 +404,24 @@ lane_refuse (LaneServer *lane,
   lane_send (lane, PEER_LANE_KIND_ERROR, serial, body, NULL);
 }
 
+/* Answers a call with @error, by the name the registered tables give it. */
+static void
+lane_refuse_gerror (LaneServer   *lane,
+                    guint32       serial,
+                    const GError *error)
+{
+  g_autofree char *name = _peer_wire_error_name (error);
+
+  lane_refuse (lane, serial, name, error->message);
+}
+
 /* Returns FALSE when the frame breaks the protocol. */
 static gboolean
 lane_handle_frame (LaneServer    *lane,
                    PeerLaneFrame *frame)
 {
+  PeerWireLimits *limits = _peer_connection_get_limits (lane->connection);
+  g_autoptr(GError) refusal = NULL;
   const PeerLaneHeader *h = &frame->header;
   const LaneMethod *m;
   GVariant *parameters;
@@ -417,31 +430,29 @@ lane_handle_frame (LaneServer    *lane,
 
   if (h->kind != PEER_LANE_KIND_CALL)
     return FALSE;
-  /* Over the limit: a chunked body arrives oversized (read and dropped),
-   * an inline one is measured here; a blob's does not count. */
+  /* The checks the D-Bus path makes too, in the ledger they share.
+   * Over the limit: a chunked body arrives oversized (read and dropped),
+   * an inline one is measured here; a blob's does not count (what the
+   * peer has mapped does: over_mapped). The fds are closed with the
+   * frame. */
   if (frame->over_mapped != NULL)
     {
-      lane_refuse (lane, h->serial, "org.libpeer.Error.LimitExceeded", frame->over_mapped->message);
+      lane_refuse_gerror (lane, h->serial, frame->over_mapped);
       return TRUE;
     }
-  if (frame->oversized ||
-      (!(h->flags & PEER_LANE_FLAG_BODY_IN_BLOB) &&
-       h->body_size > _peer_connection_get_max_message_size (lane->connection)))
+  if ((frame->oversized || !(h->flags & PEER_LANE_FLAG_BODY_IN_BLOB)) &&
+      (!_peer_wire_limits_check_body_size (limits, "call", h->body_size, &refusal) || frame->oversized))
     {
-      g_autofree char *message = g_strdup_printf ("The call's %u bytes are over the limit of %u",
-                                                  h->body_size,
-                                                  _peer_connection_get_max_message_size (lane->connection));
-      lane_refuse (lane, h->serial, "org.libpeer.Error.LimitExceeded", message);
+      if (refusal == NULL)          /* the limit was raised since it arrived */
+        g_set_error (&refusal, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED,
+                     "The call's body of %u bytes was over the limit as it arrived", h->body_size);
+      lane_refuse_gerror (lane, h->serial, refusal);
       return TRUE;
     }
-  /* As on the GDBus path: refused, and the fds are closed with the frame. */
   if (frame->fd_list != NULL &&
-      (guint) g_unix_fd_list_get_length (frame->fd_list) > _peer_connection_get_max_fds (lane->connection))
+      !_peer_wire_limits_check_n_fds (limits, g_unix_fd_list_get_length (frame->fd_list), &refusal))
     {
-      g_autofree char *message = g_strdup_printf ("The call carries %d fds, more than %u",
-                                                  g_unix_fd_list_get_length (frame->fd_list),
-                                                  _peer_connection_get_max_fds (lane->connection));
-      lane_refuse (lane, h->serial, "org.libpeer.Error.LimitExceeded", message);
+      lane_refuse_gerror (lane, h->serial, refusal);
       return TRUE;
     }
   if (h->target >= lane->methods->len)
@@ -469,12 +480,10 @@ lane_handle_frame (LaneServer    *lane,
 
   /* The peer's one budget: a lane is no way around the limit on its
    * GDBus connection, and a thread-safe call counts while it runs. */
-  if (!_peer_wire_limits_begin_call (_peer_connection_get_limits (lane->connection)))
+  if (!_peer_wire_limits_check_begin_call (limits, &refusal))
     {
-      g_autofree char *message = g_strdup_printf ("More than %u calls in progress",
-                                                  _peer_wire_limits_get_max_in_flight (_peer_connection_get_limits (lane->connection)));
       g_variant_unref (parameters);
-      lane_refuse (lane, h->serial, "org.libpeer.Error.LimitExceeded", message);
+      lane_refuse_gerror (lane, h->serial, refusal);
       return TRUE;
     }
 
