@@ -70,6 +70,17 @@ typedef struct {
   GDestroyNotify destroy;
 } LaneWaiter;
 
+/* The asynchronous calls that ended, for one caller context: returned
+ * there together by one idle, as many as ended before it ran (a reply
+ * costs the context no source and no wake-up of its own). */
+typedef struct {
+  PeerLaneClient *lane;
+  GMainContext *context;
+  /* Under the lane's @lock */
+  GQueue done;                  /* LaneWaiter* */
+  gboolean scheduled;           /* an idle will take @done */
+} LaneReturns;
+
 struct _PeerLaneClient
 {
   int fd;
@@ -98,6 +109,7 @@ struct _PeerLaneClient
   gboolean reader_active;       /* a thread holds the reader's part */
   gboolean stopping;            /* the reader thread is to end */
   GThread *reader_thread;       /* made for the first asynchronous call */
+  GPtrArray *returns;           /* LaneReturns*, one per caller context */
 
   /* Only the thread that holds the reader's part touches these */
   guint8 *buffer;
@@ -123,6 +135,7 @@ _peer_lane_client_new (GVariant     *open_reply,
   g_mutex_init (&lane->write_lock);
   g_cond_init (&lane->cond);
   lane->pending = g_hash_table_new (NULL, NULL);
+  lane->returns = g_ptr_array_new ();
   lane->by_member = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_ptr_array_unref);
   lane->by_id = g_ptr_array_new_with_free_func ((GDestroyNotify) lane_entry_free);
   lane->buffer = g_malloc (PEER_LANE_BUFFER_SIZE);
@@ -205,6 +218,15 @@ _peer_lane_client_free (PeerLaneClient *lane)
   if (lane->fd >= 0)
     close (lane->fd);
   g_clear_pointer (&lane->pending, g_hash_table_unref);
+  /* Each waiter in @done holds what holds us: none is left. */
+  for (guint i = 0; i < lane->returns->len; i++)
+    {
+      LaneReturns *r = g_ptr_array_index (lane->returns, i);
+
+      g_main_context_unref (r->context);
+      g_free (r);
+    }
+  g_ptr_array_unref (lane->returns);
   g_cond_clear (&lane->cond);
   g_mutex_clear (&lane->write_lock);
   g_hash_table_unref (lane->by_member);
@@ -335,11 +357,9 @@ lane_waiter_free (LaneWaiter *w)
 /* In the caller's context: the asynchronous call's end, once. Its
  * cancellation handler and timeout are gone before it is freed, so that
  * neither runs on a freed waiter. */
-static gboolean
-lane_waiter_return (gpointer user_data)
+static void
+lane_waiter_return (LaneWaiter *w)
 {
-  LaneWaiter *w = user_data;
-
   if (w->cancelled_id != 0)
     g_cancellable_disconnect (w->cancellable, w->cancelled_id);
   if (w->timeout_source != NULL)
@@ -352,7 +372,58 @@ lane_waiter_return (gpointer user_data)
   if (w->destroy != NULL)
     w->destroy (w->user_data);
   lane_waiter_free (w);
+}
+
+/* In a caller's context: the calls that ended for it. Neither @data nor
+ * the lane is touched once the first call is returned: returning the last
+ * one may let the client, and with it the lane, go. */
+static gboolean
+lane_returns_dispatch (gpointer data)
+{
+  LaneReturns *r = data;
+  GQueue batch = G_QUEUE_INIT;
+  LaneWaiter *w;
+
+  g_mutex_lock (&r->lane->lock);
+  batch = r->done;
+  g_queue_init (&r->done);
+  r->scheduled = FALSE;
+  g_mutex_unlock (&r->lane->lock);
+  while ((w = g_queue_pop_head (&batch)) != NULL)
+    lane_waiter_return (w);
   return G_SOURCE_REMOVE;
+}
+
+/* @lock held. */
+static void
+lane_returns_push_locked (PeerLaneClient *lane,
+                          LaneWaiter     *w)
+{
+  LaneReturns *r = NULL;
+
+  for (guint i = 0; i < lane->returns->len && r == NULL; i++)
+    if (((LaneReturns *) g_ptr_array_index (lane->returns, i))->context == w->context)
+      r = g_ptr_array_index (lane->returns, i);
+  if (r == NULL)
+    {
+      r = g_new0 (LaneReturns, 1);
+      r->lane = lane;
+      r->context = g_main_context_ref (w->context);
+      g_queue_init (&r->done);
+      g_ptr_array_add (lane->returns, r);
+    }
+  g_queue_push_tail (&r->done, w);
+  if (!r->scheduled)
+    {
+      GSource *source = g_idle_source_new ();
+
+      r->scheduled = TRUE;
+      g_source_set_priority (source, G_PRIORITY_DEFAULT);
+      g_source_set_callback (source, lane_returns_dispatch, r, NULL);
+      g_source_set_static_name (source, "[libpeer] lane replies");
+      g_source_attach (source, r->context);
+      g_source_unref (source);
+    }
 }
 
 /* Called with @lock held, for a waiter just taken out of @pending (which
@@ -374,15 +445,7 @@ lane_waiter_finish_locked (PeerLaneClient *lane,
   if (w->is_async)
     lane->n_async--;
   if (w->is_async && !w->setting_up)
-    {
-      GSource *source = g_idle_source_new ();
-
-      g_source_set_priority (source, G_PRIORITY_DEFAULT);
-      g_source_set_callback (source, lane_waiter_return, w, NULL);
-      g_source_set_static_name (source, "[libpeer] lane reply");
-      g_source_attach (source, w->context);
-      g_source_unref (source);
-    }
+    lane_returns_push_locked (lane, w);
   else
     g_cond_broadcast (&lane->cond);
 }
