@@ -103,6 +103,7 @@ struct _PeerLaneClient
   GMutex lock;
   GCond cond;                   /* something was read, or the reader left */
   /* Protected by @lock */
+  guint n_waiting;              /* threads in lane_wait(): a wake-up is a syscall */
   guint32 next_serial;
   GHashTable *pending;          /* serial → LaneWaiter*, the calls in flight */
   guint n_async;                /* of them, asynchronous */
@@ -116,6 +117,31 @@ struct _PeerLaneClient
   PeerLaneBuffers *buffers;     /* chunked replies are assembled here */
   LaneSpin spin;                /* for the reply */
 };
+
+/* @lock held. GLib's broadcast is a futex syscall even with no waiter;
+ * most wake-ups (each call, each frame read) have none. */
+static void
+lane_wake_locked (PeerLaneClient *lane)
+{
+  if (lane->n_waiting > 0)
+    g_cond_broadcast (&lane->cond);
+}
+
+/* @lock held. Until @deadline (monotonic; -1: none); FALSE when it passed. */
+static gboolean
+lane_wait_locked (PeerLaneClient *lane,
+                  gint64          deadline)
+{
+  gboolean woken = TRUE;
+
+  lane->n_waiting++;
+  if (deadline < 0)
+    g_cond_wait (&lane->cond, &lane->lock);
+  else
+    woken = g_cond_wait_until (&lane->cond, &lane->lock, deadline);
+  lane->n_waiting--;
+  return woken;
+}
 
 PeerLaneClient *
 _peer_lane_client_new (GVariant     *open_reply,
@@ -210,7 +236,7 @@ _peer_lane_client_free (PeerLaneClient *lane)
     {
       g_mutex_lock (&lane->lock);
       lane->stopping = TRUE;
-      g_cond_broadcast (&lane->cond);
+      lane_wake_locked (lane);
       g_mutex_unlock (&lane->lock);
       shutdown (lane->fd, SHUT_RDWR);
       g_thread_join (lane->reader_thread);
@@ -447,7 +473,7 @@ lane_waiter_finish_locked (PeerLaneClient *lane,
   if (w->is_async && !w->setting_up)
     lane_returns_push_locked (lane, w);
   else
-    g_cond_broadcast (&lane->cond);
+    lane_wake_locked (lane);
 }
 
 /* Takes @serial's waiter out of the table and ends it with @error (which
@@ -483,7 +509,7 @@ lane_fail_all (PeerLaneClient *lane,
       g_hash_table_iter_steal (&iter);
       lane_waiter_finish_locked (lane, value, NULL, NULL, g_error_copy (reason));
     }
-  g_cond_broadcast (&lane->cond);
+  lane_wake_locked (lane);
   g_mutex_unlock (&lane->lock);
 }
 
@@ -669,7 +695,7 @@ lane_reader_thread (gpointer data)
       g_autoptr(GError) error = NULL;
 
       while (!lane->stopping && (lane->n_async == 0 || lane->reader_active))
-        g_cond_wait (&lane->cond, &lane->lock);
+        lane_wait_locked (lane, -1);
       if (lane->stopping)
         break;
       lane->reader_active = TRUE;
@@ -679,7 +705,7 @@ lane_reader_thread (gpointer data)
       lane_read_one (lane, TRUE, -1, NULL, &error);
       g_mutex_lock (&lane->lock);
       lane->reader_active = FALSE;
-      g_cond_broadcast (&lane->cond);
+      lane_wake_locked (lane);
     }
   g_mutex_unlock (&lane->lock);
   return NULL;
@@ -766,7 +792,7 @@ lane_send_call (PeerLaneClient  *lane,
           if (w->is_async)
             lane->n_async--;
         }
-      g_cond_broadcast (&lane->cond);
+      lane_wake_locked (lane);
       g_mutex_unlock (&lane->lock);
       if (disconnected)
         _peer_lane_client_shutdown (lane);
@@ -793,7 +819,7 @@ wake_waiters (GCancellable *cancellable,
   PeerLaneClient *lane = data;
 
   g_mutex_lock (&lane->lock);
-  g_cond_broadcast (&lane->cond);
+  lane_wake_locked (lane);
   g_mutex_unlock (&lane->lock);
 }
 
@@ -847,7 +873,7 @@ _peer_lane_client_call (PeerLaneClient     *lane,
           g_mutex_lock (&lane->lock);
           lane->reader_active = FALSE;
           reader = FALSE;
-          g_cond_broadcast (&lane->cond);
+          lane_wake_locked (lane);
           if (progressed || g_error_matches (wait_error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
             continue;
           if (blocking && g_get_monotonic_time () < deadline)
@@ -860,8 +886,8 @@ _peer_lane_client_call (PeerLaneClient     *lane,
           if (!g_cancellable_set_error_if_cancelled (cancellable, &wait_error))
             {
               if (deadline < 0)
-                g_cond_wait (&lane->cond, &lane->lock);
-              else if (!g_cond_wait_until (&lane->cond, &lane->lock, deadline) &&
+                lane_wait_locked (lane, -1);
+              else if (!lane_wait_locked (lane, deadline) &&
                        g_get_monotonic_time () >= deadline)
                 g_set_error_literal (&wait_error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "Timeout was reached");
               if (wait_error == NULL)
@@ -872,7 +898,7 @@ _peer_lane_client_call (PeerLaneClient     *lane,
        * then it is finished in a moment. */
       if (!lane_end_call_locked (lane, &w, g_steal_pointer (&wait_error)))
         while (!w.done)
-          g_cond_wait (&lane->cond, &lane->lock);
+          lane_wait_locked (lane, -1);
     }
   g_mutex_unlock (&lane->lock);
   if (cancelled_id != 0)
@@ -997,6 +1023,6 @@ _peer_lane_client_call_async (PeerLaneClient     *lane,
       lane_waiter_finish_locked (lane, w, w->reply, w->fd_list, w->error);
     }
   /* The reader thread may have been waiting for this call. */
-  g_cond_broadcast (&lane->cond);
+  lane_wake_locked (lane);
   g_mutex_unlock (&lane->lock);
 }
