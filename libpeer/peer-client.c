@@ -653,7 +653,6 @@ typedef struct {
   int timeout_ms;
   GUnixFDList *fd_list;                 /* nullable; the caller's, referenced until sent */
   gsize threshold;
-  guint32 lane_id;                      /* for calls that take the lane */
 } PendingCall;
 
 static void
@@ -816,12 +815,36 @@ peer_client_call (PeerClient          *self,
   g_autoptr(GError) error = NULL;
   PendingCall *pending;
   PeerLaneClient *lane;
+  guint32 lane_id;
 
   g_return_if_fail (PEER_IS_CLIENT (self));
   g_return_if_fail (object_path != NULL && g_variant_is_object_path (object_path));
   g_return_if_fail (interface_name == NULL || g_dbus_is_interface_name (interface_name));
   g_return_if_fail (method_name != NULL && g_dbus_is_member_name (method_name));
   g_return_if_fail (fd_list == NULL || G_IS_UNIX_FD_LIST (fd_list));
+
+  lane = g_atomic_pointer_get (&self->lane);
+  if (lane != NULL && !g_dbus_connection_is_closed (self->connection) &&
+      _peer_lane_client_has_method (lane, object_path, interface_name, method_name, &lane_id))
+    {
+      g_autoptr(GVariant) owned = parameters != NULL ? g_variant_ref_sink (parameters) : NULL;
+      GMainContext *context;
+
+      /* The lane needs none of what a GDBus call keeps while it waits. */
+      task = g_task_new (self, cancellable, callback, user_data);
+      g_task_set_source_tag (task, peer_client_call);
+      if (!check_can_send_fds (self, fd_list, &error))
+        {
+          g_task_return_error (task, g_steal_pointer (&error));
+          return;
+        }
+      context = g_task_get_context (task);
+      /* The call takes our reference to the task, and returns it in the
+       * task's context. */
+      _peer_lane_client_call_async (lane, lane_id, owned, reply_type, timeout_ms, fd_list, cancellable,
+                                    context, return_lane_call, g_steal_pointer (&task), g_object_unref);
+      return;
+    }
 
   pending = g_new0 (PendingCall, 1);
   pending->object_path = g_strdup (object_path);
@@ -839,23 +862,6 @@ peer_client_call (PeerClient          *self,
   if (!check_can_send_fds (self, fd_list, &error))
     {
       g_task_return_error (task, g_steal_pointer (&error));
-      return;
-    }
-
-  lane = g_atomic_pointer_get (&self->lane);
-  if (lane != NULL && !g_dbus_connection_is_closed (self->connection) &&
-      _peer_lane_client_has_method (lane, object_path, interface_name, method_name, &pending->lane_id))
-    {
-      GMainContext *context = g_task_get_context (task);
-
-      /* The call takes our reference to the task, and returns it in the
-       * task's context. */
-      _peer_lane_client_call_async (lane, pending->lane_id, pending->parameters, pending->reply_type,
-                                    pending->timeout_ms, pending->fd_list, cancellable,
-                                    context, return_lane_call, g_steal_pointer (&task), g_object_unref);
-      /* Sent: the caller's arguments and fds are not needed any more. */
-      g_clear_pointer (&pending->parameters, g_variant_unref);
-      g_clear_object (&pending->fd_list);
       return;
     }
 
