@@ -1,9 +1,17 @@
 /* peer-lane-client.c: the client's end of a lane.
  *
- * A synchronous call writes its frame and reads the reply on the caller's
- * own thread: no worker thread, no main context. One call is on a lane at
- * a time (a mutex); a late reply to a call that timed out is recognised
- * by its serial and dropped. The frames themselves are peer-lane-frame.c's.
+ * Calls are pipelined: each gets a serial and waits in a table for the
+ * reply that names it, whatever the order replies come in. One thread at
+ * a time reads the socket (it holds "the reader's part") and hands each
+ * reply to its call. A synchronous call reads on its own thread when no
+ * one else is reading (so a lone caller's call is a write and a read, no
+ * thread hop, as before pipelining), and otherwise waits to be handed its
+ * reply. Asynchronous calls are read for by a reader thread, made with
+ * the first, that reads only while they are in flight and no synchronous
+ * caller is reading; their ends are returned in their callers' contexts.
+ * A reply to a call that timed out or was cancelled finds no one in the
+ * table and is dropped with its fds. The frames themselves are
+ * peer-lane-frame.c's.
  */
 #include "config.h"
 

@@ -22,15 +22,20 @@
  * but a whole one-datagram frame written by another thread may come
  * between them; only a client (for which that is a stale reply) skips it.
  *
- * Threads: the server's lane is freed with its last reference on any
- * thread (its thread's, a call's, the main context's): it owns no
- * main-context state, only its fd and buffers, and the PeerConnection it
- * holds defers its own teardown to the server's main context. The list of
- * a connection's lanes is main context only; the lane thread hands its
- * reference back there as it ends, and knows itself by a thread-local
- * mark, never by a thread id, which a later thread may be given. A
- * PeerLaneClient is freed by its PeerClient's finalize, on any thread but
- * the client's lane worker (see peer-client.h).
+ * Frames carry a serial: many calls may be in flight on a lane at once,
+ * and replies come back in whatever order the handlers answer.
+ *
+ * Threads: the server's lanes are served by a fixed set of loop threads
+ * (peer-lane-server.c), one per CPU, which exist while any lane does. A
+ * server's lane is freed with its last reference on any thread (its
+ * loop's, a call's, the main context's): it owns no main-context state,
+ * only its fd, and the PeerConnection it holds defers its own teardown to
+ * the server's main context. The list of a connection's lanes is main
+ * context only; a loop hands its reference back there when the lane ends,
+ * and knows which lane it serves by a thread-local mark, never by a
+ * thread id. A PeerLaneClient is freed by its PeerClient's finalize, on
+ * any thread but its own reader thread (which holds no reference to a
+ * call's task or client: see peer-lane-client.c), and joins that thread.
  */
 #pragma once
 
@@ -58,10 +63,11 @@ G_BEGIN_DECLS
  * PEER_LANE_MAX_INLINE needs. */
 #define PEER_LANE_SOCKET_BUFFER (8 * 1024 * 1024)
 #define PEER_LANE_MIN_SOCKET_BUFFER (256 * 1024)
-/* How long the server's lane thread waits for a client to take a chunk of
- * a reply before it shuts the lane. */
+/* How long a server's loop waits for a client to take a chunk of a reply
+ * before it shuts the lane. */
 #define PEER_LANE_SEND_TIMEOUT_MS 10000
-/* Lanes one connection may open: each costs the server a thread. */
+/* Lanes one connection may open: each costs the server an fd and socket
+ * buffers (its threads are shared). */
 #define PEER_LANE_MAX_PER_CONNECTION 4
 /* Lane calls count against the peer's calls in flight, shared with its
  * GDBus connection (peer_server_set_max_calls_in_flight()); this is the

@@ -71,18 +71,18 @@ typedef struct {
   gsize max_chunked;            /* what the client was told it may receive in chunks */
   gsize kernel_reserved;        /* the sockets' buffers, held in the peer's quota */
 
-  /* Only the lane thread writes chunked frames, holding @write_lock
+  /* Only the lane's loop (serving a frame of it) writes chunked frames, holding @write_lock
    * throughout (it may wait for the client). Other threads write
    * one-datagram frames, never waiting: with the lock when they get it at
    * once, else through @queued, which whoever holds the lock empties
-   * after releasing it. The lane thread's own one-datagram frames need no
+   * after releasing it. The loop's own one-datagram frames need no
    * lock: nothing else can be between chunks when it writes them. */
   GMutex write_lock;
   GMutex queue_lock;
   GQueue queued;                /* QueuedFrame*, under queue_lock */
   gint n_queued;                /* atomic: the queue's length */
   gboolean watched;             /* frames are logged or captured */
-  /* A finished call's block, for the lane thread's next call: a call
+  /* A finished call's block, for its loop's next call: a call
    * costs no allocation in the steady state. Atomic: calls finish on
    * any thread. */
   gpointer spare_call;
@@ -271,7 +271,7 @@ lane_send (LaneServer   *lane,
     lane_observe_frame (lane, FALSE, kind, 0, target, NULL, NULL, NULL, body, fd_list);
   if (g_private_get (&current_lane) == lane)
     {
-      /* The lane thread may wait for the client (who, in a call, reads),
+      /* The loop may wait for the client (who, in a call, reads),
        * within the socket's send timeout; it is the only one that does.
        * It holds the lock only to write in chunks: no other thread's
        * chunks can be in progress, and a one-datagram frame cannot come
@@ -295,7 +295,7 @@ lane_send (LaneServer   *lane,
     }
   else
     {
-      /* The lane thread is writing a chunked frame: it sends this after. */
+      /* The loop is writing a chunked frame: it sends this after. */
       QueuedFrame *q = g_new0 (QueuedFrame, 1);
 
       q->kind = kind;
@@ -366,7 +366,7 @@ static gboolean
 lane_finalize (PeerCall *call)
 {
   LaneServer *lane = ((LaneCall *) call->transport_data)->lane;
-  /* Nothing of @call is touched once it is the spare: the lane thread may
+  /* Nothing of @call is touched once it is the spare: its loop may
    * be building its next call in it already. */
   gboolean kept = g_atomic_pointer_compare_and_exchange (&lane->spare_call, NULL, call);
 
