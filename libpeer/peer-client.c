@@ -33,6 +33,8 @@ struct _PeerClient
   GMutex lock;
   /* Protected by @lock */
   GError *close_reason;
+  GPtrArray *lane_subscriptions;        /* Subscription*, borrowed: GDBus holds them */
+  gboolean lane_signals_taken;
 };
 
 typedef enum {
@@ -108,6 +110,11 @@ peer_client_dispose (GObject *object)
 {
   PeerClient *self = PEER_CLIENT (object);
 
+  /* The lane's reader delivers to none of them any more (GDBus ends
+   * them as the connection goes). */
+  g_mutex_lock (&self->lock);
+  g_clear_pointer (&self->lane_subscriptions, g_ptr_array_unref);
+  g_mutex_unlock (&self->lock);
   if (self->connection != NULL)
     {
       g_clear_signal_handler (&self->closed_handler, self->connection);
@@ -128,6 +135,7 @@ peer_client_finalize (GObject *object)
   /* Every asynchronous lane call holds a reference on us until its end has
    * run in its caller's context: none is in flight here. */
   g_clear_pointer (&self->lane, _peer_lane_client_free);
+  g_clear_pointer (&self->lane_subscriptions, g_ptr_array_unref);
   g_mutex_clear (&self->lock);
 
   G_OBJECT_CLASS (peer_client_parent_class)->finalize (object);
@@ -945,22 +953,57 @@ peer_client_set_property_sync (PeerClient   *self,
 
 /* --- signals ------------------------------------------------------------ */
 
+/* A subscription, delivered by GDBus for signals on the connection and
+ * by the lane for signals on it (after TakeSignals). Refcounted: GDBus's
+ * hold ends when it is unsubscribed, each lane delivery on its way holds
+ * one too, and @user_data goes with the last. */
 typedef struct {
+  gatomicrefcount ref_count;
   GWeakRef client;                      /* the GDBusConnection may outlive it */
   PeerSignalFunc callback;
   gpointer user_data;
   GDestroyNotify destroy;
+  /* For the lane's deliveries; read-only */
+  char *object_path;
+  char *interface_name;
+  char *signal_name;
+  GMainContext *context;
+  gint active;                          /* atomic: not yet unsubscribed */
 } Subscription;
 
 static void
-subscription_free (gpointer data)
+subscription_unref (gpointer data)
 {
   Subscription *sub = data;
 
+  if (!g_atomic_ref_count_dec (&sub->ref_count))
+    return;
   if (sub->destroy != NULL)
     sub->destroy (sub->user_data);
   g_weak_ref_clear (&sub->client);
+  g_free (sub->object_path);
+  g_free (sub->interface_name);
+  g_free (sub->signal_name);
+  g_main_context_unref (sub->context);
   g_free (sub);
+}
+
+/* GDBus's destroy notify: unsubscribed. */
+static void
+subscription_end (gpointer data)
+{
+  Subscription *sub = data;
+  g_autoptr(PeerClient) client = g_weak_ref_get (&sub->client);
+
+  g_atomic_int_set (&sub->active, FALSE);
+  if (client != NULL)
+    {
+      g_mutex_lock (&client->lock);
+      if (client->lane_subscriptions != NULL)
+        g_ptr_array_remove (client->lane_subscriptions, sub);
+      g_mutex_unlock (&client->lock);
+    }
+  subscription_unref (sub);
 }
 
 static void
@@ -979,6 +1022,109 @@ on_signal (GDBusConnection *connection,
     sub->callback (client, object_path, interface_name, signal_name, parameters, sub->user_data);
 }
 
+/* A signal from the lane, on its way to one subscription's context. */
+typedef struct {
+  Subscription *sub;
+  PeerClient *client;                   /* what keeps the lane, and its queue, alive */
+  char *object_path;
+  char *interface_name;
+  char *signal_name;
+  GVariant *parameters;
+} LaneSignal;
+
+static void
+lane_signal_free (gpointer data)
+{
+  LaneSignal *ls = data;
+
+  subscription_unref (ls->sub);
+  g_object_unref (ls->client);
+  g_free (ls->object_path);
+  g_free (ls->interface_name);
+  g_free (ls->signal_name);
+  g_variant_unref (ls->parameters);
+  g_free (ls);
+}
+
+/* In the subscription's context. */
+static gboolean
+deliver_lane_signal (gpointer data)
+{
+  LaneSignal *ls = data;
+
+  if (g_atomic_int_get (&ls->sub->active))
+    ls->sub->callback (ls->client, ls->object_path, ls->interface_name, ls->signal_name, ls->parameters,
+                       ls->sub->user_data);
+  return G_SOURCE_REMOVE;
+}
+
+/* On the thread reading the lane: each subscription that matches gets
+ * the signal in its context, in order with the replies read before it.
+ * @data, the client, is not yet finalized: the lane (and its reader) go
+ * in its finalize, and its dispose empties the list first. */
+static void
+on_lane_signal (PeerLaneClient *lane,
+                const char     *object_path,
+                const char     *interface_name,
+                const char     *signal_name,
+                GVariant       *parameters,
+                gpointer        data)
+{
+  PeerClient *self = data;
+
+  g_mutex_lock (&self->lock);
+  for (guint i = 0; self->lane_subscriptions != NULL && i < self->lane_subscriptions->len; i++)
+    {
+      Subscription *sub = g_ptr_array_index (self->lane_subscriptions, i);
+      PeerClient *client;
+      LaneSignal *ls;
+
+      if ((sub->object_path != NULL && !g_str_equal (sub->object_path, object_path)) ||
+          (sub->interface_name != NULL && !g_str_equal (sub->interface_name, interface_name)) ||
+          (sub->signal_name != NULL && !g_str_equal (sub->signal_name, signal_name)))
+        continue;
+      /* Not a plain reference: the client may be in its finalize, which
+       * waits for this thread. */
+      client = g_weak_ref_get (&sub->client);
+      if (client == NULL)
+        continue;
+      ls = g_new0 (LaneSignal, 1);
+      g_atomic_ref_count_inc (&sub->ref_count);
+      ls->sub = sub;
+      ls->client = client;
+      ls->object_path = g_strdup (object_path);
+      ls->interface_name = g_strdup (interface_name);
+      ls->signal_name = g_strdup (signal_name);
+      ls->parameters = g_variant_ref (parameters);
+      _peer_lane_client_deliver (lane, sub->context, deliver_lane_signal, ls, lane_signal_free);
+    }
+  g_mutex_unlock (&self->lock);
+}
+
+/* Once there is a lane and a subscription: the server sends signals on
+ * the lane, in order with its replies, instead of the connection. Any
+ * thread; asked once, without waiting (until the server switches,
+ * signals keep coming on the connection, each one way or the other). */
+static void
+take_lane_signals (PeerClient *self)
+{
+  PeerLaneClient *lane = g_atomic_pointer_get (&self->lane);
+  gboolean wanted;
+
+  if (lane == NULL)
+    return;
+  g_mutex_lock (&self->lock);
+  wanted = self->lane_subscriptions != NULL && self->lane_subscriptions->len > 0 && !self->lane_signals_taken;
+  if (wanted)
+    self->lane_signals_taken = TRUE;
+  g_mutex_unlock (&self->lock);
+  if (!wanted)
+    return;
+  _peer_lane_client_set_signal_func (lane, on_lane_signal, self);
+  g_dbus_connection_call (self->connection, NULL, PEER_LANE_PATH, PEER_LANE_INTERFACE, "TakeSignals", NULL,
+                          NULL, G_DBUS_CALL_FLAGS_NONE, -1, NULL, NULL, NULL);
+}
+
 guint
 peer_client_subscribe_signal (PeerClient     *self,
                               const char     *object_path,
@@ -989,18 +1135,32 @@ peer_client_subscribe_signal (PeerClient     *self,
                               GDestroyNotify  destroy)
 {
   Subscription *sub;
+  guint id;
 
   g_return_val_if_fail (PEER_IS_CLIENT (self), 0);
   g_return_val_if_fail (callback != NULL, 0);
 
   sub = g_new0 (Subscription, 1);
+  g_atomic_ref_count_init (&sub->ref_count);
   g_weak_ref_init (&sub->client, self);
   sub->callback = callback;
   sub->user_data = user_data;
   sub->destroy = destroy;
-  return g_dbus_connection_signal_subscribe (self->connection, NULL, interface_name, signal_name,
-                                             object_path, NULL, G_DBUS_SIGNAL_FLAGS_NONE,
-                                             on_signal, sub, subscription_free);
+  sub->object_path = g_strdup (object_path);
+  sub->interface_name = g_strdup (interface_name);
+  sub->signal_name = g_strdup (signal_name);
+  sub->context = g_main_context_ref_thread_default ();
+  sub->active = TRUE;
+  g_mutex_lock (&self->lock);
+  if (self->lane_subscriptions == NULL)
+    self->lane_subscriptions = g_ptr_array_new ();
+  g_ptr_array_add (self->lane_subscriptions, sub);
+  g_mutex_unlock (&self->lock);
+  id = g_dbus_connection_signal_subscribe (self->connection, NULL, interface_name, signal_name,
+                                           object_path, NULL, G_DBUS_SIGNAL_FLAGS_NONE,
+                                           on_signal, sub, subscription_end);
+  take_lane_signals (self);
+  return id;
 }
 
 void
@@ -1116,6 +1276,7 @@ peer_client_open_lane_sync (PeerClient   *self,
   if (g_dbus_connection_is_closed (self->connection))
     _peer_lane_client_shutdown (lane);
   g_debug ("libpeer: lane open with %u methods", _peer_lane_client_get_n_methods (self->lane));
+  take_lane_signals (self);
   return TRUE;
 }
 

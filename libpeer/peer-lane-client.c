@@ -74,6 +74,7 @@ typedef struct {
   gulong cancelled_id;
   GSource *timeout_source;
   PeerLaneReplyFunc func;
+  GSourceFunc deliver;          /* instead of @func: not a call (a signal) */
   gpointer user_data;
   GDestroyNotify destroy;
 } LaneWaiter;
@@ -119,6 +120,8 @@ struct _PeerLaneClient
   gboolean stopping;            /* the reader thread is to end */
   GThread *reader_thread;       /* made for the first asynchronous call */
   GPtrArray *returns;           /* LaneReturns*, one per caller context */
+  PeerLaneSignalFunc signal_func; /* set once; the reader thread reads for it */
+  gpointer signal_data;
 
   /* Only the thread that holds the reader's part touches these */
   guint8 *buffer;
@@ -401,7 +404,10 @@ lane_waiter_return (LaneWaiter *w)
       g_source_destroy (w->timeout_source);
       g_clear_pointer (&w->timeout_source, g_source_unref);
     }
-  w->func (g_steal_pointer (&w->reply), g_steal_pointer (&w->fd_list), g_steal_pointer (&w->error),
+  if (w->deliver != NULL)
+    w->deliver (w->user_data);
+  else
+    w->func (g_steal_pointer (&w->reply), g_steal_pointer (&w->fd_list), g_steal_pointer (&w->error),
            w->user_data);
   if (w->destroy != NULL)
     w->destroy (w->user_data);
@@ -608,6 +614,35 @@ wait_readable (int           fd,
     }
 }
 
+/* With the reader's part held: a signal frame to whoever takes them. Its
+ * deliveries are queued behind the replies read before it. */
+static void
+lane_handle_signal (PeerLaneClient *lane,
+                    PeerLaneFrame  *frame)
+{
+  g_autoptr(GVariant) body = NULL;
+  g_autoptr(GVariant) args = NULL;
+  const char *path, *iface, *member;
+
+  if (lane->signal_func == NULL)
+    return;
+  body = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("(sssv)"), frame->body, FALSE));
+  if (!g_variant_is_normal_form (body))
+    return;
+  g_variant_get (body, "(&s&s&s@v)", &path, &iface, &member, &args);
+  {
+    g_autoptr(GVariant) tuple = g_variant_get_variant (args);
+
+    if (!g_variant_is_object_path (path) || !g_dbus_is_interface_name (iface) || !g_dbus_is_member_name (member) ||
+        !g_variant_is_of_type (tuple, G_VARIANT_TYPE_TUPLE))
+      return;
+    if (lane->watched)
+      _peer_lane_debug_frame ("client lane", TRUE, PEER_LANE_KIND_SIGNAL, 0, 0, path, iface, member, tuple,
+                              frame->fd_list);
+    lane->signal_func (lane, path, iface, member, tuple, lane->signal_data);
+  }
+}
+
 /* With the reader's part held: reads one frame and hands it to the call
  * it answers. @blocking: the socket's own timeout bounds the wait (no
  * poll); else until @deadline (-1: none) or @cancellable. FALSE with
@@ -659,6 +694,12 @@ lane_read_one (PeerLaneClient *lane,
       return TRUE;
     }
 
+  if (frame.header.kind == PEER_LANE_KIND_SIGNAL)
+    {
+      lane_handle_signal (lane, &frame);
+      _peer_lane_frame_clear (&frame);
+      return TRUE;
+    }
   if (frame.header.kind != PEER_LANE_KIND_REPLY && frame.header.kind != PEER_LANE_KIND_ERROR)
     {
       /* The rest of a reply dropped while a call was written, or noise. */
@@ -702,7 +743,7 @@ lane_reader_thread (gpointer data)
     {
       g_autoptr(GError) error = NULL;
 
-      while (!lane->stopping && (lane->n_async == 0 || lane->reader_active))
+      while (!lane->stopping && ((lane->n_async == 0 && lane->signal_func == NULL) || lane->reader_active))
         lane_wait_locked (lane, -1);
       if (lane->stopping)
         break;
@@ -758,7 +799,9 @@ lane_send_call (PeerLaneClient  *lane,
   g_hash_table_insert (lane->pending, GUINT_TO_POINTER (w->serial), w);
   if (w->is_async)
     lane->n_async++;
-  alone = !w->is_async && g_hash_table_size (lane->pending) == 1 && !lane->reader_active;
+  /* Not when signals come on the lane: they may arrive while it writes. */
+  alone = !w->is_async && g_hash_table_size (lane->pending) == 1 && !lane->reader_active &&
+          lane->signal_func == NULL;
   if (alone)
     lane->reader_active = TRUE;
   g_mutex_unlock (&lane->lock);
@@ -1032,5 +1075,44 @@ _peer_lane_client_call_async (PeerLaneClient     *lane,
     }
   /* The reader thread may have been waiting for this call. */
   lane_wake_locked (lane);
+  g_mutex_unlock (&lane->lock);
+}
+
+/* --- signals ----------------------------------------------------------------- */
+
+void
+_peer_lane_client_set_signal_func (PeerLaneClient     *lane,
+                                   PeerLaneSignalFunc  func,
+                                   gpointer            data)
+{
+  g_mutex_lock (&lane->lock);
+  if (lane->signal_func == NULL)
+    {
+      lane->signal_data = data;
+      lane->signal_func = func;
+      if (lane->reader_thread == NULL)
+        lane->reader_thread = g_thread_new ("peer-lane-reader", lane_reader_thread, lane);
+      lane_wake_locked (lane);
+    }
+  g_mutex_unlock (&lane->lock);
+}
+
+void
+_peer_lane_client_deliver (PeerLaneClient *lane,
+                           GMainContext   *context,
+                           GSourceFunc     func,
+                           gpointer        data,
+                           GDestroyNotify  destroy)
+{
+  LaneWaiter *w = g_new0 (LaneWaiter, 1);
+
+  w->context = g_main_context_ref (context);
+  w->deliver = func;
+  w->user_data = data;
+  w->destroy = destroy;
+  w->is_async = TRUE;
+  g_mutex_lock (&lane->lock);
+  lane->n_async++;              /* as a call's end: finishing counts it out */
+  lane_waiter_finish_locked (lane, w, NULL, NULL, NULL);
   g_mutex_unlock (&lane->lock);
 }

@@ -79,6 +79,8 @@ typedef enum {
   PEER_LANE_KIND_REPLY = 2,
   PEER_LANE_KIND_ERROR = 3,
   PEER_LANE_KIND_CHUNK = 4,     /* part of a CHUNKED frame's body */
+  PEER_LANE_KIND_SIGNAL = 5,    /* server to client: body (sssv), the path,
+                                 * interface, member and arguments */
 } PeerLaneKind;
 
 typedef enum {
@@ -237,6 +239,26 @@ void            _peer_lane_client_call_async (PeerLaneClient     *lane,
                                               GMainContext       *context,
                                               PeerLaneReplyFunc   func,
                                               gpointer            user_data,
+                                              GDestroyNotify      destroy);
+/* Signals on the lane (after org.libpeer.Lane1.TakeSignals): @func runs
+ * on the thread reading the lane, for each, and hands what it does on to
+ * a context with _peer_lane_client_deliver(), in order with the replies
+ * read before the signal. Set once; from then on a thread reads the lane
+ * always. */
+typedef void (*PeerLaneSignalFunc) (PeerLaneClient *lane,
+                                    const char     *object_path,
+                                    const char     *interface_name,
+                                    const char     *signal_name,
+                                    GVariant       *parameters,
+                                    gpointer        data);
+void            _peer_lane_client_set_signal_func (PeerLaneClient     *lane,
+                                                   PeerLaneSignalFunc  func,
+                                                   gpointer            data);
+/* From a PeerLaneSignalFunc: @func(@data) in @context, then @destroy. */
+void            _peer_lane_client_deliver    (PeerLaneClient     *lane,
+                                              GMainContext       *context,
+                                              GSourceFunc         func,
+                                              gpointer            data,
                                               GDestroyNotify      destroy);
 /* Shuts the socket; calls in flight fail with PEER_ERROR_DISCONNECTED. */
 void            _peer_lane_client_shutdown   (PeerLaneClient  *lane);

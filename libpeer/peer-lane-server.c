@@ -267,7 +267,7 @@ lane_send (LaneServer   *lane,
   g_autoptr(GError) error = NULL;
   gboolean ok;
 
-  if (lane->watched || _peer_router_has_monitors (lane->router))
+  if (kind != PEER_LANE_KIND_SIGNAL && (lane->watched || _peer_router_has_monitors (lane->router)))
     lane_observe_frame (lane, FALSE, kind, 0, target, NULL, NULL, NULL, body, fd_list);
   if (g_private_get (&current_lane) == lane)
     {
@@ -525,6 +525,8 @@ lane_ended_in_main_context (gpointer user_data)
 
   if (lanes != NULL)
     g_ptr_array_remove (lanes, lane);
+  /* Signals go back to the connection (if it still takes any). */
+  _peer_connection_clear_signal_sink (lane->connection, lane);
   lane_server_unref (lane);
   /* The loop let it go: the last lane ends the loops. */
   lane_loops_release ();
@@ -990,9 +992,56 @@ handle_open (PeerCall *call,
                                             fd_list);
 }
 
+/* --- signals ----------------------------------------------------------------- */
+
+/* The connection's signal sink, under its lock, on the emitting thread: a
+ * signal the peer wants goes as a frame on the lane that asked for them,
+ * in order with the replies written on it. Monitors had their copy from
+ * the router already; the log has it here. */
+static void
+lane_send_signal (GDBusMessage *signal,
+                  gpointer      data)
+{
+  LaneServer *lane = data;
+  GVariant *args = g_dbus_message_get_body (signal);
+  g_autoptr(GVariant) body = NULL;
+
+  if (g_atomic_int_get (&lane->shut))
+    return;
+  if (lane->watched)
+    _peer_debug_lane_message (signal, FALSE, "server lane");
+  body = g_variant_ref_sink (g_variant_new ("(sss@v)", g_dbus_message_get_path (signal),
+                                            g_dbus_message_get_interface (signal),
+                                            g_dbus_message_get_member (signal),
+                                            g_variant_new_variant (args != NULL ? args : _peer_lane_unit_variant ())));
+  lane_send (lane, PEER_LANE_KIND_SIGNAL, 0, body, g_dbus_message_get_unix_fd_list (signal));
+}
+
+/* TakeSignals(): the connection's newest lane carries the signals its
+ * peer wants from now on, instead of the connection. */
+static void
+handle_take_signals (PeerCall *call,
+                     gpointer  user_data)
+{
+  PeerConnection *connection = peer_call_get_connection (call);
+  GPtrArray *lanes = g_object_get_qdata (G_OBJECT (connection), lanes_quark ());
+  LaneServer *lane;
+
+  if (lanes == NULL || lanes->len == 0)
+    {
+      peer_call_return_error (call, PEER_ERROR, PEER_ERROR_NOT_SUPPORTED, "This connection has no lane open");
+      return;
+    }
+  lane = g_ptr_array_index (lanes, lanes->len - 1);
+  _peer_connection_set_signal_sink (connection, lane_send_signal, lane_server_ref (lane),
+                                    (GDestroyNotify) lane_server_unref);
+  peer_call_return_value (call, NULL);
+}
+
 static const char lane_xml[] =
   "<node>"
   " <interface name='" PEER_LANE_INTERFACE "'>"
+  "  <method name='TakeSignals'/>"
   "  <method name='Open'>"
   "   <arg name='lane' type='h' direction='out'/>"
   "   <arg name='methods' type='a(usssssu)' direction='out'/>"
@@ -1006,6 +1055,7 @@ _peer_lane_interface_new (PeerRouter *router)
 {
   const PeerMethodEntry entries[] = {
     { "Open", handle_open, PEER_METHOD_FLAGS_NONE },
+    { "TakeSignals", handle_take_signals, PEER_METHOD_FLAGS_NONE },
   };
   g_autoptr(GError) error = NULL;
   PeerInterface *iface = peer_interface_new_for_xml (lane_xml, PEER_LANE_INTERFACE, &error);
