@@ -337,9 +337,14 @@ void             peer_client_close               (PeerClient          *self);
  * and worker thread. From then on peer_client_call_sync() and
  * peer_client_call() send every call to a method in the server's lane
  * table (the methods with handlers of the objects exported when the lane
- * opened) over it, transparently; other calls, signals, properties
- * (org.freedesktop.DBus.Properties) and everything else stay on the D-Bus
- * connection.
+ * opened) over it, transparently. Once the client has a lane and a signal
+ * subscription, the server sends the signals it wants (PropertiesChanged
+ * included) over the lane too, in order with the lane's replies: a signal
+ * emitted before a reply is delivered before the asynchronous call's
+ * callback runs (a synchronous call returns as soon as its reply is read,
+ * its signals follow in their subscribers' contexts). Other calls,
+ * property Get and Set (org.freedesktop.DBus.Properties) and everything
+ * else stay on the D-Bus connection.
  *
  * Calls on a lane are pipelined: any number may be in flight at once,
  * from any thread, synchronous and asynchronous alike, each matched to its
