@@ -60,6 +60,7 @@ lane_method_free (LaneMethod *m)
  * not reach a reused fd number. */
 typedef struct {
   gatomicrefcount ref_count;
+  guint64 id;                   /* for its connection's list, which may outlive it */
   int fd;
   PeerConnection *connection;
   PeerRouter *router;           /* for monitors' copies */
@@ -517,19 +518,36 @@ lanes_quark (void)
   return g_quark_from_static_string ("peer-lanes");
 }
 
+/* A lane that ended, to be taken off its connection's list: by id, and
+ * holding the connection weakly, so that an idle never dispatched (the
+ * server's context no longer runs) keeps nothing alive. */
+typedef struct {
+  GWeakRef connection;
+  guint64 id;
+} EndedLane;
+
+static void
+ended_lane_free (gpointer data)
+{
+  EndedLane *ended = data;
+
+  g_weak_ref_clear (&ended->connection);
+  g_free (ended);
+}
+
 static gboolean
 lane_ended_in_main_context (gpointer user_data)
 {
-  LaneServer *lane = user_data;
-  GPtrArray *lanes = g_object_get_qdata (G_OBJECT (lane->connection), lanes_quark ());
+  EndedLane *ended = user_data;
+  g_autoptr(PeerConnection) connection = g_weak_ref_get (&ended->connection);
+  GPtrArray *lanes = connection != NULL ? g_object_get_qdata (G_OBJECT (connection), lanes_quark ()) : NULL;
 
-  if (lanes != NULL)
-    g_ptr_array_remove (lanes, lane);
-  /* Signals go back to the connection (if it still takes any). */
-  _peer_connection_clear_signal_sink (lane->connection, lane);
-  lane_server_unref (lane);
-  /* The loop let it go: the last lane ends the loops. */
-  lane_loops_release ();
+  for (guint i = 0; lanes != NULL && i < lanes->len; i++)
+    if (((LaneServer *) g_ptr_array_index (lanes, i))->id == ended->id)
+      {
+        g_ptr_array_remove_index (lanes, i);
+        break;
+      }
   return G_SOURCE_REMOVE;
 }
 
@@ -549,7 +567,6 @@ lane_ended_in_main_context (gpointer user_data)
 typedef struct {
   int epoll_fd;
   int wake_fd;                  /* an eventfd: the loop is to end */
-  GThread *thread;
   guint n_lanes;                /* atomic: lanes given to it, for the choice */
   /* Only the loop's thread touches these */
   guint8 *buffer;               /* a frame's header and inline body */
@@ -558,10 +575,12 @@ typedef struct {
 
 /* The loops exist while some lane does (any server's in the process):
  * made with the first, ended with the last, so that a process with no
- * lanes has no threads or fds for them. */
+ * lanes has no threads or fds for them. A loop that is told to end frees
+ * itself as its thread ends (the last lane may end on a loop's thread,
+ * which cannot wait for itself). */
 static GMutex loops_lock;
 /* Protected by @loops_lock */
-static LaneLoop *loops;
+static LaneLoop **loops;
 static guint n_loops;
 static guint n_lanes_total;     /* lanes given to the loops, not yet handed back */
 
@@ -591,9 +610,25 @@ lane_end (LaneLoop   *loop,
       peer_connection_close (lane->connection, reason);
     }
   lane_server_shutdown (lane);
-  /* Hands the loop's reference to the main context, which also drops the
-   * connection's. */
-  lane_invoke_in_context (lane->context, lane_ended_in_main_context, lane, "[libpeer] lane ended");
+  /* Signals go back to the connection (if it still takes any). */
+  _peer_connection_clear_signal_sink (lane->connection, lane);
+  /* The connection's list, main context only, lets go of it there. */
+  {
+    EndedLane *ended = g_new0 (EndedLane, 1);
+    GSource *source = g_idle_source_new ();
+
+    g_weak_ref_init (&ended->connection, lane->connection);
+    ended->id = lane->id;
+    g_source_set_callback (source, lane_ended_in_main_context, ended, ended_lane_free);
+    g_source_set_static_name (source, "[libpeer] lane ended");
+    g_source_attach (source, lane->context);
+    g_source_unref (source);
+  }
+  /* The loop's reference goes here: a lane holds nothing that must go in
+   * the main context (its connection defers its own teardown there). */
+  lane_server_unref (lane);
+  /* The last lane ends the loops. */
+  lane_loops_release ();
 }
 
 /* On its loop: one frame of @lane, if there is one. FALSE when the lane
@@ -692,27 +727,22 @@ lane_loop_thread (gpointer data)
 out:
   _peer_lane_buffers_unref (loop->buffers);
   g_free (loop->buffer);
+  close (loop->epoll_fd);
+  close (loop->wake_fd);
+  g_free (loop);
   return NULL;
 }
 
-/* Ends every loop (none has a lane) and waits for it; @loops_lock held. */
+/* Tells every loop (none has a lane) to end; @loops_lock held. */
 static void
 lane_loops_stop_locked (void)
 {
   for (guint i = 0; i < n_loops; i++)
     {
-      if (loops[i].thread != NULL)
-        {
-          guint64 one = 1;
+      guint64 one = 1;
 
-          while (write (loops[i].wake_fd, &one, sizeof one) < 0 && errno == EINTR)
-            ;
-          g_thread_join (loops[i].thread);
-        }
-      if (loops[i].epoll_fd >= 0)
-        close (loops[i].epoll_fd);
-      if (loops[i].wake_fd >= 0)
-        close (loops[i].wake_fd);
+      while (write (loops[i]->wake_fd, &one, sizeof one) < 0 && errno == EINTR)
+        ;
     }
   g_clear_pointer (&loops, g_free);
   n_loops = 0;
@@ -723,36 +753,47 @@ lane_loops_stop_locked (void)
 static gboolean
 lane_loops_start_locked (GError **error)
 {
-  if (n_lanes_total++ > 0)
-    return TRUE;
+  if (n_lanes_total > 0)
+    {
+      n_lanes_total++;
+      return TRUE;
+    }
   n_loops = MAX (1, g_get_num_processors ());
-  loops = g_new0 (LaneLoop, n_loops);
+  loops = g_new0 (LaneLoop *, n_loops);
   for (guint i = 0; i < n_loops; i++)
     {
+      LaneLoop *loop = g_new0 (LaneLoop, 1);
       struct epoll_event wake = { .events = EPOLLIN, .data.ptr = NULL };
 
-      loops[i].epoll_fd = epoll_create1 (EPOLL_CLOEXEC);
-      loops[i].wake_fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
-      if (loops[i].epoll_fd < 0 || loops[i].wake_fd < 0 ||
-          epoll_ctl (loops[i].epoll_fd, EPOLL_CTL_ADD, loops[i].wake_fd, &wake) != 0)
+      loop->epoll_fd = epoll_create1 (EPOLL_CLOEXEC);
+      loop->wake_fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
+      if (loop->epoll_fd < 0 || loop->wake_fd < 0 ||
+          epoll_ctl (loop->epoll_fd, EPOLL_CTL_ADD, loop->wake_fd, &wake) != 0)
         {
           int saved_errno = errno;
 
           g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno), "Lane loop: %s",
                        g_strerror (saved_errno));
-          n_loops = i + 1;
+          if (loop->epoll_fd >= 0)
+            close (loop->epoll_fd);
+          if (loop->wake_fd >= 0)
+            close (loop->wake_fd);
+          g_free (loop);
+          n_loops = i;
           lane_loops_stop_locked ();
           return FALSE;
         }
-      loops[i].buffer = g_malloc (PEER_LANE_BUFFER_SIZE);
-      loops[i].buffers = _peer_lane_buffers_new ();
-      loops[i].thread = g_thread_new ("peer-lane-loop", lane_loop_thread, &loops[i]);
+      loop->buffer = g_malloc (PEER_LANE_BUFFER_SIZE);
+      loop->buffers = _peer_lane_buffers_new ();
+      loops[i] = loop;
+      g_thread_unref (g_thread_new ("peer-lane-loop", lane_loop_thread, loop));
     }
+  n_lanes_total = 1;
   return TRUE;
 }
 
-/* Main context, for each lane handed back (or not given after all). The
- * loops' threads never run this: they are joined here. */
+/* For each lane handed back (or not given after all); any thread, a
+ * loop's included. */
 static void
 lane_loops_release (void)
 {
@@ -763,7 +804,7 @@ lane_loops_release (void)
 }
 
 /* Main context: gives @lane (and a reference to it) to the loop with the
- * fewest lanes. It is handed back through lane_ended_in_main_context(). */
+ * fewest lanes, until lane_end(). */
 static gboolean
 lane_loops_add (LaneServer  *lane,
                 GError     **error)
@@ -777,10 +818,10 @@ lane_loops_add (LaneServer  *lane,
       g_mutex_unlock (&loops_lock);
       return FALSE;
     }
-  loop = &loops[0];
+  loop = loops[0];
   for (guint i = 1; i < n_loops; i++)
-    if (g_atomic_int_get (&loops[i].n_lanes) < g_atomic_int_get (&loop->n_lanes))
-      loop = &loops[i];
+    if (g_atomic_int_get (&loops[i]->n_lanes) < g_atomic_int_get (&loop->n_lanes))
+      loop = loops[i];
   g_atomic_int_inc (&loop->n_lanes);
   lane_server_ref (lane);
   if (epoll_ctl (loop->epoll_fd, EPOLL_CTL_ADD, lane->fd, &event) != 0)
@@ -949,6 +990,11 @@ handle_open (PeerCall *call,
   fd_list = g_unix_fd_list_new_from_array (&pair[1], 1);   /* takes it */
 
   lane = g_new0 (LaneServer, 1);
+  {
+    static gsize next_id;
+
+    lane->id = (guint64) g_atomic_pointer_add (&next_id, 1) + 1;   /* never reused */
+  }
   lane->kernel_reserved = kernel_bytes;
   g_atomic_ref_count_init (&lane->ref_count);
   lane->fd = pair[0];
