@@ -725,6 +725,11 @@ lane_loop_thread (gpointer data)
       spare_held = TRUE;
     }
 out:
+  /* Whoever told it to end did so under the lock, reading this loop's
+   * fields: taken once, so that the eventfd (which TSan does not see as a
+   * hand-off) is not the only order between that and the free below. */
+  g_mutex_lock (&loops_lock);
+  g_mutex_unlock (&loops_lock);
   _peer_lane_buffers_unref (loop->buffers);
   g_free (loop->buffer);
   close (loop->epoll_fd);
