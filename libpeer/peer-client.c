@@ -1024,8 +1024,7 @@ on_signal (GDBusConnection *connection,
 
 /* A signal from the lane, on its way to one subscription's context. */
 typedef struct {
-  Subscription *sub;
-  PeerClient *client;                   /* what keeps the lane, and its queue, alive */
+  Subscription *sub;                    /* holds the client weakly, as GDBus's deliveries do */
   char *object_path;
   char *interface_name;
   char *signal_name;
@@ -1038,7 +1037,6 @@ lane_signal_free (gpointer data)
   LaneSignal *ls = data;
 
   subscription_unref (ls->sub);
-  g_object_unref (ls->client);
   g_free (ls->object_path);
   g_free (ls->interface_name);
   g_free (ls->signal_name);
@@ -1051,9 +1049,10 @@ static gboolean
 deliver_lane_signal (gpointer data)
 {
   LaneSignal *ls = data;
+  g_autoptr(PeerClient) client = g_weak_ref_get (&ls->sub->client);
 
-  if (g_atomic_int_get (&ls->sub->active))
-    ls->sub->callback (ls->client, ls->object_path, ls->interface_name, ls->signal_name, ls->parameters,
+  if (client != NULL && g_atomic_int_get (&ls->sub->active))
+    ls->sub->callback (client, ls->object_path, ls->interface_name, ls->signal_name, ls->parameters,
                        ls->sub->user_data);
   return G_SOURCE_REMOVE;
 }
@@ -1076,22 +1075,15 @@ on_lane_signal (PeerLaneClient *lane,
   for (guint i = 0; self->lane_subscriptions != NULL && i < self->lane_subscriptions->len; i++)
     {
       Subscription *sub = g_ptr_array_index (self->lane_subscriptions, i);
-      PeerClient *client;
       LaneSignal *ls;
 
       if ((sub->object_path != NULL && !g_str_equal (sub->object_path, object_path)) ||
           (sub->interface_name != NULL && !g_str_equal (sub->interface_name, interface_name)) ||
           (sub->signal_name != NULL && !g_str_equal (sub->signal_name, signal_name)))
         continue;
-      /* Not a plain reference: the client may be in its finalize, which
-       * waits for this thread. */
-      client = g_weak_ref_get (&sub->client);
-      if (client == NULL)
-        continue;
       ls = g_new0 (LaneSignal, 1);
       g_atomic_ref_count_inc (&sub->ref_count);
       ls->sub = sub;
-      ls->client = client;
       ls->object_path = g_strdup (object_path);
       ls->interface_name = g_strdup (interface_name);
       ls->signal_name = g_strdup (signal_name);

@@ -74,7 +74,6 @@ typedef struct {
   gulong cancelled_id;
   GSource *timeout_source;
   PeerLaneReplyFunc func;
-  GSourceFunc deliver;          /* instead of @func: not a call (a signal) */
   gpointer user_data;
   GDestroyNotify destroy;
 } LaneWaiter;
@@ -88,6 +87,7 @@ typedef struct {
   /* Under the lane's @lock */
   GQueue done;                  /* LaneWaiter* */
   gboolean scheduled;           /* an idle will take @done */
+  gboolean detached;            /* off the lane's list: its idle frees it */
 } LaneReturns;
 
 struct _PeerLaneClient
@@ -404,10 +404,7 @@ lane_waiter_return (LaneWaiter *w)
       g_source_destroy (w->timeout_source);
       g_clear_pointer (&w->timeout_source, g_source_unref);
     }
-  if (w->deliver != NULL)
-    w->deliver (w->user_data);
-  else
-    w->func (g_steal_pointer (&w->reply), g_steal_pointer (&w->fd_list), g_steal_pointer (&w->error),
+  w->func (g_steal_pointer (&w->reply), g_steal_pointer (&w->fd_list), g_steal_pointer (&w->error),
            w->user_data);
   if (w->destroy != NULL)
     w->destroy (w->user_data);
@@ -424,11 +421,19 @@ lane_returns_dispatch (gpointer data)
   GQueue batch = G_QUEUE_INIT;
   LaneWaiter *w;
 
+  gboolean detached;
+
   g_mutex_lock (&r->lane->lock);
   batch = r->done;
   g_queue_init (&r->done);
   r->scheduled = FALSE;
+  detached = r->detached;
   g_mutex_unlock (&r->lane->lock);
+  if (detached)
+    {
+      g_main_context_unref (r->context);
+      g_free (r);
+    }
   while ((w = g_queue_pop_head (&batch)) != NULL)
     lane_waiter_return (w);
   return G_SOURCE_REMOVE;
@@ -1104,15 +1109,28 @@ _peer_lane_client_deliver (PeerLaneClient *lane,
                            gpointer        data,
                            GDestroyNotify  destroy)
 {
-  LaneWaiter *w = g_new0 (LaneWaiter, 1);
+  GSource *source = g_idle_source_new ();
 
-  w->context = g_main_context_ref (context);
-  w->deliver = func;
-  w->user_data = data;
-  w->destroy = destroy;
-  w->is_async = TRUE;
+  /* The replies already on their way to @context go first: their idle
+   * keeps them (and is attached before this one); later ones start a new
+   * batch, behind. */
   g_mutex_lock (&lane->lock);
-  lane->n_async++;              /* as a call's end: finishing counts it out */
-  lane_waiter_finish_locked (lane, w, NULL, NULL, NULL);
+  for (guint i = 0; i < lane->returns->len; i++)
+    {
+      LaneReturns *r = g_ptr_array_index (lane->returns, i);
+
+      if (r->context == context && r->scheduled)
+        {
+          r->detached = TRUE;
+          g_ptr_array_remove_index_fast (lane->returns, i);
+          break;
+        }
+    }
   g_mutex_unlock (&lane->lock);
+  /* Holds nothing of the lane's: a signal on its way keeps no client. */
+  g_source_set_priority (source, G_PRIORITY_DEFAULT);
+  g_source_set_callback (source, func, data, destroy);
+  g_source_set_static_name (source, "[libpeer] lane signal");
+  g_source_attach (source, context);
+  g_source_unref (source);
 }

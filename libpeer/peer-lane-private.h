@@ -254,7 +254,9 @@ typedef void (*PeerLaneSignalFunc) (PeerLaneClient *lane,
 void            _peer_lane_client_set_signal_func (PeerLaneClient     *lane,
                                                    PeerLaneSignalFunc  func,
                                                    gpointer            data);
-/* From a PeerLaneSignalFunc: @func(@data) in @context, then @destroy. */
+/* From a PeerLaneSignalFunc: @func(@data) in @context, then @destroy
+ * (also when @context goes undispatched): after the replies read before
+ * it, before those read after. */
 void            _peer_lane_client_deliver    (PeerLaneClient     *lane,
                                               GMainContext       *context,
                                               GSourceFunc         func,
