@@ -860,9 +860,11 @@ on_lane_connection_closed (PeerConnection *connection,
                            const GError   *reason,
                            gpointer        user_data)
 {
-  /* Drops the list: every lane is shut, and freed once its thread and its
-   * calls are done. */
+  /* Drops the list: every lane is shut, and freed once its loop and its
+   * calls are done. The sink's reference to a lane goes too: nothing
+   * more is sent to this peer. */
   g_object_set_qdata (G_OBJECT (connection), lanes_quark (), NULL);
+  _peer_connection_set_signal_sink (connection, NULL, NULL, NULL);
 }
 
 /* Builds the method table: every method with a handler in every interface
@@ -1078,12 +1080,15 @@ handle_take_signals (PeerCall *call,
   GPtrArray *lanes = g_object_get_qdata (G_OBJECT (connection), lanes_quark ());
   LaneServer *lane;
 
-  if (lanes == NULL || lanes->len == 0)
+  lane = NULL;
+  for (guint i = lanes != NULL ? lanes->len : 0; i-- > 0 && lane == NULL;)
+    if (!g_atomic_int_get (&((LaneServer *) g_ptr_array_index (lanes, i))->shut))
+      lane = g_ptr_array_index (lanes, i);
+  if (lane == NULL || _peer_connection_is_closed (connection))
     {
       peer_call_return_error (call, PEER_ERROR, PEER_ERROR_NOT_SUPPORTED, "This connection has no lane open");
       return;
     }
-  lane = g_ptr_array_index (lanes, lanes->len - 1);
   _peer_connection_set_signal_sink (connection, lane_send_signal, lane_server_ref (lane),
                                     (GDestroyNotify) lane_server_unref);
   peer_call_return_value (call, NULL);

@@ -89,14 +89,15 @@ fixture_tear_down (Fixture      *f,
     ;
 }
 
-/* A call on the D-Bus connection: what the client sent before it (a
- * TakeSignals) has been handled when its reply is in. */
+/* The client's TakeSignals (sent without waiting as it subscribed) has
+ * been handled once a second one, behind it on the connection and handled
+ * in the same context, is answered. */
 static void
 sync_connection (Fixture *f)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(GVariant) reply = peer_client_call_sync (f->client, TEST_PATH, "org.freedesktop.DBus.Introspectable",
-                                                     "Introspect", NULL, G_VARIANT_TYPE ("(s)"), -1, NULL, NULL,
+  g_autoptr(GVariant) reply = peer_client_call_sync (f->client, PEER_LANE_PATH, PEER_LANE_INTERFACE,
+                                                     "TakeSignals", NULL, G_VARIANT_TYPE_UNIT, -1, NULL, NULL,
                                                      NULL, &error);
 
   g_assert_no_error (error);
