@@ -27,6 +27,8 @@ bench_cell_label (const BenchCell *cell)
       return g_strdup_printf ("%u fd%s", cell->n_fds, cell->n_fds == 1 ? "" : "s");
     case BENCH_CELL_PIPELINE:
       return g_strdup_printf ("depth %u", cell->depth);
+    case BENCH_CELL_CLIENTS:
+      return g_strdup_printf ("clients %u", cell->n_clients);
     case BENCH_CELL_MEMFD:
       size = format_size (cell->size);
       return g_strconcat ("memfd ", size, NULL);
@@ -40,7 +42,8 @@ gboolean
 bench_cell_equal (const BenchCell *a,
                   const BenchCell *b)
 {
-  return a->kind == b->kind && a->size == b->size && a->depth == b->depth && a->n_fds == b->n_fds;
+  return a->kind == b->kind && a->size == b->size && a->depth == b->depth && a->n_fds == b->n_fds &&
+         a->n_clients == b->n_clients;
 }
 
 gboolean
@@ -58,6 +61,8 @@ cell_kind_name (BenchCellKind kind)
       return "fd";
     case BENCH_CELL_PIPELINE:
       return "pipeline";
+    case BENCH_CELL_CLIENTS:
+      return "clients";
     case BENCH_CELL_MEMFD:
       return "memfd";
     case BENCH_CELL_ECHO:
@@ -93,6 +98,8 @@ bench_report_new (void)
   report->sizes = g_array_new (FALSE, FALSE, sizeof (gsize));
   report->fd_counts = g_array_new (FALSE, FALSE, sizeof (guint));
   report->memfd_sizes = g_array_new (FALSE, FALSE, sizeof (gsize));
+  report->depths = g_array_new (FALSE, FALSE, sizeof (guint));
+  report->client_counts = g_array_new (FALSE, FALSE, sizeof (guint));
   report->results = g_ptr_array_new_with_free_func ((GDestroyNotify) bench_result_free);
   report->instructions = g_ptr_array_new_with_free_func ((GDestroyNotify) bench_instructions_free);
   return report;
@@ -109,6 +116,8 @@ bench_report_free (BenchReport *report)
   g_array_unref (report->sizes);
   g_array_unref (report->fd_counts);
   g_array_unref (report->memfd_sizes);
+  g_array_unref (report->depths);
+  g_array_unref (report->client_counts);
   g_free (report->pin);
   g_free (report->client_cpus);
   g_free (report->server_cpus);
@@ -138,7 +147,7 @@ bench_report_compute_ratios (BenchReport *report)
         continue;
       /* Latency cells compare round trips; pipelined ones throughput,
        * inverted so that both read "times the floor's cost". */
-      if (result->cell.kind == BENCH_CELL_PIPELINE)
+      if (result->cell.kind == BENCH_CELL_PIPELINE || result->cell.kind == BENCH_CELL_CLIENTS)
         result->ratio = floor_result->summary.calls_per_s / result->summary.calls_per_s;
       else
         result->ratio = result->summary.p50_us / floor_result->summary.p50_us;
@@ -176,9 +185,9 @@ bench_report_print_table (BenchReport *report,
 {
   const BenchCell *previous = NULL;
 
-  fprintf (out, "\n%-12s %-12s %9s %9s %9s %10s %10s %10s %8s\n",
+  fprintf (out, "\n%-12s %-12s %9s %9s %9s %10s %10s %10s %8s %8s\n",
            "cell", "transport", "p50 us", "p99 us", "p99.9 us", "calls/s",
-           "client us", "server us", "x floor");
+           "client us", "server us", "x floor", "max/min");
   for (guint i = 0; i < report->results->len; i++)
     {
       const BenchResult *result = report->results->pdata[i];
@@ -187,6 +196,7 @@ bench_report_print_table (BenchReport *report,
       g_autofree char *p50 = NULL, *p99 = NULL, *p999 = NULL;
       g_autofree char *client = NULL, *server = NULL;
       g_autofree char *ratio = NULL;
+      g_autofree char *fairness = NULL;
 
       if (previous == NULL || !bench_cell_equal (previous, &result->cell))
         {
@@ -207,14 +217,18 @@ bench_report_print_table (BenchReport *report,
       client = format_us (s->client_cpu_us);
       server = format_us (s->server_cpu_us);
       ratio = isnan (result->ratio) ? g_strdup ("-") : g_strdup_printf ("%.2f", result->ratio);
-      fprintf (out, "%-12s %-12s %9s %9s %9s %10.0f %10s %10s %8s\n",
+      fairness = isnan (s->fairness) ? g_strdup ("") : g_strdup_printf ("%.2f", s->fairness);
+      fprintf (out, "%-12s %-12s %9s %9s %9s %10.0f %10s %10s %8s %8s\n",
                label ? label : "", bench_cell_floor_copies (&result->cell) &&
                                    g_str_equal (result->transport, "floor") ? "floor (copy)" : result->transport,
-               p50, p99, p999, s->calls_per_s, client, server, ratio);
+               p50, p99, p999, s->calls_per_s, client, server, ratio, fairness);
     }
   fprintf (out,
            "\nus: microseconds per round trip (p50/p99/p99.9) or CPU time per call (client, server).\n"
-           "x floor: p50 / the floor's p50 in the same cell; for depth cells, the floor's calls/s / calls/s.\n");
+           "x floor: p50 / the floor's p50 in the same cell; for depth cells, the floor's calls/s / calls/s.\n"
+           "clients N: N connections calling at once, each from its own thread; calls/s is all of them;\n"
+           "max/min: the most calls one of them made over the fewest (transports whose server serves\n"
+           "one connection at a time are n/a).\n");
   if (report->memfd_sizes->len > 0)
     fprintf (out,
              "memfd cells: the client writes the bytes into a sealed memfd, the fd goes to the server and\n"
@@ -312,6 +326,8 @@ json_result (GString           *json,
   g_string_append_printf (json, "%u", result->cell.depth);
   json_key (json, in, "fds", FALSE);
   g_string_append_printf (json, "%u", result->cell.n_fds);
+  json_key (json, in, "clients", FALSE);
+  g_string_append_printf (json, "%u", MAX (result->cell.n_clients, 1));
   if (result->cell.kind == BENCH_CELL_MEMFD)
     {
       json_key (json, in, "method", FALSE);
@@ -339,6 +355,7 @@ json_result (GString           *json,
         { "client_cpu_us_per_call", s->client_cpu_us },
         { "server_cpu_us_per_call", s->server_cpu_us },
         { "ratio_to_floor", result->ratio },
+        { "fairness_max_over_min", s->fairness },
       };
 
       json_key (json, in, "calls", FALSE);
@@ -409,6 +426,16 @@ bench_report_write_json (BenchReport *report,
   g_string_append_c (json, ']');
   json_key (json, "    ", "depth", FALSE);
   g_string_append_printf (json, "%u", report->depth);
+  json_key (json, "    ", "depths", FALSE);
+  g_string_append_c (json, '[');
+  for (guint i = 0; i < report->depths->len; i++)
+    g_string_append_printf (json, "%s%u", i > 0 ? ", " : "", g_array_index (report->depths, guint, i));
+  g_string_append_c (json, ']');
+  json_key (json, "    ", "client_counts", FALSE);
+  g_string_append_c (json, '[');
+  for (guint i = 0; i < report->client_counts->len; i++)
+    g_string_append_printf (json, "%s%u", i > 0 ? ", " : "", g_array_index (report->client_counts, guint, i));
+  g_string_append_c (json, ']');
   json_key (json, "    ", "pin", FALSE);
   json_string (json, report->pin);
   json_key (json, "    ", "client_cpus", FALSE);

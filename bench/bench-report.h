@@ -13,6 +13,8 @@ typedef enum {
   BENCH_CELL_PIPELINE,   /* `depth` Echo calls of 8 bytes in flight */
   BENCH_CELL_MEMFD,      /* `size` bytes handed over as a sealed memfd (one
                           * EchoFds) and mapped; the floor copies them */
+  BENCH_CELL_CLIENTS,    /* `n_clients` connections, each calling Echo of 8
+                          * bytes one at a time from its own thread */
 } BenchCellKind;
 
 typedef struct {
@@ -20,10 +22,11 @@ typedef struct {
   gsize         size;
   guint         depth;
   guint         n_fds;
+  guint         n_clients;
 } BenchCell;
 
 /* (transfer full): "0 B", "4 KiB", "1 fd", "253 fds", "memfd 1 MiB",
- * "depth 16". */
+ * "depth 16", "clients 64". */
 char *bench_cell_label (const BenchCell *cell);
 gboolean bench_cell_equal (const BenchCell *a,
                            const BenchCell *b);
@@ -38,6 +41,9 @@ typedef struct {
   double  calls_per_s;
   double  client_cpu_us;    /* per call; NAN when unknown */
   double  server_cpu_us;
+  /* Clients cells: the most calls one client made over the fewest (1:
+   * all served alike); NAN elsewhere. */
+  double  fairness;
 } BenchSummary;
 
 /* Sorts @samples (gint64 ns) and fills the latency fields of @summary. */
@@ -83,7 +89,9 @@ typedef struct {
   GArray     *sizes;         /* (element-type gsize) */
   GArray     *fd_counts;     /* (element-type guint): the fd cells */
   GArray     *memfd_sizes;   /* (element-type gsize): the memfd cells */
-  guint       depth;
+  guint       depth;         /* the largest of @depths */
+  GArray     *depths;        /* (element-type guint): the pipelined cells */
+  GArray     *client_counts; /* (element-type guint): the clients cells */
   char       *pin;
   char       *client_cpus;
   char       *server_cpus;

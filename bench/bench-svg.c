@@ -5,13 +5,15 @@
  * distribution (CDF) of round trips for one size; and, when the run had
  * them, the fd cells (calls carrying 1 to 253 fds) beside the memfd cells
  * (a sealed memfd handed over, against the floor copying the same bytes),
- * drawn like the first. Axes are labelled and every transport has the
+ * drawn like the first; and the pipelined and clients cells (calls in
+ * flight on one connection, connections calling at once), the same way. Axes are labelled and every transport has the
  * same colour in every panel. */
 #include "config.h"
 
 #include <math.h>
 
 #include "bench-report.h"
+#include "bench-transport.h"
 
 #define WIDTH        920
 #define PANEL_HEIGHT 430
@@ -62,7 +64,9 @@ find_result (BenchReport     *report,
       const BenchResult *result = report->results->pdata[i];
 
       if (result->available && result->cell.kind == cell->kind && result->cell.size == cell->size &&
-          result->cell.n_fds == cell->n_fds && g_str_equal (result->transport, transport))
+          result->cell.n_fds == cell->n_fds && result->cell.n_clients == cell->n_clients &&
+          (cell->kind != BENCH_CELL_PIPELINE || result->cell.depth == cell->depth) &&
+          g_str_equal (result->transport, transport))
         return result;
     }
   return NULL;
@@ -98,6 +102,29 @@ list_fd_cells (BenchReport *report)
   for (guint i = 0; i < report->memfd_sizes->len; i++)
     {
       BenchCell cell = { BENCH_CELL_MEMFD, g_array_index (report->memfd_sizes, gsize, i), 1, 1 };
+
+      g_array_append_val (cells, cell);
+    }
+  return cells;
+}
+
+/* (transfer full) (element-type BenchCell): the pipelined cells, then the
+ * clients cells. */
+static GArray *
+list_load_cells (BenchReport *report)
+{
+  GArray *cells = g_array_new (FALSE, FALSE, sizeof (BenchCell));
+
+  for (guint i = 0; i < report->depths->len; i++)
+    {
+      BenchCell cell = { BENCH_CELL_PIPELINE, BENCH_LOOP_PAYLOAD, g_array_index (report->depths, guint, i), 0, 0 };
+
+      g_array_append_val (cells, cell);
+    }
+  for (guint i = 0; i < report->client_counts->len; i++)
+    {
+      BenchCell cell = { BENCH_CELL_CLIENTS, BENCH_LOOP_PAYLOAD, 1, 0,
+                         g_array_index (report->client_counts, guint, i) };
 
       g_array_append_val (cells, cell);
     }
@@ -383,11 +410,13 @@ bench_report_write_svg (BenchReport *report,
   g_autoptr(GPtrArray) names = list_transports (report);
   g_autoptr(GArray) echo_cells = list_echo_cells (report);
   g_autoptr(GArray) fd_cells = list_fd_cells (report);
+  g_autoptr(GArray) load_cells = list_load_cells (report);
   g_autofree char *subtitle = NULL;
   /* Panels only for what the run measured (--cells), the echo cells'
    * two at least: an empty chart says so. */
-  gboolean echo_panels = echo_cells->len > 0 || fd_cells->len == 0;
-  const int height = ((echo_panels ? 2 : 0) + (fd_cells->len > 0 ? 1 : 0)) * PANEL_HEIGHT + 40;
+  gboolean echo_panels = echo_cells->len > 0 || (fd_cells->len == 0 && load_cells->len == 0);
+  const int height = ((echo_panels ? 2 : 0) + (fd_cells->len > 0 ? 1 : 0) + (load_cells->len > 0 ? 1 : 0)) *
+                     PANEL_HEIGHT + 40;
 
   subtitle = g_markup_printf_escaped ("peer-bench %s · %s, %u CPUs, %s · pin %s · %.2f s per cell",
                                       PACKAGE_VERSION, report->cpu_model, report->n_cpus,
@@ -419,6 +448,11 @@ bench_report_write_svg (BenchReport *report,
     draw_cells_panel (svg, report, names, fd_cells, echo_panels ? 2 * PANEL_HEIGHT : 0,
                       "Passing fds: n fds per call; a sealed memfd against the floor copying the bytes",
                       "fds per call, then bytes handed over as a memfd (the floor copies them)");
+  if (load_cells->len > 0)
+    draw_cells_panel (svg, report, names, load_cells,
+                      ((echo_panels ? 2 : 0) + (fd_cells->len > 0 ? 1 : 0)) * PANEL_HEIGHT,
+                      "Under load: calls in flight on one connection; connections calling at once",
+                      "depth (calls in flight), then clients (connections, one thread each)");
   g_string_append (svg, "</svg>\n");
 
   return g_file_set_contents (path, svg->str, (gssize) svg->len, error);

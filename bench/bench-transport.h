@@ -87,6 +87,10 @@ typedef struct {
                             BenchLoop    *loop,
                             GError      **error);
   void       (*disconnect) (gpointer      client);
+  /* Whether its server serves many connections at once (the clients
+   * cells need it; a server that serves one after another would leave
+   * all but the first waiting). */
+  gboolean   serves_many;
 } BenchTransport;
 
 /* Every transport there could be; bench-transport-list.h names the ones

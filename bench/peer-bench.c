@@ -55,7 +55,8 @@ typedef struct {
   GArray   *fd_counts;       /* (element-type guint) */
   GArray   *memfd_sizes;     /* (element-type gsize) */
   guint     cells;           /* the kinds to run: bits of 1 << BenchCellKind */
-  guint     depth;
+  GArray   *depths;          /* (element-type guint): the pipelined cells */
+  GArray   *client_counts;   /* (element-type guint): the clients cells */
   PinMode   pin;
   char     *json_path;
   char     *svg_path;
@@ -161,7 +162,47 @@ static const char * const cell_kind_names[] = {
   [BENCH_CELL_FD] = "fd",
   [BENCH_CELL_PIPELINE] = "pipeline",
   [BENCH_CELL_MEMFD] = "memfd",
+  [BENCH_CELL_CLIENTS] = "clients",
 };
+
+/* A comma-separated list of counts from @min to @max, none twice. */
+static gboolean
+parse_count_list (const char *option,
+                  const char *text,
+                  guint       min,
+                  guint       max,
+                  GArray     *out,
+                  int        *status)
+{
+  g_auto(GStrv) items = g_strsplit (text, ",", -1);
+
+  for (guint i = 0; items[i] != NULL; i++)
+    {
+      const char *item = g_strstrip (items[i]);
+      guint64 n;
+      guint count;
+
+      if (!g_ascii_string_to_unsigned (item, 10, min, max, &n, NULL))
+        {
+          *status = usage_error ("%s: '%s' is not a count from %u to %u", option, item, min, max);
+          return FALSE;
+        }
+      count = (guint) n;
+      for (guint j = 0; j < out->len; j++)
+        if (g_array_index (out, guint, j) == count)
+          {
+            *status = usage_error ("%s: %s is listed twice", option, item);
+            return FALSE;
+          }
+      g_array_append_val (out, count);
+    }
+  if (out->len == 0)
+    {
+      *status = usage_error ("%s needs at least one count", option);
+      return FALSE;
+    }
+  return TRUE;
+}
 
 /* A comma-separated list of sizes from @min to @max, none twice. */
 static gboolean
@@ -212,8 +253,9 @@ parse_options (int           argc,
   g_autofree char *cells = NULL;
   g_autofree char *pin = NULL;
   g_autofree char *transports = NULL;
+  g_autofree char *depths = NULL;
+  g_autofree char *client_counts = NULL;
   double seconds = 1.0;
-  int depth = 16;
   gint64 client_calls = 0;
   const GOptionEntry entries[] = {
     { "seconds", 's', 0, G_OPTION_ARG_DOUBLE, &seconds,
@@ -228,10 +270,13 @@ parse_options (int           argc,
       "Sizes handed over as a sealed memfd in the memfd cells (the floor copies them "
       "instead), comma-separated, up to 64M (default 1M,16M,64M)", "LIST" },
     { "cells", 'c', 0, G_OPTION_ARG_STRING, &cells,
-      "Run only these kinds of cell, comma-separated: echo, fd, memfd, pipeline "
+      "Run only these kinds of cell, comma-separated: echo, fd, memfd, pipeline, clients "
       "(default all)", "LIST" },
-    { "depth", 'd', 0, G_OPTION_ARG_INT, &depth,
-      "Calls in flight in the pipelined cell (default 16)", "N" },
+    { "depth", 'd', 0, G_OPTION_ARG_STRING, &depths,
+      "Calls in flight in the pipelined cells, comma-separated, 1 to 1024 (default 1,16)", "LIST" },
+    { "clients", 0, 0, G_OPTION_ARG_STRING, &client_counts,
+      "Connections calling at once in the clients cells, comma-separated, 1 to 256 "
+      "(default 1,4,16,64)", "LIST" },
     { "pin", 'p', 0, G_OPTION_ARG_STRING, &pin,
       "CPU placement: same (client and servers on one CPU), split (on two), "
       "none (the scheduler decides; default)", "MODE" },
@@ -266,9 +311,13 @@ parse_options (int           argc,
   if (!isfinite (seconds) || seconds <= 0 || seconds > 3600)
     return usage_error ("--seconds must be more than 0 and at most 3600, not %g", seconds);
   options->seconds = seconds;
-  if (depth < 1 || depth > 1024)
-    return usage_error ("--depth must be 1 to 1024, not %d", depth);
-  options->depth = (guint) depth;
+  options->depths = g_array_new (FALSE, FALSE, sizeof (guint));
+  if (!parse_count_list ("--depth", depths != NULL ? depths : "1,16", 1, 1024, options->depths, &status))
+    return status;
+  options->client_counts = g_array_new (FALSE, FALSE, sizeof (guint));
+  if (!parse_count_list ("--clients", client_counts != NULL ? client_counts : "1,4,16,64", 1, 256,
+                         options->client_counts, &status))
+    return status;
 
   options->sizes = g_array_new (FALSE, FALSE, sizeof (gsize));
   if (!parse_size_list ("--sizes", sizes != NULL ? sizes : "0,64,4k,64k,1M", 0, MAX_SIZE,
@@ -311,7 +360,7 @@ parse_options (int           argc,
             if (g_str_equal (kind, cell_kind_names[k]))
               break;
           if (k == G_N_ELEMENTS (cell_kind_names))
-            return usage_error ("--cells: no kind of cell '%s' (echo, fd, memfd, pipeline)", kind);
+            return usage_error ("--cells: no kind of cell '%s' (echo, fd, memfd, pipeline, clients)", kind);
           options->cells |= 1u << k;
         }
     }
@@ -643,6 +692,155 @@ run_phase (BenchPeer       *peer,
   return TRUE;
 }
 
+/* --- the clients cells --------------------------------------------------- */
+
+/* One connection of a clients cell, calling from its own thread. */
+typedef struct {
+  const BenchTransport *transport;
+  gpointer client;
+  gint64 deadline_ns;
+  guint64 min_calls;
+  guint64 calls;
+  GArray *samples;              /* (element-type gint64) */
+  GError *error;
+} ClientsCaller;
+
+static gpointer
+clients_caller_thread (gpointer data)
+{
+  ClientsCaller *c = data;
+  guint8 payload[BENCH_LOOP_PAYLOAD] = { 0 };
+
+  while (bench_clock_ns () < c->deadline_ns || c->calls < c->min_calls)
+    {
+      gint64 start = bench_clock_ns (), rtt;
+
+      payload_stamp (payload, sizeof payload, c->calls);
+      if (!c->transport->echo (c->client, payload, sizeof payload, &c->error))
+        break;
+      c->calls++;
+      rtt = bench_clock_ns () - start;
+      if (c->samples != NULL)
+        g_array_append_val (c->samples, rtt);
+    }
+  return NULL;
+}
+
+/* Every caller for @seconds (at least @min_calls each); FALSE with the
+ * first error. The callers' samples go to @samples when it is set. */
+static gboolean
+clients_run_phase (ClientsCaller  *callers,
+                   guint           n,
+                   double          seconds,
+                   guint64         min_calls,
+                   GArray         *samples,
+                   GError        **error)
+{
+  g_autofree GThread **threads = g_new0 (GThread *, n);
+  gint64 deadline = bench_clock_ns () + (gint64) (seconds * 1e9);
+  gboolean ok = TRUE;
+
+  for (guint i = 0; i < n; i++)
+    {
+      callers[i].deadline_ns = deadline;
+      callers[i].min_calls = min_calls;
+      callers[i].calls = 0;
+      callers[i].samples = samples != NULL ? g_array_new (FALSE, FALSE, sizeof (gint64)) : NULL;
+      threads[i] = g_thread_new ("bench-caller", clients_caller_thread, &callers[i]);
+    }
+  for (guint i = 0; i < n; i++)
+    {
+      g_thread_join (threads[i]);
+      if (callers[i].error != NULL && ok)
+        {
+          g_propagate_error (error, g_steal_pointer (&callers[i].error));
+          ok = FALSE;
+        }
+      g_clear_error (&callers[i].error);
+      if (callers[i].samples != NULL)
+        {
+          g_array_append_vals (samples, callers[i].samples->data, callers[i].samples->len);
+          g_array_unref (callers[i].samples);
+        }
+    }
+  return ok;
+}
+
+/* @n_clients connections to @peer's server, each calling Echo of 8 bytes
+ * from its own thread, one call at a time: the aggregate throughput and
+ * how evenly the server shared itself (the most calls one connection
+ * made over the fewest). */
+static BenchResult *
+run_clients_cell (BenchPeer          *peer,
+                  const BenchCell    *cell,
+                  const BenchOptions *options,
+                  GError            **error)
+{
+  g_autoptr(BenchResult) result = g_new0 (BenchResult, 1);
+  g_autoptr(GArray) samples = g_array_sized_new (FALSE, FALSE, sizeof (gint64), 4096);
+  g_autofree ClientsCaller *callers = g_new0 (ClientsCaller, cell->n_clients);
+  g_autoptr(GError) local_error = NULL;
+  gint64 t0, t1, client0, client1, server0, server1;
+  guint64 total = 0, most = 0, fewest = G_MAXUINT64;
+  guint n_connected = 0;
+  gboolean ok;
+
+  result->transport = g_strdup (peer->transport->name);
+  if (peer->transport->get_version != NULL)
+    result->version = g_strdup (peer->transport->get_version ());
+  result->cell = *cell;
+  result->ratio = NAN;
+  if (!peer->transport->serves_many)
+    {
+      result->unavailable = g_strdup ("its server serves one connection at a time");
+      return g_steal_pointer (&result);
+    }
+
+  for (; n_connected < cell->n_clients; n_connected++)
+    {
+      callers[n_connected].transport = peer->transport;
+      callers[n_connected].client = peer->transport->connect (bench_process_get_address (peer->server),
+                                                              &local_error);
+      if (callers[n_connected].client == NULL)
+        break;
+    }
+  ok = n_connected == cell->n_clients;
+  if (ok)
+    ok = clients_run_phase (callers, n_connected, options->seconds / 5, 1, NULL, &local_error);
+  if (ok)
+    {
+      server0 = bench_process_get_cpu_ns (peer->server);
+      client0 = process_cpu_ns ();
+      t0 = bench_clock_ns ();
+      ok = clients_run_phase (callers, n_connected, options->seconds,
+                              MAX (1, MIN_CALLS / cell->n_clients), samples, &local_error);
+      t1 = bench_clock_ns ();
+      client1 = process_cpu_ns ();
+      server1 = bench_process_get_cpu_ns (peer->server);
+    }
+  for (guint i = 0; i < n_connected; i++)
+    {
+      total += callers[i].calls;
+      most = MAX (most, callers[i].calls);
+      fewest = MIN (fewest, callers[i].calls);
+      peer->transport->disconnect (callers[i].client);
+    }
+  if (!ok)
+    {
+      g_propagate_error (error, g_steal_pointer (&local_error));
+      return NULL;
+    }
+
+  result->available = TRUE;
+  bench_summary_compute_latency (&result->summary, samples);
+  result->summary.seconds = (double) (t1 - t0) / 1e9;
+  result->summary.calls_per_s = total / result->summary.seconds;
+  result->summary.client_cpu_us = (double) (client1 - client0) / 1000 / total;
+  result->summary.server_cpu_us = server0 >= 0 && server1 >= 0 ? (double) (server1 - server0) / 1000 / total : NAN;
+  result->summary.fairness = fewest > 0 ? (double) most / fewest : INFINITY;
+  return g_steal_pointer (&result);
+}
+
 static BenchResult *
 run_cell (BenchPeer          *peer,
           const BenchCell    *cell,
@@ -661,11 +859,14 @@ run_cell (BenchPeer          *peer,
   guint n_open = 0;
   gboolean ok;
 
+  if (cell->kind == BENCH_CELL_CLIENTS)
+    return run_clients_cell (peer, cell, options, error);
   result->transport = g_strdup (peer->transport->name);
   if (peer->transport->get_version != NULL)
     result->version = g_strdup (peer->transport->get_version ());
   result->cell = *cell;
   result->ratio = NAN;
+  result->summary.fairness = NAN;
 
   /* Distinct files, so that the reply's check sees their order. */
   for (; cell->kind == BENCH_CELL_FD && n_open < cell->n_fds; n_open++)
@@ -745,9 +946,15 @@ list_cells (const BenchOptions *options)
       cell = (BenchCell) { BENCH_CELL_MEMFD, g_array_index (options->memfd_sizes, gsize, i), 1, 1 };
       g_array_append_val (cells, cell);
     }
-  if (options->cells & (1u << BENCH_CELL_PIPELINE))
+  for (guint i = 0; (options->cells & (1u << BENCH_CELL_PIPELINE)) && i < options->depths->len; i++)
     {
-      cell = (BenchCell) { BENCH_CELL_PIPELINE, BENCH_LOOP_PAYLOAD, options->depth, 0 };
+      cell = (BenchCell) { BENCH_CELL_PIPELINE, BENCH_LOOP_PAYLOAD, g_array_index (options->depths, guint, i), 0 };
+      g_array_append_val (cells, cell);
+    }
+  for (guint i = 0; (options->cells & (1u << BENCH_CELL_CLIENTS)) && i < options->client_counts->len; i++)
+    {
+      cell = (BenchCell) { BENCH_CELL_CLIENTS, BENCH_LOOP_PAYLOAD, 1, 0,
+                           g_array_index (options->client_counts, guint, i) };
       g_array_append_val (cells, cell);
     }
   return cells;
@@ -1018,7 +1225,12 @@ main (int   argc,
     g_array_append_vals (report->fd_counts, options.fd_counts->data, options.fd_counts->len);
   if (options.cells & (1u << BENCH_CELL_MEMFD))
     g_array_append_vals (report->memfd_sizes, options.memfd_sizes->data, options.memfd_sizes->len);
-  report->depth = options.depth;
+  if (options.cells & (1u << BENCH_CELL_PIPELINE))
+    g_array_append_vals (report->depths, options.depths->data, options.depths->len);
+  for (guint i = 0; i < report->depths->len; i++)
+    report->depth = MAX (report->depth, g_array_index (report->depths, guint, i));
+  if (options.cells & (1u << BENCH_CELL_CLIENTS))
+    g_array_append_vals (report->client_counts, options.client_counts->data, options.client_counts->len);
   /* The CDF is drawn for the first size asked for: 0 B by default. */
   report->cdf_size = g_array_index (options.sizes, gsize, 0);
 

@@ -2,7 +2,9 @@
 # smoke-test.sh PEER_BENCH: runs peer-bench once, tiny, and checks what it
 # wrote: the JSON parses and has a result for every cell, the fd cells up
 # to the kernel's 253 fds and the memfd cells included, the SVG is
-# well-formed XML with its three panels, and bad options exit with status 2.
+# well-formed XML with its four panels, the depth and clients cells
+# included (those a one-connection-at-a-time server cannot serve n/a),
+# and bad options exit with status 2.
 # No timing is checked: this is a noisy-machine-safe test that the
 # benchmark still works, not a benchmark.
 set -eu
@@ -18,7 +20,7 @@ fi
 
 # Small memfds: the smoke test checks that the hand-off works, not what
 # 64 MiB costs.
-"$bench" --seconds 0.05 --sizes 0,64 --depth 4 --fds 1,16,253 --memfd-sizes 64k,1M \
+"$bench" --seconds 0.05 --sizes 0,64 --depth 1,4 --clients 1,4 --fds 1,16,253 --memfd-sizes 64k,1M \
   --json "$tmp/results.json" --svg "$tmp/results.svg" >"$tmp/table.txt"
 cat "$tmp/table.txt"
 
@@ -31,14 +33,21 @@ with open(sys.argv[1]) as f:
 results = report["results"]
 transports = sorted({r["transport"] for r in results})
 assert "floor" in transports and "libpeer" in transports and "gdbus" in transports, transports
-cells = {(r["cell"], r["size"], r["fds"]) for r in results}
-assert cells == {("echo", 0, 0), ("echo", 64, 0), ("fd", 0, 1), ("fd", 0, 16), ("fd", 0, 253),
-                 ("memfd", 65536, 1), ("memfd", 1048576, 1), ("pipeline", 8, 0)}, cells
+cells = {(r["cell"], r["size"], r["fds"], r["depth"], r["clients"]) for r in results}
+assert cells == {("echo", 0, 0, 1, 1), ("echo", 64, 0, 1, 1), ("fd", 0, 1, 1, 1), ("fd", 0, 16, 1, 1),
+                 ("fd", 0, 253, 1, 1), ("memfd", 65536, 1, 1, 1), ("memfd", 1048576, 1, 1, 1),
+                 ("pipeline", 8, 0, 1, 1), ("pipeline", 8, 0, 4, 1),
+                 ("clients", 8, 0, 1, 1), ("clients", 8, 0, 1, 4)}, cells
 for r in results:
     if r["available"]:
         assert r["calls"] > 0 and r["p50_us"] > 0 and r["p50_us"] <= r["p99_us"] <= r["max_us"], r
-    elif r["cell"] != "fd":
-        raise AssertionError("only an fd cell may be n/a: %r" % r)
+    elif r["cell"] not in ("fd", "clients"):
+        raise AssertionError("only an fd or a clients cell may be n/a: %r" % r)
+# The clients cells: libpeer's servers serve many connections at once,
+# and say how evenly.
+for r in results:
+    if r["cell"] == "clients" and r["transport"] in ("libpeer", "libpeer-lane", "gdbus"):
+        assert r["available"] and r["fairness_max_over_min"] >= 1, r
     if r["cell"] == "memfd":
         assert r["method"] == ("copy" if r["transport"] == "floor" else "memfd"), r
 # Every transport passes one fd, and every one but a lane (whose frames
@@ -54,13 +63,13 @@ assert root.tag == "{http://www.w3.org/2000/svg}svg", root.tag
 lines = root.findall(".//{http://www.w3.org/2000/svg}polyline")
 assert len(lines) >= 3 * len(transports), len(lines)
 titles = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text") if t.get("class") == "title"]
-assert len(titles) == 3 and titles[2].startswith("Passing fds"), titles
+assert len(titles) == 4 and titles[2].startswith("Passing fds") and titles[3].startswith("Under load"), titles
 print("smoke: %d results from %s; SVG has %d lines" % (len(results), ", ".join(transports), len(lines)))
 PY
 
 # Bad input: one line on stderr, exit status 2.
 for args in "--sizes 12x" "--sizes 0,,64" "--pin sideways" "--depth 0" "--seconds -1" \
-            "--seconds nan" "--transports nonesuch" "--fds 0" "--fds 254" "--fds 1,1" \
+            "--seconds nan" "--transports nonesuch" "--depth 1,1" "--clients 0" "--clients 257" "--fds 0" "--fds 254" "--fds 1,1" \
             "--memfd-sizes 0" "--memfd-sizes 65M" "--cells echo,nonesuch" "stray-argument"; do
   status=0
   # shellcheck disable=SC2086 # the arguments are split on purpose

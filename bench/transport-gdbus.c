@@ -298,5 +298,6 @@ const BenchTransport bench_transport_gdbus = {
   .echo = gdbus_echo,
   .echo_fds = gdbus_echo_fds,
   .pipeline = gdbus_pipeline,
+  .serves_many = TRUE,
   .disconnect = gdbus_disconnect,
 };

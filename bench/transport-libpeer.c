@@ -264,6 +264,7 @@ const BenchTransport bench_transport_libpeer = {
   .echo = libpeer_echo,
   .echo_fds = libpeer_echo_fds,
   .pipeline = libpeer_pipeline,
+  .serves_many = TRUE,
   .disconnect = libpeer_disconnect,
 };
 
@@ -275,5 +276,6 @@ const BenchTransport bench_transport_libpeer_lane = {
   .echo = libpeer_echo,
   .echo_fds = libpeer_echo_fds,
   .pipeline = libpeer_pipeline,
+  .serves_many = TRUE,
   .disconnect = libpeer_disconnect,
 };

@@ -34,14 +34,12 @@ struct _PeerClient
   guint max_fds;                        /* atomic */
   /* Set once by peer_client_open_lane_sync(), freed in finalize. */
   PeerLaneClient *lane;                 /* atomic */
-  /* Asynchronous calls to lane methods: one worker thread runs them one
-   * after another (a lane carries one call at a time), so callers never
-   * block and no thread pool fills up with waiters. Set with @lane. */
-  GThreadPool *lane_worker;             /* atomic */
 
   GMutex lock;
   /* Protected by @lock */
   GError *close_reason;
+  GPtrArray *lane_subscriptions;        /* Subscription*, borrowed: GDBus holds them */
+  gboolean lane_signals_taken;
 };
 
 typedef enum {
@@ -117,6 +115,11 @@ peer_client_dispose (GObject *object)
 {
   PeerClient *self = PEER_CLIENT (object);
 
+  /* The lane's reader delivers to none of them any more (GDBus ends
+   * them as the connection goes). */
+  g_mutex_lock (&self->lock);
+  g_clear_pointer (&self->lane_subscriptions, g_ptr_array_unref);
+  g_mutex_unlock (&self->lock);
   if (self->connection != NULL)
     {
       g_clear_signal_handler (&self->closed_handler, self->connection);
@@ -134,13 +137,10 @@ peer_client_finalize (GObject *object)
   PeerClient *self = PEER_CLIENT (object);
 
   g_clear_error (&self->close_reason);
-  /* Every queued call holds a reference on us: the worker is idle here,
-   * and nothing of ours is left to it. Freed without waiting all the
-   * same: a pool that waits for its thread from that very thread never
-   * returns (run_lane_call() sees to it that we are not finalized there). */
-  if (self->lane_worker != NULL)
-    g_thread_pool_free (self->lane_worker, TRUE, FALSE);
+  /* Every asynchronous lane call holds a reference on us until its end has
+   * run in its caller's context: none is in flight here. */
   g_clear_pointer (&self->lane, _peer_lane_client_free);
+  g_clear_pointer (&self->lane_subscriptions, g_ptr_array_unref);
   g_mutex_clear (&self->lock);
 
   G_OBJECT_CLASS (peer_client_parent_class)->finalize (object);
@@ -755,10 +755,6 @@ typedef struct {
   int timeout_ms;
   GUnixFDList *fd_list;                 /* nullable; the caller's, referenced until sent */
   gsize threshold;
-  guint32 lane_id;                      /* for calls that take the lane */
-  /* A lane call's end, from the worker to the caller's context */
-  CallResult *lane_result;
-  GError *lane_error;
 } PendingCall;
 
 static void
@@ -770,8 +766,6 @@ pending_call_free (PendingCall *pending)
   g_clear_pointer (&pending->parameters, g_variant_unref);
   g_clear_pointer (&pending->reply_type, g_variant_type_free);
   g_clear_object (&pending->fd_list);
-  g_clear_pointer (&pending->lane_result, call_result_free);
-  g_clear_error (&pending->lane_error);
   g_free (pending);
 }
 
@@ -896,6 +890,27 @@ on_features_for_call (GObject      *source,
   send_pending_call (self, task);
 }
 
+/* In the caller's context: a lane call's end returns its task. */
+static void
+return_lane_call (GVariant    *reply,
+                  GUnixFDList *fd_list,
+                  GError      *error,
+                  gpointer     user_data)
+{
+  GTask *task = user_data;
+  CallResult *result;
+
+  if (error != NULL)
+    {
+      g_task_return_error (task, error);
+      return;
+    }
+  result = g_new0 (CallResult, 1);
+  result->reply = reply;
+  result->fd_list = fd_list;
+  g_task_return_pointer (task, result, (GDestroyNotify) call_result_free);
+}
+
 void
 peer_client_call (PeerClient          *self,
                   const char          *object_path,
@@ -913,12 +928,36 @@ peer_client_call (PeerClient          *self,
   g_autoptr(GError) error = NULL;
   PendingCall *pending;
   PeerLaneClient *lane;
+  guint32 lane_id;
 
   g_return_if_fail (PEER_IS_CLIENT (self));
   g_return_if_fail (object_path != NULL && g_variant_is_object_path (object_path));
   g_return_if_fail (interface_name == NULL || g_dbus_is_interface_name (interface_name));
   g_return_if_fail (method_name != NULL && g_dbus_is_member_name (method_name));
   g_return_if_fail (fd_list == NULL || G_IS_UNIX_FD_LIST (fd_list));
+
+  lane = g_atomic_pointer_get (&self->lane);
+  if (lane != NULL && !g_dbus_connection_is_closed (self->connection) &&
+      _peer_lane_client_has_method (lane, object_path, interface_name, method_name, &lane_id))
+    {
+      g_autoptr(GVariant) owned = parameters != NULL ? g_variant_ref_sink (parameters) : NULL;
+      GMainContext *context;
+
+      /* The lane needs none of what a GDBus call keeps while it waits. */
+      task = g_task_new (self, cancellable, callback, user_data);
+      g_task_set_source_tag (task, peer_client_call);
+      if (!check_can_send_fds (self, fd_list, &error))
+        {
+          g_task_return_error (task, g_steal_pointer (&error));
+          return;
+        }
+      context = g_task_get_context (task);
+      /* The call takes our reference to the task, and returns it in the
+       * task's context. */
+      _peer_lane_client_call_async (lane, lane_id, owned, reply_type, timeout_ms, fd_list, cancellable,
+                                    context, return_lane_call, g_steal_pointer (&task), g_object_unref);
+      return;
+    }
 
   pending = g_new0 (PendingCall, 1);
   pending->object_path = g_strdup (object_path);
@@ -936,15 +975,6 @@ peer_client_call (PeerClient          *self,
   if (!check_can_send_fds (self, fd_list, &error))
     {
       g_task_return_error (task, g_steal_pointer (&error));
-      return;
-    }
-
-  lane = g_atomic_pointer_get (&self->lane);
-  if (lane != NULL && !g_dbus_connection_is_closed (self->connection) &&
-      _peer_lane_client_has_method (lane, object_path, interface_name, method_name, &pending->lane_id))
-    {
-      /* The pool takes our reference to the task. */
-      g_thread_pool_push (g_atomic_pointer_get (&self->lane_worker), g_steal_pointer (&task), NULL);
       return;
     }
 
@@ -1029,22 +1059,57 @@ peer_client_set_property_sync (PeerClient   *self,
 
 /* --- signals ------------------------------------------------------------ */
 
+/* A subscription, delivered by GDBus for signals on the connection and
+ * by the lane for signals on it (after TakeSignals). Refcounted: GDBus's
+ * hold ends when it is unsubscribed, each lane delivery on its way holds
+ * one too, and @user_data goes with the last. */
 typedef struct {
+  gatomicrefcount ref_count;
   GWeakRef client;                      /* the GDBusConnection may outlive it */
   PeerSignalFunc callback;
   gpointer user_data;
   GDestroyNotify destroy;
+  /* For the lane's deliveries; read-only */
+  char *object_path;
+  char *interface_name;
+  char *signal_name;
+  GMainContext *context;
+  gint active;                          /* atomic: not yet unsubscribed */
 } Subscription;
 
 static void
-subscription_free (gpointer data)
+subscription_unref (gpointer data)
 {
   Subscription *sub = data;
 
+  if (!g_atomic_ref_count_dec (&sub->ref_count))
+    return;
   if (sub->destroy != NULL)
     sub->destroy (sub->user_data);
   g_weak_ref_clear (&sub->client);
+  g_free (sub->object_path);
+  g_free (sub->interface_name);
+  g_free (sub->signal_name);
+  g_main_context_unref (sub->context);
   g_free (sub);
+}
+
+/* GDBus's destroy notify: unsubscribed. */
+static void
+subscription_end (gpointer data)
+{
+  Subscription *sub = data;
+  g_autoptr(PeerClient) client = g_weak_ref_get (&sub->client);
+
+  g_atomic_int_set (&sub->active, FALSE);
+  if (client != NULL)
+    {
+      g_mutex_lock (&client->lock);
+      if (client->lane_subscriptions != NULL)
+        g_ptr_array_remove (client->lane_subscriptions, sub);
+      g_mutex_unlock (&client->lock);
+    }
+  subscription_unref (sub);
 }
 
 static void
@@ -1063,6 +1128,101 @@ on_signal (GDBusConnection *connection,
     sub->callback (client, object_path, interface_name, signal_name, parameters, sub->user_data);
 }
 
+/* A signal from the lane, on its way to one subscription's context. */
+typedef struct {
+  Subscription *sub;                    /* holds the client weakly, as GDBus's deliveries do */
+  char *object_path;
+  char *interface_name;
+  char *signal_name;
+  GVariant *parameters;
+} LaneSignal;
+
+static void
+lane_signal_free (gpointer data)
+{
+  LaneSignal *ls = data;
+
+  subscription_unref (ls->sub);
+  g_free (ls->object_path);
+  g_free (ls->interface_name);
+  g_free (ls->signal_name);
+  g_variant_unref (ls->parameters);
+  g_free (ls);
+}
+
+/* In the subscription's context. */
+static gboolean
+deliver_lane_signal (gpointer data)
+{
+  LaneSignal *ls = data;
+  g_autoptr(PeerClient) client = g_weak_ref_get (&ls->sub->client);
+
+  if (client != NULL && g_atomic_int_get (&ls->sub->active))
+    ls->sub->callback (client, ls->object_path, ls->interface_name, ls->signal_name, ls->parameters,
+                       ls->sub->user_data);
+  return G_SOURCE_REMOVE;
+}
+
+/* On the thread reading the lane: each subscription that matches gets
+ * the signal in its context, in order with the replies read before it.
+ * @data, the client, is not yet finalized: the lane (and its reader) go
+ * in its finalize, and its dispose empties the list first. */
+static void
+on_lane_signal (PeerLaneClient *lane,
+                const char     *object_path,
+                const char     *interface_name,
+                const char     *signal_name,
+                GVariant       *parameters,
+                gpointer        data)
+{
+  PeerClient *self = data;
+
+  g_mutex_lock (&self->lock);
+  for (guint i = 0; self->lane_subscriptions != NULL && i < self->lane_subscriptions->len; i++)
+    {
+      Subscription *sub = g_ptr_array_index (self->lane_subscriptions, i);
+      LaneSignal *ls;
+
+      if ((sub->object_path != NULL && !g_str_equal (sub->object_path, object_path)) ||
+          (sub->interface_name != NULL && !g_str_equal (sub->interface_name, interface_name)) ||
+          (sub->signal_name != NULL && !g_str_equal (sub->signal_name, signal_name)))
+        continue;
+      ls = g_new0 (LaneSignal, 1);
+      g_atomic_ref_count_inc (&sub->ref_count);
+      ls->sub = sub;
+      ls->object_path = g_strdup (object_path);
+      ls->interface_name = g_strdup (interface_name);
+      ls->signal_name = g_strdup (signal_name);
+      ls->parameters = g_variant_ref (parameters);
+      _peer_lane_client_deliver (lane, sub->context, deliver_lane_signal, ls, lane_signal_free);
+    }
+  g_mutex_unlock (&self->lock);
+}
+
+/* Once there is a lane and a subscription: the server sends signals on
+ * the lane, in order with its replies, instead of the connection. Any
+ * thread; asked once, without waiting (until the server switches,
+ * signals keep coming on the connection, each one way or the other). */
+static void
+take_lane_signals (PeerClient *self)
+{
+  PeerLaneClient *lane = g_atomic_pointer_get (&self->lane);
+  gboolean wanted;
+
+  if (lane == NULL)
+    return;
+  g_mutex_lock (&self->lock);
+  wanted = self->lane_subscriptions != NULL && self->lane_subscriptions->len > 0 && !self->lane_signals_taken;
+  if (wanted)
+    self->lane_signals_taken = TRUE;
+  g_mutex_unlock (&self->lock);
+  if (!wanted)
+    return;
+  _peer_lane_client_set_signal_func (lane, on_lane_signal, self);
+  g_dbus_connection_call (self->connection, NULL, PEER_LANE_PATH, PEER_LANE_INTERFACE, "TakeSignals", NULL,
+                          NULL, G_DBUS_CALL_FLAGS_NONE, -1, NULL, NULL, NULL);
+}
+
 guint
 peer_client_subscribe_signal (PeerClient     *self,
                               const char     *object_path,
@@ -1073,18 +1233,32 @@ peer_client_subscribe_signal (PeerClient     *self,
                               GDestroyNotify  destroy)
 {
   Subscription *sub;
+  guint id;
 
   g_return_val_if_fail (PEER_IS_CLIENT (self), 0);
   g_return_val_if_fail (callback != NULL, 0);
 
   sub = g_new0 (Subscription, 1);
+  g_atomic_ref_count_init (&sub->ref_count);
   g_weak_ref_init (&sub->client, self);
   sub->callback = callback;
   sub->user_data = user_data;
   sub->destroy = destroy;
-  return g_dbus_connection_signal_subscribe (self->connection, NULL, interface_name, signal_name,
-                                             object_path, NULL, G_DBUS_SIGNAL_FLAGS_NONE,
-                                             on_signal, sub, subscription_free);
+  sub->object_path = g_strdup (object_path);
+  sub->interface_name = g_strdup (interface_name);
+  sub->signal_name = g_strdup (signal_name);
+  sub->context = g_main_context_ref_thread_default ();
+  sub->active = TRUE;
+  g_mutex_lock (&self->lock);
+  if (self->lane_subscriptions == NULL)
+    self->lane_subscriptions = g_ptr_array_new ();
+  g_ptr_array_add (self->lane_subscriptions, sub);
+  g_mutex_unlock (&self->lock);
+  id = g_dbus_connection_signal_subscribe (self->connection, NULL, interface_name, signal_name,
+                                           object_path, NULL, G_DBUS_SIGNAL_FLAGS_NONE,
+                                           on_signal, sub, subscription_end);
+  take_lane_signals (self);
+  return id;
 }
 
 void
@@ -1163,59 +1337,6 @@ peer_client_set_blob_threshold (PeerClient *self,
 
 /* --- the lane ----------------------------------------------------------- */
 
-/* In the caller's context: returns what the worker left in the task. */
-static gboolean
-return_lane_call (gpointer user_data)
-{
-  GTask *task = user_data;
-  PendingCall *pending = g_task_get_task_data (task);
-
-  if (pending->lane_result != NULL)
-    g_task_return_pointer (task, g_steal_pointer (&pending->lane_result), (GDestroyNotify) call_result_free);
-  else
-    g_task_return_error (task, g_steal_pointer (&pending->lane_error));
-  return G_SOURCE_REMOVE;
-}
-
-/* The lane worker: one asynchronous lane call, start to finish. The
- * worker's reference to the task goes back to the caller's context with
- * the result, and the task is returned there: the task holds the client,
- * whose last reference must never go on this thread (finalize frees the
- * pool), as it would if the caller's callback ran first. */
-static void
-run_lane_call (gpointer data,
-               gpointer user_data)
-{
-  GTask *task = data;
-  PeerClient *self = g_task_get_source_object (task);
-  PendingCall *pending = g_task_get_task_data (task);
-  CallResult *result = g_new0 (CallResult, 1);
-  GError *error = NULL;
-  GSource *source;
-
-  result->reply = _peer_lane_client_call (g_atomic_pointer_get (&self->lane), pending->lane_id,
-                                          pending->parameters, pending->reply_type, pending->timeout_ms,
-                                          pending->fd_list, &result->fd_list,
-                                          g_task_get_cancellable (task), &error);
-  /* Sent: the caller's arguments and fds are not needed any more. */
-  g_clear_pointer (&pending->parameters, g_variant_unref);
-  g_clear_object (&pending->fd_list);
-  if (result->reply == NULL)
-    {
-      call_result_free (result);
-      pending->lane_error = error;
-    }
-  else
-    pending->lane_result = result;
-
-  source = g_idle_source_new ();
-  g_source_set_priority (source, g_task_get_priority (task));
-  g_source_set_callback (source, return_lane_call, task, g_object_unref);
-  g_source_set_static_name (source, "[libpeer] lane call done");
-  g_source_attach (source, g_task_get_context (task));
-  g_source_unref (source);
-}
-
 gboolean
 peer_client_open_lane_sync (PeerClient   *self,
                             GCancellable *cancellable,
@@ -1225,7 +1346,6 @@ peer_client_open_lane_sync (PeerClient   *self,
   g_autoptr(GUnixFDList) fd_list = NULL;
   g_autoptr(GError) local_error = NULL;
   PeerLaneClient *lane;
-  GThreadPool *worker;
 
   g_return_val_if_fail (PEER_IS_CLIENT (self), FALSE);
 
@@ -1253,20 +1373,16 @@ peer_client_open_lane_sync (PeerClient   *self,
   lane = _peer_lane_client_new (reply, fd_list, error);
   if (lane == NULL)
     return FALSE;
-  /* The worker exists before any call can see the lane. */
-  worker = g_thread_pool_new (run_lane_call, NULL, 1, FALSE, NULL);
-  if (!g_atomic_pointer_compare_and_exchange (&self->lane_worker, NULL, worker) ||
-      !g_atomic_pointer_compare_and_exchange (&self->lane, NULL, lane))
+  if (!g_atomic_pointer_compare_and_exchange (&self->lane, NULL, lane))
     {
-      /* Another thread opened one first (and set its own worker). */
-      if (g_atomic_pointer_get (&self->lane_worker) != worker)
-        g_thread_pool_free (worker, TRUE, FALSE);
+      /* Another thread opened one first. */
       _peer_lane_client_free (lane);
       return TRUE;
     }
   if (g_dbus_connection_is_closed (self->connection))
     _peer_lane_client_shutdown (lane);
   g_debug ("libpeer: lane open with %u methods", _peer_lane_client_get_n_methods (self->lane));
+  take_lane_signals (self);
   return TRUE;
 }
 

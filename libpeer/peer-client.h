@@ -8,9 +8,10 @@
  * Threads: a client may be used, and its last reference dropped, on any
  * thread. Nothing it hands to another thread or context keeps a plain
  * pointer to it: GDBus's "closed" handler and signal subscriptions hold
- * it weakly (and strongly while they run), and its lane worker hands each
- * asynchronous call back to the caller's context to be returned there, so
- * a client is never finalized on that worker, whose pool finalize frees.
+ * it weakly (and strongly while they run), and the thread that reads a
+ * lane for asynchronous calls hands each one's end back to the caller's
+ * context to be returned there, so a client is never finalized on that
+ * thread, which finalize joins.
  */
 #pragma once
 
@@ -359,13 +360,30 @@ void             peer_client_close               (PeerClient          *self);
  *   more lanes on this connection
  *
  * Opens a lane: a second channel to a libpeer server, bound to this
- * connection, that carries synchronous calls without GDBus's message
- * objects and worker thread. From then on peer_client_call_sync() sends
- * every call to a method in the server's lane table over it, transparently;
- * asynchronous calls, signals, properties and everything else stay on the
- * D-Bus connection. A lane carries one call at a time: calls from several
- * threads take turns. It closes when the connection closes. Opening a
- * second time does nothing.
+ * connection, that carries method calls without GDBus's message objects
+ * and worker thread. From then on peer_client_call_sync() and
+ * peer_client_call() send every call to a method in the server's lane
+ * table (the methods with handlers of the objects exported when the lane
+ * opened) over it, transparently. Once the client has a lane and a signal
+ * subscription, the server sends the signals it wants (PropertiesChanged
+ * included) over the lane too, in order with the lane's replies: a signal
+ * emitted before a reply is delivered before the asynchronous call's
+ * callback runs (a synchronous call returns as soon as its reply is read,
+ * its signals follow in their subscribers' contexts). Other calls,
+ * property Get and Set (org.freedesktop.DBus.Properties) and everything
+ * else stay on the D-Bus connection.
+ *
+ * Calls on a lane are pipelined: any number may be in flight at once,
+ * from any thread, synchronous and asynchronous alike, each matched to its
+ * reply by serial, whatever order the server answers them in. A
+ * synchronous call reads the lane on its own thread when no other thread
+ * is reading it; an asynchronous call's reply is read by a thread the
+ * lane starts with the first one and returned in the caller's
+ * thread-default main context, as on the D-Bus connection. Cancelling a
+ * call ends it at once with G_IO_ERROR_CANCELLED; its late reply is
+ * dropped, with any fds it carried. The lane closes when the connection
+ * closes, and every call then in flight ends with
+ * PEER_ERROR_DISCONNECTED. Opening a second time does nothing.
  *
  * Returns: %TRUE when a lane is open
  */

@@ -126,6 +126,7 @@ send_reply (PeerCall     *call,
   const GVariantType *expected;
   g_autoptr(GDBusMessage) reply = NULL;
   g_autoptr(GVariant) unit = NULL;
+  g_autoptr(GError) size_error = NULL;
 
   if (refuse_fds_nobody_can_take (call, request, fd_list))
     return;
@@ -146,15 +147,14 @@ send_reply (PeerCall     *call,
                   "The handler replied with the wrong type");
       return;
     }
-  if (g_variant_get_size (value) > _peer_wire_limits_get_max_message_size (_peer_connection_get_limits (self)))
+  if (!_peer_wire_limits_check_body_size (_peer_connection_get_limits (self), "reply", g_variant_get_size (value),
+                                          &size_error))
     {
-      g_autofree char *message = g_strdup_printf ("The reply of %" G_GSIZE_FORMAT " bytes is over the "
-                                                  "limit of %u", g_variant_get_size (value),
-                                                  _peer_wire_limits_get_max_message_size (_peer_connection_get_limits (self)));
+      g_autofree char *name = _peer_wire_error_name (size_error);
 
       g_debug ("libpeer: %s.%s: %s", peer_call_get_interface_name (call),
-               peer_call_get_method_name (call), message);
-      send_error (self, request, sender, "org.libpeer.Error.LimitExceeded", message);
+               peer_call_get_method_name (call), size_error->message);
+      send_error (self, request, sender, name, size_error->message);
       return;
     }
 
@@ -250,15 +250,15 @@ static gboolean
 begin_counted_call (PeerConnection *self,
                     GDBusMessage   *request)
 {
-  g_autofree char *message = NULL;
+  g_autoptr(GError) error = NULL;
+  g_autofree char *name = NULL;
 
-  if (_peer_wire_limits_begin_call (_peer_connection_get_limits (self)))
+  if (_peer_wire_limits_check_begin_call (_peer_connection_get_limits (self), &error))
     return TRUE;
-  message = g_strdup_printf ("More than %u calls in progress",
-                             _peer_wire_limits_get_max_in_flight (_peer_connection_get_limits (self)));
   g_debug ("libpeer: refusing %s.%s from %s: %s", g_dbus_message_get_interface (request),
-           g_dbus_message_get_member (request), peer_connection_get_unique_name (self), message);
-  send_error (self, request, reply_sender (request), "org.libpeer.Error.LimitExceeded", message);
+           g_dbus_message_get_member (request), peer_connection_get_unique_name (self), error->message);
+  name = _peer_wire_error_name (error);
+  send_error (self, request, reply_sender (request), name, error->message);
   return FALSE;
 }
 

@@ -59,6 +59,20 @@ void            _peer_connection_send_signal (PeerConnection     *self,
                                               GDBusMessage       *signal,
                                               gboolean            unicast,
                                               const char * const *server_names);
+/* Called, under the connection's lock, with each signal the peer wants
+ * (its sender and destination set) once a sink is set: the sink sends it
+ * another way (the lane) and must not wait. Any thread. */
+typedef void  (*PeerSignalSink)              (GDBusMessage    *signal,
+                                              gpointer         data);
+/* Replaces the sink (the old one's @destroy runs); @data's @destroy runs
+ * when it is replaced, cleared or the connection finalized. */
+void            _peer_connection_set_signal_sink   (PeerConnection *self,
+                                                    PeerSignalSink  sink,
+                                                    gpointer        data,
+                                                    GDestroyNotify  destroy);
+/* Clears the sink if its data is still @data. */
+void            _peer_connection_clear_signal_sink (PeerConnection *self,
+                                                    gpointer        data);
 /* TRUE the first time: the peer is bus-style from now on. */
 gboolean        _peer_connection_take_hello  (PeerConnection  *self);
 gboolean        _peer_connection_said_hello  (PeerConnection  *self);

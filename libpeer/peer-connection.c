@@ -72,6 +72,11 @@ struct _PeerConnection
   GQueue held_signals;                  /* GDBusMessage*, while the gate is shut */
   PeerMatchSet *matches;                /* AddMatch rules; NULL until the first */
   GHashTable *shares;                   /* pool (owned) → count; NULL until the first */
+  /* Where the signals this peer wants go instead of its D-Bus
+   * connection (its lane, which it asked for them) */
+  PeerSignalSink signal_sink;
+  gpointer signal_sink_data;
+  GDestroyNotify signal_sink_destroy;
 };
 
 enum { SIGNAL_CLOSED, N_SIGNALS };
@@ -522,6 +527,8 @@ peer_connection_finalize (GObject *object)
       g_source_unref (self->grace_source);
     }
   g_queue_clear_full (&self->held_signals, g_object_unref);
+  if (self->signal_sink_destroy != NULL)
+    self->signal_sink_destroy (self->signal_sink_data);
   g_clear_pointer (&self->matches, _peer_match_set_free);
   g_clear_pointer (&self->shares, g_hash_table_unref);
   g_clear_pointer (&self->monitor_rules, _peer_match_set_free);
@@ -705,9 +712,52 @@ _peer_connection_send_signal (PeerConnection     *self,
       g_mutex_unlock (&self->lock);
       return;
     }
-  /* Sent under the lock: see the signal gate. */
-  _peer_wire_send (self->connection, self->limits, message);
+  /* Sent under the lock: see the signal gate. Its order with the replies
+   * the sink carries is the order of the writes. */
+  if (self->signal_sink != NULL)
+    self->signal_sink (message, self->signal_sink_data);
+  else
+    _peer_wire_send (self->connection, self->limits, message);
   g_mutex_unlock (&self->lock);
+}
+
+void
+_peer_connection_set_signal_sink (PeerConnection *self,
+                                  PeerSignalSink  sink,
+                                  gpointer        data,
+                                  GDestroyNotify  destroy)
+{
+  gpointer old_data;
+  GDestroyNotify old_destroy;
+
+  g_mutex_lock (&self->lock);
+  old_data = self->signal_sink_data;
+  old_destroy = self->signal_sink_destroy;
+  self->signal_sink = sink;
+  self->signal_sink_data = data;
+  self->signal_sink_destroy = destroy;
+  g_mutex_unlock (&self->lock);
+  if (old_destroy != NULL)
+    old_destroy (old_data);
+}
+
+void
+_peer_connection_clear_signal_sink (PeerConnection *self,
+                                    gpointer        data)
+{
+  GDestroyNotify destroy = NULL;
+
+  g_mutex_lock (&self->lock);
+  if (self->signal_sink_data == data && self->signal_sink != NULL)
+    {
+      destroy = self->signal_sink_destroy;
+      self->signal_sink = NULL;
+      self->signal_sink_data = NULL;
+      self->signal_sink_destroy = NULL;
+    }
+  g_mutex_unlock (&self->lock);
+  if (destroy != NULL)
+    destroy (data);
 }
 
 gboolean

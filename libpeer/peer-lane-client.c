@@ -1,9 +1,17 @@
 /* peer-lane-client.c: the client's end of a lane.
  *
- * A synchronous call writes its frame and reads the reply on the caller's
- * own thread: no worker thread, no main context. One call is on a lane at
- * a time (a mutex); a late reply to a call that timed out is recognised
- * by its serial and dropped. The frames themselves are peer-lane-frame.c's.
+ * Calls are pipelined: each gets a serial and waits in a table for the
+ * reply that names it, whatever the order replies come in. One thread at
+ * a time reads the socket (it holds "the reader's part") and hands each
+ * reply to its call. A synchronous call reads on its own thread when no
+ * one else is reading (so a lone caller's call is a write and a read, no
+ * thread hop, as before pipelining), and otherwise waits to be handed its
+ * reply. Asynchronous calls are read for by a reader thread, made with
+ * the first, that reads only while they are in flight and no synchronous
+ * caller is reading; their ends are returned in their callers' contexts.
+ * A reply to a call that timed out or was cancelled finds no one in the
+ * table and is dropped with its fds. The frames themselves are
+ * peer-lane-frame.c's.
  */
 #include "config.h"
 
@@ -45,6 +53,43 @@ lane_entry_free (LaneEntry *e)
   g_free (e);
 }
 
+/* A call waiting for its reply. A synchronous caller's lives on its stack;
+ * an asynchronous one's is owned by the table until it is taken out, then
+ * by the completion handed to its caller's main context. */
+typedef struct {
+  guint32 serial;
+  const LaneEntry *entry;
+  gboolean is_async;
+  /* Under the lane's @lock: set once, by whoever takes it out of @pending */
+  gboolean done;
+  gboolean setting_up;          /* its end waits until the caller has returned */
+  GVariant *reply;
+  GUnixFDList *fd_list;
+  GError *error;
+
+  /* Asynchronous calls only */
+  PeerLaneClient *lane;
+  GMainContext *context;
+  GCancellable *cancellable;
+  gulong cancelled_id;
+  GSource *timeout_source;
+  PeerLaneReplyFunc func;
+  gpointer user_data;
+  GDestroyNotify destroy;
+} LaneWaiter;
+
+/* The asynchronous calls that ended, for one caller context: returned
+ * there together by one idle, as many as ended before it ran (a reply
+ * costs the context no source and no wake-up of its own). */
+typedef struct {
+  PeerLaneClient *lane;
+  GMainContext *context;
+  /* Under the lane's @lock */
+  GQueue done;                  /* LaneWaiter* */
+  gboolean scheduled;           /* an idle will take @done */
+  gboolean detached;            /* off the lane's list: its idle frees it */
+} LaneReturns;
+
 struct _PeerLaneClient
 {
   int fd;
@@ -58,15 +103,56 @@ struct _PeerLaneClient
 
   gsize chunk_size;
   gsize max_chunked;            /* the server's limit on chunked bodies */
-  PeerLaneBuffers *buffers;     /* chunked replies are assembled here */
   gboolean watched;             /* frames are logged or captured */
 
-  GMutex lock;                  /* one call on the lane at a time */
+  /* Held while a frame is written: chunks of one frame are never
+   * interleaved with another's. Taken before @lock, never after it. */
+  GMutex write_lock;
+
+  GMutex lock;
+  GCond cond;                   /* something was read, or the reader left */
   /* Protected by @lock */
+  guint n_waiting;              /* threads in lane_wait(): a wake-up is a syscall */
   guint32 next_serial;
+  GHashTable *pending;          /* serial → LaneWaiter*, the calls in flight */
+  guint n_async;                /* of them, asynchronous */
+  gboolean reader_active;       /* a thread holds the reader's part */
+  gboolean stopping;            /* the reader thread is to end */
+  GThread *reader_thread;       /* made for the first asynchronous call */
+  GPtrArray *returns;           /* LaneReturns*, one per caller context */
+  PeerLaneSignalFunc signal_func; /* set once; the reader thread reads for it */
+  gpointer signal_data;
+
+  /* Only the thread that holds the reader's part touches these */
   guint8 *buffer;
+  PeerLaneBuffers *buffers;     /* chunked replies are assembled here */
   LaneSpin spin;                /* for the reply */
 };
+
+/* @lock held. GLib's broadcast is a futex syscall even with no waiter;
+ * most wake-ups (each call, each frame read) have none. */
+static void
+lane_wake_locked (PeerLaneClient *lane)
+{
+  if (lane->n_waiting > 0)
+    g_cond_broadcast (&lane->cond);
+}
+
+/* @lock held. Until @deadline (monotonic; -1: none); FALSE when it passed. */
+static gboolean
+lane_wait_locked (PeerLaneClient *lane,
+                  gint64          deadline)
+{
+  gboolean woken = TRUE;
+
+  lane->n_waiting++;
+  if (deadline < 0)
+    g_cond_wait (&lane->cond, &lane->lock);
+  else
+    woken = g_cond_wait_until (&lane->cond, &lane->lock, deadline);
+  lane->n_waiting--;
+  return woken;
+}
 
 PeerLaneClient *
 _peer_lane_client_new (GVariant     *open_reply,
@@ -83,6 +169,10 @@ _peer_lane_client_new (GVariant     *open_reply,
 
   lane->fd = -1;
   g_mutex_init (&lane->lock);
+  g_mutex_init (&lane->write_lock);
+  g_cond_init (&lane->cond);
+  lane->pending = g_hash_table_new (NULL, NULL);
+  lane->returns = g_ptr_array_new ();
   lane->by_member = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_ptr_array_unref);
   lane->by_id = g_ptr_array_new_with_free_func ((GDestroyNotify) lane_entry_free);
   lane->buffer = g_malloc (PEER_LANE_BUFFER_SIZE);
@@ -135,10 +225,13 @@ _peer_lane_client_new (GVariant     *open_reply,
     }
 
   /* The default timeout costs no poll() per call: the socket waits by
-   * itself. Calls with another timeout or a cancellable poll. */
+   * itself. Calls with another timeout or a cancellable poll. A write
+   * that may wait (asynchronous calls, and calls while others are in
+   * flight) waits no longer than a call would for its reply. */
   {
     struct timeval tv = { PEER_LANE_DEFAULT_TIMEOUT_MS / 1000, (PEER_LANE_DEFAULT_TIMEOUT_MS % 1000) * 1000 };
     setsockopt (lane->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    setsockopt (lane->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   }
   return g_steal_pointer (&lane);
 }
@@ -148,8 +241,31 @@ _peer_lane_client_free (PeerLaneClient *lane)
 {
   if (lane == NULL)
     return;
+  /* Every asynchronous call holds what holds us (its task, its client):
+   * none is in flight, and the reader thread is idle or reading nothing. */
+  if (lane->reader_thread != NULL)
+    {
+      g_mutex_lock (&lane->lock);
+      lane->stopping = TRUE;
+      lane_wake_locked (lane);
+      g_mutex_unlock (&lane->lock);
+      shutdown (lane->fd, SHUT_RDWR);
+      g_thread_join (lane->reader_thread);
+    }
   if (lane->fd >= 0)
     close (lane->fd);
+  g_clear_pointer (&lane->pending, g_hash_table_unref);
+  /* Each waiter in @done holds what holds us: none is left. */
+  for (guint i = 0; i < lane->returns->len; i++)
+    {
+      LaneReturns *r = g_ptr_array_index (lane->returns, i);
+
+      g_main_context_unref (r->context);
+      g_free (r);
+    }
+  g_ptr_array_unref (lane->returns);
+  g_cond_clear (&lane->cond);
+  g_mutex_clear (&lane->write_lock);
   g_hash_table_unref (lane->by_member);
   g_ptr_array_unref (lane->by_id);
   _peer_lane_buffers_unref (lane->buffers);
@@ -237,6 +353,242 @@ type_string_equal (const char         *known,
   return TRUE;
 }
 
+/* The checks GDBus makes before a call leaves, with its answers. */
+static gboolean
+check_call_types (const LaneEntry    *e,
+                  GVariant           *params,
+                  const GVariantType *reply_type,
+                  GError            **error)
+{
+  if (!_peer_lane_type_is_of (&e->in, params))
+    {
+      g_set_error (error, G_DBUS_ERROR, G_DBUS_ERROR_INVALID_ARGS,
+                   "Type of message, '%s', does not match expected type '%s'",
+                   g_variant_get_type_string (params), e->in.string);
+      return FALSE;
+    }
+  if (reply_type != NULL && !type_string_equal (e->out.string, e->out.length, reply_type) &&
+      !g_variant_type_is_subtype_of (e->out.type, reply_type))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   "Method returns type '%s', but expected '%s'",
+                   e->out.string, g_variant_type_peek_string (reply_type));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* --- completing calls -------------------------------------------------------- */
+
+static void
+lane_waiter_free (LaneWaiter *w)
+{
+  g_clear_pointer (&w->reply, g_variant_unref);
+  g_clear_object (&w->fd_list);
+  g_clear_error (&w->error);
+  g_clear_object (&w->cancellable);
+  g_clear_pointer (&w->context, g_main_context_unref);
+  g_free (w);
+}
+
+/* In the caller's context: the asynchronous call's end, once. Its
+ * cancellation handler and timeout are gone before it is freed, so that
+ * neither runs on a freed waiter. */
+static void
+lane_waiter_return (LaneWaiter *w)
+{
+  if (w->cancelled_id != 0)
+    g_cancellable_disconnect (w->cancellable, w->cancelled_id);
+  if (w->timeout_source != NULL)
+    {
+      g_source_destroy (w->timeout_source);
+      g_clear_pointer (&w->timeout_source, g_source_unref);
+    }
+  w->func (g_steal_pointer (&w->reply), g_steal_pointer (&w->fd_list), g_steal_pointer (&w->error),
+           w->user_data);
+  if (w->destroy != NULL)
+    w->destroy (w->user_data);
+  lane_waiter_free (w);
+}
+
+/* In a caller's context: the calls that ended for it. Neither @data nor
+ * the lane is touched once the first call is returned: returning the last
+ * one may let the client, and with it the lane, go. */
+static gboolean
+lane_returns_dispatch (gpointer data)
+{
+  LaneReturns *r = data;
+  GQueue batch = G_QUEUE_INIT;
+  LaneWaiter *w;
+
+  gboolean detached;
+
+  g_mutex_lock (&r->lane->lock);
+  batch = r->done;
+  g_queue_init (&r->done);
+  r->scheduled = FALSE;
+  detached = r->detached;
+  g_mutex_unlock (&r->lane->lock);
+  if (detached)
+    {
+      g_main_context_unref (r->context);
+      g_free (r);
+    }
+  while ((w = g_queue_pop_head (&batch)) != NULL)
+    lane_waiter_return (w);
+  return G_SOURCE_REMOVE;
+}
+
+/* @lock held. */
+static void
+lane_returns_push_locked (PeerLaneClient *lane,
+                          LaneWaiter     *w)
+{
+  LaneReturns *r = NULL;
+
+  for (guint i = 0; i < lane->returns->len && r == NULL; i++)
+    if (((LaneReturns *) g_ptr_array_index (lane->returns, i))->context == w->context)
+      r = g_ptr_array_index (lane->returns, i);
+  if (r == NULL)
+    {
+      r = g_new0 (LaneReturns, 1);
+      r->lane = lane;
+      r->context = g_main_context_ref (w->context);
+      g_queue_init (&r->done);
+      g_ptr_array_add (lane->returns, r);
+    }
+  g_queue_push_tail (&r->done, w);
+  if (!r->scheduled)
+    {
+      GSource *source = g_idle_source_new ();
+
+      r->scheduled = TRUE;
+      g_source_set_priority (source, G_PRIORITY_DEFAULT);
+      g_source_set_callback (source, lane_returns_dispatch, r, NULL);
+      g_source_set_static_name (source, "[libpeer] lane replies");
+      g_source_attach (source, r->context);
+      g_source_unref (source);
+    }
+}
+
+/* Called with @lock held, for a waiter just taken out of @pending (which
+ * happens once): records its end and wakes, or schedules, its caller. An
+ * asynchronous call's end always goes through its main context, also
+ * when it ends on that context's thread: its callback never runs inside
+ * peer_client_call() or a lock of ours. */
+static void
+lane_waiter_finish_locked (PeerLaneClient *lane,
+                           LaneWaiter     *w,
+                           GVariant       *reply,
+                           GUnixFDList    *fd_list,
+                           GError         *error)
+{
+  w->reply = reply;
+  w->fd_list = fd_list;
+  w->error = error;
+  w->done = TRUE;
+  if (w->is_async)
+    lane->n_async--;
+  if (w->is_async && !w->setting_up)
+    lane_returns_push_locked (lane, w);
+  else
+    lane_wake_locked (lane);
+}
+
+/* Takes @serial's waiter out of the table and ends it with @error (which
+ * it takes), if it is still there; @lock held. */
+static gboolean
+lane_end_call_locked (PeerLaneClient *lane,
+                      LaneWaiter     *w,
+                      GError         *error)
+{
+  if (w->done || g_hash_table_lookup (lane->pending, GUINT_TO_POINTER (w->serial)) != w)
+    {
+      g_error_free (error);
+      return FALSE;
+    }
+  g_hash_table_remove (lane->pending, GUINT_TO_POINTER (w->serial));
+  lane_waiter_finish_locked (lane, w, NULL, NULL, error);
+  return TRUE;
+}
+
+/* The lane is gone: every call in flight ends with @reason. */
+static void
+lane_fail_all (PeerLaneClient *lane,
+               const GError   *reason)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  _peer_lane_client_shutdown (lane);
+  g_mutex_lock (&lane->lock);
+  g_hash_table_iter_init (&iter, lane->pending);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    {
+      g_hash_table_iter_steal (&iter);
+      lane_waiter_finish_locked (lane, value, NULL, NULL, g_error_copy (reason));
+    }
+  lane_wake_locked (lane);
+  g_mutex_unlock (&lane->lock);
+}
+
+/* --- reading ----------------------------------------------------------------- */
+
+/* Turns a reply or error frame into what its caller gets. */
+static void
+lane_frame_result (PeerLaneClient   *lane,
+                   const LaneEntry  *e,
+                   PeerLaneFrame    *frame,
+                   GVariant        **out_reply,
+                   GUnixFDList     **out_fd_list,
+                   GError          **out_error)
+{
+  guint32 serial = frame->header.target;
+
+  if (frame->header.kind == PEER_LANE_KIND_ERROR)
+    {
+      g_autoptr(GVariant) body = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("(ss)"),
+                                                                             frame->body, FALSE));
+      const char *name, *message;
+      GError *remote;
+
+      /* Checked like a reply: GLib would read a malformed (ss) as two
+       * empty strings and the caller get an error nobody sent. */
+      if (!g_variant_is_normal_form (body))
+        {
+          g_set_error_literal (out_error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                               "The server's error reply is not in normal form");
+          return;
+        }
+      if (lane->watched)
+        _peer_lane_debug_frame ("client lane", TRUE, PEER_LANE_KIND_ERROR, 0, serial, NULL, NULL, NULL, body,
+                                frame->fd_list);
+      g_variant_get (body, "(&s&s)", &name, &message);
+      if (!g_dbus_is_error_name (name))
+        name = "org.libpeer.Error.Failed";
+      remote = g_dbus_error_new_for_dbus_error (name, message);
+      /* As on the GDBus path: mapped names lose GDBus's prefix. */
+      if (!g_error_matches (remote, G_IO_ERROR, G_IO_ERROR_DBUS_ERROR))
+        g_dbus_error_strip_remote_error (remote);
+      *out_error = remote;
+      return;
+    }
+
+  GVariant *reply = _peer_lane_type_read (&e->out, frame->body);
+
+  if (reply == NULL)
+    {
+      g_set_error_literal (out_error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                           "The server's reply is not in normal form");
+      return;
+    }
+  if (lane->watched)
+    _peer_lane_debug_frame ("client lane", TRUE, PEER_LANE_KIND_REPLY, 0, serial, NULL, NULL, NULL, reply,
+                            frame->fd_list);
+  *out_reply = reply;
+  *out_fd_list = g_steal_pointer (&frame->fd_list);
+}
+
 /* Waits until @fd is readable; FALSE with @error on timeout or cancel. */
 static gboolean
 wait_readable (int           fd,
@@ -274,6 +626,266 @@ wait_readable (int           fd,
     }
 }
 
+/* With the reader's part held: a signal frame to whoever takes them. Its
+ * deliveries are queued behind the replies read before it. */
+static void
+lane_handle_signal (PeerLaneClient *lane,
+                    PeerLaneFrame  *frame)
+{
+  g_autoptr(GVariant) body = NULL;
+  g_autoptr(GVariant) args = NULL;
+  const char *path, *iface, *member;
+
+  if (lane->signal_func == NULL)
+    return;
+  body = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("(sssv)"), frame->body, FALSE));
+  if (!g_variant_is_normal_form (body))
+    return;
+  g_variant_get (body, "(&s&s&s@v)", &path, &iface, &member, &args);
+  {
+    g_autoptr(GVariant) tuple = g_variant_get_variant (args);
+
+    if (!g_variant_is_object_path (path) || !g_dbus_is_interface_name (iface) || !g_dbus_is_member_name (member) ||
+        !g_variant_is_of_type (tuple, G_VARIANT_TYPE_TUPLE))
+      return;
+    if (lane->watched)
+      _peer_lane_debug_frame ("client lane", TRUE, PEER_LANE_KIND_SIGNAL, 0, 0, path, iface, member, tuple,
+                              frame->fd_list);
+    lane->signal_func (lane, path, iface, member, tuple, lane->signal_data);
+  }
+}
+
+/* With the reader's part held: reads one frame and hands it to the call
+ * it answers. @blocking: the socket's own timeout bounds the wait (no
+ * poll); else until @deadline (-1: none) or @cancellable. FALSE with
+ * @error when the wait ends first (the caller decides what that means to
+ * it); a broken lane ends every call in flight and counts as read. */
+static gboolean
+lane_read_one (PeerLaneClient *lane,
+               gboolean        blocking,
+               gint64          deadline,
+               GCancellable   *cancellable,
+               GError        **error)
+{
+  PeerLaneReadOptions read_options = {
+    .max_fds = G_MAXUINT16,
+    .max_body = lane->max_chunked,
+    .buffers = lane->buffers,
+    .nonblocking = !blocking,
+  };
+  g_autoptr(GError) read_error = NULL;
+  GVariant *reply = NULL;
+  GUnixFDList *fd_list = NULL;
+  GError *call_error = NULL;
+  PeerLaneFrame frame;
+  LaneWaiter *w;
+
+  if (blocking)
+    _peer_lane_spin_wait (&lane->spin, lane->fd);
+  else if (!wait_readable (lane->fd, deadline, cancellable, error))
+    return FALSE;
+
+  if (!_peer_lane_read_frame_full (lane->fd, lane->buffer, &read_options, &frame, &read_error))
+    {
+      g_autoptr(GError) reason = NULL;
+
+      if (g_error_matches (read_error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+        {
+          /* Woken for nothing, or the socket's timeout. */
+          if (blocking)
+            g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "Timeout was reached");
+          else
+            g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK, "Nothing to read");
+          return FALSE;
+        }
+      if (read_error != NULL)
+        reason = g_error_new (PEER_ERROR, PEER_ERROR_DISCONNECTED, "Lane broken: %s", read_error->message);
+      else
+        reason = g_error_new_literal (PEER_ERROR, PEER_ERROR_DISCONNECTED, "The peer went away before replying");
+      lane_fail_all (lane, reason);
+      return TRUE;
+    }
+
+  if (frame.header.kind == PEER_LANE_KIND_SIGNAL)
+    {
+      lane_handle_signal (lane, &frame);
+      _peer_lane_frame_clear (&frame);
+      return TRUE;
+    }
+  if (frame.header.kind != PEER_LANE_KIND_REPLY && frame.header.kind != PEER_LANE_KIND_ERROR)
+    {
+      /* The rest of a reply dropped while a call was written, or noise. */
+      _peer_lane_frame_clear (&frame);
+      return TRUE;
+    }
+
+  g_mutex_lock (&lane->lock);
+  w = g_hash_table_lookup (lane->pending, GUINT_TO_POINTER (frame.header.target));
+  if (w != NULL)
+    g_hash_table_remove (lane->pending, GUINT_TO_POINTER (frame.header.target));
+  g_mutex_unlock (&lane->lock);
+  if (w == NULL)
+    {
+      /* A reply to a call that timed out or was cancelled: dropped with its
+       * fds. */
+      _peer_lane_frame_clear (&frame);
+      return TRUE;
+    }
+
+  /* Out of the table, @w is ours alone until it is finished. */
+  lane_frame_result (lane, w->entry, &frame, &reply, &fd_list, &call_error);
+  _peer_lane_frame_clear (&frame);
+  g_mutex_lock (&lane->lock);
+  lane_waiter_finish_locked (lane, w, reply, fd_list, call_error);
+  g_mutex_unlock (&lane->lock);
+  return TRUE;
+}
+
+/* The reader thread: reads while asynchronous calls are in flight and no
+ * synchronous caller is reading (who hands on what it reads). It never
+ * holds a reference to a call's task or client: what it finishes goes to
+ * the caller's context, so nothing is finalized here. */
+static gpointer
+lane_reader_thread (gpointer data)
+{
+  PeerLaneClient *lane = data;
+
+  g_mutex_lock (&lane->lock);
+  for (;;)
+    {
+      g_autoptr(GError) error = NULL;
+
+      while (!lane->stopping && ((lane->n_async == 0 && lane->signal_func == NULL) || lane->reader_active))
+        lane_wait_locked (lane, -1);
+      if (lane->stopping)
+        break;
+      lane->reader_active = TRUE;
+      g_mutex_unlock (&lane->lock);
+      /* The socket's timeout wakes it now and then; calls time out on
+       * their own. */
+      lane_read_one (lane, TRUE, -1, NULL, &error);
+      g_mutex_lock (&lane->lock);
+      lane->reader_active = FALSE;
+      lane_wake_locked (lane);
+    }
+  g_mutex_unlock (&lane->lock);
+  return NULL;
+}
+
+/* --- writing ----------------------------------------------------------------- */
+
+/* Registers @w under a new serial and writes its call; FALSE with @error
+ * when it was not sent (and is not in flight). A call that finds
+ * nothing else in flight writes as before pipelining: large bodies in
+ * chunks, dropping what arrives meanwhile (only stale replies can), and it
+ * keeps the reader's part for its reply (*out_reader). Otherwise nothing
+ * that arrives may be dropped: the call waits only for room in the socket
+ * (within its send timeout), and a large body goes as a blob, never in
+ * chunks that a server writing its own long reply might wait on. */
+static gboolean
+lane_send_call (PeerLaneClient  *lane,
+                LaneWaiter      *w,
+                GVariant        *params,
+                GUnixFDList     *fd_list,
+                gint64           deadline,
+                GCancellable    *cancellable,
+                gboolean        *out_reader,
+                GError         **error)
+{
+  const LaneEntry *e = w->entry;
+  gboolean alone, ok;
+
+  *out_reader = FALSE;
+  g_mutex_lock (&lane->write_lock);
+  g_mutex_lock (&lane->lock);
+  if (g_atomic_int_get (&lane->closed))
+    {
+      g_mutex_unlock (&lane->lock);
+      g_mutex_unlock (&lane->write_lock);
+      g_set_error_literal (error, PEER_ERROR, PEER_ERROR_DISCONNECTED, "The lane is closed");
+      return FALSE;
+    }
+  if (++lane->next_serial == 0)
+    lane->next_serial = 1;
+  w->serial = lane->next_serial;
+  g_hash_table_insert (lane->pending, GUINT_TO_POINTER (w->serial), w);
+  if (w->is_async)
+    lane->n_async++;
+  /* Not when signals come on the lane: they may arrive while it writes. */
+  alone = !w->is_async && g_hash_table_size (lane->pending) == 1 && !lane->reader_active &&
+          lane->signal_func == NULL;
+  if (alone)
+    lane->reader_active = TRUE;
+  g_mutex_unlock (&lane->lock);
+
+  if (alone)
+    {
+      PeerLaneWriteOptions options = {
+        PEER_LANE_WAIT_POLL, lane->chunk_size, lane->max_chunked,
+        deadline, cancellable, lane->buffer,
+      };
+
+      ok = _peer_lane_write_frame_full (lane->fd, PEER_LANE_KIND_CALL, w->serial, e->id, params, fd_list,
+                                        &options, error);
+    }
+  else
+    {
+      PeerLaneWriteOptions options = { PEER_LANE_WAIT_BLOCK, 0, lane->max_chunked, };
+
+      ok = _peer_lane_write_frame_full (lane->fd, PEER_LANE_KIND_CALL, w->serial, e->id, params, fd_list,
+                                        &options, error);
+    }
+  g_mutex_unlock (&lane->write_lock);
+
+  if (!ok)
+    {
+      gboolean disconnected = g_error_matches (*error, PEER_ERROR, PEER_ERROR_DISCONNECTED);
+
+      gboolean ended_already;
+
+      g_mutex_lock (&lane->lock);
+      if (alone)
+        lane->reader_active = FALSE;
+      /* Unless the lane broke meanwhile and ended the call already: then
+       * that is its end, and the write's error goes. */
+      ended_already = g_hash_table_lookup (lane->pending, GUINT_TO_POINTER (w->serial)) != w;
+      if (!ended_already)
+        {
+          g_hash_table_remove (lane->pending, GUINT_TO_POINTER (w->serial));
+          if (w->is_async)
+            lane->n_async--;
+        }
+      lane_wake_locked (lane);
+      g_mutex_unlock (&lane->lock);
+      if (disconnected)
+        _peer_lane_client_shutdown (lane);
+      if (ended_already)
+        {
+          g_clear_error (error);
+          return TRUE;
+        }
+      return FALSE;
+    }
+  if (lane->watched)
+    _peer_lane_debug_frame ("client lane", FALSE, PEER_LANE_KIND_CALL, w->serial, 0, e->object_path,
+                            e->interface_name, e->member, params, fd_list);
+  *out_reader = alone;
+  return TRUE;
+}
+
+/* --- synchronous calls ------------------------------------------------------- */
+
+static void
+wake_waiters (GCancellable *cancellable,
+              gpointer      data)
+{
+  PeerLaneClient *lane = data;
+
+  g_mutex_lock (&lane->lock);
+  lane_wake_locked (lane);
+  g_mutex_unlock (&lane->lock);
+}
+
 GVariant *
 _peer_lane_client_call (PeerLaneClient     *lane,
                         guint32             id,
@@ -285,144 +897,247 @@ _peer_lane_client_call (PeerLaneClient     *lane,
                         GCancellable       *cancellable,
                         GError            **error)
 {
-  const LaneEntry *e = g_ptr_array_index (lane->by_id, id);
+  LaneWaiter w = { .entry = g_ptr_array_index (lane->by_id, id) };
   GVariant *params = parameters != NULL ? parameters : _peer_lane_unit_variant ();
-  g_autoptr(GMutexLocker) locker = NULL;
-  PeerLaneReadOptions read_options = {
-    .max_fds = G_MAXUINT16,
-    .max_body = lane->max_chunked,
-    .skip_interleaved = TRUE,
-    .buffers = lane->buffers,
-  };
-  gboolean write_ok;
+  gulong cancelled_id = 0;
+  gboolean reader, blocking;
   gint64 deadline;
-  guint32 serial;
 
   if (out_fd_list != NULL)
     *out_fd_list = NULL;
-  /* The checks GDBus makes, with its answers. */
-  if (!_peer_lane_type_is_of (&e->in, params))
-    {
-      g_set_error (error, G_DBUS_ERROR, G_DBUS_ERROR_INVALID_ARGS,
-                   "Type of message, '%s', does not match expected type '%s'",
-                   g_variant_get_type_string (params), e->in.string);
-      return NULL;
-    }
-  if (reply_type != NULL && !type_string_equal (e->out.string, e->out.length, reply_type) &&
-      !g_variant_type_is_subtype_of (e->out.type, reply_type))
-    {
-      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                   "Method returns type '%s', but expected '%s'",
-                   e->out.string, g_variant_type_peek_string (reply_type));
-      return NULL;
-    }
+  if (!check_call_types (w.entry, params, reply_type, error))
+    return NULL;
 
-  /* -1: the default, which the socket's SO_RCVTIMEO enforces. */
-  if (timeout_ms < 0 && cancellable == NULL)
-    deadline = -2;
-  else if (timeout_ms == G_MAXINT)
+  /* -1 without a cancellable: the default, which the socket's SO_RCVTIMEO
+   * enforces for the thread that reads (no poll per call). */
+  blocking = timeout_ms < 0 && cancellable == NULL;
+  if (timeout_ms == G_MAXINT)
     deadline = -1;
   else
     deadline = g_get_monotonic_time () + (gint64) (timeout_ms < 0 ? PEER_LANE_DEFAULT_TIMEOUT_MS : timeout_ms) * 1000;
 
-  locker = g_mutex_locker_new (&lane->lock);
-  serial = ++lane->next_serial;
-  {
-    /* While the call is written, whatever arrives (only stale replies can)
-     * is dropped: a server writing a long one waits for us to read. With
-     * no deadline of the call's own, the write has the default timeout. */
-    PeerLaneWriteOptions options = {
-      PEER_LANE_WAIT_POLL, lane->chunk_size, lane->max_chunked,
-      deadline >= 0 ? deadline : -1, cancellable, lane->buffer,
-    };
+  if (!lane_send_call (lane, &w, params, fd_list, deadline, cancellable, &reader, error))
+    return NULL;
+  if (cancellable != NULL)
+    cancelled_id = g_cancellable_connect (cancellable, G_CALLBACK (wake_waiters), lane, NULL);
 
-    write_ok = _peer_lane_write_frame_full (lane->fd, PEER_LANE_KIND_CALL, serial, id, params, fd_list,
-                                            &options, error);
-  }
-  if (!write_ok)
+  g_mutex_lock (&lane->lock);
+  while (!w.done)
     {
-      if (g_error_matches (*error, PEER_ERROR, PEER_ERROR_DISCONNECTED))
-        _peer_lane_client_shutdown (lane);
+      g_autoptr(GError) wait_error = NULL;
+      gboolean progressed;
+
+      if (reader || !lane->reader_active)
+        {
+          /* This thread reads, for itself and for whoever else waits. */
+          lane->reader_active = TRUE;
+          g_mutex_unlock (&lane->lock);
+          progressed = lane_read_one (lane, blocking, deadline, cancellable, &wait_error);
+          g_mutex_lock (&lane->lock);
+          lane->reader_active = FALSE;
+          reader = FALSE;
+          lane_wake_locked (lane);
+          if (progressed || g_error_matches (wait_error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+            continue;
+          if (blocking && g_get_monotonic_time () < deadline)
+            continue;                   /* the socket's timeout, for another call's wait */
+        }
+      else
+        {
+          /* Checked before each wait, under the lock that wake_waiters()
+           * takes: a cancellation is never missed between the two. */
+          if (!g_cancellable_set_error_if_cancelled (cancellable, &wait_error))
+            {
+              if (deadline < 0)
+                lane_wait_locked (lane, -1);
+              else if (!lane_wait_locked (lane, deadline) &&
+                       g_get_monotonic_time () >= deadline)
+                g_set_error_literal (&wait_error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "Timeout was reached");
+              if (wait_error == NULL)
+                continue;
+            }
+        }
+      /* Ended by the wait, unless a reader took its reply meanwhile:
+       * then it is finished in a moment. */
+      if (!lane_end_call_locked (lane, &w, g_steal_pointer (&wait_error)))
+        while (!w.done)
+          lane_wait_locked (lane, -1);
+    }
+  g_mutex_unlock (&lane->lock);
+  if (cancelled_id != 0)
+    g_cancellable_disconnect (cancellable, cancelled_id);
+
+  if (w.error != NULL)
+    {
+      g_propagate_error (error, w.error);
       return NULL;
     }
-  if (lane->watched)
-    _peer_lane_debug_frame ("client lane", FALSE, PEER_LANE_KIND_CALL, serial, 0, e->object_path, e->interface_name,
-                            e->member, params, fd_list);
-  _peer_lane_spin_wait (&lane->spin, lane->fd);
+  if (out_fd_list != NULL)
+    *out_fd_list = g_steal_pointer (&w.fd_list);
+  g_clear_object (&w.fd_list);
+  return w.reply;
+}
 
-  for (;;)
+/* --- asynchronous calls ------------------------------------------------------ */
+
+/* Any thread: the caller's cancellable. */
+static void
+on_async_cancelled (GCancellable *cancellable,
+                    gpointer      data)
+{
+  LaneWaiter *w = data;
+  PeerLaneClient *lane = w->lane;
+
+  g_mutex_lock (&lane->lock);
+  lane_end_call_locked (lane, w, g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
+                                                      "Operation was cancelled"));
+  g_mutex_unlock (&lane->lock);
+}
+
+/* In the caller's context. */
+static gboolean
+on_async_timeout (gpointer data)
+{
+  LaneWaiter *w = data;
+  PeerLaneClient *lane = w->lane;
+
+  g_mutex_lock (&lane->lock);
+  lane_end_call_locked (lane, w, g_error_new_literal (G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "Timeout was reached"));
+  g_mutex_unlock (&lane->lock);
+  return G_SOURCE_REMOVE;
+}
+
+void
+_peer_lane_client_call_async (PeerLaneClient     *lane,
+                              guint32             id,
+                              GVariant           *parameters,
+                              const GVariantType *reply_type,
+                              int                 timeout_ms,
+                              GUnixFDList        *fd_list,
+                              GCancellable       *cancellable,
+                              GMainContext       *context,
+                              PeerLaneReplyFunc   func,
+                              gpointer            user_data,
+                              GDestroyNotify      destroy)
+{
+  LaneWaiter *w = g_new0 (LaneWaiter, 1);
+  GVariant *params = parameters != NULL ? parameters : _peer_lane_unit_variant ();
+  GError *error = NULL;
+  gboolean reader;
+
+  w->entry = g_ptr_array_index (lane->by_id, id);
+  w->is_async = TRUE;
+  w->lane = lane;
+  w->context = context != NULL ? g_main_context_ref (context) : g_main_context_ref_thread_default ();
+  w->cancellable = cancellable != NULL ? g_object_ref (cancellable) : NULL;
+  w->func = func;
+  w->user_data = user_data;
+  w->destroy = destroy;
+
+  if (!check_call_types (w->entry, params, reply_type, &error) ||
+      g_cancellable_set_error_if_cancelled (cancellable, &error))
     {
-      PeerLaneFrame frame;
-      g_autoptr(GError) read_error = NULL;
-      GVariant *reply;
-
-      if (deadline != -2 && !wait_readable (lane->fd, deadline, cancellable, error))
-        return NULL;
-      read_options.nonblocking = deadline != -2;
-      if (!_peer_lane_read_frame_full (lane->fd, lane->buffer, &read_options, &frame, &read_error))
-        {
-          if (g_error_matches (read_error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-            {
-              if (deadline != -2)
-                continue;               /* woken for nothing: wait again */
-              g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "Timeout was reached");
-              return NULL;
-            }
-          _peer_lane_client_shutdown (lane);
-          if (read_error != NULL)
-            g_set_error (error, PEER_ERROR, PEER_ERROR_DISCONNECTED, "Lane broken: %s", read_error->message);
-          else
-            g_set_error_literal (error, PEER_ERROR, PEER_ERROR_DISCONNECTED,
-                                 "The peer went away before replying");
-          return NULL;
-        }
-      if (frame.header.target != serial || frame.header.kind == PEER_LANE_KIND_CALL ||
-          frame.header.kind == PEER_LANE_KIND_CHUNK)
-        {
-          /* A reply to a call that timed out earlier (or the rest of one
-           * dropped while this call was written), or noise: dropped with
-           * its fds. */
-          _peer_lane_frame_clear (&frame);
-          continue;
-        }
-
-      if (frame.header.kind == PEER_LANE_KIND_ERROR)
-        {
-          g_autoptr(GVariant) body = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("(ss)"),
-                                                                                 frame.body, FALSE));
-          const char *name, *message;
-          GError *remote;
-
-          if (lane->watched)
-            _peer_lane_debug_frame ("client lane", TRUE, PEER_LANE_KIND_ERROR, 0, serial, NULL, NULL, NULL, body,
-                                    frame.fd_list);
-
-          g_variant_get (body, "(&s&s)", &name, &message);
-          if (!g_dbus_is_error_name (name))
-            name = "org.libpeer.Error.Failed";
-          remote = g_dbus_error_new_for_dbus_error (name, message);
-          /* As on the GDBus path: mapped names lose GDBus's prefix. */
-          if (!g_error_matches (remote, G_IO_ERROR, G_IO_ERROR_DBUS_ERROR))
-            g_dbus_error_strip_remote_error (remote);
-          g_propagate_error (error, remote);
-          _peer_lane_frame_clear (&frame);
-          return NULL;
-        }
-
-      reply = _peer_lane_type_read (&e->out, frame.body);
-      if (reply == NULL)
-        {
-          _peer_lane_frame_clear (&frame);
-          g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                               "The server's reply is not in normal form");
-          return NULL;
-        }
-      if (lane->watched)
-        _peer_lane_debug_frame ("client lane", TRUE, PEER_LANE_KIND_REPLY, 0, serial, NULL, NULL, NULL, reply,
-                                frame.fd_list);
-      if (out_fd_list != NULL)
-        *out_fd_list = g_steal_pointer (&frame.fd_list);
-      _peer_lane_frame_clear (&frame);
-      return reply;
+      g_mutex_lock (&lane->lock);
+      lane->n_async++;          /* as if it had been in flight */
+      lane_waiter_finish_locked (lane, w, NULL, NULL, error);
+      g_mutex_unlock (&lane->lock);
+      return;
     }
+
+  /* The thread that reads for asynchronous calls, made with the first. */
+  g_mutex_lock (&lane->lock);
+  if (lane->reader_thread == NULL)
+    lane->reader_thread = g_thread_new ("peer-lane-reader", lane_reader_thread, lane);
+  g_mutex_unlock (&lane->lock);
+
+  /* Until this function is done with @w, its end only marks it done (a
+   * reader on another thread may get its reply at once, and its context
+   * may be another thread's). */
+  w->setting_up = TRUE;
+  if (!lane_send_call (lane, w, params, fd_list, -1, NULL, &reader, &error))
+    {
+      g_mutex_lock (&lane->lock);
+      lane->n_async++;          /* as if it had been in flight */
+      lane_waiter_finish_locked (lane, w, NULL, NULL, error);
+      g_mutex_unlock (&lane->lock);
+    }
+  else
+    {
+      /* A cancellable cancelled already ends it right here, through the
+       * same path as a later cancellation. */
+      if (cancellable != NULL)
+        w->cancelled_id = g_cancellable_connect (cancellable, G_CALLBACK (on_async_cancelled), w, NULL);
+      if (timeout_ms != G_MAXINT)
+        {
+          w->timeout_source = g_timeout_source_new (timeout_ms < 0 ? PEER_LANE_DEFAULT_TIMEOUT_MS : timeout_ms);
+          g_source_set_callback (w->timeout_source, on_async_timeout, w, NULL);
+          g_source_set_static_name (w->timeout_source, "[libpeer] lane call timeout");
+          g_source_attach (w->timeout_source, w->context);
+        }
+    }
+
+  g_mutex_lock (&lane->lock);
+  w->setting_up = FALSE;
+  if (w->done)
+    {
+      /* Ended meanwhile: its end goes to the context now. */
+      w->done = FALSE;
+      lane->n_async++;
+      lane_waiter_finish_locked (lane, w, w->reply, w->fd_list, w->error);
+    }
+  /* The reader thread may have been waiting for this call. */
+  lane_wake_locked (lane);
+  g_mutex_unlock (&lane->lock);
+}
+
+/* --- signals ----------------------------------------------------------------- */
+
+void
+_peer_lane_client_set_signal_func (PeerLaneClient     *lane,
+                                   PeerLaneSignalFunc  func,
+                                   gpointer            data)
+{
+  g_mutex_lock (&lane->lock);
+  if (lane->signal_func == NULL)
+    {
+      lane->signal_data = data;
+      lane->signal_func = func;
+      if (lane->reader_thread == NULL)
+        lane->reader_thread = g_thread_new ("peer-lane-reader", lane_reader_thread, lane);
+      lane_wake_locked (lane);
+    }
+  g_mutex_unlock (&lane->lock);
+}
+
+void
+_peer_lane_client_deliver (PeerLaneClient *lane,
+                           GMainContext   *context,
+                           GSourceFunc     func,
+                           gpointer        data,
+                           GDestroyNotify  destroy)
+{
+  GSource *source = g_idle_source_new ();
+
+  /* The replies already on their way to @context go first: their idle
+   * keeps them (and is attached before this one); later ones start a new
+   * batch, behind. */
+  g_mutex_lock (&lane->lock);
+  for (guint i = 0; i < lane->returns->len; i++)
+    {
+      LaneReturns *r = g_ptr_array_index (lane->returns, i);
+
+      if (r->context == context && r->scheduled)
+        {
+          r->detached = TRUE;
+          g_ptr_array_remove_index_fast (lane->returns, i);
+          break;
+        }
+    }
+  g_mutex_unlock (&lane->lock);
+  /* Holds nothing of the lane's: a signal on its way keeps no client. */
+  g_source_set_priority (source, G_PRIORITY_DEFAULT);
+  g_source_set_callback (source, func, data, destroy);
+  g_source_set_static_name (source, "[libpeer] lane signal");
+  g_source_attach (source, context);
+  g_source_unref (source);
 }

@@ -294,7 +294,8 @@ _peer_lane_read_frame_full (int                         fd,
     }
   if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
     REFUSE ("Lane frame too large or with too many fds");
-  if (header.kind < PEER_LANE_KIND_CALL || header.kind > PEER_LANE_KIND_ERROR)
+  if (header.kind < PEER_LANE_KIND_CALL || header.kind > PEER_LANE_KIND_SIGNAL ||
+      header.kind == PEER_LANE_KIND_CHUNK)
     REFUSE ("Lane frame of unknown kind %u", header.kind);
   if (header.flags & ~(PEER_LANE_FLAG_BODY_IN_BLOB | PEER_LANE_FLAG_CHUNKED))
     REFUSE ("Lane frame with unknown flags 0x%x", header.flags);

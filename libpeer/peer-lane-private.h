@@ -22,15 +22,20 @@
  * but a whole one-datagram frame written by another thread may come
  * between them; only a client (for which that is a stale reply) skips it.
  *
- * Threads: the server's lane is freed with its last reference on any
- * thread (its thread's, a call's, the main context's): it owns no
- * main-context state, only its fd and buffers, and the PeerConnection it
- * holds defers its own teardown to the server's main context. The list of
- * a connection's lanes is main context only; the lane thread hands its
- * reference back there as it ends, and knows itself by a thread-local
- * mark, never by a thread id, which a later thread may be given. A
- * PeerLaneClient is freed by its PeerClient's finalize, on any thread but
- * the client's lane worker (see peer-client.h).
+ * Frames carry a serial: many calls may be in flight on a lane at once,
+ * and replies come back in whatever order the handlers answer.
+ *
+ * Threads: the server's lanes are served by a fixed set of loop threads
+ * (peer-lane-server.c), one per CPU, which exist while any lane does. A
+ * server's lane is freed with its last reference on any thread (its
+ * loop's, a call's, the main context's): it owns no main-context state,
+ * only its fd, and the PeerConnection it holds defers its own teardown to
+ * the server's main context. The list of a connection's lanes is main
+ * context only; a loop hands its reference back there when the lane ends,
+ * and knows which lane it serves by a thread-local mark, never by a
+ * thread id. A PeerLaneClient is freed by its PeerClient's finalize, on
+ * any thread but its own reader thread (which holds no reference to a
+ * call's task or client: see peer-lane-client.c), and joins that thread.
  */
 #pragma once
 
@@ -61,10 +66,11 @@ G_BEGIN_DECLS
  * PEER_LANE_MAX_INLINE needs. */
 #define PEER_LANE_SOCKET_BUFFER (8 * 1024 * 1024)
 #define PEER_LANE_MIN_SOCKET_BUFFER (256 * 1024)
-/* How long the server's lane thread waits for a client to take a chunk of
- * a reply before it shuts the lane. */
+/* How long a server's loop waits for a client to take a chunk of a reply
+ * before it shuts the lane. */
 #define PEER_LANE_SEND_TIMEOUT_MS 10000
-/* Lanes one connection may open: each costs the server a thread. */
+/* Lanes one connection may open: each costs the server an fd and socket
+ * buffers (its threads are shared). */
 #define PEER_LANE_MAX_PER_CONNECTION 4
 /* Lane calls count against the peer's calls in flight, shared with its
  * GDBus connection (peer_server_set_max_calls_in_flight()); this is the
@@ -76,6 +82,8 @@ typedef enum {
   PEER_LANE_KIND_REPLY = 2,
   PEER_LANE_KIND_ERROR = 3,
   PEER_LANE_KIND_CHUNK = 4,     /* part of a CHUNKED frame's body */
+  PEER_LANE_KIND_SIGNAL = 5,    /* server to client: body (sssv), the path,
+                                 * interface, member and arguments */
 } PeerLaneKind;
 
 typedef enum {
@@ -211,6 +219,52 @@ GVariant       *_peer_lane_client_call       (PeerLaneClient     *lane,
                                               GUnixFDList       **out_fd_list,
                                               GCancellable       *cancellable,
                                               GError            **error);
+/* An asynchronous lane call's end, in the caller's context: exactly one of
+ * @reply and @error is set; all three are (transfer full). */
+typedef void (*PeerLaneReplyFunc) (GVariant    *reply,
+                                   GUnixFDList *fd_list,
+                                   GError      *error,
+                                   gpointer     user_data);
+/* Sends the call at once and returns; @func runs once in @context (NULL:
+ * the thread-default one), always from that context's loop, never from
+ * within this function, then @destroy. Calls in flight may be many, from
+ * any thread, beside synchronous ones; replies are matched by serial.
+ * @cancellable ends the call at once with G_IO_ERROR_CANCELLED; its late
+ * reply is dropped with its fds. @parameters: (transfer none) (nullable),
+ * not floating. */
+void            _peer_lane_client_call_async (PeerLaneClient     *lane,
+                                              guint32             id,
+                                              GVariant           *parameters,
+                                              const GVariantType *reply_type,
+                                              int                 timeout_ms,
+                                              GUnixFDList        *fd_list,
+                                              GCancellable       *cancellable,
+                                              GMainContext       *context,
+                                              PeerLaneReplyFunc   func,
+                                              gpointer            user_data,
+                                              GDestroyNotify      destroy);
+/* Signals on the lane (after org.libpeer.Lane1.TakeSignals): @func runs
+ * on the thread reading the lane, for each, and hands what it does on to
+ * a context with _peer_lane_client_deliver(), in order with the replies
+ * read before the signal. Set once; from then on a thread reads the lane
+ * always. */
+typedef void (*PeerLaneSignalFunc) (PeerLaneClient *lane,
+                                    const char     *object_path,
+                                    const char     *interface_name,
+                                    const char     *signal_name,
+                                    GVariant       *parameters,
+                                    gpointer        data);
+void            _peer_lane_client_set_signal_func (PeerLaneClient     *lane,
+                                                   PeerLaneSignalFunc  func,
+                                                   gpointer            data);
+/* From a PeerLaneSignalFunc: @func(@data) in @context, then @destroy
+ * (also when @context goes undispatched): after the replies read before
+ * it, before those read after. */
+void            _peer_lane_client_deliver    (PeerLaneClient     *lane,
+                                              GMainContext       *context,
+                                              GSourceFunc         func,
+                                              gpointer            data,
+                                              GDestroyNotify      destroy);
 /* Shuts the socket; calls in flight fail with PEER_ERROR_DISCONNECTED. */
 void            _peer_lane_client_shutdown   (PeerLaneClient  *lane);
 gboolean        _peer_lane_client_is_closed  (PeerLaneClient  *lane);

@@ -1,12 +1,19 @@
 /* peer-lane-server.c: the server's end of a lane.
  *
- * Open() makes a socketpair, keeps one end and starts a thread that reads
- * frames from it (peer-lane-frame.c). A call to a handler flagged
- * PEER_METHOD_FLAGS_THREAD_SAFE runs right there, on the lane thread, and
- * its reply is written from whatever thread replies: no hop at all. Other
- * handlers are handed to the server's main context (correct, one hop).
- * Large replies go in chunks when the lane thread writes them (within a
- * send timeout), as sealed memfd blobs otherwise: see lane_send().
+ * Open() makes a socketpair and keeps one end, which one of a small fixed
+ * set of loop threads (one per CPU, made with the first lane, for the
+ * life of the process) watches with epoll, beside the other lanes given
+ * to it: the thread count does not grow with the number of lanes. Each
+ * turn of a loop reads one frame from each lane that has one
+ * (peer-lane-frame.c), so a busy lane cannot starve the others on its
+ * thread. A call to a handler flagged PEER_METHOD_FLAGS_THREAD_SAFE runs
+ * right there, on the loop thread, and its reply is written from whatever
+ * thread replies: no hop at all. Other handlers are handed to the server's
+ * main context (correct, one hop). Large replies go in chunks when the
+ * loop thread writes them (within a send timeout), as sealed memfd blobs
+ * otherwise: see lane_send(). What a loop reads into (a frame's buffer,
+ * the spare one chunked bodies are assembled in) is the loop's, not each
+ * lane's, and the spare is let go when the loop has been idle a while.
  */
 #include "config.h"
 
@@ -14,6 +21,8 @@
 #include <poll.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -47,35 +56,36 @@ lane_method_free (LaneMethod *m)
   g_free (m);
 }
 
-/* Owned by references: the lane thread's, the connection's list of lanes
- * (main context), and each call in progress. The fd is closed with the
+/* Owned by references: its loop's (while it is watched), the connection's
+ * list of lanes (main context), and each call in progress. The fd is closed with the
  * last reference, never before: a reply written from another thread must
  * not reach a reused fd number. */
 typedef struct {
   gatomicrefcount ref_count;
+  guint64 id;                   /* for its connection's list, which may outlive it */
   int fd;
   PeerConnection *connection;
   PeerRouter *router;           /* for monitors' copies */
   GMainContext *context;
   GPtrArray *methods;           /* LaneMethod*, indexed by id; read-only */
   gint shut;                    /* atomic */
-  PeerLaneBuffers *buffers;     /* chunked calls are assembled here */
+  LaneSpin spin;                /* its loop's, for the next frame */
   gsize chunk_size;
   gsize max_chunked;            /* what the client was told it may receive in chunks */
   gsize kernel_reserved;        /* the sockets' buffers, held in the peer's quota */
 
-  /* Only the lane thread writes chunked frames, holding @write_lock
+  /* Only the lane's loop (serving a frame of it) writes chunked frames, holding @write_lock
    * throughout (it may wait for the client). Other threads write
    * one-datagram frames, never waiting: with the lock when they get it at
    * once, else through @queued, which whoever holds the lock empties
-   * after releasing it. The lane thread's own one-datagram frames need no
+   * after releasing it. The loop's own one-datagram frames need no
    * lock: nothing else can be between chunks when it writes them. */
   GMutex write_lock;
   GMutex queue_lock;
   GQueue queued;                /* QueuedFrame*, under queue_lock */
   gint n_queued;                /* atomic: the queue's length */
   gboolean watched;             /* frames are logged or captured */
-  /* A finished call's block, for the lane thread's next call: a call
+  /* A finished call's block, for its loop's next call: a call
    * costs no allocation in the steady state. Atomic: calls finish on
    * any thread. */
   gpointer spare_call;
@@ -88,6 +98,27 @@ typedef struct {
   GUnixFDList *fd_list;
 } QueuedFrame;
 
+static void lane_loops_release (void);
+
+/* Runs @func in @context, always from its loop. Not
+ * g_main_context_invoke(): a loop thread whose thread-default context is
+ * the server's (the global default, say) would run @func itself when the
+ * context is free to acquire. */
+static void
+lane_invoke_in_context (GMainContext *context,
+                        GSourceFunc   func,
+                        gpointer      data,
+                        const char   *name)
+{
+  GSource *source = g_idle_source_new ();
+
+  g_source_set_priority (source, G_PRIORITY_DEFAULT);
+  g_source_set_callback (source, func, data, NULL);
+  g_source_set_static_name (source, name);
+  g_source_attach (source, context);
+  g_source_unref (source);
+}
+
 static void
 queued_frame_free (QueuedFrame *q)
 {
@@ -96,9 +127,8 @@ queued_frame_free (QueuedFrame *q)
   g_free (q);
 }
 
-/* The lane whose thread this is, if any. Not the thread's id: a thread
- * made after the lane thread ended may be given the same one, and take
- * itself for the lane thread. */
+/* The lane whose frame this thread (a loop) is handling now, if any: the
+ * one thread that may wait for that lane's client as it writes. */
 static GPrivate current_lane;
 
 static LaneServer *
@@ -118,7 +148,6 @@ lane_server_unref (LaneServer *lane)
   g_queue_clear_full (&lane->queued, (GDestroyNotify) queued_frame_free);
   g_mutex_clear (&lane->write_lock);
   g_mutex_clear (&lane->queue_lock);
-  _peer_lane_buffers_unref (lane->buffers);
   g_ptr_array_unref (lane->methods);
   g_main_context_unref (lane->context);
   g_object_unref (lane->connection);
@@ -127,7 +156,7 @@ lane_server_unref (LaneServer *lane)
   g_free (lane);
 }
 
-/* Any thread. Wakes the lane thread out of recvmsg() with end of stream. */
+/* Any thread. Its loop sees the end of stream and lets it go. */
 static void
 lane_server_shutdown (LaneServer *lane)
 {
@@ -241,11 +270,11 @@ lane_send (LaneServer   *lane,
   g_autoptr(GError) error = NULL;
   gboolean ok;
 
-  if (lane->watched || _peer_router_has_monitors (lane->router))
+  if (kind != PEER_LANE_KIND_SIGNAL && (lane->watched || _peer_router_has_monitors (lane->router)))
     lane_observe_frame (lane, FALSE, kind, 0, target, NULL, NULL, NULL, body, fd_list);
   if (g_private_get (&current_lane) == lane)
     {
-      /* The lane thread may wait for the client (who, in a call, reads),
+      /* The loop may wait for the client (who, in a call, reads),
        * within the socket's send timeout; it is the only one that does.
        * It holds the lock only to write in chunks: no other thread's
        * chunks can be in progress, and a one-datagram frame cannot come
@@ -269,7 +298,7 @@ lane_send (LaneServer   *lane,
     }
   else
     {
-      /* The lane thread is writing a chunked frame: it sends this after. */
+      /* The loop is writing a chunked frame: it sends this after. */
       QueuedFrame *q = g_new0 (QueuedFrame, 1);
 
       q->kind = kind;
@@ -340,7 +369,7 @@ static gboolean
 lane_finalize (PeerCall *call)
 {
   LaneServer *lane = ((LaneCall *) call->transport_data)->lane;
-  /* Nothing of @call is touched once it is the spare: the lane thread may
+  /* Nothing of @call is touched once it is the spare: its loop may
    * be building its next call in it already. */
   gboolean kept = g_atomic_pointer_compare_and_exchange (&lane->spare_call, NULL, call);
 
@@ -378,11 +407,24 @@ lane_refuse (LaneServer *lane,
   lane_send (lane, PEER_LANE_KIND_ERROR, serial, body, NULL);
 }
 
+/* Answers a call with @error, by the name the registered tables give it. */
+static void
+lane_refuse_gerror (LaneServer   *lane,
+                    guint32       serial,
+                    const GError *error)
+{
+  g_autofree char *name = _peer_wire_error_name (error);
+
+  lane_refuse (lane, serial, name, error->message);
+}
+
 /* Returns FALSE when the frame breaks the protocol. */
 static gboolean
 lane_handle_frame (LaneServer    *lane,
                    PeerLaneFrame *frame)
 {
+  PeerWireLimits *limits = _peer_connection_get_limits (lane->connection);
+  g_autoptr(GError) refusal = NULL;
   const PeerLaneHeader *h = &frame->header;
   const LaneMethod *m;
   GVariant *parameters;
@@ -391,31 +433,29 @@ lane_handle_frame (LaneServer    *lane,
 
   if (h->kind != PEER_LANE_KIND_CALL)
     return FALSE;
-  /* Over the limit: a chunked body arrives oversized (read and dropped),
-   * an inline one is measured here; a blob's does not count. */
+  /* The checks the D-Bus path makes too, in the ledger they share.
+   * Over the limit: a chunked body arrives oversized (read and dropped),
+   * an inline one is measured here; a blob's does not count (what the
+   * peer has mapped does: over_mapped). The fds are closed with the
+   * frame. */
   if (frame->over_mapped != NULL)
     {
-      lane_refuse (lane, h->serial, "org.libpeer.Error.LimitExceeded", frame->over_mapped->message);
+      lane_refuse_gerror (lane, h->serial, frame->over_mapped);
       return TRUE;
     }
-  if (frame->oversized ||
-      (!(h->flags & PEER_LANE_FLAG_BODY_IN_BLOB) &&
-       h->body_size > _peer_connection_get_max_message_size (lane->connection)))
+  if ((frame->oversized || !(h->flags & PEER_LANE_FLAG_BODY_IN_BLOB)) &&
+      (!_peer_wire_limits_check_body_size (limits, "call", h->body_size, &refusal) || frame->oversized))
     {
-      g_autofree char *message = g_strdup_printf ("The call's %u bytes are over the limit of %u",
-                                                  h->body_size,
-                                                  _peer_connection_get_max_message_size (lane->connection));
-      lane_refuse (lane, h->serial, "org.libpeer.Error.LimitExceeded", message);
+      if (refusal == NULL)          /* the limit was raised since it arrived */
+        g_set_error (&refusal, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED,
+                     "The call's body of %u bytes was over the limit as it arrived", h->body_size);
+      lane_refuse_gerror (lane, h->serial, refusal);
       return TRUE;
     }
-  /* As on the GDBus path: refused, and the fds are closed with the frame. */
   if (frame->fd_list != NULL &&
-      (guint) g_unix_fd_list_get_length (frame->fd_list) > _peer_connection_get_max_fds (lane->connection))
+      !_peer_wire_limits_check_n_fds (limits, g_unix_fd_list_get_length (frame->fd_list), &refusal))
     {
-      g_autofree char *message = g_strdup_printf ("The call carries %d fds, more than %u",
-                                                  g_unix_fd_list_get_length (frame->fd_list),
-                                                  _peer_connection_get_max_fds (lane->connection));
-      lane_refuse (lane, h->serial, "org.libpeer.Error.LimitExceeded", message);
+      lane_refuse_gerror (lane, h->serial, refusal);
       return TRUE;
     }
   if (h->target >= lane->methods->len)
@@ -442,12 +482,10 @@ lane_handle_frame (LaneServer    *lane,
 
   /* The peer's one budget: a lane is no way around the limit on its
    * GDBus connection, and a thread-safe call counts while it runs. */
-  if (!_peer_wire_limits_begin_call (_peer_connection_get_limits (lane->connection)))
+  if (!_peer_wire_limits_check_begin_call (limits, &refusal))
     {
-      g_autofree char *message = g_strdup_printf ("More than %u calls in progress",
-                                                  _peer_wire_limits_get_max_in_flight (_peer_connection_get_limits (lane->connection)));
       g_variant_unref (parameters);
-      lane_refuse (lane, h->serial, "org.libpeer.Error.LimitExceeded", message);
+      lane_refuse_gerror (lane, h->serial, refusal);
       return TRUE;
     }
 
@@ -471,7 +509,7 @@ lane_handle_frame (LaneServer    *lane,
       return TRUE;
     }
 
-  g_main_context_invoke_full (lane->context, G_PRIORITY_DEFAULT, dispatch_in_main_context, call, NULL);
+  lane_invoke_in_context (lane->context, dispatch_in_main_context, call, "[libpeer] lane call");
   return TRUE;
 }
 
@@ -482,17 +520,71 @@ lanes_quark (void)
   return g_quark_from_static_string ("peer-lanes");
 }
 
+/* A lane that ended, to be taken off its connection's list: by id, and
+ * holding the connection weakly, so that an idle never dispatched (the
+ * server's context no longer runs) keeps nothing alive. */
+typedef struct {
+  GWeakRef connection;
+  guint64 id;
+} EndedLane;
+
+static void
+ended_lane_free (gpointer data)
+{
+  EndedLane *ended = data;
+
+  g_weak_ref_clear (&ended->connection);
+  g_free (ended);
+}
+
 static gboolean
 lane_ended_in_main_context (gpointer user_data)
 {
-  LaneServer *lane = user_data;
-  GPtrArray *lanes = g_object_get_qdata (G_OBJECT (lane->connection), lanes_quark ());
+  EndedLane *ended = user_data;
+  g_autoptr(PeerConnection) connection = g_weak_ref_get (&ended->connection);
+  GPtrArray *lanes = connection != NULL ? g_object_get_qdata (G_OBJECT (connection), lanes_quark ()) : NULL;
 
-  if (lanes != NULL)
-    g_ptr_array_remove (lanes, lane);
-  lane_server_unref (lane);
+  for (guint i = 0; lanes != NULL && i < lanes->len; i++)
+    if (((LaneServer *) g_ptr_array_index (lanes, i))->id == ended->id)
+      {
+        g_ptr_array_remove_index (lanes, i);
+        break;
+      }
   return G_SOURCE_REMOVE;
 }
+
+/* --- the loops ------------------------------------------------------------- */
+
+/* How long a loop with nothing to do keeps the spare buffer chunked bodies
+ * were assembled in: a lane busy with large calls reuses it, an idle one
+ * gives the memory back. */
+#define LOOP_IDLE_MS 1000
+/* Frames from this many ready lanes per turn: each gets one, in turn. */
+#define LOOP_MAX_EVENTS 64
+/* How long a loop waits for the rest of a chunked frame once its header
+ * came: the client writes them in a row, and a client that stops midway
+ * must not hold the other lanes of its loop for long. */
+#define LOOP_CHUNK_TIMEOUT_MS 2000
+
+typedef struct {
+  int epoll_fd;
+  int wake_fd;                  /* an eventfd: the loop is to end */
+  guint n_lanes;                /* atomic: lanes given to it, for the choice */
+  /* Only the loop's thread touches these */
+  guint8 *buffer;               /* a frame's header and inline body */
+  PeerLaneBuffers *buffers;     /* chunked calls are assembled here */
+} LaneLoop;
+
+/* The loops exist while some lane does (any server's in the process):
+ * made with the first, ended with the last, so that a process with no
+ * lanes has no threads or fds for them. A loop that is told to end frees
+ * itself as its thread ends (the last lane may end on a loop's thread,
+ * which cannot wait for itself). */
+static GMutex loops_lock;
+/* Protected by @loops_lock */
+static LaneLoop **loops;
+static guint n_loops;
+static guint n_lanes_total;     /* lanes given to the loops, not yet handed back */
 
 /* The limit applies to connected peers as soon as it changes. */
 static gsize
@@ -501,52 +593,14 @@ lane_max_body (gpointer connection)
   return _peer_connection_get_max_message_size (connection);
 }
 
-static gpointer
-lane_thread (gpointer user_data)
+/* On its loop: the lane is done (end of stream, a bad frame, shut). */
+static void
+lane_end (LaneLoop   *loop,
+          LaneServer *lane,
+          GError     *error)
 {
-  LaneServer *lane = user_data;
-  g_autofree guint8 *buffer = g_malloc (PEER_LANE_BUFFER_SIZE);
-  g_autoptr(GError) error = NULL;
-  /* Up to the most any limit allows; the peer's limit, which may change,
-   * is applied to each call (lane_handle_frame()). */
-  PeerLaneReadOptions options = {
-    .max_fds = PEER_SERVER_MAX_FDS_PER_MESSAGE,
-    .drain_oversized = TRUE,
-    .buffers = lane->buffers,
-    .max_body_func = lane_max_body,
-    .max_body_data = lane->connection,
-    .mapped_in = _peer_connection_get_limits (lane->connection),
-  };
-  LaneSpin spin;
-
-  _peer_lane_spin_init_for_peer (&spin, peer_connection_get_pid (lane->connection));
-  g_private_set (&current_lane, lane);
-  for (;;)
-    {
-      PeerLaneFrame frame;
-      gboolean ok;
-
-      /* A client calling again at once is caught without a wake-up. */
-      _peer_lane_spin_wait (&spin, lane->fd);
-      if (!_peer_lane_read_frame_full (lane->fd, buffer, &options, &frame, &error))
-        break;
-      if (_peer_connection_is_closed (lane->connection))
-        {
-          /* The connection went first; its "closed" handler will shut
-           * this lane, but nothing more is served meanwhile. */
-          _peer_lane_frame_clear (&frame);
-          break;
-        }
-      ok = lane_handle_frame (lane, &frame);
-      _peer_lane_frame_clear (&frame);
-      if (!ok)
-        {
-          g_set_error_literal (&error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
-                               "Sent a lane frame only a server sends");
-          break;
-        }
-    }
-
+  epoll_ctl (loop->epoll_fd, EPOLL_CTL_DEL, lane->fd, NULL);
+  g_atomic_int_add (&loop->n_lanes, -1);
   if (error != NULL && !g_atomic_int_get (&lane->shut))
     {
       /* A peer that breaks the lane protocol is broken or hostile; the
@@ -558,11 +612,239 @@ lane_thread (gpointer user_data)
       peer_connection_close (lane->connection, reason);
     }
   lane_server_shutdown (lane);
+  /* Signals go back to the connection (if it still takes any). */
+  _peer_connection_clear_signal_sink (lane->connection, lane);
+  /* The connection's list, main context only, lets go of it there. */
+  {
+    EndedLane *ended = g_new0 (EndedLane, 1);
+    GSource *source = g_idle_source_new ();
+
+    g_weak_ref_init (&ended->connection, lane->connection);
+    ended->id = lane->id;
+    g_source_set_callback (source, lane_ended_in_main_context, ended, ended_lane_free);
+    g_source_set_static_name (source, "[libpeer] lane ended");
+    g_source_attach (source, lane->context);
+    g_source_unref (source);
+  }
+  /* The loop's reference goes here: a lane holds nothing that must go in
+   * the main context (its connection defers its own teardown there). */
+  lane_server_unref (lane);
+  /* The last lane ends the loops. */
+  lane_loops_release ();
+}
+
+/* On its loop: one frame of @lane, if there is one. FALSE when the lane
+ * ended. */
+static gboolean
+lane_serve_one (LaneLoop   *loop,
+                LaneServer *lane)
+{
+  g_autoptr(GError) error = NULL;
+  /* Up to the most any limit allows; the peer's limit, which may change,
+   * is applied to each call (lane_handle_frame()). */
+  PeerLaneReadOptions options = {
+    .max_fds = PEER_SERVER_MAX_FDS_PER_MESSAGE,
+    .drain_oversized = TRUE,
+    .nonblocking = TRUE,
+    .buffers = loop->buffers,
+    .max_body_func = lane_max_body,
+    .max_body_data = lane->connection,
+    .mapped_in = _peer_connection_get_limits (lane->connection),
+  };
+  PeerLaneFrame frame;
+  gboolean ok;
+
+  if (!_peer_lane_read_frame_full (lane->fd, loop->buffer, &options, &frame, &error))
+    {
+      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+        return TRUE;            /* woken for nothing */
+      lane_end (loop, lane, error);
+      return FALSE;
+    }
+  if (_peer_connection_is_closed (lane->connection))
+    {
+      /* The connection went first; its "closed" handler will shut this
+       * lane, but nothing more is served meanwhile. */
+      _peer_lane_frame_clear (&frame);
+      lane_end (loop, lane, NULL);
+      return FALSE;
+    }
+  g_private_set (&current_lane, lane);
+  ok = lane_handle_frame (lane, &frame);
   g_private_set (&current_lane, NULL);
-  /* Hands this thread's reference to the main context, which also drops
-   * the connection's. */
-  g_main_context_invoke (lane->context, lane_ended_in_main_context, lane);
+  _peer_lane_frame_clear (&frame);
+  if (!ok)
+    {
+      g_set_error_literal (&error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
+                           "Sent a lane frame only a server sends");
+      lane_end (loop, lane, error);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static gpointer
+lane_loop_thread (gpointer data)
+{
+  LaneLoop *loop = data;
+  struct epoll_event events[LOOP_MAX_EVENTS];
+  gboolean spare_held = FALSE;
+
+  for (;;)
+    {
+      int n = epoll_wait (loop->epoll_fd, events, LOOP_MAX_EVENTS, spare_held ? LOOP_IDLE_MS : -1);
+
+      if (n < 0)
+        {
+          if (errno != EINTR)
+            g_debug ("libpeer: lane loop: epoll_wait(): %s", g_strerror (errno));
+          continue;
+        }
+      if (n == 0)
+        {
+          /* Idle: whatever a large call left in the spare buffer goes
+           * (values made from it still hold it until they go). */
+          _peer_lane_buffers_unref (loop->buffers);
+          loop->buffers = _peer_lane_buffers_new ();
+          spare_held = FALSE;
+          continue;
+        }
+      /* One frame from each ready lane per turn; a lane with more is
+       * ready again at the next epoll_wait(), behind the others. */
+      for (int i = 0; i < n; i++)
+        {
+          LaneServer *lane = events[i].data.ptr;
+
+          if (lane == NULL)
+            goto out;           /* the last lane is gone */
+          if (lane_serve_one (loop, lane) && n == 1)
+            {
+              /* The only lane busy here: its client calling again at once
+               * is caught without a wake-up. */
+              _peer_lane_spin_wait (&lane->spin, lane->fd);
+            }
+        }
+      spare_held = TRUE;
+    }
+out:
+  /* Whoever told it to end did so under the lock, reading this loop's
+   * fields: taken once, so that the eventfd (which TSan does not see as a
+   * hand-off) is not the only order between that and the free below. */
+  g_mutex_lock (&loops_lock);
+  g_mutex_unlock (&loops_lock);
+  _peer_lane_buffers_unref (loop->buffers);
+  g_free (loop->buffer);
+  close (loop->epoll_fd);
+  close (loop->wake_fd);
+  g_free (loop);
   return NULL;
+}
+
+/* Tells every loop (none has a lane) to end; @loops_lock held. */
+static void
+lane_loops_stop_locked (void)
+{
+  for (guint i = 0; i < n_loops; i++)
+    {
+      guint64 one = 1;
+
+      while (write (loops[i]->wake_fd, &one, sizeof one) < 0 && errno == EINTR)
+        ;
+    }
+  g_clear_pointer (&loops, g_free);
+  n_loops = 0;
+  n_lanes_total = 0;
+}
+
+/* Main context, for each lane it gives the loops; @loops_lock held. */
+static gboolean
+lane_loops_start_locked (GError **error)
+{
+  if (n_lanes_total > 0)
+    {
+      n_lanes_total++;
+      return TRUE;
+    }
+  n_loops = MAX (1, g_get_num_processors ());
+  loops = g_new0 (LaneLoop *, n_loops);
+  for (guint i = 0; i < n_loops; i++)
+    {
+      LaneLoop *loop = g_new0 (LaneLoop, 1);
+      struct epoll_event wake = { .events = EPOLLIN, .data.ptr = NULL };
+
+      loop->epoll_fd = epoll_create1 (EPOLL_CLOEXEC);
+      loop->wake_fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
+      if (loop->epoll_fd < 0 || loop->wake_fd < 0 ||
+          epoll_ctl (loop->epoll_fd, EPOLL_CTL_ADD, loop->wake_fd, &wake) != 0)
+        {
+          int saved_errno = errno;
+
+          g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno), "Lane loop: %s",
+                       g_strerror (saved_errno));
+          if (loop->epoll_fd >= 0)
+            close (loop->epoll_fd);
+          if (loop->wake_fd >= 0)
+            close (loop->wake_fd);
+          g_free (loop);
+          n_loops = i;
+          lane_loops_stop_locked ();
+          return FALSE;
+        }
+      loop->buffer = g_malloc (PEER_LANE_BUFFER_SIZE);
+      loop->buffers = _peer_lane_buffers_new ();
+      loops[i] = loop;
+      g_thread_unref (g_thread_new ("peer-lane-loop", lane_loop_thread, loop));
+    }
+  n_lanes_total = 1;
+  return TRUE;
+}
+
+/* For each lane handed back (or not given after all); any thread, a
+ * loop's included. */
+static void
+lane_loops_release (void)
+{
+  g_mutex_lock (&loops_lock);
+  if (--n_lanes_total == 0)
+    lane_loops_stop_locked ();
+  g_mutex_unlock (&loops_lock);
+}
+
+/* Main context: gives @lane (and a reference to it) to the loop with the
+ * fewest lanes, until lane_end(). */
+static gboolean
+lane_loops_add (LaneServer  *lane,
+                GError     **error)
+{
+  struct epoll_event event = { .events = EPOLLIN, .data.ptr = lane };
+  LaneLoop *loop;
+
+  g_mutex_lock (&loops_lock);
+  if (!lane_loops_start_locked (error))
+    {
+      g_mutex_unlock (&loops_lock);
+      return FALSE;
+    }
+  loop = loops[0];
+  for (guint i = 1; i < n_loops; i++)
+    if (g_atomic_int_get (&loops[i]->n_lanes) < g_atomic_int_get (&loop->n_lanes))
+      loop = loops[i];
+  g_atomic_int_inc (&loop->n_lanes);
+  lane_server_ref (lane);
+  if (epoll_ctl (loop->epoll_fd, EPOLL_CTL_ADD, lane->fd, &event) != 0)
+    {
+      int saved_errno = errno;
+
+      g_atomic_int_add (&loop->n_lanes, -1);
+      g_mutex_unlock (&loops_lock);
+      lane_server_unref (lane);
+      lane_loops_release ();
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno), "epoll_ctl(): %s",
+                   g_strerror (saved_errno));
+      return FALSE;
+    }
+  g_mutex_unlock (&loops_lock);
+  return TRUE;
 }
 
 static void
@@ -580,9 +862,11 @@ on_lane_connection_closed (PeerConnection *connection,
                            const GError   *reason,
                            gpointer        user_data)
 {
-  /* Drops the list: every lane is shut, and freed once its thread and its
-   * calls are done. */
+  /* Drops the list: every lane is shut, and freed once its loop and its
+   * calls are done. The sink's reference to a lane goes too: nothing
+   * more is sent to this peer. */
   g_object_set_qdata (G_OBJECT (connection), lanes_quark (), NULL);
+  _peer_connection_set_signal_sink (connection, NULL, NULL, NULL);
 }
 
 /* Builds the method table: every method with a handler in every interface
@@ -647,7 +931,6 @@ handle_open (PeerCall *call,
   GVariantBuilder description;
   GPtrArray *lanes;
   LaneServer *lane;
-  GThread *thread;
   GVariantDict limits;
   PeerWireLimits *ledger = _peer_connection_get_limits (connection);
   gsize buffer_size, kernel_bytes = 0;
@@ -689,10 +972,14 @@ handle_open (PeerCall *call,
       if (setsockopt (pair[i], SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0)
         setsockopt (pair[i], SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
     }
-  /* The lane thread waits this long for a client to take a chunk. */
+  /* A loop waits this long for a client to take a chunk, and this long
+   * for the next chunk of a call. */
   {
     struct timeval tv = { PEER_LANE_SEND_TIMEOUT_MS / 1000, (PEER_LANE_SEND_TIMEOUT_MS % 1000) * 1000 };
+    struct timeval chunk_tv = { LOOP_CHUNK_TIMEOUT_MS / 1000, (LOOP_CHUNK_TIMEOUT_MS % 1000) * 1000 };
+
     setsockopt (pair[0], SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    setsockopt (pair[0], SOL_SOCKET, SO_RCVTIMEO, &chunk_tv, sizeof chunk_tv);
   }
 
   for (int i = 0; i < 2; i++)
@@ -714,13 +1001,18 @@ handle_open (PeerCall *call,
   fd_list = g_unix_fd_list_new_from_array (&pair[1], 1);   /* takes it */
 
   lane = g_new0 (LaneServer, 1);
+  {
+    static gsize next_id;
+
+    lane->id = (guint64) g_atomic_pointer_add (&next_id, 1) + 1;   /* never reused */
+  }
   lane->kernel_reserved = kernel_bytes;
   g_atomic_ref_count_init (&lane->ref_count);
   lane->fd = pair[0];
   lane->connection = g_object_ref (connection);
   lane->router = _peer_router_ref (router);
   lane->context = g_main_context_ref_thread_default ();
-  lane->buffers = _peer_lane_buffers_new ();
+  _peer_lane_spin_init_for_peer (&lane->spin, peer_connection_get_pid (connection));
   lane->watched = _peer_debug_lanes_watched ();
   lane->chunk_size = _peer_lane_chunk_size_for (pair[0]);
   lane->max_chunked = _peer_connection_get_max_message_size (connection);
@@ -738,8 +1030,7 @@ handle_open (PeerCall *call,
     }
   g_ptr_array_add (lanes, lane_server_ref (lane));     /* the connection's reference */
 
-  thread = g_thread_try_new ("peer-lane", lane_thread, lane, &error);   /* the thread's reference */
-  if (thread == NULL)
+  if (!lane_loops_add (lane, &error))
     {
       g_ptr_array_remove (lanes, lane);
       lane_server_unref (lane);
@@ -747,7 +1038,7 @@ handle_open (PeerCall *call,
       peer_call_return_gerror (call, error);
       return;
     }
-  g_thread_unref (thread);
+  lane_server_unref (lane);             /* the loop and the connection hold it now */
 
   g_debug ("libpeer: lane opened for %s with %u methods", peer_connection_get_unique_name (connection),
            lane->methods->len);
@@ -758,9 +1049,59 @@ handle_open (PeerCall *call,
                                             fd_list);
 }
 
+/* --- signals ----------------------------------------------------------------- */
+
+/* The connection's signal sink, under its lock, on the emitting thread: a
+ * signal the peer wants goes as a frame on the lane that asked for them,
+ * in order with the replies written on it. Monitors had their copy from
+ * the router already; the log has it here. */
+static void
+lane_send_signal (GDBusMessage *signal,
+                  gpointer      data)
+{
+  LaneServer *lane = data;
+  GVariant *args = g_dbus_message_get_body (signal);
+  g_autoptr(GVariant) body = NULL;
+
+  if (g_atomic_int_get (&lane->shut))
+    return;
+  if (lane->watched)
+    _peer_debug_lane_message (signal, FALSE, "server lane");
+  body = g_variant_ref_sink (g_variant_new ("(sss@v)", g_dbus_message_get_path (signal),
+                                            g_dbus_message_get_interface (signal),
+                                            g_dbus_message_get_member (signal),
+                                            g_variant_new_variant (args != NULL ? args : _peer_lane_unit_variant ())));
+  lane_send (lane, PEER_LANE_KIND_SIGNAL, 0, body, g_dbus_message_get_unix_fd_list (signal));
+}
+
+/* TakeSignals(): the connection's newest lane carries the signals its
+ * peer wants from now on, instead of the connection. */
+static void
+handle_take_signals (PeerCall *call,
+                     gpointer  user_data)
+{
+  PeerConnection *connection = peer_call_get_connection (call);
+  GPtrArray *lanes = g_object_get_qdata (G_OBJECT (connection), lanes_quark ());
+  LaneServer *lane;
+
+  lane = NULL;
+  for (guint i = lanes != NULL ? lanes->len : 0; i-- > 0 && lane == NULL;)
+    if (!g_atomic_int_get (&((LaneServer *) g_ptr_array_index (lanes, i))->shut))
+      lane = g_ptr_array_index (lanes, i);
+  if (lane == NULL || _peer_connection_is_closed (connection))
+    {
+      peer_call_return_error (call, PEER_ERROR, PEER_ERROR_NOT_SUPPORTED, "This connection has no lane open");
+      return;
+    }
+  _peer_connection_set_signal_sink (connection, lane_send_signal, lane_server_ref (lane),
+                                    (GDestroyNotify) lane_server_unref);
+  peer_call_return_value (call, NULL);
+}
+
 static const char lane_xml[] =
   "<node>"
   " <interface name='" PEER_LANE_INTERFACE "'>"
+  "  <method name='TakeSignals'/>"
   "  <method name='Open'>"
   "   <arg name='lane' type='h' direction='out'/>"
   "   <arg name='methods' type='a(usssssu)' direction='out'/>"
@@ -774,6 +1115,7 @@ _peer_lane_interface_new (PeerRouter *router)
 {
   const PeerMethodEntry entries[] = {
     { "Open", handle_open, PEER_METHOD_FLAGS_NONE },
+    { "TakeSignals", handle_take_signals, PEER_METHOD_FLAGS_NONE },
   };
   g_autoptr(GError) error = NULL;
   PeerInterface *iface = peer_interface_new_for_xml (lane_xml, PEER_LANE_INTERFACE, &error);

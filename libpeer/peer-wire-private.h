@@ -48,6 +48,26 @@ void            _peer_wire_limits_end_call           (PeerWireLimits *limits);
 guint           _peer_wire_limits_get_in_flight      (PeerWireLimits *limits);
 guint           _peer_wire_limits_get_max_in_flight  (PeerWireLimits *limits);
 
+/* The checks both transports (the D-Bus path and the lane) make on what a
+ * peer sends, in one place: each refuses with PEER_ERROR_LIMIT_EXCEEDED,
+ * which the registered error table (peer-error.c) names on the wire, so
+ * neither transport types an error name. Any thread. */
+/* A message body (@what: "call", "reply", ...) within the size limit. */
+gboolean        _peer_wire_limits_check_body_size    (PeerWireLimits *limits,
+                                                      const char     *what,
+                                                      gsize           size,
+                                                      GError        **error);
+/* A message's fds within the limit. */
+gboolean        _peer_wire_limits_check_n_fds        (PeerWireLimits *limits,
+                                                      guint           n_fds,
+                                                      GError        **error);
+/* _peer_wire_limits_begin_call(), with the refusal. */
+gboolean        _peer_wire_limits_check_begin_call   (PeerWireLimits *limits,
+                                                      GError        **error);
+/* The D-Bus error name for @error, through the registered tables: what a
+ * transport sends for a refusal. (transfer full) */
+char           *_peer_wire_error_name                (const GError   *error);
+
 /* The outgoing queue (see peer-wire.c). What GDBus keeps per queued
  * message beside its bytes, and what a call reserves for its reply. */
 #define PEER_WIRE_MESSAGE_OVERHEAD  256

@@ -164,6 +164,54 @@ _peer_wire_limits_begin_call (PeerWireLimits *limits)
   return TRUE;
 }
 
+gboolean
+_peer_wire_limits_check_body_size (PeerWireLimits *limits,
+                                   const char     *what,
+                                   gsize           size,
+                                   GError        **error)
+{
+  guint max_size = _peer_wire_limits_get_max_message_size (limits);
+
+  if (size <= max_size)
+    return TRUE;
+  g_set_error (error, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED,
+               "The %s's body of %" G_GSIZE_FORMAT " bytes is over the limit of %u", what, size, max_size);
+  return FALSE;
+}
+
+gboolean
+_peer_wire_limits_check_n_fds (PeerWireLimits *limits,
+                               guint           n_fds,
+                               GError        **error)
+{
+  guint max_fds = _peer_wire_limits_get_max_fds (limits);
+
+  if (n_fds <= max_fds)
+    return TRUE;
+  g_set_error (error, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED,
+               "%u file descriptors in one message, more than %u", n_fds, max_fds);
+  return FALSE;
+}
+
+gboolean
+_peer_wire_limits_check_begin_call (PeerWireLimits *limits,
+                                    GError        **error)
+{
+  if (_peer_wire_limits_begin_call (limits))
+    return TRUE;
+  g_set_error (error, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED, "More than %u calls in progress",
+               _peer_wire_limits_get_max_in_flight (limits));
+  return FALSE;
+}
+
+char *
+_peer_wire_error_name (const GError *error)
+{
+  /* Registers PEER_ERROR's names before the lookup. */
+  (void) PEER_ERROR;
+  return g_dbus_error_encode_gerror (error);
+}
+
 void
 _peer_wire_limits_end_call (PeerWireLimits *limits)
 {
@@ -750,6 +798,7 @@ _peer_wire_server_filter (GDBusConnection *connection,
   PeerWireLimits *limits = user_data;
   GUnixFDList *fd_list;
   GVariant *body;
+  GError *size_error = NULL;
   gint n_fds;
 
   if (!incoming)
@@ -777,12 +826,9 @@ _peer_wire_server_filter (GDBusConnection *connection,
    * would make a large call cost the peer its connection instead of an
    * error. Its refusal gives back a reply reservation, so it takes one. */
   body = g_dbus_message_get_body (message);
-  if (body != NULL && g_variant_get_size (body) > _peer_wire_limits_get_max_message_size (limits))
+  if (body != NULL && !_peer_wire_limits_check_body_size (limits, "message", g_variant_get_size (body), &size_error))
     {
-      g_autoptr(GError) error = g_error_new (PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED,
-                                             "A message body of %" G_GSIZE_FORMAT " bytes; the limit is %u",
-                                             g_variant_get_size (body),
-                                             _peer_wire_limits_get_max_message_size (limits));
+      g_autoptr(GError) error = g_steal_pointer (&size_error);
 
       if (g_dbus_message_get_message_type (message) == G_DBUS_MESSAGE_TYPE_METHOD_CALL &&
           !(g_dbus_message_get_flags (message) & G_DBUS_MESSAGE_FLAGS_NO_REPLY_EXPECTED))
@@ -823,14 +869,12 @@ _peer_wire_server_filter (GDBusConnection *connection,
   if (n_fds > 0)
     {
       g_autoptr(GError) error = NULL;
-      guint max_fds = _peer_wire_limits_get_max_fds (limits);
 
       if (!(g_dbus_connection_get_capabilities (connection) & G_DBUS_CAPABILITY_FLAGS_UNIX_FD_PASSING))
         error = g_error_new_literal (PEER_ERROR, PEER_ERROR_NOT_SUPPORTED,
                                      "File descriptors were sent without negotiating fd passing");
-      else if ((guint) n_fds > max_fds)
-        error = g_error_new (PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED,
-                             "%d file descriptors in one message; the limit is %u", n_fds, max_fds);
+      else
+        _peer_wire_limits_check_n_fds (limits, n_fds, &error);
       if (error != NULL)
         return refuse_message (connection, limits, message, error);
     }
@@ -958,13 +1002,8 @@ _peer_wire_return_wrapped (GDBusMethodInvocation *invocation,
       reply = build_wrapped_reply (request, value, fd_list, can_pass_fds, REPLY_FIT_THRESHOLD, &error);
       body = reply != NULL ? g_dbus_message_get_body (reply) : NULL;
     }
-  if (body != NULL && g_variant_get_size (body) > _peer_wire_limits_get_max_message_size (limits))
-    {
-      g_set_error (&error, PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED,
-                   "The reply of %" G_GSIZE_FORMAT " bytes is over the limit of %u",
-                   g_variant_get_size (body), _peer_wire_limits_get_max_message_size (limits));
-      g_clear_object (&reply);
-    }
+  if (body != NULL && !_peer_wire_limits_check_body_size (limits, "reply", g_variant_get_size (body), &error))
+    g_clear_object (&reply);
   if (reply == NULL)
     {
       g_autofree char *name = NULL;
