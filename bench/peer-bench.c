@@ -395,6 +395,8 @@ parse_options (int           argc,
 static void
 bench_options_clear (BenchOptions *options)
 {
+  g_clear_pointer (&options->depths, g_array_unref);
+  g_clear_pointer (&options->client_counts, g_array_unref);
   g_clear_pointer (&options->sizes, g_array_unref);
   g_clear_pointer (&options->fd_counts, g_array_unref);
   g_clear_pointer (&options->memfd_sizes, g_array_unref);
