@@ -631,6 +631,42 @@ wants_blob_call (PeerClient *self,
          peer_client_can_pass_fds (self);
 }
 
+/* How a call goes on the D-Bus path, decided before anything is written:
+ * as a blob call (*@out_message set, (transfer full)) when its large `ay`
+ * arguments want one and the server takes them, else as a plain call
+ * (*@out_message NULL); either way within the server's limits. FALSE with
+ * @error when it cannot go at all. */
+static gboolean
+prepare_dbus_call (PeerClient    *self,
+                   const char    *object_path,
+                   const char    *interface_name,
+                   const char    *method_name,
+                   GVariant      *parameters,
+                   GUnixFDList   *fd_list,
+                   gsize          threshold,
+                   GDBusMessage **out_message,
+                   GError       **error)
+{
+  g_autoptr(GDBusMessage) message = NULL;
+
+  *out_message = NULL;
+  threshold = threshold_to_fit (self, parameters, threshold);
+  /* A blob call needs both ends: this is where GetFeatures's answer
+   * counts. */
+  if (!wants_blob_call (self, interface_name, parameters, threshold) ||
+      g_atomic_int_get (&self->blob_calls) != BLOB_CALLS_YES)
+    return check_within_limits (self, parameters, fd_list, error);
+
+  message = _peer_wire_new_blob_call (object_path, interface_name, method_name, parameters,
+                                      fd_list, threshold, error);
+  if (message == NULL ||
+      !check_within_limits (self, g_dbus_message_get_body (message),
+                            g_dbus_message_get_unix_fd_list (message), error))
+    return FALSE;
+  *out_message = g_steal_pointer (&message);
+  return TRUE;
+}
+
 GVariant *
 peer_client_call_sync (PeerClient          *self,
                        const char          *object_path,
@@ -645,12 +681,12 @@ peer_client_call_sync (PeerClient          *self,
                        GError             **error)
 {
   g_autoptr(GVariant) owned = NULL;
+  g_autoptr(GDBusMessage) message = NULL;
   GError *local_error = NULL;
   GVariant *reply = NULL;
   PeerLaneClient *lane;
   guint32 lane_id;
   gsize threshold;
-  gboolean wants_blob;
 
   g_return_val_if_fail (PEER_IS_CLIENT (self), NULL);
   g_return_val_if_fail (object_path != NULL && method_name != NULL, NULL);
@@ -694,36 +730,27 @@ peer_client_call_sync (PeerClient          *self,
                                               timeout_ms, cancellable, &features_error);
       record_features (self, features, features_error);
     }
-  threshold = threshold_to_fit (self, owned, threshold);
-  wants_blob = wants_blob_call (self, interface_name, owned, threshold);
-
-  /* A blob call needs both ends: this is where GetFeatures's answer
-   * counts. */
-  if (wants_blob && g_atomic_int_get (&self->blob_calls) == BLOB_CALLS_YES)
+  if (prepare_dbus_call (self, object_path, interface_name, method_name, owned, fd_list, threshold,
+                         &message, &local_error))
     {
-      g_autoptr(GDBusMessage) message = NULL;
-      g_autoptr(GDBusMessage) reply_message = NULL;
-
-      message = _peer_wire_new_blob_call (object_path, interface_name, method_name, owned,
-                                          fd_list, threshold, &local_error);
-      if (message != NULL &&
-          !check_within_limits (self, g_dbus_message_get_body (message),
-                                g_dbus_message_get_unix_fd_list (message), &local_error))
-        g_clear_object (&message);
       if (message != NULL)
-        reply_message = g_dbus_connection_send_message_with_reply_sync (self->connection, message,
-                                                                        G_DBUS_SEND_MESSAGE_FLAGS_NONE,
-                                                                        timeout_ms, NULL, cancellable,
-                                                                        &local_error);
-      if (reply_message != NULL)
-        reply = _peer_wire_finish_blob_call (reply_message, reply_type, out_fd_list, &local_error);
+        {
+          g_autoptr(GDBusMessage) reply_message = NULL;
+
+          reply_message = g_dbus_connection_send_message_with_reply_sync (self->connection, message,
+                                                                          G_DBUS_SEND_MESSAGE_FLAGS_NONE,
+                                                                          timeout_ms, NULL, cancellable,
+                                                                          &local_error);
+          if (reply_message != NULL)
+            reply = _peer_wire_finish_blob_call (reply_message, reply_type, out_fd_list, &local_error);
+        }
+      else
+        reply = g_dbus_connection_call_with_unix_fd_list_sync (self->connection, NULL, object_path,
+                                                               interface_name, method_name, owned,
+                                                               reply_type, G_DBUS_CALL_FLAGS_NONE,
+                                                               timeout_ms, fd_list, out_fd_list,
+                                                               cancellable, &local_error);
     }
-  else if (check_within_limits (self, owned, fd_list, &local_error))
-    reply = g_dbus_connection_call_with_unix_fd_list_sync (self->connection, NULL, object_path,
-                                                           interface_name, method_name, owned,
-                                                           reply_type, G_DBUS_CALL_FLAGS_NONE,
-                                                           timeout_ms, fd_list, out_fd_list,
-                                                           cancellable, &local_error);
   if (reply == NULL)
     {
       fix_call_error (self, &local_error);
@@ -824,39 +851,22 @@ send_pending_call (PeerClient *self,
                    GTask      *task)
 {
   PendingCall *pending = g_task_get_task_data (task);
+  g_autoptr(GDBusMessage) message = NULL;
   GError *error = NULL;
 
-  pending->threshold = threshold_to_fit (self, pending->parameters, pending->threshold);
-  if (wants_blob_call (self, pending->interface_name, pending->parameters, pending->threshold) &&
-      g_atomic_int_get (&self->blob_calls) == BLOB_CALLS_YES)
-    {
-      g_autoptr(GDBusMessage) message = NULL;
-
-      message = _peer_wire_new_blob_call (pending->object_path, pending->interface_name,
-                                          pending->method_name, pending->parameters,
-                                          pending->fd_list, pending->threshold, &error);
-      if (message != NULL &&
-          !check_within_limits (self, g_dbus_message_get_body (message),
-                                g_dbus_message_get_unix_fd_list (message), &error))
-        g_clear_object (&message);
-      if (message == NULL)
-        {
-          g_task_return_error (task, error);
-          g_object_unref (task);
-          return;
-        }
-      g_dbus_connection_send_message_with_reply (self->connection, message,
-                                                 G_DBUS_SEND_MESSAGE_FLAGS_NONE,
-                                                 pending->timeout_ms, NULL,
-                                                 g_task_get_cancellable (task),
-                                                 on_blob_call_done, task);
-    }
-  else if (!check_within_limits (self, pending->parameters, pending->fd_list, &error))
+  if (!prepare_dbus_call (self, pending->object_path, pending->interface_name, pending->method_name,
+                          pending->parameters, pending->fd_list, pending->threshold, &message, &error))
     {
       g_task_return_error (task, error);
       g_object_unref (task);
       return;
     }
+  if (message != NULL)
+    g_dbus_connection_send_message_with_reply (self->connection, message,
+                                               G_DBUS_SEND_MESSAGE_FLAGS_NONE,
+                                               pending->timeout_ms, NULL,
+                                               g_task_get_cancellable (task),
+                                               on_blob_call_done, task);
   else
     g_dbus_connection_call_with_unix_fd_list (self->connection, NULL, pending->object_path,
                                               pending->interface_name, pending->method_name,
