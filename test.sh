@@ -1,7 +1,9 @@
 #!/bin/sh
 # Runs libpeer's whole test suite: installs what is missing, builds, then
-# runs every test three times: a normal build, a build with AddressSanitizer
-# and UndefinedBehaviorSanitizer, and the normal build under valgrind.
+# runs every test four times: a normal build, a build with AddressSanitizer
+# and UndefinedBehaviorSanitizer, the normal build under valgrind, and a
+# build with ThreadSanitizer (its test setup, tests/meson.build, preloads
+# tests/tsan-shim.c so that TSan sees GLib's locks and hand-offs).
 # `./test.sh --quick` runs the first pass only. Other arguments go to
 # `meson test` (e.g. a test name).
 set -eu
@@ -32,3 +34,7 @@ UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
 
 echo "== tests under valgrind"
 meson test -C build --setup valgrind --print-errorlogs --no-suite bench "$@"
+
+[ -d build-tsan ] || meson setup build-tsan -Db_sanitize=thread -Db_lundef=false >/dev/null
+echo "== tests with ThreadSanitizer"
+meson test -C build-tsan --print-errorlogs "$@"

@@ -184,6 +184,26 @@ plan_view (Plan      *plan,
         if (g_path_is_absolute (files[i]))
           g_ptr_array_add (wanted, g_strdup (files[i]));
     }
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  /* In a build with a sanitizer, its runtime reads the suppression files
+   * its options name before main(): a helper that cannot would end
+   * there. */
+  {
+    static const char * const sanitizer_options[] = { "ASAN_OPTIONS", "LSAN_OPTIONS", "UBSAN_OPTIONS",
+                                                      "TSAN_OPTIONS" };
+
+    for (gsize i = 0; i < G_N_ELEMENTS (sanitizer_options); i++)
+      {
+        const char *options = g_environ_getenv ((char **) plan->envp, sanitizer_options[i]);
+        g_auto(GStrv) words = options != NULL ? g_strsplit_set (options, ": ", -1) : NULL;
+
+        for (guint j = 0; words != NULL && words[j] != NULL; j++)
+          if (g_str_has_prefix (words[j], "suppressions=") &&
+              g_path_is_absolute (words[j] + strlen ("suppressions=")))
+            g_ptr_array_add (wanted, g_strdup (words[j] + strlen ("suppressions=")));
+      }
+  }
+#endif
   for (guint i = 0; i < profile_paths->len; i++)
     g_ptr_array_add (wanted, g_strdup (g_ptr_array_index (profile_paths, i)));
 
@@ -261,11 +281,12 @@ plan_limits (Plan          *plan,
     {
       guint64 value = limits[i];
 
-#ifdef __SANITIZE_ADDRESS__
-      /* AddressSanitizer's shadow takes terabytes of address space. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+      /* AddressSanitizer's and ThreadSanitizer's shadow memory take
+       * terabytes of address space. */
       if (resources[i] == RLIMIT_AS)
         {
-          g_debug ("libpeer: a build with AddressSanitizer sets no address-space limit");
+          g_debug ("libpeer: a build with a sanitizer sets no address-space limit");
           continue;
         }
 #endif
