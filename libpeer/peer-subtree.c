@@ -367,6 +367,32 @@ on_subtree_introspect (GDBusConnection *connection,
   return (GDBusInterfaceInfo **) g_ptr_array_free (infos, FALSE);
 }
 
+/* The interface a call to a child is for, and the peer it comes from
+ * ((transfer full) both); NULL with @error when the child or its peer
+ * has gone since GDBus looked it up for this call. */
+static PeerInterface *
+resolve_child (SubtreeLink     *link,
+               const char      *object_path,
+               const char      *interface_name,
+               PeerConnection **out_peer,
+               GError         **error)
+{
+  g_autoptr(PeerConnection) peer = g_weak_ref_get (&link->peer);
+  const char *node = child_node (link->subtree, object_path);
+  PeerInterface *iface = NULL;
+
+  if (peer != NULL && node != NULL)
+    iface = lookup_interface (link->subtree, peer, node, interface_name);
+  if (iface == NULL)
+    {
+      g_set_error (error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_OBJECT,
+                   "No object %s with interface %s", object_path, interface_name);
+      return NULL;
+    }
+  *out_peer = g_steal_pointer (&peer);
+  return iface;
+}
+
 static void
 on_child_method_call (GDBusConnection       *connection,
                       const char            *sender,
@@ -377,21 +403,15 @@ on_child_method_call (GDBusConnection       *connection,
                       GDBusMethodInvocation *invocation,
                       gpointer               user_data)
 {
-  SubtreeLink *link = user_data;
-  g_autoptr(PeerConnection) peer = g_weak_ref_get (&link->peer);
-  const char *node = child_node (link->subtree, object_path);
+  g_autoptr(PeerConnection) peer = NULL;
   g_autoptr(PeerInterface) iface = NULL;
+  GError *error = NULL;
 
-  if (peer != NULL && node != NULL)
-    iface = lookup_interface (link->subtree, peer, node, interface_name);
+  iface = resolve_child (user_data, object_path, interface_name, &peer, &error);
   if (iface == NULL)
-    {
-      /* Gone since GDBus looked it up for this call. */
-      g_dbus_method_invocation_return_error (invocation, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_OBJECT,
-                                             "No object %s with interface %s", object_path, interface_name);
-      return;
-    }
-  _peer_connection_dispatch_invocation (peer, iface, object_path, invocation);
+    g_dbus_method_invocation_take_error (invocation, error);
+  else
+    _peer_connection_dispatch_invocation (peer, iface, object_path, invocation);
 }
 
 static GVariant *
@@ -403,20 +423,10 @@ on_child_get_property (GDBusConnection *connection,
                        GError         **error,
                        gpointer         user_data)
 {
-  SubtreeLink *link = user_data;
-  g_autoptr(PeerConnection) peer = g_weak_ref_get (&link->peer);
-  const char *node = child_node (link->subtree, object_path);
-  g_autoptr(PeerInterface) iface = NULL;
+  g_autoptr(PeerConnection) peer = NULL;
+  g_autoptr(PeerInterface) iface = resolve_child (user_data, object_path, interface_name, &peer, error);
 
-  if (peer != NULL && node != NULL)
-    iface = lookup_interface (link->subtree, peer, node, interface_name);
-  if (iface == NULL)
-    {
-      g_set_error (error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_OBJECT,
-                   "No object %s with interface %s", object_path, interface_name);
-      return NULL;
-    }
-  return _peer_interface_get_property (iface, peer, object_path, property_name, error);
+  return iface != NULL ? _peer_interface_get_property (iface, peer, object_path, property_name, error) : NULL;
 }
 
 static gboolean
@@ -429,20 +439,11 @@ on_child_set_property (GDBusConnection *connection,
                        GError         **error,
                        gpointer         user_data)
 {
-  SubtreeLink *link = user_data;
-  g_autoptr(PeerConnection) peer = g_weak_ref_get (&link->peer);
-  const char *node = child_node (link->subtree, object_path);
-  g_autoptr(PeerInterface) iface = NULL;
+  g_autoptr(PeerConnection) peer = NULL;
+  g_autoptr(PeerInterface) iface = resolve_child (user_data, object_path, interface_name, &peer, error);
 
-  if (peer != NULL && node != NULL)
-    iface = lookup_interface (link->subtree, peer, node, interface_name);
-  if (iface == NULL)
-    {
-      g_set_error (error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_OBJECT,
-                   "No object %s with interface %s", object_path, interface_name);
-      return FALSE;
-    }
-  return _peer_interface_set_property_from_peer (iface, peer, object_path, property_name, value, error);
+  return iface != NULL &&
+         _peer_interface_set_property_from_peer (iface, peer, object_path, property_name, value, error);
 }
 
 static const GDBusInterfaceVTable child_vtable = {
