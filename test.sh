@@ -20,7 +20,14 @@ if [ ! -d tests/interop/node/node_modules ]; then
     echo "test.sh: npm ci failed; the Node interop test will be skipped" >&2
 fi
 
-[ -d build ] || meson setup build >/dev/null
+# The plain build also builds the API reference (gi-docgen), which the
+# `docs` test checks: CI builds the docs on every run.
+if [ ! -d build ]; then
+  meson setup build -Ddocs=true >/dev/null
+elif ! meson introspect --buildoptions build |
+     python3 -c 'import json, sys; sys.exit(not any(o["name"] == "docs" and o["value"] for o in json.load(sys.stdin)))'; then
+  meson configure build -Ddocs=true >/dev/null
+fi
 echo "== tests"
 meson test -C build --print-errorlogs "$@"
 [ "$quick" = 1 ] && exit 0

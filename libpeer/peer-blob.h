@@ -38,6 +38,14 @@ G_BEGIN_DECLS
  */
 #define PEER_BLOB_DEFAULT_THRESHOLD (1024 * 1024)
 
+/**
+ * PeerBlob:
+ *
+ * A large immutable byte buffer that travels as a sealed memfd: only the
+ * fd crosses the socket, and the receiver checks the seals before it maps
+ * the memory read-only, so the bytes cannot change under it. Immutable
+ * and thread-safe.
+ */
 #define PEER_TYPE_BLOB (peer_blob_get_type ())
 
 PEER_EXPORT
@@ -60,15 +68,16 @@ typedef gboolean (*PeerBlobWriteFunc) (guint8  *data,
                                        GError **error);
 
 /**
- * peer_blob_new_with_writer:
+ * peer_blob_new_with_writer: (skip)
  * @size: the blob's size in bytes
- * @write_func: fills the memory
+ * @write_func: (scope call) (closure user_data): fills the memory
  * @user_data: data for @write_func
  * @error: set when the memfd cannot be made (PEER_ERROR_NOT_SUPPORTED
  *   without memfd sealing, a G_IO_ERROR otherwise) or @write_func failed
  *
  * Makes a memfd of @size bytes, lets @write_func write it directly (no
- * intermediate buffer), then seals it.
+ * intermediate buffer), then seals it. Not in the bindings, whose
+ * functions would write to a copy: they use peer_blob_new_from_data().
  *
  * Returns: (transfer full) (nullable): the blob, or %NULL
  */
@@ -80,7 +89,8 @@ PeerBlob  *peer_blob_new_with_writer   (gsize              size,
 
 /**
  * peer_blob_new_from_data:
- * @data: (array length=size) (nullable): the bytes; %NULL only when @size is 0
+ * @data: (array length=size) (element-type guint8) (nullable): the bytes;
+ *   %NULL only when @size is 0
  * @size: how many
  * @error: as for peer_blob_new_with_writer()
  *
@@ -95,7 +105,8 @@ PeerBlob  *peer_blob_new_from_data     (gconstpointer      data,
 
 /**
  * peer_blob_new_take_fd:
- * @fd: (transfer full): an fd received from a peer; closed on failure too
+ * @fd: an fd received from a peer; the blob owns it from this call on,
+ *   and it is closed on failure too
  * @expected_size: the size the blob must have, or -1 for any
  * @error: PEER_ERROR_INVALID_ARGS when @fd is not a memfd sealed against
  *   writing, growing and shrinking, or its size is not @expected_size
@@ -147,7 +158,12 @@ PeerBlob  *peer_blob_ref               (PeerBlob          *blob);
 PEER_EXPORT
 void       peer_blob_unref             (PeerBlob          *blob);
 
-/** peer_blob_get_size: Returns: the blob's size in bytes */
+/**
+ * peer_blob_get_size:
+ * @blob: a blob
+ *
+ * Returns: the blob's size in bytes
+ */
 PEER_EXPORT
 gsize      peer_blob_get_size          (PeerBlob          *blob);
 
@@ -155,7 +171,7 @@ gsize      peer_blob_get_size          (PeerBlob          *blob);
  * peer_blob_get_fd:
  * @blob: a blob
  *
- * Returns: (transfer none): the sealed memfd; the blob owns and closes it
+ * Returns: the sealed memfd; the blob owns and closes it
  */
 PEER_EXPORT
 int        peer_blob_get_fd            (PeerBlob          *blob);
@@ -192,7 +208,7 @@ GBytes    *peer_blob_get_bytes         (PeerBlob          *blob);
  * @blob: a blob
  * @size: (out) (optional): its size
  *
- * Returns: (transfer none) (array length=size) (nullable): the mapped
+ * Returns: (transfer none) (array length=size) (element-type guint8) (nullable): the mapped
  *   bytes, valid while @blob lives; %NULL for an empty blob
  */
 PEER_EXPORT

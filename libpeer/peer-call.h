@@ -18,6 +18,14 @@
 
 G_BEGIN_DECLS
 
+/**
+ * PeerCall:
+ *
+ * One incoming method call, whatever transport it came by. A handler
+ * reads its arguments, fds and caller, and replies through it: at once,
+ * or later after taking a reference. A call nobody replied to is answered
+ * `org.libpeer.Error.NoReply` when its last reference goes.
+ */
 #define PEER_TYPE_CALL (peer_call_get_type ())
 
 PEER_EXPORT
@@ -44,13 +52,28 @@ PeerCall       *peer_call_ref                 (PeerCall    *call);
 PEER_EXPORT
 void            peer_call_unref               (PeerCall    *call);
 
-/** peer_call_get_object_path: Returns: (transfer none): the object path called */
+/**
+ * peer_call_get_object_path:
+ * @call: a call
+ *
+ * Returns: (transfer none): the object path called
+ */
 PEER_EXPORT
 const char     *peer_call_get_object_path     (PeerCall    *call);
-/** peer_call_get_interface_name: Returns: (transfer none): the interface called */
+/**
+ * peer_call_get_interface_name:
+ * @call: a call
+ *
+ * Returns: (transfer none): the interface called
+ */
 PEER_EXPORT
 const char     *peer_call_get_interface_name  (PeerCall    *call);
-/** peer_call_get_method_name: Returns: (transfer none): the method called */
+/**
+ * peer_call_get_method_name:
+ * @call: a call
+ *
+ * Returns: (transfer none): the method called
+ */
 PEER_EXPORT
 const char     *peer_call_get_method_name     (PeerCall    *call);
 
@@ -150,12 +173,16 @@ void            peer_call_return_value_with_unix_fd_list (PeerCall    *call,
                                                           GUnixFDList *fd_list);
 
 /**
- * peer_call_return_error:
+ * peer_call_return_error: (skip)
  * @call: a call not yet replied to
  * @domain: an error domain, best one registered with D-Bus names
  *   (PEER_ERROR, G_DBUS_ERROR, G_IO_ERROR)
  * @code: the code
  * @format: printf-style message
+ * @...: its arguments
+ *
+ * Not in the bindings (a variadic function): they use
+ * peer_call_return_gerror() or peer_call_return_dbus_error().
  */
 PEER_EXPORT
 void            peer_call_return_error        (PeerCall    *call,

@@ -26,6 +26,16 @@
 
 G_BEGIN_DECLS
 
+/**
+ * PeerClient:
+ *
+ * The connecting side: connects to a #PeerServer's address (or any D-Bus
+ * peer server), authenticates with `EXTERNAL`, and makes calls, reads and
+ * writes properties and receives signals. It tells when the peer goes away
+ * and why. `PEER_ERROR` errors sent by the server come back as the same
+ * #GError. A client may be used, and its last reference dropped, on any
+ * thread.
+ */
 #define PEER_TYPE_CLIENT (peer_client_get_type ())
 PEER_EXPORT
 G_DECLARE_FINAL_TYPE (PeerClient, peer_client, PEER, CLIENT, GObject)
@@ -38,6 +48,9 @@ G_DECLARE_FINAL_TYPE (PeerClient, peer_client, PEER, CLIENT, GObject)
  * @signal_name: the signal
  * @parameters: (transfer none): its arguments
  * @user_data: data given when subscribing
+ *
+ * Receives a signal a #PeerClient subscribed to, in the thread-default
+ * main context of peer_client_subscribe_signal().
  */
 typedef void (*PeerSignalFunc) (PeerClient *client,
                                 const char *object_path,

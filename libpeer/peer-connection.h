@@ -26,6 +26,15 @@
 
 G_BEGIN_DECLS
 
+/**
+ * PeerConnection:
+ *
+ * One authenticated peer of a #PeerServer: its kernel-verified
+ * credentials, an id, a unique name (":1.N", what Hello answers), its
+ * shares of what the services hand out (peer_connection_take_share()) and,
+ * once closed, the reason. The server creates it once the peer has passed
+ * authentication and the policy.
+ */
 #define PEER_TYPE_CONNECTION (peer_connection_get_type ())
 PEER_EXPORT
 G_DECLARE_FINAL_TYPE (PeerConnection, peer_connection, PEER, CONNECTION, GObject)
@@ -57,13 +66,28 @@ const char      *peer_connection_get_unique_name      (PeerConnection *self);
 PEER_EXPORT
 GCredentials    *peer_connection_get_credentials      (PeerConnection *self);
 
-/** peer_connection_get_uid: Returns: the peer's uid */
+/**
+ * peer_connection_get_uid:
+ * @self: a connection
+ *
+ * Returns: the peer's uid
+ */
 PEER_EXPORT
 uid_t            peer_connection_get_uid              (PeerConnection *self);
-/** peer_connection_get_gid: Returns: the peer's primary gid, or -1 when unknown */
+/**
+ * peer_connection_get_gid:
+ * @self: a connection
+ *
+ * Returns: the peer's primary gid, or -1 when unknown
+ */
 PEER_EXPORT
 gid_t            peer_connection_get_gid              (PeerConnection *self);
-/** peer_connection_get_pid: Returns: the peer's pid, or -1 when unknown */
+/**
+ * peer_connection_get_pid:
+ * @self: a connection
+ *
+ * Returns: the peer's pid, or -1 when unknown
+ */
 PEER_EXPORT
 pid_t            peer_connection_get_pid              (PeerConnection *self);
 

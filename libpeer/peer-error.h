@@ -41,6 +41,8 @@ G_BEGIN_DECLS
  *   header, a missing field, a body that does not match its signature);
  *   the peer is disconnected with this as the close reason
  *   (org.libpeer.Error.Protocol)
+ *
+ * The codes of the `PEER_ERROR` domain.
  */
 typedef enum {
   PEER_ERROR_FAILED,
@@ -59,8 +61,10 @@ typedef enum {
 /**
  * peer_error_quark:
  *
- * Returns the PEER_ERROR quark. The first call registers the domain with
+ * The first call registers the domain with
  * g_dbus_error_register_error_domain(); it is thread-safe.
+ *
+ * Returns: the `PEER_ERROR` quark
  */
 PEER_EXPORT
 GQuark peer_error_quark (void);

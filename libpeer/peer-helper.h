@@ -35,18 +35,45 @@
 
 G_BEGIN_DECLS
 
-/** PEER_HELPER_FD_ENV: the environment variable that tells a helper its fd */
+/**
+ * PEER_HELPER_FD_ENV:
+ *
+ * The environment variable that tells a helper its fd.
+ */
 #define PEER_HELPER_FD_ENV "PEER_FD"
 
-/** PEER_HELPER_CHILD_FD: the fd number the helper's end of the socketpair has */
+/**
+ * PEER_HELPER_CHILD_FD:
+ *
+ * The fd number the helper's end of the socketpair has.
+ */
 #define PEER_HELPER_CHILD_FD 3
 
-/** PEER_HELPER_STOP_TIMEOUT_MS: how long a helper has to exit after SIGTERM before SIGKILL */
+/**
+ * PEER_HELPER_STOP_TIMEOUT_MS:
+ *
+ * How long a helper has to exit after SIGTERM before SIGKILL.
+ */
 #define PEER_HELPER_STOP_TIMEOUT_MS 2000
 
-/** PEER_HELPER_HANDSHAKE_TIMEOUT_MS: how long a new helper has to authenticate */
+/**
+ * PEER_HELPER_HANDSHAKE_TIMEOUT_MS:
+ *
+ * How long a new helper has to authenticate.
+ */
 #define PEER_HELPER_HANDSHAKE_TIMEOUT_MS 10000
 
+/**
+ * PeerHelper:
+ *
+ * An application's own helper process, over a socketpair. It starts the
+ * helper program with its end of the socketpair as fd 3 (named by
+ * `PEER_FD`), where the helper serves with peer_server_new_for_fd(),
+ * then supervises it: it tells when the helper exits and why, fails the
+ * calls in flight with that reason, restarts it as its restart policy
+ * allows, and never leaves it behind. A helper may be used, stopped and
+ * finalized on any thread.
+ */
 #define PEER_TYPE_HELPER (peer_helper_get_type ())
 PEER_EXPORT
 G_DECLARE_FINAL_TYPE (PeerHelper, peer_helper, PEER, HELPER, GObject)

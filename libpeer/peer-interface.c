@@ -16,6 +16,7 @@
 typedef struct {
   PeerMethodFunc func;
   gpointer user_data;
+  GDestroyNotify destroy;               /* of user_data: peer_interface_add_method() */
   PeerMethodFlags flags;
   GVariantType *reply_type;             /* the out args as a tuple, made once */
   char *in_signature;                   /* the in args as a tuple type string */
@@ -29,10 +30,16 @@ struct _PeerInterface
   guint n_methods;
   MethodHandler *handlers;              /* one per info->methods[i]; set before export */
 
-  PeerPropertyGetFunc get_func;
-  PeerPropertySetFunc set_func;
-  gpointer property_data;
-  GDestroyNotify property_destroy;
+  PeerPropertyGetFunc get_func;       /* one of get_func and getter */
+  PeerPropertyGetter getter;
+  gpointer get_data;
+  GDestroyNotify get_destroy;
+  PeerPropertySetFunc set_func;       /* one of set_func and setter */
+  PeerPropertySetter setter;
+  gpointer set_data;
+  GDestroyNotify set_destroy;
+  gboolean property_data_shared;        /* set by peer_interface_set_property_funcs():
+                                         * one user_data, destroyed as get_data */
 
   /* Set by _peer_interface_set_gobject_hooks() before export. */
   gboolean store_writes;                /* peers' writes are stored (FALSE: the
@@ -54,14 +61,56 @@ struct _PeerInterface
 G_DEFINE_FINAL_TYPE (PeerInterface, peer_interface, G_TYPE_OBJECT)
 
 static void
+clear_method_handler (MethodHandler *handler)
+{
+  GDestroyNotify destroy = handler->destroy;
+  gpointer user_data = handler->user_data;
+
+  handler->func = NULL;
+  handler->user_data = NULL;
+  handler->destroy = NULL;
+  if (destroy != NULL)
+    destroy (user_data);
+}
+
+static void
+clear_property_get_func (PeerInterface *self)
+{
+  GDestroyNotify destroy = self->get_destroy;
+  gpointer data = self->get_data;
+
+  self->get_func = NULL;
+  self->getter = NULL;
+  self->get_data = NULL;
+  self->get_destroy = NULL;
+  if (destroy != NULL)
+    destroy (data);
+}
+
+static void
+clear_property_set_func (PeerInterface *self)
+{
+  GDestroyNotify destroy = self->set_destroy;
+  gpointer data = self->set_data;
+
+  self->set_func = NULL;
+  self->setter = NULL;
+  self->set_data = NULL;
+  self->set_destroy = NULL;
+  if (destroy != NULL)
+    destroy (data);
+}
+
+static void
 peer_interface_finalize (GObject *object)
 {
   PeerInterface *self = PEER_INTERFACE (object);
 
-  if (self->property_destroy != NULL)
-    self->property_destroy (self->property_data);
+  clear_property_get_func (self);
+  clear_property_set_func (self);
   for (guint i = 0; i < self->n_methods; i++)
     {
+      clear_method_handler (&self->handlers[i]);
       g_variant_type_free (self->handlers[i].reply_type);
       g_free (self->handlers[i].in_signature);
     }
@@ -172,10 +221,46 @@ peer_interface_add_methods (PeerInterface         *self,
                        "Interface %s has no method %s", self->info->name, entries[i].name);
           return FALSE;
         }
+      clear_method_handler (&self->handlers[index]);
       self->handlers[index].func = entries[i].handler;
       self->handlers[index].user_data = user_data;
       self->handlers[index].flags = entries[i].flags;
     }
+  return TRUE;
+}
+
+gboolean
+peer_interface_add_method (PeerInterface   *self,
+                           const char      *method_name,
+                           PeerMethodFlags  flags,
+                           PeerMethodFunc   handler,
+                           gpointer         user_data,
+                           GDestroyNotify   destroy,
+                           GError         **error)
+{
+  guint index;
+
+  g_return_val_if_fail (PEER_IS_INTERFACE (self), FALSE);
+  g_return_val_if_fail (method_name != NULL, FALSE);
+  g_return_val_if_fail (handler != NULL, FALSE);
+  g_return_val_if_fail (self->n_bindings == 0, FALSE);
+
+  for (index = 0; index < self->n_methods; index++)
+    if (g_str_equal (self->info->methods[index]->name, method_name))
+      break;
+  if (index == self->n_methods)
+    {
+      g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
+                   "Interface %s has no method %s", self->info->name, method_name);
+      if (destroy != NULL)
+        destroy (user_data);
+      return FALSE;
+    }
+  clear_method_handler (&self->handlers[index]);
+  self->handlers[index].func = handler;
+  self->handlers[index].user_data = user_data;
+  self->handlers[index].destroy = destroy;
+  self->handlers[index].flags = flags;
   return TRUE;
 }
 
@@ -188,12 +273,48 @@ peer_interface_set_property_funcs (PeerInterface       *self,
 {
   g_return_if_fail (PEER_IS_INTERFACE (self));
 
-  if (self->property_destroy != NULL)
-    self->property_destroy (self->property_data);
+  clear_property_get_func (self);
+  clear_property_set_func (self);
   self->get_func = get_func;
   self->set_func = set_func;
-  self->property_data = user_data;
-  self->property_destroy = destroy;
+  self->get_data = user_data;
+  self->set_data = user_data;
+  self->get_destroy = destroy;          /* once, for both */
+  self->property_data_shared = TRUE;
+}
+
+void
+peer_interface_set_property_getter (PeerInterface      *self,
+                                    PeerPropertyGetter  getter,
+                                    gpointer            user_data,
+                                    GDestroyNotify      destroy)
+{
+  g_return_if_fail (PEER_IS_INTERFACE (self));
+
+  if (self->property_data_shared)
+    clear_property_set_func (self);
+  clear_property_get_func (self);
+  self->property_data_shared = FALSE;
+  self->getter = getter;
+  self->get_data = user_data;
+  self->get_destroy = destroy;
+}
+
+void
+peer_interface_set_property_setter (PeerInterface      *self,
+                                    PeerPropertySetter  setter,
+                                    gpointer            user_data,
+                                    GDestroyNotify      destroy)
+{
+  g_return_if_fail (PEER_IS_INTERFACE (self));
+
+  if (self->property_data_shared)
+    clear_property_get_func (self);
+  clear_property_set_func (self);
+  self->property_data_shared = FALSE;
+  self->setter = setter;
+  self->set_data = user_data;
+  self->set_destroy = destroy;
 }
 
 GDBusInterfaceInfo *
@@ -621,11 +742,14 @@ _peer_interface_get_property (PeerInterface  *self,
   GVariant *value = NULL;
 
   /* With no caller (a value for every peer at once), only stored values. */
-  if (self->get_func != NULL && caller != NULL)
+  if ((self->get_func != NULL || self->getter != NULL) && caller != NULL)
     {
       GError *local_error = NULL;
 
-      value = self->get_func (self, caller, property_name, &local_error, self->property_data);
+      if (self->getter != NULL)
+        value = self->getter (self, caller, object_path, property_name, self->get_data, &local_error);
+      else
+        value = self->get_func (self, caller, property_name, &local_error, self->get_data);
       if (local_error != NULL)
         {
           g_clear_pointer (&value, g_variant_unref);
@@ -678,8 +802,25 @@ _peer_interface_set_property_from_peer (PeerInterface  *self,
   /* GDBus has checked the property exists, is writable and has the right
    * type before calling us. */
   if (self->set_func != NULL &&
-      !self->set_func (self, caller, property_name, value, error, self->property_data))
+      !self->set_func (self, caller, property_name, value, error, self->set_data))
     return FALSE;
+  if (self->setter != NULL)
+    {
+      GError *local_error = NULL;
+
+      if (!self->setter (self, caller, object_path, property_name, value,
+                         self->set_data, &local_error))
+        {
+          /* A binding's setter may refuse without saying why. */
+          if (local_error == NULL)
+            local_error = g_error_new (PEER_ERROR, PEER_ERROR_PERMISSION_DENIED,
+                                       "Property %s.%s refused the value",
+                                       self->info->name, property_name);
+          g_propagate_error (error, local_error);
+          return FALSE;
+        }
+      g_clear_error (&local_error);
+    }
   if (!self->store_writes)
     return TRUE;
   /* An object with values of its own keeps the peer's write to itself. */

@@ -21,6 +21,16 @@
 
 G_BEGIN_DECLS
 
+/**
+ * PeerInterface:
+ *
+ * One D-Bus interface, served at one or more object paths: introspection
+ * data (from XML or a gdbus-codegen `*_interface_info()` function), the
+ * handlers of its methods and the values of its properties. Exported on a
+ * #PeerServer, every connected peer, present and future, sees it. Its
+ * handlers are shared by all the paths it is exported at;
+ * peer_call_get_object_path() tells them which object was called.
+ */
 #define PEER_TYPE_INTERFACE (peer_interface_get_type ())
 PEER_EXPORT
 G_DECLARE_FINAL_TYPE (PeerInterface, peer_interface, PEER, INTERFACE, GObject)
@@ -45,6 +55,8 @@ typedef void (*PeerMethodFunc) (PeerCall *call,
  *   thread, which reads and writes every GDBus connection of the process.
  *   Such a handler must not block: reply at once, or take a reference on
  *   the call (peer_call_ref()) and reply later from anywhere.
+ *
+ * How a method's handler is called.
  */
 typedef enum {
   PEER_METHOD_FLAGS_NONE        = 0,
@@ -56,6 +68,8 @@ typedef enum {
  * @name: the method's name, as in the introspection data
  * @handler: its handler
  * @flags: flags
+ *
+ * One method's handler, for peer_interface_add_methods().
  */
 typedef struct {
   const char     *name;
@@ -107,6 +121,57 @@ typedef gboolean (*PeerPropertySetFunc) (PeerInterface  *iface,
                                          gpointer        user_data);
 
 /**
+ * PeerPropertyGetter:
+ * @iface: the interface
+ * @caller: (transfer none): the peer asking
+ * @object_path: the object asked, one of the paths @iface is exported at
+ *   or a child of a #PeerSubtree that serves it
+ * @property_name: the property
+ * @user_data: data given to peer_interface_set_property_getter()
+ * @error: set when the value cannot be read
+ *
+ * #PeerPropertyGetFunc for peer_interface_set_property_getter(), which
+ * also tells the object, and takes @error last, where bindings look for
+ * it: a Python getter raises GLib.Error.
+ *
+ * Returns: (transfer full) (nullable): the value (a floating reference is
+ *   sunk), or %NULL with @error set, or %NULL without error to serve the
+ *   stored value
+ */
+typedef GVariant *(*PeerPropertyGetter) (PeerInterface  *iface,
+                                         PeerConnection *caller,
+                                         const char     *object_path,
+                                         const char     *property_name,
+                                         gpointer        user_data,
+                                         GError        **error);
+
+/**
+ * PeerPropertySetter:
+ * @iface: the interface
+ * @caller: (transfer none): the peer writing
+ * @object_path: the object written to
+ * @property_name: the property
+ * @value: (transfer none): the new value, already type-checked
+ * @user_data: data given to peer_interface_set_property_setter()
+ * @error: set to refuse
+ *
+ * #PeerPropertySetFunc for peer_interface_set_property_setter(), which
+ * also tells the object, and takes @error last, where bindings look for
+ * it: a Python setter raises GLib.Error to refuse.
+ *
+ * Returns: %TRUE to accept (libpeer then stores the value and emits
+ *   PropertiesChanged); %FALSE refuses, with @error set (or
+ *   PEER_ERROR_PERMISSION_DENIED when it is not)
+ */
+typedef gboolean (*PeerPropertySetter) (PeerInterface  *iface,
+                                        PeerConnection *caller,
+                                        const char     *object_path,
+                                        const char     *property_name,
+                                        GVariant       *value,
+                                        gpointer        user_data,
+                                        GError        **error);
+
+/**
  * peer_interface_new:
  * @info: (transfer none): introspection data; a reference is taken
  *
@@ -129,7 +194,7 @@ PeerInterface      *peer_interface_new_for_xml       (const char            *xml
                                                       GError               **error);
 
 /**
- * peer_interface_add_methods:
+ * peer_interface_add_methods: (skip)
  * @self: an interface, not yet exported
  * @entries: (array length=n_entries): handlers by method name
  * @n_entries: how many
@@ -137,6 +202,8 @@ PeerInterface      *peer_interface_new_for_xml       (const char            *xml
  * @error: set when an entry names a method the interface does not have
  *
  * Methods without a handler answer org.freedesktop.DBus.Error.UnknownMethod.
+ * Not in the bindings, which cannot put a function into a #PeerMethodEntry:
+ * they call peer_interface_add_method() for each method.
  *
  * Returns: %TRUE when every entry was added
  */
@@ -148,13 +215,47 @@ gboolean            peer_interface_add_methods       (PeerInterface         *sel
                                                       GError               **error);
 
 /**
- * peer_interface_set_property_funcs:
+ * peer_interface_add_method:
+ * @self: an interface, not yet exported
+ * @method_name: a method of the interface
+ * @flags: flags
+ * @handler: (scope notified) (closure user_data) (destroy destroy): the
+ *   method's handler
+ * @user_data: data for @handler
+ * @destroy: (nullable): frees @user_data when @self is finalized, when
+ *   another handler replaces this one, or at once when this fails
+ * @error: set to PEER_ERROR_INVALID_ARGS when the interface has no method
+ *   @method_name
+ *
+ * Sets the handler of one method, with data of its own: what
+ * peer_interface_add_methods() does for many, and how the bindings
+ * (Python, GJS) set handlers.
+ *
+ * Returns: %TRUE on success
+ */
+PEER_EXPORT
+gboolean            peer_interface_add_method        (PeerInterface         *self,
+                                                      const char            *method_name,
+                                                      PeerMethodFlags        flags,
+                                                      PeerMethodFunc         handler,
+                                                      gpointer               user_data,
+                                                      GDestroyNotify         destroy,
+                                                      GError               **error);
+
+/**
+ * peer_interface_set_property_funcs: (skip)
  * @self: an interface
  * @get_func: (nullable): computes values on demand
  * @set_func: (nullable): judges writes; without it writes to a
  *   `readwrite` property are accepted as they are
- * @user_data: (closure): data for both
+ * @user_data: data for both
  * @destroy: (nullable): frees @user_data
+ *
+ * Sets both property functions at once, replacing those set before.
+ * Not in the bindings, where two functions cannot share one @user_data
+ * and a function's #GError must come last: they call
+ * peer_interface_set_property_getter() and
+ * peer_interface_set_property_setter().
  */
 PEER_EXPORT
 void                peer_interface_set_property_funcs (PeerInterface       *self,
@@ -162,6 +263,42 @@ void                peer_interface_set_property_funcs (PeerInterface       *self
                                                        PeerPropertySetFunc  set_func,
                                                        gpointer             user_data,
                                                        GDestroyNotify       destroy);
+
+/**
+ * peer_interface_set_property_getter:
+ * @self: an interface
+ * @getter: (nullable) (scope notified) (closure user_data) (destroy destroy):
+ *   computes values on demand, or %NULL to serve stored values only
+ * @user_data: data for @getter
+ * @destroy: (nullable): frees @user_data when replaced or when @self dies
+ *
+ * Sets the function that computes property values, replacing the one set
+ * before (by this or by peer_interface_set_property_funcs(), whose
+ * functions share their data: both are then unset).
+ */
+PEER_EXPORT
+void                peer_interface_set_property_getter (PeerInterface      *self,
+                                                        PeerPropertyGetter  getter,
+                                                        gpointer            user_data,
+                                                        GDestroyNotify      destroy);
+
+/**
+ * peer_interface_set_property_setter:
+ * @self: an interface
+ * @setter: (nullable) (scope notified) (closure user_data) (destroy destroy):
+ *   judges peers' writes, or %NULL to accept them as they are
+ * @user_data: data for @setter
+ * @destroy: (nullable): frees @user_data when replaced or when @self dies
+ *
+ * Sets the function that judges writes, replacing the one set before (by
+ * this or by peer_interface_set_property_funcs(), whose functions share
+ * their data: both are then unset).
+ */
+PEER_EXPORT
+void                peer_interface_set_property_setter (PeerInterface      *self,
+                                                        PeerPropertySetter  setter,
+                                                        gpointer            user_data,
+                                                        GDestroyNotify      destroy);
 
 /**
  * peer_interface_set_property:

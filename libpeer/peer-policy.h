@@ -16,6 +16,14 @@
 
 G_BEGIN_DECLS
 
+/**
+ * PeerPolicy:
+ *
+ * Who may connect to a #PeerServer, decided on the credentials a peer
+ * proved with the `EXTERNAL` mechanism (the kernel's `SO_PEERCRED`, not
+ * anything the peer claims). The default admits only the server's own
+ * uid.
+ */
 #define PEER_TYPE_POLICY (peer_policy_get_type ())
 PEER_EXPORT
 G_DECLARE_FINAL_TYPE (PeerPolicy, peer_policy, PEER, POLICY, GObject)

@@ -48,7 +48,11 @@
 
 G_BEGIN_DECLS
 
-/** PEER_SANDBOX_ENV: set (to "1") in the environment of a sandboxed helper */
+/**
+ * PEER_SANDBOX_ENV:
+ *
+ * Set (to "1") in the environment of a sandboxed helper.
+ */
 #define PEER_SANDBOX_ENV "PEER_SANDBOXED"
 
 /**
@@ -84,12 +88,23 @@ typedef enum {
  *   Landlock's alone, and from Landlock ABI 6 signals to processes
  *   outside the sandbox are refused; before it, without a PID namespace,
  *   the helper may signal the user's other processes) still apply
+ *
+ * What to do when the kernel refuses a part of the sandbox.
  */
 typedef enum {
   PEER_SANDBOX_FLAGS_NONE = 0,
   PEER_SANDBOX_FLAGS_BEST_EFFORT = 1 << 0,
 } PeerSandboxFlags;
 
+/**
+ * PeerSandbox:
+ *
+ * A profile: what a helper started with peer_helper_new_sandboxed() may
+ * see and do. The default gives the helper new namespaces, a read-only
+ * view of the system's libraries and its own binary, no capabilities, a
+ * seccomp filter and resource limits; it works by fd (its inputs come as
+ * fds, its results go back as #PeerBlob).
+ */
 #define PEER_TYPE_SANDBOX (peer_sandbox_get_type ())
 PEER_EXPORT
 G_DECLARE_FINAL_TYPE (PeerSandbox, peer_sandbox, PEER, SANDBOX, GObject)

@@ -1124,6 +1124,9 @@ peer_server_class_init (PeerServerClass *klass)
    * PeerServer::peer-connected:
    * @self: the server
    * @peer: (transfer none): the peer that authenticated
+   *
+   * Emitted in the server's main context when a peer passed
+   * authentication and the policy.
    */
   signals[SIGNAL_PEER_CONNECTED] =
     g_signal_new ("peer-connected", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,
@@ -1133,6 +1136,8 @@ peer_server_class_init (PeerServerClass *klass)
    * @self: the server
    * @peer: (transfer none): the peer that left; see
    *   peer_connection_dup_close_reason()
+   *
+   * Emitted in the server's main context when a connected peer is gone.
    */
   signals[SIGNAL_PEER_DISCONNECTED] =
     g_signal_new ("peer-disconnected", G_TYPE_FROM_CLASS (klass), G_SIGNAL_RUN_LAST, 0,

@@ -29,6 +29,8 @@ G_BEGIN_DECLS
  *   connect to an abstract socket; authentication is then the only guard)
  * @PEER_SERVER_FLAGS_NO_BUS_COMPAT: do not answer the message-bus
  *   handshake (Hello, AddMatch, GetNameOwner…) at /org/freedesktop/DBus
+ *
+ * How a #PeerServer serves.
  */
 typedef enum {
   PEER_SERVER_FLAGS_NONE                 = 0,
@@ -36,43 +38,103 @@ typedef enum {
   PEER_SERVER_FLAGS_NO_BUS_COMPAT        = 1 << 1,
 } PeerServerFlags;
 
-/** PEER_SERVER_DEFAULT_HANDSHAKE_TIMEOUT_MS: how long a peer may take to authenticate */
+/**
+ * PEER_SERVER_DEFAULT_HANDSHAKE_TIMEOUT_MS:
+ *
+ * How long a peer may take to authenticate.
+ */
 #define PEER_SERVER_DEFAULT_HANDSHAKE_TIMEOUT_MS 5000
 
-/** PEER_SERVER_DEFAULT_MAX_FDS_PER_MESSAGE: how many fds one message may carry (libdbus's default too) */
+/**
+ * PEER_SERVER_DEFAULT_MAX_FDS_PER_MESSAGE:
+ *
+ * How many fds one message may carry (libdbus's default too).
+ */
 #define PEER_SERVER_DEFAULT_MAX_FDS_PER_MESSAGE 16
 
-/** PEER_SERVER_MAX_FDS_PER_MESSAGE: the highest limit that can be set (the kernel's SCM_MAX_FD) */
+/**
+ * PEER_SERVER_MAX_FDS_PER_MESSAGE:
+ *
+ * The highest limit that can be set (the kernel's SCM_MAX_FD).
+ */
 #define PEER_SERVER_MAX_FDS_PER_MESSAGE 253
 
 /* Limits on what one peer, or everyone who connects, can make the server
  * hold. Everything a peer sends is untrusted: a helper often runs with
  * more privilege than its clients. */
 
-/** PEER_SERVER_DEFAULT_MAX_PEERS: how many authenticated peers may be connected at once */
+/**
+ * PEER_SERVER_DEFAULT_MAX_PEERS:
+ *
+ * How many authenticated peers may be connected at once.
+ */
 #define PEER_SERVER_DEFAULT_MAX_PEERS 256
 
-/** PEER_SERVER_DEFAULT_MAX_HANDSHAKES: how many connections may be authenticating at once */
+/**
+ * PEER_SERVER_DEFAULT_MAX_HANDSHAKES:
+ *
+ * How many connections may be authenticating at once.
+ */
 #define PEER_SERVER_DEFAULT_MAX_HANDSHAKES 64
 
-/** PEER_SERVER_DEFAULT_MAX_CALLS_IN_FLIGHT: how many calls of one peer may be in its handlers at once */
+/**
+ * PEER_SERVER_DEFAULT_MAX_CALLS_IN_FLIGHT:
+ *
+ * How many calls of one peer may be in its handlers at once.
+ */
 #define PEER_SERVER_DEFAULT_MAX_CALLS_IN_FLIGHT 64
 
-/** PEER_SERVER_DEFAULT_MAX_QUEUED_BYTES: how much may wait to be written to one peer (16 MiB) */
+/**
+ * PEER_SERVER_DEFAULT_MAX_QUEUED_BYTES:
+ *
+ * How much may wait to be written to one peer (16 MiB).
+ */
 #define PEER_SERVER_DEFAULT_MAX_QUEUED_BYTES (16 * 1024 * 1024)
 
-/** PEER_SERVER_DEFAULT_MAX_MAPPED_BYTES: how many blob bytes one peer may have mapped in the server at once (1 GiB) */
+/**
+ * PEER_SERVER_DEFAULT_MAX_MAPPED_BYTES:
+ *
+ * How many blob bytes one peer may have mapped in the server at once (1 GiB).
+ */
 #define PEER_SERVER_DEFAULT_MAX_MAPPED_BYTES ((gsize) 1024 * 1024 * 1024)
 
-/** PEER_SERVER_DEFAULT_MAX_MESSAGE_SIZE: the largest message body, either way (4 MiB; larger data travels as blobs or fds) */
+/**
+ * PEER_SERVER_DEFAULT_MAX_MESSAGE_SIZE:
+ *
+ * The largest message body, either way (4 MiB; larger data travels as blobs or fds).
+ */
 #define PEER_SERVER_DEFAULT_MAX_MESSAGE_SIZE (4 * 1024 * 1024)
 
-/** PEER_SERVER_DEFAULT_MAX_MATCH_RULES: how many match rules one peer may hold (dbus-daemon's default) */
+/**
+ * PEER_SERVER_DEFAULT_MAX_MATCH_RULES:
+ *
+ * How many match rules one peer may hold (dbus-daemon's default).
+ */
 #define PEER_SERVER_DEFAULT_MAX_MATCH_RULES 512
 
-/** PEER_SERVER_HANDSHAKE_MAX_BYTES: what a peer may send before BEGIN (the EXTERNAL handshake takes ~100) */
+/**
+ * PEER_SERVER_HANDSHAKE_MAX_BYTES:
+ *
+ * What a peer may send before BEGIN (the EXTERNAL handshake takes ~100).
+ */
 #define PEER_SERVER_HANDSHAKE_MAX_BYTES 16384
 
+/**
+ * PeerServer:
+ *
+ * A private D-Bus server for an application's own peers.
+ *
+ * It listens on a path socket in a `0700` directory (or serves the one
+ * peer at the other end of an fd), admits the peers that authenticate
+ * with `EXTERNAL` and pass its #PeerPolicy, serves every exported
+ * #PeerInterface to every peer, and answers the message-bus handshake so
+ * that standard D-Bus tools work against it although no bus runs.
+ *
+ * A server belongs to the thread-default main context that was current
+ * when it was created: its signals, handlers and peers' "closed" signals
+ * are delivered there, and its methods that are not marked thread-safe
+ * are called from there.
+ */
 #define PEER_TYPE_SERVER (peer_server_get_type ())
 PEER_EXPORT
 G_DECLARE_FINAL_TYPE (PeerServer, peer_server, PEER, SERVER, GObject)
@@ -104,7 +166,8 @@ PeerServer     *peer_server_new                (const char      *address,
 
 /**
  * peer_server_new_for_fd:
- * @fd: (transfer full): a connected Unix stream socket, or -1 for the one
+ * @fd: a connected Unix stream socket (the server owns it from this
+ *   call on, see below), or -1 for the one
  *   named by the `PEER_FD` environment variable (%PEER_HELPER_FD_ENV),
  *   which is then unset
  * @policy: (nullable) (transfer none): who may be at the other end; %NULL

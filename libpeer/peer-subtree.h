@@ -27,6 +27,13 @@
 
 G_BEGIN_DECLS
 
+/**
+ * PeerSubtree:
+ *
+ * A tree of dynamic objects below one path: rather than one export per
+ * object, two callbacks answer for every child, one that lists them and
+ * one that says which interfaces a child has.
+ */
 #define PEER_TYPE_SUBTREE (peer_subtree_get_type ())
 PEER_EXPORT
 G_DECLARE_FINAL_TYPE (PeerSubtree, peer_subtree, PEER, SUBTREE, GObject)
@@ -71,11 +78,18 @@ typedef GPtrArray *(*PeerSubtreeLookupFunc) (PeerSubtree    *subtree,
                                              gpointer        user_data);
 
 /**
- * peer_subtree_new:
+ * peer_subtree_new: (skip)
  * @enumerate: lists the children
  * @lookup: finds a child's interfaces
- * @user_data: (closure): data for both
+ * @user_data: data for both
  * @destroy: (nullable): frees @user_data with the subtree
+ *
+ * Not in the bindings, where two functions cannot share one @user_data,
+ * and a #GPtrArray returned from a binding's function does not unref
+ * its interfaces: there, one #PeerInterface exported at several paths
+ * (peer_server_export(), peer_server_unexport_path()) with values of each
+ * object's own (peer_interface_set_object_property()) serves dynamic
+ * objects, and an ObjectManager announces them.
  *
  * Returns: (transfer full): a subtree to export with
  *   peer_server_export_subtree()

@@ -4,7 +4,7 @@
 set -eu
 
 packages="gcc meson ninja-build pkg-config libglib2.0-dev libglib2.0-dev-bin libglib2.0-bin
-  dbus-bin systemd python3 python3-dbus python3-dbus-next python3-txdbus python3-gi libsystemd-dev libdbus-1-dev libseccomp-dev valgrind tshark"
+  dbus-bin systemd python3 python3-dbus python3-dbus-next python3-txdbus python3-gi gobject-introspection libgirepository1.0-dev gi-docgen libsystemd-dev libdbus-1-dev libseccomp-dev valgrind tshark"
 
 # Node and npm only for the dbus-next interop test; any Node will do.
 command -v npm >/dev/null 2>&1 || packages="$packages nodejs npm"

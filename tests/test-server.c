@@ -1503,6 +1503,213 @@ test_export_while_connected (Fixture      *f,
   g_assert_null (strstr (error->message, "not implemented"));
 }
 
+/* --- what the bindings use: one handler at a time, property functions
+ * of their own (peer_interface_add_method(), _set_property_getter(),
+ * _set_property_setter()) ----------------------------------------------- */
+
+static const char bound_xml[] =
+  "<node><interface name='org.libpeer.Bound1'>"
+  " <method name='Echo'><arg type='s' direction='in'/><arg type='s' direction='out'/></method>"
+  " <method name='Other'/>"
+  " <property name='Mood' type='s' access='readwrite'/>"
+  "</interface></node>";
+
+typedef struct {
+  PeerInterface *iface;
+  int destroyed[4];                     /* Echo's data, the getter's, the setter's, a refused one */
+  gboolean replace;                     /* the second invocation: replace, then unexport */
+  PeerServer *server;
+} Bound;
+
+static void
+count_destroy (gpointer data)
+{
+  g_atomic_int_inc ((int *) data);
+}
+
+static void
+handle_echo (PeerCall *call,
+             gpointer  user_data)
+{
+  const char *text;
+
+  g_variant_get (peer_call_get_parameters (call), "(&s)", &text);
+  peer_call_return_value (call, g_variant_new ("(s)", text));
+}
+
+static GVariant *
+get_mood (PeerInterface  *iface,
+          PeerConnection *caller,
+          const char     *object_path,
+          const char     *property_name,
+          gpointer        user_data,
+          GError        **error)
+{
+  g_assert_nonnull (caller);
+  if (g_str_equal (object_path, "/bound/broken"))
+    {
+      g_set_error (error, PEER_ERROR, PEER_ERROR_NOT_SUPPORTED, "No mood at %s", object_path);
+      return NULL;
+    }
+  if (g_str_equal (object_path, "/bound/stored"))
+    return NULL;                        /* the stored value */
+  return g_variant_new_string (object_path);
+}
+
+static gboolean
+set_mood (PeerInterface  *iface,
+          PeerConnection *caller,
+          const char     *object_path,
+          const char     *property_name,
+          GVariant       *value,
+          gpointer        user_data,
+          GError        **error)
+{
+  const char *mood = g_variant_get_string (value, NULL);
+
+  if (g_str_equal (mood, "grumpy"))
+    {
+      g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS, "Not %s", mood);
+      return FALSE;
+    }
+  return !g_str_equal (mood, "silent");  /* refused without saying why */
+}
+
+static gboolean
+bind_in_server (gpointer user_data)
+{
+  Bound *b = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!b->replace)
+    {
+      b->iface = peer_interface_new_for_xml (bound_xml, "org.libpeer.Bound1", &error);
+      g_assert_no_error (error);
+      g_assert_true (peer_interface_add_method (b->iface, "Echo", PEER_METHOD_FLAGS_NONE, handle_echo,
+                                                &b->destroyed[0], count_destroy, &error));
+      g_assert_no_error (error);
+      /* An unknown method frees the data at once. */
+      g_assert_false (peer_interface_add_method (b->iface, "Shout", PEER_METHOD_FLAGS_NONE, handle_echo,
+                                                 &b->destroyed[3], count_destroy, &error));
+      g_assert_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS);
+      g_assert_cmpint (b->destroyed[3], ==, 1);
+      g_clear_error (&error);
+      peer_interface_set_property_getter (b->iface, get_mood, &b->destroyed[1], count_destroy);
+      peer_interface_set_property_setter (b->iface, set_mood, &b->destroyed[2], count_destroy);
+      g_assert_true (peer_interface_set_property (b->iface, "Mood", g_variant_new_string ("stored"), &error));
+      for (guint i = 0; i < 3; i++)
+        {
+          const char *paths[] = { "/bound/a", "/bound/broken", "/bound/stored" };
+          g_assert_true (peer_server_export (b->server, paths[i], b->iface, &error));
+          g_assert_no_error (error);
+        }
+    }
+  else
+    {
+      /* Replacing a function frees its data, and only its data. */
+      peer_interface_set_property_getter (b->iface, NULL, NULL, NULL);
+      g_assert_cmpint (b->destroyed[1], ==, 1);
+      g_assert_cmpint (b->destroyed[2], ==, 0);
+      peer_server_unexport (b->server, b->iface);
+      g_clear_object (&b->iface);
+    }
+  return G_SOURCE_REMOVE;
+}
+
+static void
+test_bindings_api (Fixture      *f,
+                   gconstpointer data)
+{
+  g_autoptr(PeerClient) client = connect_client (f);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GVariant) mood = NULL;
+  Bound b = { .server = f->ts->server };
+
+  peer_test_server_invoke (f->ts, bind_in_server, &b);
+
+  reply = call (client, "/bound/a", "org.libpeer.Bound1", "Echo", g_variant_new ("(s)", "hi"), &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (g_variant_get_type_string (reply), ==, "(s)");
+  g_clear_pointer (&reply, g_variant_unref);
+  reply = call (client, "/bound/a", "org.libpeer.Bound1", "Other", NULL, &error);
+  g_assert_error (error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_METHOD);
+  g_clear_error (&error);
+
+  /* The getter sees the object; NULL without error serves the stored value. */
+  mood = peer_client_get_property_sync (client, "/bound/a", "org.libpeer.Bound1", "Mood", NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (g_variant_get_string (mood, NULL), ==, "/bound/a");
+  g_clear_pointer (&mood, g_variant_unref);
+  mood = peer_client_get_property_sync (client, "/bound/stored", "org.libpeer.Bound1", "Mood", NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (g_variant_get_string (mood, NULL), ==, "stored");
+  g_clear_pointer (&mood, g_variant_unref);
+  mood = peer_client_get_property_sync (client, "/bound/broken", "org.libpeer.Bound1", "Mood", NULL, &error);
+  g_assert_error (error, PEER_ERROR, PEER_ERROR_NOT_SUPPORTED);
+  g_clear_error (&error);
+
+  /* The setter accepts, refuses with its error, or refuses without one. */
+  g_assert_true (peer_client_set_property_sync (client, "/bound/stored", "org.libpeer.Bound1", "Mood",
+                                                g_variant_new_string ("calm"), NULL, &error));
+  g_assert_no_error (error);
+  mood = peer_client_get_property_sync (client, "/bound/stored", "org.libpeer.Bound1", "Mood", NULL, &error);
+  g_assert_cmpstr (g_variant_get_string (mood, NULL), ==, "calm");
+  g_assert_false (peer_client_set_property_sync (client, "/bound/a", "org.libpeer.Bound1", "Mood",
+                                                 g_variant_new_string ("grumpy"), NULL, &error));
+  g_assert_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS);
+  g_clear_error (&error);
+  g_assert_false (peer_client_set_property_sync (client, "/bound/a", "org.libpeer.Bound1", "Mood",
+                                                 g_variant_new_string ("silent"), NULL, &error));
+  g_assert_error (error, PEER_ERROR, PEER_ERROR_PERMISSION_DENIED);
+  g_clear_error (&error);
+
+  b.replace = TRUE;
+  peer_test_server_invoke (f->ts, bind_in_server, &b);
+  /* The last reference goes once GDBus has let go of the registrations. */
+  PEER_TEST_WAIT_UNTIL (g_atomic_int_get (&b.destroyed[0]) == 1);
+  PEER_TEST_WAIT_UNTIL (g_atomic_int_get (&b.destroyed[2]) == 1);
+  g_assert_cmpint (g_atomic_int_get (&b.destroyed[1]), ==, 1);
+  g_assert_cmpint (g_atomic_int_get (&b.destroyed[3]), ==, 1);
+}
+
+static GVariant *
+get_nothing (PeerInterface  *iface,
+             PeerConnection *caller,
+             const char     *property_name,
+             GError        **error,
+             gpointer        user_data)
+{
+  return NULL;
+}
+
+/* The C functions share one user_data, freed once, whichever of the
+ * bindings' setters replaces them. */
+static void
+test_shared_property_data (void)
+{
+  for (guint replace_getter = 0; replace_getter < 2; replace_getter++)
+    {
+      g_autoptr(GError) error = NULL;
+      PeerInterface *iface = peer_interface_new_for_xml (bound_xml, "org.libpeer.Bound1", &error);
+      int shared = 0, own = 0;
+
+      g_assert_no_error (error);
+      peer_interface_set_property_funcs (iface, get_nothing, NULL, &shared, count_destroy);
+      peer_interface_set_property_funcs (iface, get_nothing, NULL, &shared, count_destroy);
+      g_assert_cmpint (shared, ==, 1);
+      if (replace_getter)
+        peer_interface_set_property_getter (iface, get_mood, &own, count_destroy);
+      else
+        peer_interface_set_property_setter (iface, set_mood, &own, count_destroy);
+      g_assert_cmpint (shared, ==, 2);
+      g_assert_cmpint (own, ==, 0);
+      g_object_unref (iface);
+      g_assert_cmpint (shared, ==, 2);
+      g_assert_cmpint (own, ==, 1);
+    }
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1544,6 +1751,8 @@ main (int   argc,
   g_test_add_func ("/peer/server/bus/handshake-disabled", test_bus_handshake_disabled);
   ADD ("/peer/server/lifecycle/stop-closes-peers", test_stop_closes_peers);
   ADD ("/peer/server/lifecycle/export-while-connected", test_export_while_connected);
+  ADD ("/peer/server/bindings/add-method-getter-setter", test_bindings_api);
+  g_test_add_func ("/peer/server/bindings/shared-property-data", test_shared_property_data);
 #undef ADD
   return g_test_run ();
 }
