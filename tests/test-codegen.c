@@ -16,10 +16,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "peer-protocol.h"
+#include "peer-protocol-stubs.h"
 #include "peer-test-util.h"
+#include "services.h"
 #include "test-types.c"
 
 #define TEST_PATH "/org/libpeer/test/Types"
+/* A PeerSubtree whose children, a and b, are served by one Types1 interface. */
+#define TREE_PATH "/org/libpeer/test/Tree"
 
 static void
 assert_variant_is (GVariant   *value,
@@ -247,6 +252,11 @@ typedef struct {
   PeerClient *client;
   gboolean lane;
   GDBusConnection *gdbus;       /* a plain GDBus client, for the interop tests */
+  PeerInterface *tree_iface;    /* the children of the subtree at TREE_PATH */
+  PeerSubtree *subtree;
+  /* What the write hooks accepted last (set in the server's thread). */
+  gint last_count;
+  gint last_blob_len;
 } Fixture;
 
 static void
@@ -307,18 +317,35 @@ handle_fail (PeerCall *call, gint32 code, const char *dbus_name, gpointer user_d
     peer_call_return_error (call, PEER_ERROR, code, "it failed");
 }
 
+/* At TEST_PATH, from every path the interface is exported at; at a child
+ * of the subtree, from that child alone. */
 static void
 handle_emit (PeerCall *call, const char *s, guint32 u, gpointer user_data)
 {
   Fixture *f = user_data;
   g_autoptr(GError) error = NULL;
   g_autoptr(GVariantDict) dict = g_variant_dict_new (NULL);
+  const char *path = peer_call_get_object_path (call);
 
   g_variant_dict_insert (dict, "u", "u", u);
-  g_assert_true (test_types1_emit_basics (f->iface, NULL, s, u, (const guint8 *) s, strlen (s), &error));
-  g_assert_no_error (error);
-  g_assert_true (test_types1_emit_containers (f->iface, NULL, g_variant_dict_end (dict), s, &error));
-  g_assert_no_error (error);
+  if (g_str_equal (path, TEST_PATH))
+    {
+      g_assert_true (test_types1_emit_basics (f->iface, NULL, s, u, (const guint8 *) s, strlen (s), &error));
+      g_assert_no_error (error);
+      g_assert_true (test_types1_emit_containers (f->iface, NULL, g_variant_dict_end (dict), s, &error));
+      g_assert_no_error (error);
+    }
+  else
+    {
+      g_assert_true (peer_call_get_interface (call) == f->tree_iface);
+      g_assert_true (g_str_has_prefix (path, TREE_PATH "/"));
+      g_assert_true (test_types1_emit_object_basics (f->tree_iface, path, NULL, s, u, (const guint8 *) s, strlen (s),
+                                                     &error));
+      g_assert_no_error (error);
+      g_assert_true (test_types1_emit_object_containers (f->tree_iface, path, NULL, g_variant_dict_end (dict), s,
+                                                         &error));
+      g_assert_no_error (error);
+    }
   test_types1_complete_emit (call);
 }
 
@@ -326,6 +353,57 @@ static void
 handle_nothing (PeerCall *call, gpointer user_data)
 {
   test_types1_complete_nothing (call);
+}
+
+/* The write hooks: each gets the value unpacked, and refuses some. */
+static gboolean
+write_count (PeerInterface *iface, PeerConnection *caller, guint32 value, GError **error, gpointer user_data)
+{
+  Fixture *f = user_data;
+
+  g_assert_true (PEER_IS_INTERFACE (iface));
+  g_assert_true (PEER_IS_CONNECTION (caller));
+  if (value > 1000)
+    {
+      g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS, "Count %u is more than 1000", value);
+      return FALSE;
+    }
+  g_atomic_int_set (&f->last_count, (gint) value);
+  return TRUE;
+}
+
+static gboolean
+write_blob (PeerInterface *iface, PeerConnection *caller, const guint8 *value, gsize value_len, GError **error,
+            gpointer user_data)
+{
+  Fixture *f = user_data;
+
+  g_assert_true (value != NULL || value_len == 0);
+  if (value_len > 16)
+    {
+      g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS, "Blob of %" G_GSIZE_FORMAT " bytes is more than 16",
+                   value_len);
+      return FALSE;
+    }
+  for (gsize i = 0; i < value_len; i++)
+    g_assert_cmpuint (value[i], ==, i);
+  g_atomic_int_set (&f->last_blob_len, (gint) value_len);
+  return TRUE;
+}
+
+static gboolean
+write_dict (PeerInterface *iface, PeerConnection *caller, GVariant *value, GError **error, gpointer user_data)
+{
+  g_autoptr(GVariant) forbidden = NULL;
+
+  g_assert_true (g_variant_is_of_type (value, G_VARIANT_TYPE_VARDICT));
+  forbidden = g_variant_lookup_value (value, "forbidden", NULL);
+  if (forbidden != NULL)
+    {
+      g_set_error_literal (error, PEER_ERROR, PEER_ERROR_PERMISSION_DENIED, "Dict may not hold 'forbidden'");
+      return FALSE;
+    }
+  return TRUE;
 }
 
 static const TestTypes1Vtable vtable = {
@@ -339,6 +417,9 @@ static const TestTypes1Vtable vtable = {
   .handle_fail = handle_fail,
   .handle_emit = handle_emit,
   .handle_nothing = handle_nothing,
+  .write_count = write_count,
+  .write_blob = write_blob,
+  .write_dict = write_dict,
 };
 
 static gboolean
@@ -383,6 +464,12 @@ unexport_types (gpointer user_data)
 
   peer_server_unexport (f->ts->server, f->iface);
   g_clear_object (&f->iface);
+  if (f->subtree != NULL)
+    {
+      peer_server_unexport_subtree (f->ts->server, f->subtree);
+      g_clear_object (&f->subtree);
+      g_clear_object (&f->tree_iface);
+    }
   return G_SOURCE_REMOVE;
 }
 
@@ -734,6 +821,7 @@ test_properties (Fixture       *f,
   g_assert_true (test_types1_get_count_sync (f->client, TEST_PATH, &count, NULL, &error));
   g_assert_no_error (error);
   g_assert_cmpuint (count, ==, 41);
+  g_assert_cmpint (g_atomic_int_get (&f->last_count), ==, 41);
   g_assert_true (test_types1_set_blob_sync (f->client, TEST_PATH, (const guint8 *) "\0\1\2", 3, NULL, &error));
   g_assert_no_error (error);
   g_assert_true (test_types1_get_blob_sync (f->client, TEST_PATH, &blob, NULL, &error));
@@ -744,6 +832,53 @@ test_properties (Fixture       *f,
   g_assert_true (test_types1_get_dict_sync (f->client, TEST_PATH, &dict, NULL, &error));
   g_assert_no_error (error);
   assert_variant_is (dict, "{'a': <1>}");
+}
+
+/* The twin: what a write hook refuses is not stored, and the peer gets its
+ * error; a plain write (by hand) meets the same hook. */
+static void
+test_properties_refused (Fixture       *f,
+                         gconstpointer  data)
+{
+  static const guint8 bytes[17] = { 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GBytes) blob = NULL;
+  g_autoptr(GVariant) dict = NULL;
+  guint32 count = 0;
+
+  g_assert_true (test_types1_set_count_sync (f->client, TEST_PATH, 1000, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (g_atomic_int_get (&f->last_count), ==, 1000);
+  g_assert_false (test_types1_set_count_sync (f->client, TEST_PATH, 1001, NULL, &error));
+  g_assert_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS);
+  g_assert_cmpstr (error->message, ==, "Count 1001 is more than 1000");
+  g_clear_error (&error);
+  g_assert_false (peer_client_set_property_sync (f->client, TEST_PATH, TEST_TYPES1_INTERFACE_NAME, "Count",
+                                                 g_variant_new_uint32 (G_MAXUINT32), NULL, &error));
+  g_assert_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS);
+  g_clear_error (&error);
+  g_assert_true (test_types1_get_count_sync (f->client, TEST_PATH, &count, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (count, ==, 1000);
+  g_assert_cmpint (g_atomic_int_get (&f->last_count), ==, 1000);
+
+  g_assert_true (test_types1_set_blob_sync (f->client, TEST_PATH, bytes, 16, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (g_atomic_int_get (&f->last_blob_len), ==, 16);
+  g_assert_false (test_types1_set_blob_sync (f->client, TEST_PATH, bytes, 17, NULL, &error));
+  g_assert_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS);
+  g_clear_error (&error);
+  g_assert_true (test_types1_get_blob_sync (f->client, TEST_PATH, &blob, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpmem (g_bytes_get_data (blob, NULL), g_bytes_get_size (blob), bytes, 16);
+
+  g_assert_false (test_types1_set_dict_sync (f->client, TEST_PATH, g_variant_new_parsed ("{'forbidden': <1>}"), NULL,
+                                             &error));
+  g_assert_error (error, PEER_ERROR, PEER_ERROR_PERMISSION_DENIED);
+  g_clear_error (&error);
+  g_assert_true (test_types1_get_dict_sync (f->client, TEST_PATH, &dict, NULL, &error));
+  g_assert_no_error (error);
+  assert_variant_is (dict, "@a{sv} {}");
 }
 
 /* The twin: a read-only property cannot be written (by hand: there is no
@@ -856,6 +991,177 @@ test_signals_wrong_type (Fixture       *f,
   peer_client_unsubscribe_signal (f->client, basics);
   g_free (sig.s);
   g_bytes_unref (sig.data);
+}
+
+/* --- the children of a subtree ------------------------------------------ */
+
+static char **
+enumerate_tree (PeerSubtree    *subtree,
+                PeerConnection *caller,
+                gpointer        user_data)
+{
+  static const char *const nodes[] = { "a", "b", NULL };
+
+  return g_strdupv ((char **) nodes);
+}
+
+static GPtrArray *
+lookup_tree (PeerSubtree    *subtree,
+             PeerConnection *caller,
+             const char     *node,
+             gpointer        user_data)
+{
+  Fixture *f = user_data;
+  GPtrArray *interfaces;
+
+  if (!g_str_equal (node, "a") && !g_str_equal (node, "b"))
+    return NULL;
+  interfaces = g_ptr_array_new_with_free_func (g_object_unref);
+  g_ptr_array_add (interfaces, g_object_ref (f->tree_iface));
+  return interfaces;
+}
+
+static gboolean
+export_tree (gpointer user_data)
+{
+  Fixture *f = user_data;
+  g_autoptr(GError) error = NULL;
+
+  /* The generated interface, not exported at a path of its own: the
+   * subtree's lookup hands it out. */
+  f->tree_iface = test_types1_interface_new (&vtable, f, &error);
+  g_assert_no_error (error);
+  f->subtree = peer_subtree_new (enumerate_tree, lookup_tree, f, NULL);
+  peer_subtree_add_interface (f->subtree, f->tree_iface);
+  g_assert_true (peer_server_export_subtree (f->ts->server, TREE_PATH, f->subtree, &error));
+  g_assert_no_error (error);
+  g_assert_true (test_types1_set_object_name (f->tree_iface, TREE_PATH "/a", "alpha", &error));
+  g_assert_true (test_types1_set_object_name (f->tree_iface, TREE_PATH "/b", "beta", &error));
+  g_assert_true (test_types1_set_object_count (f->tree_iface, TREE_PATH "/a", 1, &error));
+  g_assert_true (test_types1_set_object_count (f->tree_iface, TREE_PATH "/b", 2, &error));
+  g_assert_no_error (error);
+
+  /* The twins: a path that is none is refused, by the setter and by the
+   * emitter alike. */
+  g_assert_false (test_types1_set_object_name (f->tree_iface, "not/a/path", "x", &error));
+  g_assert_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS);
+  g_clear_error (&error);
+  g_assert_false (test_types1_emit_object_basics (f->tree_iface, "not/a/path", NULL, "x", 0, NULL, 0, &error));
+  g_assert_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS);
+  return G_SOURCE_REMOVE;
+}
+
+typedef struct {
+  guint n;
+  char *path;
+  char *s;
+} TreeSignals;
+
+static void
+on_tree_basics (PeerClient *client, const char *object_path, const char *s, guint32 u, const guint8 *data,
+                gsize data_len, gpointer user_data)
+{
+  TreeSignals *sig = user_data;
+
+  sig->n++;
+  g_free (sig->path);
+  sig->path = g_strdup (object_path);
+  g_free (sig->s);
+  sig->s = g_strdup (s);
+  g_assert_cmpmem (data, data_len, s, strlen (s));
+}
+
+/* The generated skeleton serves a subtree's children: calls reach its
+ * handlers with the child's path, each child has values of its own, and
+ * signals come from the one child that emits them. */
+static void
+test_subtree (Fixture       *f,
+              gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *name_a = NULL, *name_b = NULL;
+  TreeSignals from_b = { 0, }, from_any = { 0, };
+  guint sub_b, sub_any;
+  guint32 count = 0;
+  guint8 y;
+  gint64 x;
+  gboolean b;
+
+  peer_test_server_invoke (f->ts, export_tree, f);
+
+  g_assert_true (test_types1_call_echo_fixed_sync (f->client, TREE_PATH "/a", 7, -8, TRUE, &y, &x, &b, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (y, ==, 7);
+  g_assert_cmpint (x, ==, -8);
+  g_assert_true (test_types1_get_name_sync (f->client, TREE_PATH "/a", &name_a, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_true (test_types1_get_name_sync (f->client, TREE_PATH "/b", &name_b, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpstr (name_a, ==, "alpha");
+  g_assert_cmpstr (name_b, ==, "beta");
+
+  /* A child keeps a peer's write to itself, through the same hook. */
+  g_assert_true (test_types1_set_count_sync (f->client, TREE_PATH "/a", 10, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (g_atomic_int_get (&f->last_count), ==, 10);
+  g_assert_false (test_types1_set_count_sync (f->client, TREE_PATH "/b", 5000, NULL, &error));
+  g_assert_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS);
+  g_clear_error (&error);
+  g_assert_true (test_types1_get_count_sync (f->client, TREE_PATH "/a", &count, NULL, &error));
+  g_assert_cmpuint (count, ==, 10);
+  g_assert_true (test_types1_get_count_sync (f->client, TREE_PATH "/b", &count, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (count, ==, 2);
+
+  sub_b = test_types1_subscribe_basics (f->client, TREE_PATH "/b", on_tree_basics, &from_b, NULL);
+  sub_any = test_types1_subscribe_basics (f->client, NULL, on_tree_basics, &from_any, NULL);
+  /* A call behind the subscriptions: the server has their rules. */
+  g_assert_true (test_types1_call_nothing_sync (f->client, TEST_PATH, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_true (test_types1_call_emit_sync (f->client, TREE_PATH "/a", "from a", 1, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_true (test_types1_call_emit_sync (f->client, TREE_PATH "/b", "from b", 2, NULL, &error));
+  g_assert_no_error (error);
+  PEER_TEST_WAIT_UNTIL (from_any.n == 2 && from_b.n == 1);
+  g_assert_cmpstr (from_any.path, ==, TREE_PATH "/b");
+  g_assert_cmpstr (from_b.path, ==, TREE_PATH "/b");
+  g_assert_cmpstr (from_b.s, ==, "from b");
+  /* The twin: a's signal went to the subscriber of every path alone. */
+  g_assert_true (test_types1_call_nothing_sync (f->client, TEST_PATH, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_cmpuint (from_b.n, ==, 1);
+  peer_client_unsubscribe_signal (f->client, sub_b);
+  peer_client_unsubscribe_signal (f->client, sub_any);
+  g_free (from_b.path);
+  g_free (from_b.s);
+  g_free (from_any.path);
+  g_free (from_any.s);
+}
+
+/* The twin: a node the lookup does not find is no object, through the
+ * stubs as through a plain call. */
+static void
+test_subtree_no_child (Fixture       *f,
+                       gconstpointer  data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GError) plain_error = NULL;
+  g_autoptr(GVariant) plain = NULL;
+  g_autofree char *name = NULL;
+
+  peer_test_server_invoke (f->ts, export_tree, f);
+  g_assert_false (test_types1_call_nothing_sync (f->client, TREE_PATH "/c", NULL, &error));
+  plain = peer_client_call_sync (f->client, TREE_PATH "/c", TEST_TYPES1_INTERFACE_NAME, "Nothing", NULL, NULL, -1,
+                                 NULL, NULL, NULL, &plain_error);
+  g_assert_null (plain);
+  /* GDBus's answer for a subtree node without the interface. */
+  g_assert_error (plain_error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_METHOD);
+  g_assert_error (error, plain_error->domain, plain_error->code);
+  g_assert_cmpstr (error->message, ==, plain_error->message);
+  g_clear_error (&error);
+  g_assert_false (test_types1_get_name_sync (f->client, TREE_PATH "/c", &name, NULL, &error));
+  g_assert_nonnull (error);
+  g_assert_null (name);
 }
 
 /* --- against GDBus ------------------------------------------------------- */
@@ -1037,6 +1343,63 @@ test_gdbus_server (void)
   g_cond_clear (&s.cond);
 }
 
+/* peer-server's objects, served through peer-codegen's skeletons,
+ * introspect as they did through gdbus-codegen's interface data, byte for
+ * byte; the twin: the same XML as GDBus's parser reads it does not. */
+static void
+assert_introspects_as (PeerClient         *client,
+                       const char         *path,
+                       GDBusInterfaceInfo *expected)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GString) compact = g_string_new (NULL);
+  g_autoptr(GString) parsed = g_string_new (NULL);
+  g_autoptr(GDBusNodeInfo) reparsed = NULL;
+  g_autofree char *source = NULL;
+  g_autofree char *file = NULL;
+  g_autofree char *xml_path = NULL;
+  const char *served;
+
+  reply = peer_client_call_sync (client, path, "org.freedesktop.DBus.Introspectable", "Introspect", NULL,
+                                 G_VARIANT_TYPE ("(s)"), -1, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  g_variant_get (reply, "(&s)", &served);
+  g_dbus_interface_info_generate_xml (expected, 2, compact);
+  g_assert_nonnull (strstr (served, compact->str));
+
+  file = g_strconcat (expected->name, ".xml", NULL);
+  xml_path = g_test_build_filename (G_TEST_DIST, "..", "protocol", file, NULL);
+  g_file_get_contents (xml_path, &source, NULL, &error);
+  g_assert_no_error (error);
+  reparsed = g_dbus_node_info_new_for_xml (source, &error);
+  g_assert_no_error (error);
+  g_dbus_interface_info_generate_xml (g_dbus_node_info_lookup_interface (reparsed, expected->name), 2, parsed);
+  g_assert_cmpstr (parsed->str, !=, compact->str);
+  g_assert_null (strstr (served, parsed->str));
+}
+
+static void
+test_protocol_introspection (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(PeerClient) client = NULL;
+  g_autofree char *job = NULL;
+  PeerTestServer *ts = peer_test_server_new (NULL, NULL, PEER_SERVER_FLAGS_NONE, &error);
+
+  g_assert_no_error (error);
+  client = peer_client_new_sync (ts->address, 5000, NULL, &error);
+  g_assert_no_error (error);
+  assert_introspects_as (client, PEER_BENCH_PATH, peer_proto_bench1_interface_info ());
+  assert_introspects_as (client, PEER_HELPER_PATH, peer_proto_helper1_interface_info ());
+  /* A job: a child of the subtree the skeleton serves. */
+  g_assert_true (peer_helper1_call_start_job_sync (client, PEER_HELPER_PATH, "count", 1, 60000, &job, NULL, &error));
+  g_assert_no_error (error);
+  assert_introspects_as (client, job, peer_proto_job1_interface_info ());
+  peer_client_close (client);
+  peer_test_server_free (ts);
+}
+
 /* The README shows the very example that is built and run. */
 static void
 test_readme_example (void)
@@ -1078,9 +1441,12 @@ main (int    argc,
     { "async", test_async },
     { "properties", test_properties },
     { "properties/read-only", test_properties_read_only },
+    { "properties/refused", test_properties_refused },
     { "signals", test_signals },
     { "signals/wrong-type", test_signals_wrong_type },
     { "gdbus-client", test_gdbus_client },
+    { "subtree", test_subtree },
+    { "subtree/no-child", test_subtree_no_child },
   };
 
   g_test_init (&argc, &argv, NULL);
@@ -1093,6 +1459,7 @@ main (int    argc,
   g_test_add_func ("/codegen/read/invalid-fixed", test_read_invalid_fixed);
   g_test_add_func ("/codegen/gdbus-server", test_gdbus_server);
   g_test_add_func ("/codegen/readme-example", test_readme_example);
+  g_test_add_func ("/codegen/protocol-introspection", test_protocol_introspection);
   for (gsize t = 0; t < G_N_ELEMENTS (transports); t++)
     for (gsize k = 0; k < G_N_ELEMENTS (cases); k++)
       {

@@ -214,13 +214,14 @@ class Interface:
     pass
 
 
-def parse_args(el, filename, direction_default, want_direction, what):
+def parse_args(el, filename, direction_default, want_direction, what, directions=('in', 'out')):
     args = []
     names = {}
     for i, a in enumerate(c for c in el.children if c.tag == 'arg'):
         direction = a.attrs.get('direction', direction_default)
-        if direction not in ('in', 'out'):
-            raise InputError(filename, a.line, "bad direction '%s'" % direction)
+        if direction not in directions:
+            raise InputError(filename, a.line, "bad direction '%s' for an argument of %s (%s)"
+                             % (direction, what, ' or '.join(directions)))
         if direction != want_direction:
             continue
         sig = a.attrs.get('type')
@@ -231,16 +232,43 @@ def parse_args(el, filename, direction_default, want_direction, what):
         if not re.match(r'^[A-Za-z_][A-Za-z0-9_]*$', name):
             raise InputError(filename, a.line, "argument name '%s' is not a C identifier" % name)
         name = snake(name)
-        if name in names:
-            raise InputError(filename, a.line, "name clash: two %s arguments of %s are called '%s' (line %d)"
-                             % (want_direction, what, name, names[name]))
-        names[name] = a.line
         ann = annotations(a)
-        args.append(Arg(name, sig, is_true(ann.get('org.gtk.GDBus.C.ForceGVariant')), a.line))
-    return Args(args)
+        arg = Arg(name, sig, is_true(ann.get('org.gtk.GDBus.C.ForceGVariant')), a.line)
+        # An `ay` brings a second C name: its length.
+        stems = [(name, None)] + ([(name + '_len', 'the length of %s' % name)] if arg.kind == 'bytes' else [])
+        for stem, role in stems:
+            if stem in names:
+                line, other_role = names[stem]
+                if role is None and other_role is None:
+                    raise InputError(filename, a.line, "name clash: two %s arguments of %s are called '%s' (line %d)"
+                                     % (want_direction, what, name, line))
+                raise InputError(filename, a.line, "name clash: %s and %s (line %d) of %s are both 'arg_%s' in C"
+                                 % (role or 'argument ' + name, other_role or 'argument ' + stem, line, what, stem))
+            names[stem] = (a.line, role)
+        args.append(arg)
+    result = Args(args)
+    # Handles in a container come with the list of fds they index, which
+    # the stub hands back as out_fd_list.
+    if want_direction == 'out' and result.handle_mode and 'fd_list' in names:
+        raise InputError(filename, names['fd_list'][0], "name clash: argument fd_list and the fds the handles of "
+                         "%s index are both 'out_fd_list' in C" % what)
+    return result
 
 
 MEMBER_RE = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
+
+
+def c_name(ann, el, filename):
+    """The org.gtk.GDBus.C.Name annotation of @el, or None; it goes into C
+    identifiers as it is, so it must be one."""
+    name = ann.get('org.gtk.GDBus.C.Name')
+    if name is None:
+        return None
+    if not MEMBER_RE.match(name):
+        line = next((a.line for a in el.children
+                     if a.tag == 'annotation' and a.attrs.get('name') == 'org.gtk.GDBus.C.Name'), el.line)
+        raise InputError(filename, line, "org.gtk.GDBus.C.Name '%s' is not a C identifier" % name)
+    return name
 
 
 def member_name(el, filename, what):
@@ -261,7 +289,7 @@ def parse_interface(el, filename, opts):
     short = iface.name
     if opts.interface_prefix and short.startswith(opts.interface_prefix):
         short = short[len(opts.interface_prefix):]
-    cname = ann.get('org.gtk.GDBus.C.Name') or camel(short)
+    cname = c_name(ann, el, filename) or camel(short)
     ns = opts.c_namespace
     iface.camel = ns + cname
     iface.lower = (snake(ns) + '_' if ns else '') + snake(cname)
@@ -277,7 +305,7 @@ def parse_interface(el, filename, opts):
             m.name = member_name(c, filename, 'method')
             m.line = c.line
             a = annotations(c)
-            m.lower = snake(a.get('org.gtk.GDBus.C.Name') or m.name)
+            m.lower = snake(c_name(a, c, filename) or m.name)
             m.deprecated = is_true(a.get('org.freedesktop.DBus.Deprecated'))
             m.thread_safe = is_true(a.get('org.libpeer.ThreadSafe'))
             # How long the stubs wait: milliseconds, or "none" for calls that
@@ -293,8 +321,8 @@ def parse_interface(el, filename, opts):
                 raise InputError(filename, c.line, "bad org.libpeer.Timeout '%s' on %s: milliseconds or 'none'"
                                  % (timeout, m.name))
             what = '%s.%s' % (iface.name, m.name)
-            m.ins = parse_args(c, filename, 'in', 'in', what)
-            m.outs = parse_args(c, filename, 'in', 'out', what)
+            m.ins = parse_args(c, filename, 'in', 'in', 'method ' + what)
+            m.outs = parse_args(c, filename, 'in', 'out', 'method ' + what)
             key = ('method', m.lower)
             if key in seen:
                 raise InputError(filename, c.line, "name clash: method %s and the one at line %d are both '%s' in C"
@@ -306,10 +334,12 @@ def parse_interface(el, filename, opts):
             s.name = member_name(c, filename, 'signal')
             s.line = c.line
             a = annotations(c)
-            s.lower = snake(a.get('org.gtk.GDBus.C.Name') or s.name)
-            s.camel = camel(a.get('org.gtk.GDBus.C.Name') or s.name)
+            s.lower = snake(c_name(a, c, filename) or s.name)
+            s.camel = camel(c_name(a, c, filename) or s.name)
             s.deprecated = is_true(a.get('org.freedesktop.DBus.Deprecated'))
-            s.args = parse_args(c, filename, 'out', 'out', '%s.%s' % (iface.name, s.name))
+            # A signal's arguments go out: an 'in' one would be served (it is
+            # in the XML) but left out of the C, so it is refused.
+            s.args = parse_args(c, filename, 'out', 'out', 'signal %s.%s' % (iface.name, s.name), ('out',))
             key = ('signal', s.lower)
             if key in seen:
                 raise InputError(filename, c.line, "name clash: signal %s and the one at line %d are both '%s' in C"
@@ -321,7 +351,7 @@ def parse_interface(el, filename, opts):
             p.name = member_name(c, filename, 'property')
             p.line = c.line
             a = annotations(c)
-            p.lower = snake(a.get('org.gtk.GDBus.C.Name') or p.name)
+            p.lower = snake(c_name(a, c, filename) or p.name)
             p.sig = c.attrs.get('type')
             if p.sig is None:
                 raise InputError(filename, c.line, 'a <property> without a type')
@@ -432,6 +462,17 @@ def view_params(args, handle_fd):
         else:
             ps.append('GVariant *%s' % a.c)
     return ps
+
+
+def value_params(a):
+    """C parameters of one property value as a write hook sees it, borrowed."""
+    if a.kind == 'fixed':
+        return ['%s value' % FIXED[a.sig][0]]
+    if a.kind == 'string':
+        return ['const char *value']
+    if a.kind == 'bytes':
+        return ['const guint8 *value', 'gsize value_len']
+    return ['GVariant *value']
 
 
 def doc_in(args, where):
@@ -663,6 +704,73 @@ static void
 %(s)s       const char *what)
 {
   g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA, "%%s is not valid GVariant data", what);
+}
+
+/* GDBus's parser leaves an empty array where an element has no children
+ * of a kind, and GDBus writes such an element as <arg ...>\\n</arg>;
+ * gdbus-codegen's data has NULL there, written <arg .../>. With the empty
+ * arrays made NULL, the interface introspects as it would from
+ * gdbus-codegen's code. */
+static void
+%(p)sclear_if_empty (gpointer *location)
+{
+  gpointer *array = *location;
+
+  if (array != NULL && array[0] == NULL)
+    {
+      g_free (array);
+      *location = NULL;
+    }
+}
+
+static void
+%(p)sclear_annotations (GDBusAnnotationInfo ***location)
+{
+  for (guint i = 0; *location != NULL && (*location)[i] != NULL; i++)
+    %(p)sclear_annotations (&(*location)[i]->annotations);
+  %(p)sclear_if_empty ((gpointer *) location);
+}
+
+static void
+%(p)sclear_args (GDBusArgInfo ***location)
+{
+  for (guint i = 0; *location != NULL && (*location)[i] != NULL; i++)
+    %(p)sclear_annotations (&(*location)[i]->annotations);
+  %(p)sclear_if_empty ((gpointer *) location);
+}
+
+static PeerInterface *
+%(p)sinterface_new_for_xml (const char *xml,
+%(s)s                const char *interface_name,
+%(s)s                GError    **error)
+{
+  g_autoptr(GDBusNodeInfo) node = g_dbus_node_info_new_for_xml (xml, error);
+  GDBusInterfaceInfo *info;
+
+  if (node == NULL)
+    return NULL;
+  info = g_dbus_node_info_lookup_interface (node, interface_name);
+  if (info == NULL)
+    {
+      g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS, "Introspection XML has no interface %%s", interface_name);
+      return NULL;
+    }
+  /* Ours alone until peer_interface_new() shares it. */
+  %(p)sclear_annotations (&info->annotations);
+  for (guint i = 0; info->methods != NULL && info->methods[i] != NULL; i++)
+    {
+      %(p)sclear_args (&info->methods[i]->in_args);
+      %(p)sclear_args (&info->methods[i]->out_args);
+      %(p)sclear_annotations (&info->methods[i]->annotations);
+    }
+  for (guint i = 0; info->signals != NULL && info->signals[i] != NULL; i++)
+    {
+      %(p)sclear_args (&info->signals[i]->args);
+      %(p)sclear_annotations (&info->signals[i]->annotations);
+    }
+  for (guint i = 0; info->properties != NULL && info->properties[i] != NULL; i++)
+    %(p)sclear_annotations (&info->properties[i]->annotations);
+  return peer_interface_new (info);
 }
 
 /* Closes, on a failed reply, the fds already taken out of it. */
@@ -1373,12 +1481,27 @@ static void
                 ' * to keep them), a `GVariant` while the handler runs (g_variant_ref() to',
                 ' * keep it), and an `h` is an fd the call owns and closes',
                 ' * when it is freed (dup() it to keep it). Arguments a peer sent malformed',
-                ' * are answered org.libpeer.Error.InvalidArgs before any handler runs.', ' */']
+                ' * are answered org.libpeer.Error.InvalidArgs before any handler runs.']
+        writable = [pr for pr in iface.properties if pr.access in ('write', 'readwrite')]
+        if writable:
+            doc += [' *']
+            for pr in writable:
+                doc.append(' * @write_%s: (nullable): judges a peer\'s write to %s, given the new value' % (pr.lower, pr.name))
+                doc.append(' *   unpacked (valid while it runs); %TRUE accepts it (then it is stored and')
+                doc.append(' *   PropertiesChanged goes out), %FALSE with @error set refuses it. Without it')
+                doc.append(' *   writes are accepted as they are.')
+            doc += [' *', ' * The write_ hooks are the interface\'s #PeerPropertySetFunc:',
+                    ' * peer_interface_set_property_funcs() on the interface replaces them.']
+        doc += [' */']
         self.H('\n'.join(doc))
         self.H('typedef struct {')
         for m in iface.methods:
             ps = ['PeerCall *call'] + view_params(m.ins, True) + ['gpointer user_data']
-            self.H('  void (*handle_%s) (%s);' % (m.lower, join_params(ps, len(m.lower) + 14)))
+            self.H('  void (*handle_%s) (%s);' % (m.lower, join_params(ps, len(m.lower) + 19)))
+        for pr in writable:
+            ps = ['PeerInterface *iface', 'PeerConnection *caller'] + value_params(pr.arg) + \
+                 ['GError **error', 'gpointer user_data']
+            self.H('  gboolean (*write_%s) (%s);' % (pr.lower, join_params(ps, len(pr.lower) + 22)))
         self.H('  /*< private >*/')
         self.H('  gpointer padding[4];')
         self.H('} %s;' % Vt)
@@ -1392,13 +1515,59 @@ static void
         self.C('} %s;' % Sk)
         self.C()
 
+        if writable:
+            tramp = '%s%s_write_property' % (p, L)
+            tps = ['PeerInterface *iface', 'PeerConnection *caller', 'const char *property_name', 'GVariant *value',
+                   'GError **error', 'gpointer user_data']
+            self.C('/* The interface\'s PeerPropertySetFunc: each write to its typed hook. */')
+            self.C('static gboolean')
+            self.C('%s (%s)' % (tramp, join_params(tps, len(tramp) + 2)))
+            self.C('{')
+            self.C('  %s *skeleton = user_data;' % Sk)
+            self.C()
+            for pr in writable:
+                a = pr.arg
+                hook = 'skeleton->vtable.write_%s' % pr.lower
+                self.C('  if (g_str_equal (property_name, %s) && %s != NULL)' % (c_string(pr.name), hook))
+                self.C('    {')
+                self.C('      /* GDBus checked the type; a value of another is refused, not misread. */')
+                self.C('      if (!g_variant_is_of_type (value, PEER_CODEGEN_TYPE (%s)))' % c_string(pr.sig))
+                self.C('        {')
+                self.C('          g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS, "Property %s.%s has type %s, not %%s",'
+                       % (iface.name, pr.name, pr.sig))
+                self.C('                       g_variant_get_type_string (value));')
+                self.C('          return FALSE;')
+                self.C('        }')
+                if a.kind == 'fixed':
+                    self.C('      return %s (iface, caller, g_variant_get_%s (value), error, skeleton->user_data);'
+                           % (hook, FIXED[a.sig][2]))
+                elif a.kind == 'string':
+                    self.C('      return %s (iface, caller, g_variant_get_string (value, NULL), error, skeleton->user_data);'
+                           % hook)
+                elif a.kind == 'bytes':
+                    self.C('      {')
+                    self.C('        gsize len = 0;')
+                    self.C('        const guint8 *data = g_variant_get_fixed_array (value, &len, 1);')
+                    self.C()
+                    self.C('        return %s (iface, caller, data, len, error, skeleton->user_data);' % hook)
+                    self.C('      }')
+                else:
+                    self.C('      return %s (iface, caller, value, error, skeleton->user_data);' % hook)
+                self.C('    }')
+            self.C('  return TRUE;')
+            self.C('}')
+            self.C()
+
         for m in iface.methods:
             self.C('static void')
             self.C('%s%s_handle_%s (PeerCall *call,' % (p, L, m.lower))
             self.C('%s gpointer  user_data)' % (' ' * len('%s%s_handle_%s' % (p, L, m.lower))))
             self.C('{')
             self.C('  %s *skeleton = user_data;' % Sk)
-            self.C('  g_autoptr(GError) error = NULL;')
+            if m.ins.args:
+                # Only where it is used: clang warns of an unused one even
+                # with a cleanup attribute.
+                self.C('  g_autoptr(GError) error = NULL;')
             self.reader_locals(m.ins)
             fds = m.ins.fd_args
             if fds:
@@ -1520,6 +1689,34 @@ static void
             self.C('}')
             self.C()
 
+            # One object's: a path @iface is exported at, or a child of a
+            # subtree that serves it.
+            fn = '%s_emit_object_%s' % (L, s.lower)
+            ps = ['PeerInterface *iface', 'const char *object_path', 'PeerConnection *destination'] + \
+                 in_params(s.args, fd_as_int=False) + ['GError **error']
+            doc = ['/**', ' * %s:' % fn, ' * @iface: a %s interface, exported or served by an exported #PeerSubtree' % iface.name,
+                   ' * @object_path: the emitting object: a path @iface is exported at, or a child',
+                   ' *   of a subtree whose lookup gives @iface',
+                   ' * @destination: (nullable): one peer, or %NULL for every connected peer']
+            doc += doc_in(s.args, 'the caller')
+            doc += [' * @error: as for peer_interface_emit_object_signal()', ' *',
+                    ' * Emits %s from @object_path alone. Thread-safe.' % s.name, ' *',
+                    ' * Returns: %TRUE when the signal was queued', ' */']
+            self.H('\n'.join(doc))
+            self.H('%s%s;' % (self.deprecated(s), proto('gboolean', fn, ps)))
+            self.H()
+            self.C(proto('gboolean', fn, ps))
+            self.C('{')
+            self.C('  g_return_val_if_fail (PEER_IS_INTERFACE (iface), FALSE);')
+            self.C('  g_return_val_if_fail (object_path != NULL, FALSE);')
+            self.C()
+            self.C('  return peer_interface_emit_object_signal (iface, object_path, destination, %s,' % c_string(s.name))
+            self.C('                                            %s%s_%s_build (%s),'
+                   % (p, L, s.lower, ', '.join(vals + ['FALSE', 'NULL'])))
+            self.C('                                            error);')
+            self.C('}')
+            self.C()
+
         # set_<property>
         for pr in iface.properties:
             fn = '%s_set_%s' % (L, pr.lower)
@@ -1538,13 +1735,41 @@ static void
             self.C('}')
             self.C()
 
+            fn = '%s_set_object_%s' % (L, pr.lower)
+            ps = ['PeerInterface *iface', 'const char *object_path'] + in_params(Args([pr.arg]), fd_as_int=False) + \
+                 ['GError **error']
+            self.H('/**\n * %s:\n * @iface: a %s interface\n'
+                   ' * @object_path: one object of @iface: a path it is exported at, or a child of a\n'
+                   ' *   subtree whose lookup gives @iface\n%s\n'
+                   ' * @error: as for peer_interface_set_object_property()\n *\n'
+                   ' * Stores %s for @object_path alone (peer_interface_forget_object() drops\n'
+                   ' * it); peers are told from @object_path. Thread-safe.\n *\n'
+                   ' * Returns: %%TRUE on success\n */'
+                   % (fn, iface.name, '\n'.join(doc_in(Args([pr.arg]), 'the caller')), pr.name))
+            self.H('%s;' % proto('gboolean', fn, ps))
+            self.H()
+            self.C(proto('gboolean', fn, ps))
+            self.C('{')
+            self.C('  g_return_val_if_fail (PEER_IS_INTERFACE (iface), FALSE);')
+            self.C('  g_return_val_if_fail (object_path != NULL, FALSE);')
+            self.C()
+            self.C('  return peer_interface_set_object_property (iface, object_path, %s, %s, error);'
+                   % (c_string(pr.name), self.single_value(pr.arg)))
+            self.C('}')
+            self.C()
+
         # interface_new / export
         fn = '%s_interface_new' % L
         ps = ['const %s *vtable' % Vt, 'gpointer user_data', 'GError **error']
         self.H('/**\n * %s:\n * @vtable: (nullable): the handlers, copied\n'
                ' * @user_data: passed to every handler\n * @error: set when the interface cannot be built\n *\n'
-               ' * A %s to export with peer_server_export(), or to set properties on\n'
-               ' * first.\n *\n * Returns: (transfer full) (nullable): a new interface, or %%NULL\n */' % (fn, iface.name))
+               ' * A %s to export with peer_server_export() (after setting its\n'
+               ' * properties, say), or to serve the children of a #PeerSubtree: have its\n'
+               ' * lookup hand it out, and name it with peer_subtree_add_interface(). The\n'
+               ' * handlers see which object was called in peer_call_get_object_path(); the\n'
+               ' * *_set_object_*() and *_emit_object_*() functions give each object values\n'
+               ' * and signals of its own.\n *\n'
+               ' * Returns: (transfer full) (nullable): a new interface, or %%NULL\n */' % (fn, iface.name))
         self.H('%s;' % proto('PeerInterface *', fn, ps))
         self.H()
         self.C(proto('PeerInterface *', fn, ps))
@@ -1555,7 +1780,7 @@ static void
             self.C('  PeerMethodEntry entries[%d];' % len(iface.methods))
             self.C('  gsize n = 0;')
         self.C()
-        self.C('  iface = peer_interface_new_for_xml (%s, %s_INTERFACE_NAME, error);' % (xml_name, iface.upper))
+        self.C('  iface = %sinterface_new_for_xml (%s, %s_INTERFACE_NAME, error);' % (p, xml_name, iface.upper))
         self.C('  if (iface == NULL)')
         self.C('    return NULL;')
         self.C('  skeleton = g_new0 (%s, 1);' % Sk)
@@ -1571,6 +1796,9 @@ static void
                        % (c_string(m.name), p, L, m.lower, flags))
             self.C('  if (n > 0 && !peer_interface_add_methods (iface, entries, n, skeleton, error))')
             self.C('    return NULL;')
+        if writable:
+            self.C('  if (%s)' % ' ||\n      '.join('skeleton->vtable.write_%s != NULL' % pr.lower for pr in writable))
+            self.C('    peer_interface_set_property_funcs (iface, NULL, %s%s_write_property, skeleton, NULL);' % (p, L))
         self.C('  return g_steal_pointer (&iface);')
         self.C('}')
         self.C()
@@ -1663,6 +1891,7 @@ def check_clashes(ifaces):
         for s in iface.signals:
             what = 'signal %s.%s' % (iface.name, s.name)
             add(L + '_emit_' + s.lower, iface, s.line, what)
+            add(L + '_emit_object_' + s.lower, iface, s.line, what)
             add(L + '_subscribe_' + s.lower, iface, s.line, what)
             add(iface.camel + s.camel + 'Func', iface, s.line, what)
         for p in iface.properties:
@@ -1670,6 +1899,7 @@ def check_clashes(ifaces):
             add(L + '_get_%s_sync' % p.lower, iface, p.line, what)
             add(L + '_set_%s_sync' % p.lower, iface, p.line, what)
             add(L + '_set_%s' % p.lower, iface, p.line, what)
+            add(L + '_set_object_%s' % p.lower, iface, p.line, what)
 
 
 def main(argv):
