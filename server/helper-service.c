@@ -1,4 +1,6 @@
-/* helper-service.c: org.libpeer.Helper1, the example helper.
+/* helper-service.c: org.libpeer.Helper1, the example helper, through the
+ * skeleton peer-codegen generates from its XML: each handler gets its
+ * arguments unpacked and replies with a typed peer_helper1_complete_*().
  *
  * Quick() is the "random data" service and Notify() the notification-style
  * call with a broadcast signal; the properties show stored (Version,
@@ -22,7 +24,7 @@
 
 #include <glib-unix.h>
 
-#include "peer-protocol.h"
+#include "peer-protocol-stubs.h"
 #include "services.h"
 
 #define QUICK_MAX_BITS 1024
@@ -122,14 +124,14 @@ peer_helper_random_decimal (guint bits)
   return g_string_free (g_steal_pointer (&digits), FALSE);
 }
 
+/* Thread-safe (org.libpeer.ThreadSafe in the XML): it touches nothing shared. */
 static void
 handle_quick (PeerCall *call,
+              gint32    bits,
               gpointer  user_data)
 {
-  gint32 bits;
   g_autofree char *number = NULL;
 
-  g_variant_get (peer_call_get_parameters (call), "(i)", &bits);
   if (bits < 1 || bits > QUICK_MAX_BITS)
     {
       peer_call_return_error (call, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
@@ -137,24 +139,25 @@ handle_quick (PeerCall *call,
       return;
     }
   number = peer_helper_random_decimal (bits);
-  peer_call_return_value (call, g_variant_new ("(s)", number));
+  peer_helper1_complete_quick (call, number);
 }
 
 static void
-handle_notify (PeerCall *call,
-               gpointer  user_data)
+handle_notify (PeerCall   *call,
+               const char *app_name,
+               guint32     replaces_id,
+               const char *app_icon,
+               const char *summary,
+               const char *body,
+               GVariant   *actions,
+               GVariant   *hints,
+               gint32      expire_timeout,
+               gpointer    user_data)
 {
   Helper *helper = user_data;
-  const char *app_name, *app_icon, *summary, *body;
-  guint32 replaces_id, id;
-  gint32 expire_timeout;
-  g_autoptr(GVariant) actions = NULL;
-  g_autoptr(GVariant) hints = NULL;
   g_autoptr(GError) error = NULL;
+  guint32 id;
 
-  g_variant_get (peer_call_get_parameters (call), "(&su&s&s&s@as@a{sv}i)",
-                 &app_name, &replaces_id, &app_icon, &summary, &body,
-                 &actions, &hints, &expire_timeout);
   if (expire_timeout < -1)
     {
       peer_call_return_error (call, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
@@ -177,9 +180,8 @@ handle_notify (PeerCall *call,
         id = ++helper->last_notification_id;
     }
 
-  peer_call_return_value (call, g_variant_new ("(u)", id));
-  if (!peer_interface_emit_signal (helper->iface, NULL, "Notified",
-                                   g_variant_new ("(us)", id, summary), &error))
+  peer_helper1_complete_notify (call, id);
+  if (!peer_helper1_emit_notified (helper->iface, NULL, id, summary, &error))
     g_debug ("Notified not sent: %s", error->message);
 }
 
@@ -346,16 +348,14 @@ peer_helper_open_beneath (int         root_fd,
 }
 
 static void
-handle_open_file (PeerCall *call,
-                  gpointer  user_data)
+handle_open_file (PeerCall   *call,
+                  const char *path,
+                  gpointer    user_data)
 {
   Helper *helper = user_data;
-  g_autoptr(GUnixFDList) fds = NULL;
   g_autoptr(GError) error = NULL;
-  const char *path;
   int fd;
 
-  g_variant_get (peer_call_get_parameters (call), "(&s)", &path);
   if (peer_sandbox_is_inside ())
     {
       peer_call_return_error (call, PEER_ERROR, PEER_ERROR_NOT_SUPPORTED,
@@ -375,8 +375,9 @@ handle_open_file (PeerCall *call,
       peer_call_take_error (call, g_steal_pointer (&error));
       return;
     }
-  fds = g_unix_fd_list_new_from_array (&fd, 1);
-  peer_call_return_value_with_unix_fd_list (call, g_variant_new ("(h)", 0), fds);
+  /* The reply sends a duplicate. */
+  peer_helper1_complete_open_file (call, fd);
+  close (fd);
 }
 
 /* --- Digest -------------------------------------------------------------- */
@@ -425,7 +426,7 @@ digest_finish (Digest *digest,
   if (error != NULL)
     peer_call_take_error (digest->call, error);
   else
-    peer_call_return_value (digest->call, g_variant_new ("(s)", hex));
+    peer_helper1_complete_digest (digest->call, hex);
   close (digest->fd);
   digest->helper->n_digests--;
   peer_connection_give_back_share (digest->peer, DIGEST_SHARE);
@@ -569,20 +570,21 @@ parse_checksum_type (const char    *name,
   return FALSE;
 }
 
+/* @call_fd is the call's own (the skeleton checked that the handle indexes
+ * one); the digest reads a duplicate, which it closes when it is done. */
 static void
-handle_digest (PeerCall *call,
-               gpointer  user_data)
+handle_digest (PeerCall   *call,
+               int         call_fd,
+               const char *algorithm,
+               gpointer    user_data)
 {
   Helper *helper = user_data;
   PeerConnection *peer = peer_call_get_connection (call);
   g_autoptr(GError) error = NULL;
   GChecksumType type;
-  const char *algorithm;
-  gint32 handle;
   Digest *digest;
   int fd;
 
-  g_variant_get (peer_call_get_parameters (call), "(h&s)", &handle, &algorithm);
   if (!parse_checksum_type (algorithm, &type))
     {
       peer_call_return_error (call, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
@@ -604,11 +606,14 @@ handle_digest (PeerCall *call,
                               "all peers together", helper->max_digests);
       return;
     }
-  fd = peer_call_dup_fd (call, handle, &error);
+  fd = fcntl (call_fd, F_DUPFD_CLOEXEC, 3);
   if (fd < 0)
     {
+      int saved_errno = errno;
+
       peer_connection_give_back_share (peer, DIGEST_SHARE);
-      peer_call_take_error (call, g_steal_pointer (&error));
+      peer_call_return_error (call, G_IO_ERROR, g_io_error_from_errno (saved_errno),
+                              "Cannot duplicate the fd: %s", g_strerror (saved_errno));
       return;
     }
 
@@ -644,27 +649,28 @@ peer_helper_service_set_digest_limits (PeerServer *server,
 /* --- StartJob ------------------------------------------------------------ */
 
 static void
-handle_start_job (PeerCall *call,
-                  gpointer  user_data)
+handle_start_job (PeerCall   *call,
+                  const char *kind,
+                  guint32     steps,
+                  guint32     step_ms,
+                  gpointer    user_data)
 {
   Helper *helper = user_data;
 
-  peer_job_service_start_job (helper->server, call);
+  peer_job_service_start_job (helper->server, call, kind, steps, step_ms);
 }
 
 /* --- properties ---------------------------------------------------------- */
 
 static gboolean
-on_set_label (PeerInterface  *iface,
-              PeerConnection *caller,
-              const char     *property_name,
-              GVariant       *value,
-              GError        **error,
-              gpointer        user_data)
+write_label (PeerInterface  *iface,
+             PeerConnection *caller,
+             const char     *value,
+             GError        **error,
+             gpointer        user_data)
 {
-  gsize len;
+  gsize len = strlen (value);
 
-  g_variant_get_string (value, &len);
   if (len > LABEL_MAX_BYTES)
     {
       g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
@@ -677,9 +683,7 @@ on_set_label (PeerInterface  *iface,
 static void
 update_peers (Helper *helper)
 {
-  peer_interface_set_property (helper->iface, "Peers",
-                               g_variant_new_uint32 (peer_server_get_n_peers (helper->server)),
-                               NULL);
+  peer_helper1_set_peers (helper->iface, peer_server_get_n_peers (helper->server), NULL);
 }
 
 static void
@@ -694,30 +698,31 @@ gboolean
 peer_helper_service_export (PeerServer *server,
                             GError    **error)
 {
-  static const PeerMethodEntry entries[] = {
-    { "Quick", handle_quick, PEER_METHOD_FLAGS_THREAD_SAFE },
-    { "Notify", handle_notify, PEER_METHOD_FLAGS_NONE },
-    { "OpenFile", handle_open_file, PEER_METHOD_FLAGS_NONE },
-    { "Digest", handle_digest, PEER_METHOD_FLAGS_NONE },
-    { "StartJob", handle_start_job, PEER_METHOD_FLAGS_NONE },
+  static const PeerHelper1Vtable vtable = {
+    .handle_quick = handle_quick,
+    .handle_notify = handle_notify,
+    .handle_open_file = handle_open_file,
+    .handle_digest = handle_digest,
+    .handle_start_job = handle_start_job,
+    .write_label = write_label,
   };
-  g_autoptr(PeerInterface) iface = peer_interface_new (peer_proto_helper1_interface_info ());
+  g_autoptr(PeerInterface) iface = NULL;
   Helper *helper = g_rc_box_new0 (Helper);
 
   helper->server = server;
-  helper->iface = iface;
   helper->root_fd = -1;
   helper->max_digests_per_peer = DIGEST_DEFAULT_MAX_PER_PEER;
   helper->max_digests = DIGEST_DEFAULT_MAX_TOTAL;
   /* Released with the server; digests in flight hold their own reference. */
   g_object_set_data_full (G_OBJECT (server), "peer-helper-service", helper, helper_release);
 
-  if (!peer_interface_add_methods (iface, entries, G_N_ELEMENTS (entries), helper, error) ||
-      !peer_job_service_attach (server, error))
+  /* Its values are set before it is exported: peers see them from the start. */
+  iface = peer_helper1_interface_new (&vtable, helper, error);
+  if (iface == NULL || !peer_job_service_attach (server, error))
     return FALSE;
-  peer_interface_set_property_funcs (iface, NULL, on_set_label, NULL, NULL);
-  peer_interface_set_property (iface, "Version", g_variant_new_string (PACKAGE_VERSION), NULL);
-  peer_interface_set_property (iface, "Label", g_variant_new_string (""), NULL);
+  helper->iface = iface;
+  peer_helper1_set_version (iface, PACKAGE_VERSION, NULL);
+  peer_helper1_set_label (iface, "", NULL);
   update_peers (helper);
 
   g_signal_connect (server, "peer-connected", G_CALLBACK (on_peers_changed), helper);

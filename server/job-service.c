@@ -4,9 +4,11 @@
  * steps driven by timeouts in the server's main context, so any number of
  * jobs run side by side without holding up other calls. The jobs are the
  * children of one PeerSubtree at /org/libpeer/Helper/jobs, all served by
- * one Job1 PeerInterface whose values are each job's own: nothing is
- * registered per job, introspecting /org/libpeer/Helper/jobs lists the
- * live ones, and the ObjectManager at /org/libpeer/Helper announces each
+ * one Job1 PeerInterface (the skeleton peer-codegen generates from its
+ * XML: typed handlers, replies, values and signals) whose values are each
+ * job's own: nothing is registered per job, introspecting
+ * /org/libpeer/Helper/jobs lists the live ones, and the ObjectManager at
+ * /org/libpeer/Helper announces each
  * (InterfacesAdded with its State and Progress) and its going
  * (InterfacesRemoved). A finished job stays visible for the linger time,
  * then goes.
@@ -26,7 +28,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "peer-protocol.h"
+#include "peer-protocol-stubs.h"
 #include "services.h"
 
 /* Running jobs one peer may have; each costs a timer. */
@@ -215,10 +217,8 @@ finish_job (Job        *job,
   if (job->owner != NULL)
     peer_connection_give_back_share (job->owner, JOB_RUNNING_SHARE);
   job->state = state;
-  peer_interface_set_object_property (job->service->iface, job->path, "State",
-                                      g_variant_new_string (job_state_names[state]), NULL);
-  if (!peer_interface_emit_object_signal (job->service->iface, job->path, NULL, "Finished",
-                                          g_variant_new ("(bs)", state == JOB_DONE, message), &error))
+  peer_job1_set_object_state (job->service->iface, job->path, job_state_names[state], NULL);
+  if (!peer_job1_emit_object_finished (job->service->iface, job->path, NULL, state == JOB_DONE, message, &error))
     g_debug ("Finished not sent: %s", error->message);
   start_timer (job, job->service->linger_ms, on_linger_over);
 }
@@ -242,10 +242,8 @@ on_step (gpointer user_data)
 
   fraction = (double) job->step / job->steps;
   message = g_strdup_printf ("step %u of %u", job->step, job->steps);
-  peer_interface_set_object_property (job->service->iface, job->path, "Progress",
-                                      g_variant_new_double (fraction), NULL);
-  if (!peer_interface_emit_object_signal (job->service->iface, job->path, NULL, "Progress",
-                                          g_variant_new ("(ds)", fraction, message), &error))
+  peer_job1_set_object_progress (job->service->iface, job->path, fraction, NULL);
+  if (!peer_job1_emit_object_progress (job->service->iface, job->path, NULL, fraction, message, &error))
     g_debug ("Progress not sent: %s", error->message);
   if (job->step < job->steps)
     return G_SOURCE_CONTINUE;
@@ -255,6 +253,8 @@ on_step (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+/* Calls to a subtree's children run in the main context, whatever the
+ * method's flags. */
 static void
 handle_cancel (PeerCall *call,
                gpointer  user_data)
@@ -285,27 +285,27 @@ handle_cancel (PeerCall *call,
                               "Job %" G_GUINT64_FORMAT " is already %s", job->id, job_state_names[job->state]);
       return;
     }
-  peer_call_return_value (call, NULL);
+  peer_job1_complete_cancel (call);
   message = g_strdup_printf ("cancelled by %s", peer_connection_get_unique_name (caller));
   finish_job (job, JOB_CANCELLED, message);
 }
 
 void
 peer_job_service_start_job (PeerServer *server,
-                            PeerCall   *call)
+                            PeerCall   *call,
+                            const char *kind,
+                            guint32     steps,
+                            guint32     step_ms)
 {
   JobService *service = g_object_get_data (G_OBJECT (server), "peer-job-service");
   PeerConnection *owner = peer_call_get_connection (call);
   g_autoptr(GError) error = NULL;
   g_autofree char *node = NULL;
-  const char *kind;
-  guint32 steps, step_ms;
   guint64 *key;
   Job *job;
 
   g_return_if_fail (service != NULL);
 
-  g_variant_get (peer_call_get_parameters (call), "(&suu)", &kind, &steps, &step_ms);
   if (!g_str_equal (kind, "count") && !g_str_equal (kind, "fail"))
     {
       peer_call_return_error (call, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
@@ -353,8 +353,8 @@ peer_job_service_start_job (PeerServer *server,
   job->owner_uid = peer_connection_get_uid (owner);
   job->owner = g_object_ref (owner);
 
-  peer_interface_set_object_property (service->iface, job->path, "State", g_variant_new_string ("running"), NULL);
-  peer_interface_set_object_property (service->iface, job->path, "Progress", g_variant_new_double (0.0), NULL);
+  peer_job1_set_object_state (service->iface, job->path, job_state_names[JOB_RUNNING], NULL);
+  peer_job1_set_object_progress (service->iface, job->path, 0.0, NULL);
   key = g_new (guint64, 1);
   *key = job->id;
   g_hash_table_insert (service->jobs, key, job);
@@ -363,7 +363,7 @@ peer_job_service_start_job (PeerServer *server,
 
   g_debug ("job %" G_GUINT64_FORMAT " started by %s: %s, %u × %u ms", job->id,
            peer_connection_get_unique_name (owner), kind, steps, step_ms);
-  peer_call_return_value (call, g_variant_new ("(o)", job->path));
+  peer_helper1_complete_start_job (call, job->path);
   start_timer (job, step_ms, on_step);
 }
 
@@ -416,8 +416,8 @@ gboolean
 peer_job_service_attach (PeerServer *server,
                          GError    **error)
 {
-  static const PeerMethodEntry entries[] = {
-    { "Cancel", handle_cancel, PEER_METHOD_FLAGS_NONE },
+  static const PeerJob1Vtable vtable = {
+    .handle_cancel = handle_cancel,
   };
   JobService *service = g_new0 (JobService, 1);
 
@@ -427,13 +427,19 @@ peer_job_service_attach (PeerServer *server,
   service->linger_ms = PEER_JOB_DEFAULT_LINGER_MS;
   service->max_per_peer = JOB_DEFAULT_MAX_PER_PEER;
   service->max_total = JOB_DEFAULT_MAX_TOTAL;
-  service->iface = peer_interface_new (peer_proto_job1_interface_info ());
+  /* One interface for every job: the subtree's lookup hands it out. */
+  service->iface = peer_job1_interface_new (&vtable, service, error);
+  if (service->iface == NULL)
+    {
+      g_hash_table_unref (service->jobs);
+      g_main_context_unref (service->context);
+      g_free (service);
+      return FALSE;
+    }
   service->subtree = peer_subtree_new (enumerate_jobs, lookup_job_node, service, NULL);
   g_object_set_data_full (G_OBJECT (server), "peer-job-service", service, job_service_free);
   g_signal_connect (server, "peer-disconnected", G_CALLBACK (on_peer_disconnected), service);
 
-  if (!peer_interface_add_methods (service->iface, entries, G_N_ELEMENTS (entries), service, error))
-    return FALSE;
   peer_subtree_add_interface (service->subtree, service->iface);
   /* Clients follow the jobs with GDBusObjectManagerClient, busctl or d-spy. */
   return peer_server_export_subtree (server, PEER_JOBS_PATH, service->subtree, error) &&

@@ -45,9 +45,13 @@ void     peer_helper_service_set_digest_limits (PeerServer *server,
  * by peer_helper_service_export(). */
 gboolean peer_job_service_attach    (PeerServer *server,
                                      GError    **error);
-/* Helper1.StartJob's handler. */
+/* Helper1.StartJob's handler, with its arguments unpacked; replies to
+ * @call. */
 void     peer_job_service_start_job (PeerServer *server,
-                                     PeerCall   *call);
+                                     PeerCall   *call,
+                                     const char *kind,
+                                     guint32     steps,
+                                     guint32     step_ms);
 /* How long finished jobs stay; applies to jobs that finish from now on.
  * Call in the server's context. */
 void     peer_job_service_set_linger (PeerServer *server,
