@@ -19,6 +19,7 @@
 #include <libpeer.h>
 
 #include "peer-client.h"
+#include "peer-protocol-stubs.h"
 
 /* --- introspection -------------------------------------------------------- */
 
@@ -125,15 +126,14 @@ cmd_ping (PeerClient *client,
   for (gint64 i = 0; i < count; i++)
     {
       g_autoptr(GError) error = NULL;
-      g_autoptr(GVariant) reply = NULL;
+      gboolean ok;
       gint64 start = g_get_monotonic_time ();
       struct timespec t0, t1;
 
       clock_gettime (CLOCK_MONOTONIC, &t0);
-      reply = peer_client_call_sync (client, BENCH_PATH, BENCH_IFACE, "Ping", NULL,
-                                     G_VARIANT_TYPE_UNIT, -1, NULL, NULL, NULL, &error);
+      ok = peer_bench1_call_ping_sync (client, BENCH_PATH, NULL, &error);
       clock_gettime (CLOCK_MONOTONIC, &t1);
-      if (reply == NULL)
+      if (!ok)
         return fail ("ping %" G_GINT64_FORMAT ": %s", i + 1, error->message);
       samples[i] = (t1.tv_sec - t0.tv_sec) * G_GINT64_CONSTANT (1000000000) + (t1.tv_nsec - t0.tv_nsec);
       total += samples[i];

@@ -261,13 +261,10 @@ cmd_blob_echo (PeerClient *client,
   g_autoptr(GError) error = NULL;
   g_autoptr(PeerBlob) blob = NULL;
   g_autoptr(PeerBlob) echoed = NULL;
-  g_autoptr(GVariant) reply = NULL;
-  g_autoptr(GUnixFDList) fds = g_unix_fd_list_new ();
-  g_autoptr(GUnixFDList) out_fds = NULL;
   gconstpointer data;
   gint64 start;
   gsize size, bad;
-  gint32 handle;
+  int echoed_fd = -1;
   int code;
 
   if (argc != 2)
@@ -281,15 +278,13 @@ cmd_blob_echo (PeerClient *client,
 
   start = g_get_monotonic_time ();
   blob = peer_blob_new_with_writer (size, fill_pattern, NULL, &error);
-  if (blob == NULL || peer_blob_append_to_fd_list (blob, fds, &error) < 0)
+  if (blob == NULL)
     return fail ("blob-echo: %s", error->message);
-  reply = peer_client_call_sync (client, BENCH_PATH, BENCH_IFACE, "EchoBlob",
-                                 g_variant_new ("(h)", 0), G_VARIANT_TYPE ("(h)"), -1,
-                                 fds, &out_fds, NULL, &error);
-  if (reply == NULL)
+  /* The stub sends a duplicate of the blob's fd and hands back the one
+   * that came back, which the blob takes. */
+  if (!peer_bench1_call_echo_blob_sync (client, BENCH_PATH, peer_blob_get_fd (blob), &echoed_fd, NULL, &error))
     return fail ("blob-echo: %s", error->message);
-  g_variant_get (reply, "(h)", &handle);
-  echoed = peer_blob_new_from_fd_list (out_fds, handle, (gssize) size, &error);
+  echoed = peer_blob_new_take_fd (echoed_fd, (gssize) size, &error);
   if (echoed == NULL)
     return fail ("blob-echo: the blob that came back: %s", error->message);
   data = peer_blob_get_data (echoed, NULL);
