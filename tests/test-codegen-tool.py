@@ -100,8 +100,12 @@ with tempfile.TemporaryDirectory() as out:
                 os.unlink(f)
     r = subprocess.run([sys.executable, tool, '--output-header', h, '--output-source', c,
                         os.path.join(bad, 'missing.xml')], capture_output=True, text=True)
-    ok(r.returncode != 0 and r.stderr.startswith(os.path.join(bad, 'missing.xml') + ':'),
-       'a missing file is named (%r)' % r.stderr)
+    ok(r.returncode != 0 and r.stderr == os.path.join(bad, 'missing.xml') + ': error: cannot read it: '
+       'No such file or directory\n', 'a missing file is named, in one line (%r)' % r.stderr)
+    r = subprocess.run([sys.executable, tool, '--output-header', h, '--output-source', c, bad],
+                       capture_output=True, text=True)
+    ok(r.returncode != 0 and r.stderr.startswith(bad + ': error: cannot read it: ') and
+       len(r.stderr.splitlines()) == 1, 'a directory is named, in one line (%r)' % r.stderr)
     for path in GOOD:
         name = os.path.basename(path)
         r = subprocess.run([sys.executable, tool, '--c-namespace', 'Ex', '--interface-prefix', 'org.libpeer.',

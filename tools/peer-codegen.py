@@ -1920,7 +1920,7 @@ def main(argv):
             try:
                 node = parse_xml(f)
             except OSError as e:
-                raise InputError(f, 0, e.strerror)
+                raise InputError(f, 0, 'cannot read it: ' + (e.strerror or str(e)))
             for el in node.children:
                 if el.tag == 'interface':
                     ifaces.append(parse_interface(el, f, opts))
@@ -1929,7 +1929,9 @@ def main(argv):
         check_clashes(ifaces)
         h, c = Gen(ifaces, opts).generate(opts.output_header)
     except InputError as e:
-        sys.stderr.write('%s:%d: error: %s\n' % (e.filename, e.line, e.message))
+        # A file that cannot be read has no line to name.
+        where = '%s:%d' % (e.filename, e.line) if e.line > 0 else e.filename
+        sys.stderr.write('%s: error: %s\n' % (where, ' '.join(e.message.split())))
         return 1
     with open(opts.output_header, 'w') as f:
         f.write(h)
