@@ -474,7 +474,10 @@ peer_test_assert_no_fd_leak (PeerClient *client,
       peer_test_ping_async (client);
       n = peer_test_count_open_fds ();
     }
-  while (n != baseline && !deadline.expired);
+  while (n > baseline && !deadline.expired);
   peer_test_deadline_end (&deadline);
-  g_assert_cmpuint (n, ==, baseline);
+  /* Fewer is no leak: an fd counted in the baseline may still have been
+   * on its way out (a sent message's copy of an fd, closed when GDBus's
+   * worker lets go of the message). */
+  g_assert_cmpuint (n, <=, baseline);
 }

@@ -101,7 +101,7 @@ int              peer_test_run           (const char * const *argv,
  * released what earlier messages carried. */
 void             peer_test_ping_async    (PeerClient         *client);
 
-/* Fails unless the process has @baseline fds open again. Connections a
+/* Fails unless the process has at most @baseline fds open again. Connections a
  * test closed finish closing in GDBus's worker thread, which the test
  * cannot wait for directly; each ping gives it the chance, and a real
  * leak fails at a 5 s deadline. */
