@@ -363,6 +363,8 @@ write_count (PeerInterface *iface, PeerConnection *caller, guint32 value, GError
 
   g_assert_true (PEER_IS_INTERFACE (iface));
   g_assert_true (PEER_IS_CONNECTION (caller));
+  /* As the table's documentation says. */
+  g_assert_true (g_main_context_is_owner (f->ts->context));
   if (value > 1000)
     {
       g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS, "Count %u is more than 1000", value);

@@ -1468,12 +1468,18 @@ static void
         Vt = Cm + 'Vtable'
 
         # The table of handlers.
+        writable = [pr for pr in iface.properties if pr.access in ('write', 'readwrite')]
         doc = ['/**', ' * %s:' % Vt]
         for m in iface.methods:
             doc.append(' * @handle_%s: (nullable): handles %s: reply with %s_complete_%s() or' % (m.lower, m.name, L, m.lower))
             doc.append(' *   peer_call_return_error(), now or later (peer_call_ref() to keep the call)%s'
                        % ('; runs on any thread (org.libpeer.ThreadSafe)' if m.thread_safe else
                           '; runs in the server\'s main context'))
+        for pr in writable:
+            doc.append(' * @write_%s: (nullable): judges a peer\'s write to %s, given the new value' % (pr.lower, pr.name))
+            doc.append(' *   unpacked (valid while it runs): %TRUE accepts it (then it is stored and')
+            doc.append(' *   PropertiesChanged goes out), %FALSE with @error set refuses it; runs in the')
+            doc.append(' *   server\'s main context. Without it, writes are accepted as they are.')
         doc += [' *', ' * The handlers of %s. A %%NULL handler answers' % iface.name,
                 ' * org.freedesktop.DBus.Error.UnknownMethod. Each gets the call and its',
                 ' * arguments, already checked and unpacked, all (transfer none): strings',
@@ -1481,15 +1487,10 @@ static void
                 ' * to keep them), a `GVariant` while the handler runs (g_variant_ref() to',
                 ' * keep it), and an `h` is an fd the call owns and closes',
                 ' * when it is freed (dup() it to keep it). Arguments a peer sent malformed',
-                ' * are answered org.libpeer.Error.InvalidArgs before any handler runs.']
-        writable = [pr for pr in iface.properties if pr.access in ('write', 'readwrite')]
+                ' * are answered org.libpeer.Error.InvalidArgs before any handler runs.',
+                ' * Calls to a #PeerSubtree\'s children run in the main context, whatever',
+                ' * the flags; peer_call_get_object_path() says which child was called.']
         if writable:
-            doc += [' *']
-            for pr in writable:
-                doc.append(' * @write_%s: (nullable): judges a peer\'s write to %s, given the new value' % (pr.lower, pr.name))
-                doc.append(' *   unpacked (valid while it runs); %TRUE accepts it (then it is stored and')
-                doc.append(' *   PropertiesChanged goes out), %FALSE with @error set refuses it. Without it')
-                doc.append(' *   writes are accepted as they are.')
             doc += [' *', ' * The write_ hooks are the interface\'s #PeerPropertySetFunc:',
                     ' * peer_interface_set_property_funcs() on the interface replaces them.']
         doc += [' */']
