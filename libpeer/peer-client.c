@@ -618,6 +618,26 @@ check_within_limits (PeerClient  *self,
   return TRUE;
 }
 
+/* A reply's type, checked as GDBus checks the replies it reads, in its
+ * words: a call that went by name over the lane fails the way it would
+ * have on the connection. */
+static gboolean
+check_reply_type (GVariant           *reply,
+                  const char         *method_name,
+                  const GVariantType *reply_type,
+                  GError            **error)
+{
+  g_autofree char *type_string = NULL;
+
+  if (reply_type == NULL || g_variant_is_of_type (reply, reply_type))
+    return TRUE;
+  type_string = g_variant_type_dup_string (reply_type);
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+               g_dgettext ("glib20", "Method “%s” returned type “%s”, but expected “%s”"),
+               method_name, g_variant_get_type_string (reply), type_string);
+  return FALSE;
+}
+
 /* Whether this call would go as a blob call, before knowing whether the
  * server takes them. */
 static gboolean
@@ -707,14 +727,45 @@ peer_client_call_sync (PeerClient          *self,
   if (lane != NULL && g_dbus_connection_is_closed (self->connection))
     _peer_lane_client_shutdown (lane);
   /* Names that match the lane's table exactly are valid: the name checks
-   * below (a few hundred instructions a call) are for the GDBus path. */
+   * below (a few hundred instructions a call) are for the other paths. */
   if (lane != NULL && _peer_lane_client_has_method (lane, object_path, interface_name, method_name, &lane_id))
-    return _peer_lane_client_call (lane, lane_id, owned, reply_type, timeout_ms, fd_list, out_fd_list,
-                                   cancellable, error);
+    {
+      reply = _peer_lane_client_call (lane, lane_id, owned, reply_type, timeout_ms, fd_list, out_fd_list,
+                                      cancellable, &local_error);
+      if (reply != NULL || !g_error_matches (local_error, PEER_LANE_ERROR, PEER_LANE_ERROR_NOT_SERVED))
+        {
+          if (reply == NULL)
+            g_propagate_error (error, local_error);
+          return reply;
+        }
+      /* Unexported since the lane opened: by name, or on the connection. */
+      g_clear_error (&local_error);
+    }
 
   g_return_val_if_fail (g_variant_is_object_path (object_path), NULL);
   g_return_val_if_fail (interface_name == NULL || g_dbus_is_interface_name (interface_name), NULL);
   g_return_val_if_fail (g_dbus_is_member_name (method_name), NULL);
+
+  /* The rest of what the lane serves, by name; what it does not serve
+   * (nothing of it ran then) goes on the connection. */
+  if (lane != NULL && _peer_lane_client_serves_by_name (lane, interface_name))
+    {
+      reply = _peer_lane_client_call_by_name (lane, object_path, interface_name, method_name, owned, timeout_ms,
+                                              fd_list, out_fd_list, cancellable, &local_error);
+      if (reply != NULL && !check_reply_type (reply, method_name, reply_type, &local_error))
+        {
+          g_clear_pointer (&reply, g_variant_unref);
+          if (out_fd_list != NULL)
+            g_clear_object (out_fd_list);
+        }
+      if (reply != NULL || !g_error_matches (local_error, PEER_LANE_ERROR, PEER_LANE_ERROR_NOT_SERVED))
+        {
+          if (reply == NULL)
+            g_propagate_error (error, local_error);
+          return reply;
+        }
+      g_clear_error (&local_error);
+    }
   ensure_processing (self);
 
   threshold = (gsize) g_atomic_pointer_get (&self->blob_threshold);
@@ -900,25 +951,172 @@ on_features_for_call (GObject      *source,
   send_pending_call (self, task);
 }
 
-/* In the caller's context: a lane call's end returns its task. */
+/* Sends @task's call (its data a PendingCall) on the connection, as a
+ * blob call when the server takes them; asks the server first when that
+ * is not known yet and matters. In the thread-default context the task
+ * returns in. */
 static void
-return_lane_call (GVariant    *reply,
-                  GUnixFDList *fd_list,
-                  GError      *error,
-                  gpointer     user_data)
+start_dbus_call (PeerClient *self,
+                 GTask      *task)
 {
-  GTask *task = user_data;
-  CallResult *result;
+  PendingCall *pending = g_task_get_task_data (task);
 
-  if (error != NULL)
+  ensure_processing (self);
+  if (g_atomic_int_get (&self->blob_calls) == BLOB_CALLS_UNKNOWN &&
+      (wants_blob_call (self, pending->interface_name, pending->parameters, pending->threshold) ||
+       limits_matter (pending->parameters, pending->fd_list)))
     {
-      g_task_return_error (task, error);
+      g_dbus_connection_call (self->connection, NULL, PEER_WIRE_PATH, PEER_WIRE_INTERFACE,
+                              "GetFeatures", NULL, G_VARIANT_TYPE ("(a{sv})"),
+                              G_DBUS_CALL_FLAGS_NONE, pending->timeout_ms, g_task_get_cancellable (task),
+                              on_features_for_call, task);
       return;
     }
-  result = g_new0 (CallResult, 1);
-  result->reply = reply;
-  result->fd_list = fd_list;
-  g_task_return_pointer (task, result, (GDestroyNotify) call_result_free);
+  send_pending_call (self, task);
+}
+
+/* An asynchronous call on the lane: what it takes to make it again, by
+ * name or on the connection, when the server does not serve it there. */
+typedef struct {
+  GTask *task;                          /* owned */
+  guint32 lane_id;                      /* the table's, or PEER_LANE_TARGET_BY_NAME */
+  GVariant *parameters;                 /* nullable */
+  /* A copy of the caller's fds (nullable): once the call is sent, the
+   * caller may take its own out of the list. */
+  GUnixFDList *fd_list;
+  GVariantType *reply_type;             /* nullable */
+  int timeout_ms;
+  char *object_path;                    /* by name; NULL for a table call */
+  char *interface_name;
+  char *method_name;
+} LaneAttempt;
+
+static void
+lane_attempt_free (LaneAttempt *attempt)
+{
+  g_clear_object (&attempt->task);
+  g_clear_pointer (&attempt->parameters, g_variant_unref);
+  g_clear_object (&attempt->fd_list);
+  g_clear_pointer (&attempt->reply_type, g_variant_type_free);
+  g_free (attempt->object_path);
+  g_free (attempt->interface_name);
+  g_free (attempt->method_name);
+  g_free (attempt);
+}
+
+static void lane_attempt_send (PeerLaneClient *lane,
+                               LaneAttempt    *attempt);
+
+/* In the caller's context: a lane call's end returns its task, unless the
+ * server did not serve it there: then it is made by name (a table entry
+ * unexported since) or on the connection. */
+static void
+on_lane_attempt_done (GVariant    *reply,
+                      GUnixFDList *fd_list,
+                      GError      *error,
+                      gpointer     user_data)
+{
+  LaneAttempt *attempt = user_data;
+  GTask *task = attempt->task;
+  PeerClient *self = g_task_get_source_object (task);
+  CallResult *result;
+
+  if (g_error_matches (error, PEER_LANE_ERROR, PEER_LANE_ERROR_NOT_SERVED))
+    {
+      PeerLaneClient *lane = _peer_client_get_lane (self);
+      GMainContext *context = g_task_get_context (task);
+      PendingCall *pending;
+
+      g_clear_error (&error);
+      if (attempt->object_path == NULL)
+        {
+          const char *path, *iface, *member;
+
+          _peer_lane_client_get_method_names (lane, attempt->lane_id, &path, &iface, &member);
+          attempt->object_path = g_strdup (path);
+          attempt->interface_name = g_strdup (iface);
+          attempt->method_name = g_strdup (member);
+          if (_peer_lane_client_serves_by_name (lane, attempt->interface_name))
+            {
+              attempt->lane_id = PEER_LANE_TARGET_BY_NAME;
+              lane_attempt_send (lane, attempt);
+              return;
+            }
+        }
+      /* On the connection, its answer returned in the task's context. */
+      pending = g_new0 (PendingCall, 1);
+      pending->object_path = g_steal_pointer (&attempt->object_path);
+      pending->interface_name = g_steal_pointer (&attempt->interface_name);
+      pending->method_name = g_steal_pointer (&attempt->method_name);
+      pending->parameters = g_steal_pointer (&attempt->parameters);
+      pending->reply_type = g_steal_pointer (&attempt->reply_type);
+      pending->timeout_ms = attempt->timeout_ms;
+      pending->fd_list = g_steal_pointer (&attempt->fd_list);
+      pending->threshold = (gsize) g_atomic_pointer_get (&self->blob_threshold);
+      g_task_set_task_data (task, pending, (GDestroyNotify) pending_call_free);
+      g_main_context_push_thread_default (context);
+      start_dbus_call (self, g_steal_pointer (&attempt->task));
+      g_main_context_pop_thread_default (context);
+      lane_attempt_free (attempt);
+      return;
+    }
+
+  if (reply != NULL && attempt->object_path != NULL &&
+      !check_reply_type (reply, attempt->method_name, attempt->reply_type, &error))
+    {
+      g_clear_pointer (&reply, g_variant_unref);
+      g_clear_object (&fd_list);
+    }
+  if (error != NULL)
+    g_task_return_error (task, error);
+  else
+    {
+      result = g_new0 (CallResult, 1);
+      result->reply = reply;
+      result->fd_list = fd_list;
+      g_task_return_pointer (task, result, (GDestroyNotify) call_result_free);
+    }
+  lane_attempt_free (attempt);
+}
+
+static void
+lane_attempt_send (PeerLaneClient *lane,
+                   LaneAttempt    *attempt)
+{
+  GCancellable *cancellable = g_task_get_cancellable (attempt->task);
+  GMainContext *context = g_task_get_context (attempt->task);
+
+  if (attempt->lane_id != PEER_LANE_TARGET_BY_NAME)
+    _peer_lane_client_call_async (lane, attempt->lane_id, attempt->parameters, attempt->reply_type,
+                                  attempt->timeout_ms, attempt->fd_list, cancellable, context,
+                                  on_lane_attempt_done, attempt, NULL);
+  else
+    _peer_lane_client_call_by_name_async (lane, attempt->object_path, attempt->interface_name,
+                                          attempt->method_name, attempt->parameters, attempt->timeout_ms,
+                                          attempt->fd_list, cancellable, context, on_lane_attempt_done,
+                                          attempt, NULL);
+}
+
+/* A copy of @fd_list's fds, or NULL when it has none. */
+static GUnixFDList *
+dup_fd_list (GUnixFDList  *fd_list,
+             GError      **error)
+{
+  const int *fds;
+  int n_fds;
+  GUnixFDList *copy;
+
+  if (fd_list == NULL || g_unix_fd_list_get_length (fd_list) == 0)
+    return NULL;
+  fds = g_unix_fd_list_peek_fds (fd_list, &n_fds);
+  copy = g_unix_fd_list_new ();
+  for (int i = 0; i < n_fds; i++)
+    if (g_unix_fd_list_append (copy, fds[i], error) < 0)
+      {
+        g_object_unref (copy);
+        return NULL;
+      }
+  return copy;
 }
 
 void
@@ -947,26 +1145,46 @@ peer_client_call (PeerClient          *self,
   g_return_if_fail (fd_list == NULL || G_IS_UNIX_FD_LIST (fd_list));
 
   lane = g_atomic_pointer_get (&self->lane);
-  if (lane != NULL && !g_dbus_connection_is_closed (self->connection) &&
-      _peer_lane_client_has_method (lane, object_path, interface_name, method_name, &lane_id))
+  if (lane != NULL && !g_dbus_connection_is_closed (self->connection))
     {
-      g_autoptr(GVariant) owned = parameters != NULL ? g_variant_ref_sink (parameters) : NULL;
-      GMainContext *context;
+      gboolean in_table = _peer_lane_client_has_method (lane, object_path, interface_name, method_name, &lane_id);
 
-      /* The lane needs none of what a GDBus call keeps while it waits. */
-      task = g_task_new (self, cancellable, callback, user_data);
-      g_task_set_source_tag (task, peer_client_call);
-      if (!check_can_send_fds (self, fd_list, &error))
+      if (in_table || _peer_lane_client_serves_by_name (lane, interface_name))
         {
-          g_task_return_error (task, g_steal_pointer (&error));
+          LaneAttempt *attempt;
+
+          /* The lane needs none of what a GDBus call keeps while it waits. */
+          task = g_task_new (self, cancellable, callback, user_data);
+          g_task_set_source_tag (task, peer_client_call);
+          if (!check_can_send_fds (self, fd_list, &error))
+            {
+              g_task_return_error (task, g_steal_pointer (&error));
+              return;
+            }
+          attempt = g_new0 (LaneAttempt, 1);
+          attempt->fd_list = dup_fd_list (fd_list, &error);
+          if (error != NULL)
+            {
+              g_task_return_error (task, g_steal_pointer (&error));
+              lane_attempt_free (attempt);
+              return;
+            }
+          /* The call takes our reference to the task, and returns it in
+           * the task's context. */
+          attempt->task = g_steal_pointer (&task);
+          attempt->lane_id = in_table ? lane_id : PEER_LANE_TARGET_BY_NAME;
+          attempt->parameters = parameters != NULL ? g_variant_ref_sink (parameters) : NULL;
+          attempt->reply_type = reply_type != NULL ? g_variant_type_copy (reply_type) : NULL;
+          attempt->timeout_ms = timeout_ms;
+          if (!in_table)
+            {
+              attempt->object_path = g_strdup (object_path);
+              attempt->interface_name = g_strdup (interface_name);
+              attempt->method_name = g_strdup (method_name);
+            }
+          lane_attempt_send (lane, attempt);
           return;
         }
-      context = g_task_get_context (task);
-      /* The call takes our reference to the task, and returns it in the
-       * task's context. */
-      _peer_lane_client_call_async (lane, lane_id, owned, reply_type, timeout_ms, fd_list, cancellable,
-                                    context, return_lane_call, g_steal_pointer (&task), g_object_unref);
-      return;
     }
 
   pending = g_new0 (PendingCall, 1);
@@ -987,19 +1205,7 @@ peer_client_call (PeerClient          *self,
       g_task_return_error (task, g_steal_pointer (&error));
       return;
     }
-
-  ensure_processing (self);
-  if (g_atomic_int_get (&self->blob_calls) == BLOB_CALLS_UNKNOWN &&
-      (wants_blob_call (self, interface_name, pending->parameters, pending->threshold) ||
-       limits_matter (pending->parameters, fd_list)))
-    {
-      g_dbus_connection_call (self->connection, NULL, PEER_WIRE_PATH, PEER_WIRE_INTERFACE,
-                              "GetFeatures", NULL, G_VARIANT_TYPE ("(a{sv})"),
-                              G_DBUS_CALL_FLAGS_NONE, timeout_ms, cancellable,
-                              on_features_for_call, g_steal_pointer (&task));
-      return;
-    }
-  send_pending_call (self, g_steal_pointer (&task));
+  start_dbus_call (self, g_steal_pointer (&task));
 }
 
 GVariant *
@@ -1035,17 +1241,21 @@ peer_client_get_property_sync (PeerClient   *self,
                                GError      **error)
 {
   g_autoptr(GVariant) reply = NULL;
-  GVariant *value;
+  g_autoptr(GVariant) boxed = NULL;
+  GVariant *args[2];
 
   g_return_val_if_fail (interface_name != NULL && property_name != NULL, NULL);
 
+  /* Built and read without format strings, which GLib parses each time. */
+  args[0] = g_variant_new_string (interface_name);
+  args[1] = g_variant_new_string (property_name);
   reply = peer_client_call_sync (self, object_path, "org.freedesktop.DBus.Properties", "Get",
-                                 g_variant_new ("(ss)", interface_name, property_name),
-                                 G_VARIANT_TYPE ("(v)"), -1, NULL, NULL, cancellable, error);
+                                 g_variant_new_tuple (args, 2), (const GVariantType *) "(v)", -1, NULL, NULL,
+                                 cancellable, error);
   if (reply == NULL)
     return NULL;
-  g_variant_get (reply, "(v)", &value);
-  return value;
+  boxed = g_variant_get_child_value (reply, 0);
+  return g_variant_get_variant (boxed);
 }
 
 gboolean
@@ -1058,12 +1268,16 @@ peer_client_set_property_sync (PeerClient   *self,
                                GError      **error)
 {
   g_autoptr(GVariant) reply = NULL;
+  GVariant *args[3];
 
   g_return_val_if_fail (interface_name != NULL && property_name != NULL && value != NULL, FALSE);
 
+  args[0] = g_variant_new_string (interface_name);
+  args[1] = g_variant_new_string (property_name);
+  args[2] = g_variant_new_variant (value);
   reply = peer_client_call_sync (self, object_path, "org.freedesktop.DBus.Properties", "Set",
-                                 g_variant_new ("(ssv)", interface_name, property_name, value),
-                                 G_VARIANT_TYPE_UNIT, -1, NULL, NULL, cancellable, error);
+                                 g_variant_new_tuple (args, 3), G_VARIANT_TYPE_UNIT, -1, NULL, NULL, cancellable,
+                                 error);
   return reply != NULL;
 }
 

@@ -225,6 +225,9 @@ GVariant        *peer_client_call_finish         (PeerClient          *self,
  * @cancellable: (nullable): a cancellable
  * @error: set on failure
  *
+ * org.freedesktop.DBus.Properties.Get, over the lane when the client has
+ * one (see peer_client_open_lane_sync()).
+ *
  * Returns: (transfer full) (nullable): the value (unwrapped from its
  *   variant), or %NULL
  */
@@ -377,14 +380,23 @@ void             peer_client_close               (PeerClient          *self);
  * and worker thread. From then on peer_client_call_sync() and
  * peer_client_call() send every call to a method in the server's lane
  * table (the methods with handlers of the objects exported when the lane
- * opened) over it, transparently. Once the client has a lane and a signal
+ * opened) over it, transparently, and the rest by name: the methods of
+ * objects exported since, of a subtree's children and of ObjectManagers,
+ * and property Get, Set and GetAll (org.freedesktop.DBus.Properties, so
+ * peer_client_get_property_sync(), peer_client_set_property_sync() and
+ * peer-codegen's property accessors too). What the server's GDBus answers
+ * by itself (an unknown object, interface, method or property, a refused
+ * access or type) and a gdbus-codegen skeleton's methods the lane hands
+ * back unrun, and the call goes on the D-Bus connection instead: the
+ * answer, an error included, is the one a client without a lane gets.
+ * Introspection, org.freedesktop.DBus.Peer and the bus driver's calls
+ * stay on the D-Bus connection. Once the client has a lane and a signal
  * subscription, the server sends the signals it wants (PropertiesChanged
  * included) over the lane too, in order with the lane's replies: a signal
  * emitted before a reply is delivered before the asynchronous call's
  * callback runs (a synchronous call returns as soon as its reply is read,
- * its signals follow in their subscribers' contexts). Other calls,
- * property Get and Set (org.freedesktop.DBus.Properties) and everything
- * else stay on the D-Bus connection.
+ * its signals queued by then in their subscribers' contexts). A property
+ * Set that changes a value emits its PropertiesChanged before the reply.
  *
  * Calls on a lane are pipelined: any number may be in flight at once,
  * from any thread, synchronous and asynchronous alike, each matched to its

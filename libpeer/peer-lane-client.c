@@ -40,16 +40,23 @@ typedef struct {
   char *member;
   LaneType in;
   LaneType out;
+  gint stale;                   /* atomic: the server redirected a call to it */
 } LaneEntry;
 
 static void
-lane_entry_free (LaneEntry *e)
+lane_entry_clear (LaneEntry *e)
 {
   _peer_lane_type_clear (&e->in);
   _peer_lane_type_clear (&e->out);
   g_free (e->object_path);
   g_free (e->interface_name);
   g_free (e->member);
+}
+
+static void
+lane_entry_free (LaneEntry *e)
+{
+  lane_entry_clear (e);
   g_free (e);
 }
 
@@ -99,6 +106,11 @@ struct _PeerLaneClient
   GHashTable *by_member;        /* member → GPtrArray of LaneEntry*, borrowed */
   GPtrArray *by_id;             /* LaneEntry*, owned */
   const LaneEntry *last_found;  /* atomic: the last entry has_method() found */
+  /* Calls by name (PEER_LANE_TARGET_BY_NAME): their types, (sssv) in,
+   * v out; read-only. Unset when the server does not take them. */
+  LaneEntry by_name;
+  gboolean calls_by_name;
+  guint8 call_flags;            /* PEER_LANE_FLAG_REDIRECTABLE, when the server knows it */
   gint closed;                  /* atomic */
 
   gsize chunk_size;
@@ -163,6 +175,7 @@ _peer_lane_client_new (GVariant     *open_reply,
   g_autoptr(GVariantIter) iter = NULL;
   g_autoptr(GVariant) limits = NULL;
   guint32 max_chunked = 0;
+  gboolean calls_by_name = FALSE;
   gint32 handle;
   guint32 id, flags;
   const char *path, *iface, *member, *in_sig, *out_sig;
@@ -182,6 +195,15 @@ _peer_lane_client_new (GVariant     *open_reply,
   /* Absent: no chunks either way, blobs only. */
   g_variant_lookup (limits, "max-chunked-body", "u", &max_chunked);
   lane->max_chunked = max_chunked;
+  g_variant_lookup (limits, "calls-by-name", "b", &calls_by_name);
+  lane->calls_by_name = calls_by_name;
+  lane->call_flags = calls_by_name ? PEER_LANE_FLAG_REDIRECTABLE : 0;
+  lane->by_name.id = PEER_LANE_TARGET_BY_NAME;
+  lane->by_name.object_path = g_strdup ("/");
+  lane->by_name.interface_name = g_strdup ("");
+  lane->by_name.member = g_strdup ("");
+  _peer_lane_type_init (&lane->by_name.in, "(sssv)");
+  _peer_lane_type_init (&lane->by_name.out, "v");
   if (fd_list == NULL || handle < 0 || handle >= g_unix_fd_list_get_length (fd_list))
     {
       g_set_error_literal (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS, "The server sent no lane fd");
@@ -268,6 +290,8 @@ _peer_lane_client_free (PeerLaneClient *lane)
   g_mutex_clear (&lane->write_lock);
   g_hash_table_unref (lane->by_member);
   g_ptr_array_unref (lane->by_id);
+  if (lane->by_name.in.type != NULL)
+    lane_entry_clear (&lane->by_name);
   _peer_lane_buffers_unref (lane->buffers);
   g_free (lane->buffer);
   g_mutex_clear (&lane->lock);
@@ -299,7 +323,7 @@ _peer_lane_client_has_method (PeerLaneClient *lane,
       strcmp (last->interface_name, interface_name) == 0 && strcmp (last->object_path, object_path) == 0)
     {
       *out_id = last->id;
-      return TRUE;
+      return !g_atomic_int_get (&last->stale);
     }
   same_name = g_hash_table_lookup (lane->by_member, method_name);
   for (guint i = 0; same_name != NULL && i < same_name->len; i++)
@@ -310,7 +334,8 @@ _peer_lane_client_has_method (PeerLaneClient *lane,
         {
           g_atomic_pointer_set (&lane->last_found, e);
           *out_id = e->id;
-          return TRUE;
+          /* Unexported since: called by name from now on. */
+          return !g_atomic_int_get (&e->stale);
         }
     }
   return FALSE;
@@ -333,6 +358,94 @@ gboolean
 _peer_lane_client_is_closed (PeerLaneClient *lane)
 {
   return g_atomic_int_get (&lane->closed);
+}
+
+/* Table entry @id, or the calls by name's. */
+static inline const LaneEntry *
+lane_entry (PeerLaneClient *lane,
+            guint32         id)
+{
+  return id == PEER_LANE_TARGET_BY_NAME ? &lane->by_name : g_ptr_array_index (lane->by_id, id);
+}
+
+void
+_peer_lane_client_get_method_names (PeerLaneClient  *lane,
+                                    guint32          id,
+                                    const char     **out_path,
+                                    const char     **out_interface,
+                                    const char     **out_member)
+{
+  const LaneEntry *e = g_ptr_array_index (lane->by_id, id);
+
+  *out_path = e->object_path;
+  *out_interface = e->interface_name;
+  *out_member = e->member;
+}
+
+G_DEFINE_QUARK (peer-lane-error-quark, _peer_lane_error)
+
+gboolean
+_peer_lane_client_serves_by_name (PeerLaneClient *lane,
+                                  const char     *interface_name)
+{
+  return lane->calls_by_name && interface_name != NULL && !g_atomic_int_get (&lane->closed) &&
+         _peer_lane_serves_interface (interface_name);
+}
+
+/* (transfer full) the body of a call by name. */
+static GVariant *
+by_name_body (const char *object_path,
+              const char *interface_name,
+              const char *method_name,
+              GVariant   *parameters)
+{
+  GVariant *children[4] = {
+    g_variant_new_string (object_path),
+    g_variant_new_string (interface_name),
+    g_variant_new_string (method_name),
+    g_variant_new_variant (parameters != NULL ? parameters : _peer_lane_unit_variant ()),
+  };
+
+  /* Not g_variant_new ("(sssv)"): GLib parses a format string each time. */
+  return g_variant_ref_sink (g_variant_new_tuple (children, G_N_ELEMENTS (children)));
+}
+
+GVariant *
+_peer_lane_client_call_by_name (PeerLaneClient  *lane,
+                                const char      *object_path,
+                                const char      *interface_name,
+                                const char      *method_name,
+                                GVariant        *parameters,
+                                int              timeout_ms,
+                                GUnixFDList     *fd_list,
+                                GUnixFDList    **out_fd_list,
+                                GCancellable    *cancellable,
+                                GError         **error)
+{
+  g_autoptr(GVariant) body = by_name_body (object_path, interface_name, method_name, parameters);
+
+  return _peer_lane_client_call (lane, PEER_LANE_TARGET_BY_NAME, body, NULL, timeout_ms, fd_list, out_fd_list,
+                                 cancellable, error);
+}
+
+void
+_peer_lane_client_call_by_name_async (PeerLaneClient     *lane,
+                                      const char         *object_path,
+                                      const char         *interface_name,
+                                      const char         *method_name,
+                                      GVariant           *parameters,
+                                      int                 timeout_ms,
+                                      GUnixFDList        *fd_list,
+                                      GCancellable       *cancellable,
+                                      GMainContext       *context,
+                                      PeerLaneReplyFunc   func,
+                                      gpointer            user_data,
+                                      GDestroyNotify      destroy)
+{
+  g_autoptr(GVariant) body = by_name_body (object_path, interface_name, method_name, parameters);
+
+  _peer_lane_client_call_async (lane, PEER_LANE_TARGET_BY_NAME, body, NULL, timeout_ms, fd_list, cancellable,
+                                context, func, user_data, destroy);
 }
 
 /* Whether two types are the same, compared character by character: type
@@ -545,6 +658,16 @@ lane_frame_result (PeerLaneClient   *lane,
 {
   guint32 serial = frame->header.target;
 
+  if (frame->header.kind == PEER_LANE_KIND_REDIRECT)
+    {
+      /* Nothing of the call ran. A table entry's interface is no longer
+       * exported where the table said: its calls go by name from now on. */
+      if (e != &lane->by_name)
+        g_atomic_int_set (&((LaneEntry *) e)->stale, TRUE);
+      g_set_error_literal (out_error, PEER_LANE_ERROR, PEER_LANE_ERROR_NOT_SERVED,
+                           "The lane does not serve this call");
+      return;
+    }
   if (frame->header.kind == PEER_LANE_KIND_ERROR)
     {
       g_autoptr(GVariant) body = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("(ss)"),
@@ -576,6 +699,16 @@ lane_frame_result (PeerLaneClient   *lane,
 
   GVariant *reply = _peer_lane_type_read (&e->out, frame->body);
 
+  if (reply != NULL && e == &lane->by_name)
+    {
+      /* By name: the reply tuple, in a variant. */
+      GVariant *tuple = g_variant_get_variant (reply);
+
+      g_variant_unref (reply);
+      reply = tuple;
+      if (!g_variant_is_of_type (reply, G_VARIANT_TYPE_TUPLE))
+        g_clear_pointer (&reply, g_variant_unref);
+    }
   if (reply == NULL)
     {
       g_set_error_literal (out_error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
@@ -712,7 +845,8 @@ lane_read_one (PeerLaneClient *lane,
       _peer_lane_frame_clear (&frame);
       return TRUE;
     }
-  if (frame.header.kind != PEER_LANE_KIND_REPLY && frame.header.kind != PEER_LANE_KIND_ERROR)
+  if (frame.header.kind != PEER_LANE_KIND_REPLY && frame.header.kind != PEER_LANE_KIND_ERROR &&
+      frame.header.kind != PEER_LANE_KIND_REDIRECT)
     {
       /* The rest of a reply dropped while a call was written, or noise. */
       _peer_lane_frame_clear (&frame);
@@ -774,6 +908,34 @@ lane_reader_thread (gpointer data)
 
 /* --- writing ----------------------------------------------------------------- */
 
+/* Logs and captures a call written, as the D-Bus message it stands for:
+ * a call by name with its names and arguments. */
+static void
+lane_debug_call (PeerLaneClient *lane,
+                 LaneWaiter     *w,
+                 GVariant       *params,
+                 GUnixFDList    *fd_list)
+{
+  const LaneEntry *e = w->entry;
+
+  if (e == &lane->by_name)
+    {
+      g_autoptr(GVariant) args = NULL;
+      const char *path, *iface, *member;
+
+      g_variant_get (params, "(&s&s&s@v)", &path, &iface, &member, &args);
+      {
+        g_autoptr(GVariant) tuple = g_variant_get_variant (args);
+
+        _peer_lane_debug_frame ("client lane", FALSE, PEER_LANE_KIND_CALL, w->serial, 0, path, iface, member,
+                                tuple, fd_list);
+      }
+      return;
+    }
+  _peer_lane_debug_frame ("client lane", FALSE, PEER_LANE_KIND_CALL, w->serial, 0, e->object_path,
+                          e->interface_name, e->member, params, fd_list);
+}
+
 /* Registers @w under a new serial and writes its call; FALSE with @error
  * when it was not sent (and is not in flight). A call that finds
  * nothing else in flight writes as before pipelining: large bodies in
@@ -823,6 +985,7 @@ lane_send_call (PeerLaneClient  *lane,
       PeerLaneWriteOptions options = {
         PEER_LANE_WAIT_POLL, lane->chunk_size, lane->max_chunked,
         deadline, cancellable, lane->buffer,
+        .flags = lane->call_flags,
       };
 
       ok = _peer_lane_write_frame_full (lane->fd, PEER_LANE_KIND_CALL, w->serial, e->id, params, fd_list,
@@ -830,7 +993,7 @@ lane_send_call (PeerLaneClient  *lane,
     }
   else
     {
-      PeerLaneWriteOptions options = { PEER_LANE_WAIT_BLOCK, 0, lane->max_chunked, };
+      PeerLaneWriteOptions options = { PEER_LANE_WAIT_BLOCK, 0, lane->max_chunked, .flags = lane->call_flags };
 
       ok = _peer_lane_write_frame_full (lane->fd, PEER_LANE_KIND_CALL, w->serial, e->id, params, fd_list,
                                         &options, error);
@@ -867,8 +1030,7 @@ lane_send_call (PeerLaneClient  *lane,
       return FALSE;
     }
   if (lane->watched)
-    _peer_lane_debug_frame ("client lane", FALSE, PEER_LANE_KIND_CALL, w->serial, 0, e->object_path,
-                            e->interface_name, e->member, params, fd_list);
+    lane_debug_call (lane, w, params, fd_list);
   *out_reader = alone;
   return TRUE;
 }
@@ -897,7 +1059,7 @@ _peer_lane_client_call (PeerLaneClient     *lane,
                         GCancellable       *cancellable,
                         GError            **error)
 {
-  LaneWaiter w = { .entry = g_ptr_array_index (lane->by_id, id) };
+  LaneWaiter w = { .entry = lane_entry (lane, id) };
   GVariant *params = parameters != NULL ? parameters : _peer_lane_unit_variant ();
   gulong cancelled_id = 0;
   gboolean reader, blocking;
@@ -1025,7 +1187,7 @@ _peer_lane_client_call_async (PeerLaneClient     *lane,
   GError *error = NULL;
   gboolean reader;
 
-  w->entry = g_ptr_array_index (lane->by_id, id);
+  w->entry = lane_entry (lane, id);
   w->is_async = TRUE;
   w->lane = lane;
   w->context = context != NULL ? g_main_context_ref (context) : g_main_context_ref_thread_default ();

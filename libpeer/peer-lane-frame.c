@@ -294,10 +294,11 @@ _peer_lane_read_frame_full (int                         fd,
     }
   if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
     REFUSE ("Lane frame too large or with too many fds");
-  if (header.kind < PEER_LANE_KIND_CALL || header.kind > PEER_LANE_KIND_SIGNAL ||
+  if (header.kind < PEER_LANE_KIND_CALL || header.kind > PEER_LANE_KIND_REDIRECT ||
       header.kind == PEER_LANE_KIND_CHUNK)
     REFUSE ("Lane frame of unknown kind %u", header.kind);
-  if (header.flags & ~(PEER_LANE_FLAG_BODY_IN_BLOB | PEER_LANE_FLAG_CHUNKED))
+  if (header.flags & ~(PEER_LANE_FLAG_BODY_IN_BLOB | PEER_LANE_FLAG_CHUNKED | PEER_LANE_FLAG_REDIRECTABLE) ||
+      ((header.flags & PEER_LANE_FLAG_REDIRECTABLE) && header.kind != PEER_LANE_KIND_CALL))
     REFUSE ("Lane frame with unknown flags 0x%x", header.flags);
   if (header.n_fds != n_fds)
     REFUSE ("Lane frame announces %u fds but carries %u", header.n_fds, n_fds);
@@ -578,7 +579,7 @@ _peer_lane_write_frame_full (int                          fd,
                              GError                     **error)
 {
   LaneControl control;
-  PeerLaneHeader header = { serial, target, kind, 0, 0, 0 };
+  PeerLaneHeader header = { serial, target, kind, options->flags, 0, 0 };
   g_autoptr(PeerBlob) blob = NULL;
   g_autoptr(GVariant) member = NULL;
   struct iovec iov[2];

@@ -25,6 +25,16 @@
  * Frames carry a serial: many calls may be in flight on a lane at once,
  * and replies come back in whatever order the handlers answer.
  *
+ * Methods the table does not list are called by name
+ * (PEER_LANE_TARGET_BY_NAME, when Open's limits say "calls-by-name"):
+ * the server serves them as the peer's GDBus connection would, by the
+ * same code, or answers REDIRECT, having run nothing, for what only
+ * GDBus answers (peer-lane-server.c says which), and the client sends
+ * the call on the connection instead. A table entry unexported since is
+ * answered REDIRECT too, and called by name from then on. A server sends
+ * REDIRECT only for a CALL flagged REDIRECTABLE, which a client sets
+ * once Open said "calls-by-name": a client from before gets none.
+ *
  * Threads: the server's lanes are served by a fixed set of loop threads
  * (peer-lane-server.c), one per CPU, which exist while any lane does. A
  * server's lane is freed with its last reference on any thread (its
@@ -84,11 +94,23 @@ typedef enum {
   PEER_LANE_KIND_CHUNK = 4,     /* part of a CHUNKED frame's body */
   PEER_LANE_KIND_SIGNAL = 5,    /* server to client: body (sssv), the path,
                                  * interface, member and arguments */
+  PEER_LANE_KIND_REDIRECT = 6,  /* server to client, for call @target: the
+                                 * lane does not serve it (nothing ran);
+                                 * send it on the D-Bus connection. Body () */
 } PeerLaneKind;
+
+/* A CALL frame's target for a call by name, to any method the table does
+ * not list (Open's limits say "calls-by-name" when the server takes
+ * them): body (sssv), the path, interface, member and arguments tuple;
+ * its REPLY's body is v, the reply tuple. */
+#define PEER_LANE_TARGET_BY_NAME G_MAXUINT32
 
 typedef enum {
   PEER_LANE_FLAG_BODY_IN_BLOB = 1 << 0,
   PEER_LANE_FLAG_CHUNKED      = 1 << 1,
+  /* CALL: the client takes a REDIRECT for an answer (it knows calls by
+   * name); a server sends none to a client that does not say so. */
+  PEER_LANE_FLAG_REDIRECTABLE = 1 << 2,
 } PeerLaneFlags;
 
 typedef struct {
@@ -147,6 +169,7 @@ typedef struct {
   GCancellable *cancellable;    /* WAIT_POLL */
   guint8 *drain_buffer;         /* WAIT_POLL: a header's room */
   GMutex *chunk_lock;           /* held while a frame is written in chunks, if set */
+  guint8 flags;                 /* PEER_LANE_FLAG_REDIRECTABLE, or none */
 } PeerLaneWriteOptions;
 
 gboolean  _peer_lane_read_frame_full  (int                          fd,
@@ -190,8 +213,16 @@ gboolean  _peer_lane_write_frame (int             fd,
 
 /* --- server side --------------------------------------------------------- */
 
-/* org.libpeer.Lane1 at PEER_LANE_PATH, exported by every PeerServer. */
-PeerInterface *_peer_lane_interface_new (PeerRouter *router);
+/* org.libpeer.Lane1 at PEER_LANE_PATH, exported by every PeerServer
+ * (held weakly: calls by name find its objects through it). */
+PeerInterface *_peer_lane_interface_new (PeerRouter *router,
+                                         PeerServer *server);
+
+/* Whether calls by name to @interface_name may take a lane at all: not
+ * the bus driver's, introspection's, org.freedesktop.DBus.Peer's, the
+ * wire's or the lane's own (Properties and ObjectManager may). Both
+ * ends ask it. */
+gboolean  _peer_lane_serves_interface (const char *interface_name);
 
 /* --- client side --------------------------------------------------------- */
 
@@ -202,7 +233,8 @@ PeerLaneClient *_peer_lane_client_new        (GVariant        *open_reply,
                                               GUnixFDList     *fd_list,
                                               GError         **error);
 void            _peer_lane_client_free       (PeerLaneClient  *lane);
-/* Whether @lane serves the method; cheap, called on every call. */
+/* Whether @lane's table lists the method (and the server has not said
+ * the entry is stale); cheap, called on every call. */
 gboolean        _peer_lane_client_has_method (PeerLaneClient  *lane,
                                               const char      *object_path,
                                               const char      *interface_name,
@@ -243,6 +275,50 @@ void            _peer_lane_client_call_async (PeerLaneClient     *lane,
                                               PeerLaneReplyFunc   func,
                                               gpointer            user_data,
                                               GDestroyNotify      destroy);
+/* Calls by name, to methods the table does not list (see
+ * PEER_LANE_TARGET_BY_NAME): whether @lane's server takes them for
+ * @interface_name, and the calls, whose replies are the reply tuples
+ * (their types unchecked: the caller checks them). As the calls by id
+ * above otherwise. */
+gboolean        _peer_lane_client_serves_by_name (PeerLaneClient *lane,
+                                                  const char     *interface_name);
+GVariant       *_peer_lane_client_call_by_name   (PeerLaneClient     *lane,
+                                                  const char         *object_path,
+                                                  const char         *interface_name,
+                                                  const char         *method_name,
+                                                  GVariant           *parameters,
+                                                  int                 timeout_ms,
+                                                  GUnixFDList        *fd_list,
+                                                  GUnixFDList       **out_fd_list,
+                                                  GCancellable       *cancellable,
+                                                  GError            **error);
+void            _peer_lane_client_call_by_name_async (PeerLaneClient     *lane,
+                                                      const char         *object_path,
+                                                      const char         *interface_name,
+                                                      const char         *method_name,
+                                                      GVariant           *parameters,
+                                                      int                 timeout_ms,
+                                                      GUnixFDList        *fd_list,
+                                                      GCancellable       *cancellable,
+                                                      GMainContext       *context,
+                                                      PeerLaneReplyFunc   func,
+                                                      gpointer            user_data,
+                                                      GDestroyNotify      destroy);
+/* The names of table entry @id. */
+void            _peer_lane_client_get_method_names (PeerLaneClient  *lane,
+                                                    guint32          id,
+                                                    const char     **out_path,
+                                                    const char     **out_interface,
+                                                    const char     **out_member);
+/* A call the server answered PEER_LANE_KIND_REDIRECT ends with this
+ * error: nothing of it ran, and it is to be sent on the D-Bus
+ * connection (a table entry's, first by name: its entry is stale). */
+#define PEER_LANE_ERROR (_peer_lane_error_quark ())
+GQuark          _peer_lane_error_quark       (void);
+typedef enum {
+  PEER_LANE_ERROR_NOT_SERVED,
+} PeerLaneError;
+
 /* Signals on the lane (after org.libpeer.Lane1.TakeSignals): @func runs
  * on the thread reading the lane, for each, and hands what it does on to
  * a context with _peer_lane_client_deliver(), in order with the replies

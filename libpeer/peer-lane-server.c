@@ -14,6 +14,12 @@
  * otherwise: see lane_send(). What a loop reads into (a frame's buffer,
  * the spare one chunked bodies are assembled in) is the loop's, not each
  * lane's, and the spare is let go when the loop has been idle a while.
+ *
+ * Calls to methods the table Open handed over does not list (objects
+ * exported since, a subtree's children, Properties) come by name and are
+ * served as the peer's GDBus connection would serve them, by the same
+ * code, or handed back unrun to be made there: see "calls by name"
+ * below, which says which and why.
  */
 #include "config.h"
 
@@ -33,7 +39,9 @@
 #include "peer-error.h"
 #include "peer-interface-private.h"
 #include "peer-lane-private.h"
+#include "peer-object-registry-private.h"
 #include "peer-router-private.h"
+#include "peer-server-private.h"
 
 /* --- server: a lane -------------------------------------------------------- */
 
@@ -44,6 +52,9 @@ typedef struct {
   gboolean thread_safe;
   LaneType in;
   LaneType out;
+  /* Atomic: the router's objects serial when @iface was last seen
+   * exported at @object_path (see lane_method_is_current()). */
+  guint validated;
 } LaneMethod;
 
 static void
@@ -66,6 +77,7 @@ typedef struct {
   int fd;
   PeerConnection *connection;
   PeerRouter *router;           /* for monitors' copies */
+  GWeakRef server;              /* PeerServer: calls by name find its objects */
   GMainContext *context;
   GPtrArray *methods;           /* LaneMethod*, indexed by id; read-only */
   gint shut;                    /* atomic */
@@ -152,6 +164,7 @@ lane_server_unref (LaneServer *lane)
   g_main_context_unref (lane->context);
   g_object_unref (lane->connection);
   _peer_router_unref (lane->router);
+  g_weak_ref_clear (&lane->server);
   g_free (lane->spare_call);
   g_free (lane);
 }
@@ -166,7 +179,7 @@ lane_server_shutdown (LaneServer *lane)
 
 typedef struct {
   LaneServer *lane;
-  const LaneMethod *method;     /* lives as long as lane->methods */
+  const LaneMethod *method;     /* lives as long as lane->methods; NULL: by name */
   guint32 serial;
 } LaneCall;
 
@@ -259,19 +272,22 @@ lane_observe_frame (LaneServer   *lane,
     }
 }
 
-/* Any thread: a reply or an error for call @target. */
+/* Any thread: a reply or an error for call @target, observed as
+ * @observed (what it stands for on D-Bus; NULL: not observed). */
 static void
-lane_send (LaneServer   *lane,
-           PeerLaneKind  kind,
-           guint32       target,
-           GVariant     *body,
-           GUnixFDList  *fd_list)
+lane_send_observed (LaneServer   *lane,
+                    PeerLaneKind  kind,
+                    guint32       target,
+                    GVariant     *body,
+                    GVariant     *observed,
+                    GUnixFDList  *fd_list)
 {
   g_autoptr(GError) error = NULL;
   gboolean ok;
 
-  if (kind != PEER_LANE_KIND_SIGNAL && (lane->watched || _peer_router_has_monitors (lane->router)))
-    lane_observe_frame (lane, FALSE, kind, 0, target, NULL, NULL, NULL, body, fd_list);
+  if (kind != PEER_LANE_KIND_SIGNAL && observed != NULL &&
+      (lane->watched || _peer_router_has_monitors (lane->router)))
+    lane_observe_frame (lane, FALSE, kind, 0, target, NULL, NULL, NULL, observed, fd_list);
   if (g_private_get (&current_lane) == lane)
     {
       /* The loop may wait for the client (who, in a call, reads),
@@ -321,6 +337,26 @@ lane_send (LaneServer   *lane,
 }
 
 static void
+lane_send (LaneServer   *lane,
+           PeerLaneKind  kind,
+           guint32       target,
+           GVariant     *body,
+           GUnixFDList  *fd_list)
+{
+  lane_send_observed (lane, kind, target, body, body, fd_list);
+}
+
+/* Any thread: call @serial is not served on the lane (nothing of it
+ * ran): the client sends it on its D-Bus connection. Not observed: the
+ * log and monitors see the call once, where it is served. */
+static void
+lane_redirect (LaneServer *lane,
+               guint32     serial)
+{
+  lane_send_observed (lane, PEER_LANE_KIND_REDIRECT, serial, _peer_lane_unit_variant (), NULL, NULL);
+}
+
+static void
 lane_call_send (PeerCall     *call,
                 PeerLaneKind  kind,
                 GVariant     *body,
@@ -351,15 +387,28 @@ lane_return_value (PeerCall    *call,
 
   if (value == NULL)
     value = unit = g_variant_ref (_peer_lane_unit_variant ());
-  if (!_peer_lane_type_is_of (&lc->method->out, value))
+  if (lc->method != NULL ? !_peer_lane_type_is_of (&lc->method->out, value)
+                         : !g_variant_is_of_type (value, _peer_interface_get_reply_type (call->iface,
+                                                                                        call->method_index)))
     {
       /* A handler bug; GDBus answers the same way on its path. */
-      g_autofree char *message = g_strdup_printf ("%s returned '%s', not '%s'",
+      const GVariantType *expected = _peer_interface_get_reply_type (call->iface, call->method_index);
+      g_autofree char *message = g_strdup_printf ("%s returned '%s', not '%.*s'",
                                                   peer_call_get_method_name (call),
                                                   g_variant_get_type_string (value),
-                                                  lc->method->out.string);
+                                                  (int) g_variant_type_get_string_length (expected),
+                                                  g_variant_type_peek_string (expected));
       g_debug ("libpeer: %s", message);
       lane_return_error (call, "org.libpeer.Error.Failed", message);
+      return;
+    }
+  if (lc->method == NULL)
+    {
+      /* By name: the client knows no reply type, so the tuple goes in a
+       * variant; the log and monitors see the tuple. */
+      g_autoptr(GVariant) boxed = g_variant_ref_sink (g_variant_new_variant (value));
+
+      lane_send_observed (lc->lane, PEER_LANE_KIND_REPLY, lc->serial, boxed, value, fd_list);
       return;
     }
   lane_call_send (call, PEER_LANE_KIND_REPLY, value, fd_list);
@@ -418,6 +467,285 @@ lane_refuse_gerror (LaneServer   *lane,
   lane_refuse (lane, serial, name, error->message);
 }
 
+/* --- calls by name ---------------------------------------------------------
+ *
+ * The table Open hands over lists the methods of the interfaces exported
+ * then; everything else a client calls on the lane goes by name
+ * (PEER_LANE_TARGET_BY_NAME): the methods of objects exported since, of
+ * a subtree's children, org.freedesktop.DBus.Properties Get, Set and
+ * GetAll, an ObjectManager's. A call by name is served as the peer's
+ * GDBus connection would serve it, by the same code: a thread-safe
+ * handler of an exported interface here on the loop, as the router
+ * answers it on GDBus's worker thread; the rest in the server's main
+ * context, where the object registry finds what GDBus would dispatch it
+ * to (_peer_object_registry_call()) and the PeerInterface's handler or
+ * property functions serve it. PropertiesChanged from a Set is emitted
+ * before the Set's reply is written, so a client that takes its signals
+ * on this lane reads it first.
+ *
+ * What GDBus answers by itself (unknown objects, interfaces, methods
+ * and properties, refused access, wrong types, introspection) and what
+ * only GDBus can carry (a gdbus-codegen skeleton's methods: their
+ * handlers take a GDBusMethodInvocation, which GLib lets nobody else
+ * make) is not served here: the lane answers REDIRECT, nothing of the
+ * call having run, and the client sends it on its D-Bus connection, so
+ * that the answer is GDBus's own, word for word, on either transport. A
+ * table entry whose interface is no longer exported at its path is
+ * answered the same way (the client then calls it by name). */
+
+/* The type of a call by name's body, made once. */
+static const LaneType *
+by_name_type (void)
+{
+  static LaneType type;
+  static gsize made;
+
+  if (g_once_init_enter (&made))
+    {
+      _peer_lane_type_init (&type, "(sssv)");
+      g_once_init_leave (&made, 1);
+    }
+  return &type;
+}
+
+gboolean
+_peer_lane_serves_interface (const char *interface_name)
+{
+  if (g_str_equal (interface_name, PEER_LANE_INTERFACE) || g_str_equal (interface_name, PEER_WIRE_INTERFACE))
+    return FALSE;
+  return !g_str_has_prefix (interface_name, PEER_ROUTER_BUS_NAME) ||
+         g_str_equal (interface_name, "org.freedesktop.DBus.Properties") ||
+         g_str_equal (interface_name, "org.freedesktop.DBus.ObjectManager");
+}
+
+/* Whether table entry @m's interface is still exported at its path:
+ * checked again only when the router's objects changed. Any thread. */
+static gboolean
+lane_method_is_current (LaneServer *lane,
+                        LaneMethod *m)
+{
+  guint serial = _peer_router_get_objects_serial (lane->router);
+  g_autoptr(PeerInterface) iface = NULL;
+
+  if (G_LIKELY ((guint) g_atomic_int_get (&m->validated) == serial))
+    return TRUE;
+  iface = _peer_router_lookup_object (lane->router, m->object_path, peer_interface_get_info (m->iface)->name);
+  if (iface != m->iface)
+    return FALSE;
+  g_atomic_int_set (&m->validated, serial);
+  return TRUE;
+}
+
+/* A PeerCall for a call by name to method @index of @iface at @path,
+ * already counted in flight; takes @parameters. */
+static PeerCall *
+lane_call_new_by_name (LaneServer    *lane,
+                       guint32        serial,
+                       PeerInterface *iface,
+                       guint          index,
+                       const char    *path,
+                       GVariant      *parameters,
+                       GUnixFDList   *fd_list)
+{
+  PeerCall *call = _peer_call_new (g_atomic_pointer_exchange (&lane->spare_call, NULL), &lane_transport, NULL,
+                                   sizeof (LaneCall), lane->connection, iface, FALSE, index, parameters,
+                                   fd_list);
+  LaneCall *lc = call->transport_data;
+
+  call->counted_in = _peer_connection_get_limits (lane->connection);
+  if (g_strcmp0 (peer_interface_get_object_path (iface), path) != 0)
+    _peer_call_set_object_path (call, path);
+  lc->lane = lane_server_ref (lane);
+  lc->method = NULL;
+  lc->serial = serial;
+  return call;
+}
+
+/* String @index of @body, (sssv) in normal form: it points into the
+ * body's bytes, alive as long as @body is (a child shares its parent's
+ * serialized data). */
+static const char *
+body_string (GVariant *body,
+             gsize     index)
+{
+  g_autoptr(GVariant) child = g_variant_get_child_value (body, index);
+
+  return g_variant_get_string (child, NULL);
+}
+
+/* A call by name on its way to the main context. */
+typedef struct {
+  LaneServer *lane;             /* a reference */
+  gboolean counted;             /* in the peer's calls in flight, until served */
+  guint32 serial;
+  GVariant *body;               /* (sssv): the names below point into it */
+  const char *path;
+  const char *interface_name;
+  const char *member;
+  GVariant *parameters;
+  GUnixFDList *fd_list;
+} LaneByName;
+
+/* Also when the server's context goes without running it. */
+static void
+lane_by_name_free (gpointer data)
+{
+  LaneByName *job = data;
+
+  if (job->counted)
+    _peer_wire_limits_end_call (_peer_connection_get_limits (job->lane->connection));
+  lane_server_unref (job->lane);
+  g_variant_unref (job->body);
+  g_variant_unref (job->parameters);
+  g_clear_object (&job->fd_list);
+  g_free (job);
+}
+
+/* Main context: what the registry makes of a call by name. */
+static gboolean
+serve_by_name_in_main_context (gpointer data)
+{
+  LaneByName *job = data;
+  LaneServer *lane = job->lane;
+  PeerWireLimits *limits = _peer_connection_get_limits (lane->connection);
+  g_autoptr(GObject) server = g_weak_ref_get (&lane->server);
+  PeerObjectRegistry *registry = server != NULL ? _peer_server_get_object_registry (PEER_SERVER (server)) : NULL;
+  g_autoptr(PeerInterface) iface = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GError) error = NULL;
+  PeerObjectCall outcome = PEER_OBJECT_CALL_NOT_SERVED;
+  guint index = 0;
+
+  if (registry != NULL && !g_atomic_int_get (&lane->shut) && !_peer_connection_is_closed (lane->connection))
+    outcome = _peer_object_registry_call (registry, lane->connection, job->path, job->interface_name, job->member,
+                                          job->parameters, &iface, &index, &reply, &error);
+  if (outcome != PEER_OBJECT_CALL_NOT_SERVED && (lane->watched || _peer_router_has_monitors (lane->router)))
+    lane_observe_frame (lane, TRUE, PEER_LANE_KIND_CALL, job->serial, 0, job->path, job->interface_name,
+                        job->member, job->parameters, job->fd_list);
+  /* The call's own count goes now, or with its PeerCall. */
+  job->counted = FALSE;
+  switch (outcome)
+    {
+    case PEER_OBJECT_CALL_NOT_SERVED:
+      _peer_wire_limits_end_call (limits);
+      lane_redirect (lane, job->serial);
+      break;
+    case PEER_OBJECT_CALL_ANSWERED:
+      _peer_wire_limits_end_call (limits);
+      if (reply != NULL)
+        {
+          g_autoptr(GVariant) boxed = g_variant_ref_sink (g_variant_new_variant (reply));
+
+          lane_send_observed (lane, PEER_LANE_KIND_REPLY, job->serial, boxed, reply, NULL);
+        }
+      else
+        lane_refuse_gerror (lane, job->serial, error);
+      break;
+    case PEER_OBJECT_CALL_METHOD:
+      {
+        PeerCall *call = lane_call_new_by_name (lane, job->serial, iface, index, job->path,
+                                                g_variant_ref (job->parameters), job->fd_list);
+
+        _peer_interface_dispatch (iface, call);
+        peer_call_unref (call);
+      }
+      break;
+    }
+  return G_SOURCE_REMOVE;
+}
+
+/* On the loop: a call by name. */
+static void
+lane_handle_by_name (LaneServer    *lane,
+                     PeerLaneFrame *frame)
+{
+  const PeerLaneHeader *h = &frame->header;
+  g_autoptr(GVariant) body = _peer_lane_type_read (by_name_type (), frame->body);
+  g_autoptr(GVariant) boxed = NULL;
+  g_autoptr(GVariant) parameters = NULL;
+  g_autoptr(PeerInterface) iface = NULL;
+  const char *path, *interface_name, *member;
+  LaneByName *job;
+
+  if (body == NULL)
+    {
+      lane_refuse (lane, h->serial, "org.freedesktop.DBus.Error.InvalidArgs",
+                   "Arguments are not in normal form for their type");
+      return;
+    }
+  /* Not g_variant_get (body, "(&s&s&s@v)"), which parses its format each
+   * time: the strings are in @body's bytes, which the job keeps. */
+  path = body_string (body, 0);
+  interface_name = body_string (body, 1);
+  member = body_string (body, 2);
+  boxed = g_variant_get_child_value (body, 3);
+  parameters = g_variant_get_variant (boxed);
+  /* What the D-Bus path's validation would refuse. */
+  if (!g_variant_is_object_path (path) || !g_dbus_is_interface_name (interface_name) ||
+      !g_dbus_is_member_name (member) || !g_variant_is_of_type (parameters, G_VARIANT_TYPE_TUPLE))
+    {
+      lane_refuse (lane, h->serial, "org.freedesktop.DBus.Error.InvalidArgs",
+                   "A call by name needs an object path, an interface and a member name, and a tuple");
+      return;
+    }
+  /* Over the peer's budget of calls in flight, the connection decides:
+   * it counts method calls the same way, and serves Properties. */
+  if (!_peer_lane_serves_interface (interface_name) ||
+      !_peer_wire_limits_check_begin_call (_peer_connection_get_limits (lane->connection), NULL))
+    {
+      lane_redirect (lane, h->serial);
+      return;
+    }
+
+  /* A thread-safe handler of an exported interface, its arguments of the
+   * method's types: answered here, as the router answers it (an object
+   * at the path comes first in GDBus's dispatch too). */
+  if (!g_str_equal (interface_name, "org.freedesktop.DBus.Properties") &&
+      (iface = _peer_router_lookup_object (lane->router, path, interface_name)) != NULL)
+    {
+      GDBusMethodInfo *info = g_dbus_interface_info_lookup_method (peer_interface_get_info (iface), member);
+      PeerMethodFlags flags;
+      guint index;
+
+      if (info != NULL && _peer_interface_lookup_method (iface, info, &index) &&
+          _peer_interface_get_method_handler (iface, index, &flags) && (flags & PEER_METHOD_FLAGS_THREAD_SAFE) &&
+          _peer_interface_check_arguments (iface, index, parameters))
+        {
+          PeerCall *call;
+
+          if (lane->watched || _peer_router_has_monitors (lane->router))
+            lane_observe_frame (lane, TRUE, PEER_LANE_KIND_CALL, h->serial, 0, path, interface_name, member,
+                                parameters, frame->fd_list);
+          call = lane_call_new_by_name (lane, h->serial, iface, index, path, g_steal_pointer (&parameters),
+                                        frame->fd_list);
+          _peer_interface_dispatch (iface, call);
+          peer_call_unref (call);
+          return;
+        }
+    }
+
+  job = g_new0 (LaneByName, 1);
+  job->lane = lane_server_ref (lane);
+  job->counted = TRUE;
+  job->serial = h->serial;
+  job->path = path;
+  job->interface_name = interface_name;
+  job->member = member;
+  job->body = g_steal_pointer (&body);
+  job->parameters = g_steal_pointer (&parameters);
+  job->fd_list = frame->fd_list != NULL ? g_object_ref (frame->fd_list) : NULL;
+  {
+    GSource *source = g_idle_source_new ();
+
+    /* As lane_invoke_in_context(), and the job freed however it ends. */
+    g_source_set_priority (source, G_PRIORITY_DEFAULT);
+    g_source_set_callback (source, serve_by_name_in_main_context, job, lane_by_name_free);
+    g_source_set_static_name (source, "[libpeer] lane call by name");
+    g_source_attach (source, lane->context);
+    g_source_unref (source);
+  }
+}
+
 /* Returns FALSE when the frame breaks the protocol. */
 static gboolean
 lane_handle_frame (LaneServer    *lane,
@@ -458,12 +786,25 @@ lane_handle_frame (LaneServer    *lane,
       lane_refuse_gerror (lane, h->serial, refusal);
       return TRUE;
     }
+  /* Only a client that takes REDIRECT calls by name (no other could). */
+  if (h->target == PEER_LANE_TARGET_BY_NAME && (h->flags & PEER_LANE_FLAG_REDIRECTABLE))
+    {
+      lane_handle_by_name (lane, frame);
+      return TRUE;
+    }
   if (h->target >= lane->methods->len)
     {
       lane_refuse (lane, h->serial, "org.freedesktop.DBus.Error.UnknownMethod", "No method has that lane id");
       return TRUE;
     }
   m = g_ptr_array_index (lane->methods, h->target);
+  if ((h->flags & PEER_LANE_FLAG_REDIRECTABLE) && G_UNLIKELY (!lane_method_is_current (lane, (LaneMethod *) m)))
+    {
+      /* Unexported since Open: the client calls it by name instead. (A
+       * client from before calls by name keeps the table it was given.) */
+      lane_redirect (lane, h->serial);
+      return TRUE;
+    }
 
   /* Untrusted bytes: g_variant_new_from_bytes() reads any of them safely,
    * and the normal-form check refuses what GDBus's parser would. */
@@ -870,11 +1211,14 @@ on_lane_connection_closed (PeerConnection *connection,
 }
 
 /* Builds the method table: every method with a handler in every interface
- * the server exports, except the bus's and the lane's own. */
+ * the server exports, except the bus's and the lane's own. What is
+ * exported later is called by name. */
 static GPtrArray *
 build_method_table (PeerRouter      *router,
                     GVariantBuilder *description)
 {
+  /* Read first: a change while the table is made is checked again. */
+  guint serial = _peer_router_get_objects_serial (router);
   g_autoptr(GPtrArray) exports = _peer_router_dup_objects (router);
   GPtrArray *methods = g_ptr_array_new_with_free_func ((GDestroyNotify) lane_method_free);
 
@@ -908,6 +1252,7 @@ build_method_table (PeerRouter      *router,
           m->object_path = g_strdup (object->path);
           m->method_index = j;
           m->thread_safe = (flags & PEER_METHOD_FLAGS_THREAD_SAFE) != 0;
+          m->validated = serial;
           _peer_lane_type_init (&m->in, in_sig->str);
           _peer_lane_type_init (&m->out, out_sig->str);
           g_variant_builder_add (description, "(usssssu)", methods->len,
@@ -919,11 +1264,28 @@ build_method_table (PeerRouter      *router,
   return methods;
 }
 
+/* What Open needs: the interface's user data, freed with it. */
+typedef struct {
+  PeerRouter *router;           /* not a reference: it outlives the interface (unbound first) */
+  GWeakRef server;              /* PeerServer */
+} LaneService;
+
+static void
+lane_service_free (gpointer data)
+{
+  LaneService *service = data;
+
+  g_weak_ref_clear (&service->server);
+  g_free (service);
+}
+
 static void
 handle_open (PeerCall *call,
              gpointer  user_data)
 {
-  PeerRouter *router = user_data;
+  LaneService *service = user_data;
+  PeerRouter *router = service->router;
+  g_autoptr(GObject) server = g_weak_ref_get (&service->server);
   PeerConnection *connection = peer_call_get_connection (call);
   GDBusConnection *dbus = peer_connection_get_dbus_connection (connection);
   g_autoptr(GUnixFDList) fd_list = NULL;
@@ -1011,6 +1373,7 @@ handle_open (PeerCall *call,
   lane->fd = pair[0];
   lane->connection = g_object_ref (connection);
   lane->router = _peer_router_ref (router);
+  g_weak_ref_init (&lane->server, server);
   lane->context = g_main_context_ref_thread_default ();
   _peer_lane_spin_init_for_peer (&lane->spin, peer_connection_get_pid (connection));
   lane->watched = _peer_debug_lanes_watched ();
@@ -1044,6 +1407,7 @@ handle_open (PeerCall *call,
            lane->methods->len);
   g_variant_dict_init (&limits, NULL);
   g_variant_dict_insert (&limits, "max-chunked-body", "u", (guint32) lane->max_chunked);
+  g_variant_dict_insert (&limits, "calls-by-name", "b", TRUE);
   peer_call_return_value_with_unix_fd_list (call, g_variant_new ("(ha(usssssu)@a{sv})", 0, &description,
                                                                  g_variant_dict_end (&limits)),
                                             fd_list);
@@ -1111,7 +1475,8 @@ static const char lane_xml[] =
   "</node>";
 
 PeerInterface *
-_peer_lane_interface_new (PeerRouter *router)
+_peer_lane_interface_new (PeerRouter *router,
+                          PeerServer *server)
 {
   const PeerMethodEntry entries[] = {
     { "Open", handle_open, PEER_METHOD_FLAGS_NONE },
@@ -1119,10 +1484,13 @@ _peer_lane_interface_new (PeerRouter *router)
   };
   g_autoptr(GError) error = NULL;
   PeerInterface *iface = peer_interface_new_for_xml (lane_xml, PEER_LANE_INTERFACE, &error);
+  LaneService *service = g_new0 (LaneService, 1);
 
   g_assert_no_error (error);    /* static XML */
-  /* The router outlives the interface (it is unbound first). */
-  peer_interface_add_methods (iface, entries, G_N_ELEMENTS (entries), router, &error);
+  service->router = router;
+  g_weak_ref_init (&service->server, server);
+  g_object_set_data_full (G_OBJECT (iface), "peer-lane-service", service, lane_service_free);
+  peer_interface_add_methods (iface, entries, G_N_ELEMENTS (entries), service, &error);
   g_assert_no_error (error);
   return iface;
 }

@@ -54,6 +54,49 @@ gboolean            _peer_object_registry_add_manager      (PeerObjectRegistry *
 gboolean            _peer_object_registry_remove_manager   (PeerObjectRegistry *registry,
                                                             const char         *object_path);
 
+/* What a call by name (a lane's: peer-lane-server.c) to @member of
+ * @interface_name at @object_path, with @parameters (a tuple), from
+ * @caller, comes to: what the peer's GDBus connection would dispatch it
+ * to, found the way GDBus finds it (an export or skeleton at the path
+ * first, then, unless the path has objects of its own and the call is
+ * to org.freedesktop.DBus.Properties, the child of a subtree one level
+ * up), served with the code that serves it there.
+ *
+ *  - METHOD: a PeerInterface's method (an export's, a subtree child's,
+ *    an ObjectManager's), its arguments of the method's types:
+ *    *out_iface (transfer full) and *out_index; the transport makes the
+ *    PeerCall and dispatches it.
+ *  - ANSWERED: org.freedesktop.DBus.Properties Get, Set or GetAll of a
+ *    PeerInterface or a skeleton, done by the same functions GDBus's
+ *    callbacks call (PropertiesChanged included, emitted before this
+ *    returns): *out_reply (transfer full), or *out_error set.
+ *  - NOT_SERVED: everything GDBus answers by itself (an unknown object,
+ *    interface, method or property, a refused access, a wrong type or
+ *    wrong arguments, introspection, org.freedesktop.DBus.Peer), what
+ *    only a GDBusMethodInvocation can carry (a skeleton's methods, and
+ *    its properties when its vtable leaves them to its method handler),
+ *    and the server's own interfaces (the bus driver, the lane, the
+ *    wire): the caller has the call sent on the connection, where GDBus
+ *    answers it in its own words.
+ *
+ * Main context: the lookups and property functions run there. */
+typedef enum {
+  PEER_OBJECT_CALL_NOT_SERVED,
+  PEER_OBJECT_CALL_METHOD,
+  PEER_OBJECT_CALL_ANSWERED,
+} PeerObjectCall;
+
+PeerObjectCall      _peer_object_registry_call        (PeerObjectRegistry *registry,
+                                                       PeerConnection     *caller,
+                                                       const char         *object_path,
+                                                       const char         *interface_name,
+                                                       const char         *member,
+                                                       GVariant           *parameters,
+                                                       PeerInterface     **out_iface,
+                                                       guint              *out_index,
+                                                       GVariant          **out_reply,
+                                                       GError            **out_error);
+
 /* A peer that authenticated: everything is registered on its connection.
  * FALSE with @error set when GDBus refused a registration. */
 gboolean            _peer_object_registry_add_peer    (PeerObjectRegistry *registry,

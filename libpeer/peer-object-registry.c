@@ -6,8 +6,15 @@
  * all of them alike, and every message still takes the router's path (its
  * filter sees them before GDBus does). The PeerConnection keeps the
  * registrations and drops them when the peer goes.
+ *
+ * A transport that is not the peer's GDBus connection (a lane) reaches
+ * the same objects by name through _peer_object_registry_call(), which
+ * finds what GDBus would dispatch to and serves it with the code GDBus's
+ * callbacks call, leaving to GDBus whatever GDBus answers by itself.
  */
 #include "config.h"
+
+#include <string.h>
 
 #include "peer-connection-private.h"
 #include "peer-error.h"
@@ -638,4 +645,267 @@ _peer_object_registry_remove_manager (PeerObjectRegistry *registry,
         return TRUE;
       }
   return FALSE;
+}
+
+/* --- calls by name --------------------------------------------------------- */
+
+#define PROPERTIES_INTERFACE "org.freedesktop.DBus.Properties"
+
+/* What @caller's GDBus connection dispatches @interface_name at
+ * @object_path to, found in GDBus's order: an object registered at the
+ * path (an export or a skeleton); else, unless the call is to the
+ * Properties interface of a path that has objects (GDBus answers those
+ * "No such interface" there), a subtree exported at the path (which
+ * claims its own path and has no interfaces there) or the child of one
+ * exported one level up (never below /: GDBus looks for a subtree at the
+ * parent only when the parent is not the root). FALSE when none is
+ * libpeer's to serve; else *out_iface or *out_skeleton (transfer full). */
+static gboolean
+find_target (PeerObjectRegistry      *registry,
+             PeerConnection          *caller,
+             const char              *object_path,
+             const char              *interface_name,
+             gboolean                 properties,
+             PeerInterface          **out_iface,
+             GDBusInterfaceSkeleton **out_skeleton)
+{
+  g_autofree char *parent = NULL;
+  gboolean object_here = FALSE;
+  const char *node;
+
+  *out_iface = NULL;
+  *out_skeleton = NULL;
+  for (guint i = 0; i < registry->exports->len; i++)
+    {
+      Export *export = g_ptr_array_index (registry->exports, i);
+
+      if (!g_str_equal (export->path, object_path))
+        continue;
+      object_here = TRUE;
+      if (!g_str_equal (peer_interface_get_info (export->iface)->name, interface_name))
+        continue;
+      /* The server's own (the bus driver, the lane, the wire) belong to
+       * the connection; an ObjectManager is served like any interface. */
+      if (export->builtin && export->iface != registry->manager)
+        return FALSE;
+      *out_iface = g_object_ref (export->iface);
+      return TRUE;
+    }
+  for (guint i = 0; i < registry->skeletons->len; i++)
+    {
+      SkeletonExport *export = g_ptr_array_index (registry->skeletons, i);
+
+      if (!g_str_equal (export->path, object_path))
+        continue;
+      object_here = TRUE;
+      if (g_str_equal (g_dbus_interface_skeleton_get_info (export->skeleton)->name, interface_name))
+        {
+          *out_skeleton = g_object_ref (export->skeleton);
+          return TRUE;
+        }
+    }
+  if (properties && object_here)
+    return FALSE;
+  for (guint i = 0; i < registry->subtrees->len; i++)
+    if (g_str_equal (((SubtreeExport *) g_ptr_array_index (registry->subtrees, i))->path, object_path))
+      return FALSE;
+  node = strrchr (object_path, '/');
+  if (node == NULL || node == object_path)
+    return FALSE;
+  parent = g_strndup (object_path, node - object_path);
+  for (guint i = 0; i < registry->subtrees->len; i++)
+    {
+      SubtreeExport *export = g_ptr_array_index (registry->subtrees, i);
+
+      if (g_str_equal (export->path, parent))
+        {
+          *out_iface = _peer_subtree_lookup_interface (export->subtree, caller, node + 1, interface_name);
+          return *out_iface != NULL;
+        }
+    }
+  return FALSE;
+}
+
+/* GetAll of a skeleton, as GDBus makes it: every readable property its
+ * getter gives a value, the others left out. (transfer full) a{sv} */
+static GVariant *
+dup_skeleton_properties_for (GDBusInterfaceSkeleton *skeleton,
+                             PeerConnection         *caller,
+                             const char             *object_path)
+{
+  GDBusInterfaceInfo *info = g_dbus_interface_skeleton_get_info (skeleton);
+  GDBusInterfaceVTable *vtable = g_dbus_interface_skeleton_get_vtable (skeleton);
+  GVariantBuilder builder;
+
+  g_variant_builder_init (&builder, G_VARIANT_TYPE_VARDICT);
+  for (guint i = 0; info->properties != NULL && info->properties[i] != NULL; i++)
+    {
+      GDBusPropertyInfo *prop = info->properties[i];
+      GVariant *value;
+
+      if (!(prop->flags & G_DBUS_PROPERTY_INFO_FLAGS_READABLE))
+        continue;
+      value = vtable->get_property (peer_connection_get_dbus_connection (caller), NULL, object_path,
+                                    info->name, prop->name, NULL, skeleton);
+      if (value == NULL)
+        continue;
+      g_variant_take_ref (value);
+      g_variant_builder_add (&builder, "{sv}", prop->name, value);
+      g_variant_unref (value);
+    }
+  return g_variant_ref_sink (g_variant_builder_end (&builder));
+}
+
+static gboolean
+has_readable_properties (GDBusInterfaceInfo *info)
+{
+  for (guint i = 0; info->properties != NULL && info->properties[i] != NULL; i++)
+    if (info->properties[i]->flags & G_DBUS_PROPERTY_INFO_FLAGS_READABLE)
+      return TRUE;
+  return FALSE;
+}
+
+/* org.freedesktop.DBus.Properties: served when GDBus would hand it to
+ * the interface's property callbacks (peer-connection-calls.c's and
+ * peer-subtree.c's, which call the functions called here, or the
+ * skeleton's), and only then. */
+static PeerObjectCall
+call_properties (PeerObjectRegistry *registry,
+                 PeerConnection     *caller,
+                 const char         *object_path,
+                 const char         *member,
+                 GVariant           *parameters,
+                 GVariant          **out_reply,
+                 GError            **out_error)
+{
+  g_autoptr(PeerInterface) iface = NULL;
+  g_autoptr(GDBusInterfaceSkeleton) skeleton = NULL;
+  g_autoptr(GVariant) value = NULL;
+  const char *interface_name, *property_name = NULL;
+  GDBusInterfaceVTable *vtable = NULL;
+  GDBusInterfaceInfo *info;
+  GDBusPropertyInfo *prop;
+
+  const char *signature = g_variant_get_type_string (parameters);
+  g_autoptr(GVariant) interface_arg = NULL;
+  g_autoptr(GVariant) property_arg = NULL;
+
+  /* The signatures GDBus answers these to; the arguments read without a
+   * format string, which GLib would parse each time. */
+  if (!(g_str_equal (member, "Get") && g_str_equal (signature, "(ss)")) &&
+      !(g_str_equal (member, "Set") && g_str_equal (signature, "(ssv)")) &&
+      !(g_str_equal (member, "GetAll") && g_str_equal (signature, "(s)")))
+    return PEER_OBJECT_CALL_NOT_SERVED;
+  interface_arg = g_variant_get_child_value (parameters, 0);
+  interface_name = g_variant_get_string (interface_arg, NULL);
+  if (signature[2] == 's')
+    {
+      property_arg = g_variant_get_child_value (parameters, 1);
+      property_name = g_variant_get_string (property_arg, NULL);
+    }
+  if (signature[3] == 'v')
+    {
+      g_autoptr(GVariant) boxed = g_variant_get_child_value (parameters, 2);
+
+      value = g_variant_get_variant (boxed);
+    }
+  if (!find_target (registry, caller, object_path, interface_name, TRUE, &iface, &skeleton))
+    return PEER_OBJECT_CALL_NOT_SERVED;
+  if (iface != NULL)
+    info = peer_interface_get_info (iface);
+  else
+    {
+      info = g_dbus_interface_skeleton_get_info (skeleton);
+      vtable = g_dbus_interface_skeleton_get_vtable (skeleton);
+    }
+
+  if (property_name == NULL)
+    {
+      g_autoptr(GVariant) all = NULL;
+
+      if (vtable != NULL && vtable->get_property == NULL && has_readable_properties (info))
+        return PEER_OBJECT_CALL_NOT_SERVED;
+      if (iface != NULL)
+        all = _peer_interface_dup_all_properties (iface, caller, object_path);
+      else if (vtable->get_property != NULL)
+        all = dup_skeleton_properties_for (skeleton, caller, object_path);
+      else
+        all = g_variant_ref_sink (g_variant_new_array (G_VARIANT_TYPE ("{sv}"), NULL, 0));
+      *out_reply = g_variant_ref_sink (g_variant_new_tuple (&all, 1));
+      return PEER_OBJECT_CALL_ANSWERED;
+    }
+
+  /* GDBus's refusals (no such property, not readable or not writable,
+   * the wrong type) are GDBus's to word. */
+  prop = g_dbus_interface_info_lookup_property (info, property_name);
+  if (prop == NULL ||
+      !(prop->flags & (value == NULL ? G_DBUS_PROPERTY_INFO_FLAGS_READABLE : G_DBUS_PROPERTY_INFO_FLAGS_WRITABLE)) ||
+      (value != NULL && !g_str_equal (g_variant_get_type_string (value), prop->signature)))
+    return PEER_OBJECT_CALL_NOT_SERVED;
+  if (vtable != NULL && (value == NULL ? vtable->get_property == NULL : vtable->set_property == NULL))
+    return PEER_OBJECT_CALL_NOT_SERVED;
+
+  if (value == NULL)
+    {
+      GVariant *got;
+
+      if (iface != NULL)
+        got = _peer_interface_get_property (iface, caller, object_path, property_name, out_error);
+      else
+        got = vtable->get_property (peer_connection_get_dbus_connection (caller), NULL, object_path,
+                                    info->name, property_name, out_error, skeleton);
+      if (got == NULL)
+        {
+          if (out_error != NULL && *out_error == NULL)
+            g_set_error (out_error, G_DBUS_ERROR, G_DBUS_ERROR_FAILED,
+                         "Property %s.%s has no value", info->name, property_name);
+          return PEER_OBJECT_CALL_ANSWERED;
+        }
+      {
+        GVariant *boxed = g_variant_new_variant (g_variant_take_ref (got));
+
+        *out_reply = g_variant_ref_sink (g_variant_new_tuple (&boxed, 1));
+      }
+      g_variant_unref (got);
+      return PEER_OBJECT_CALL_ANSWERED;
+    }
+
+  if (iface != NULL ? _peer_interface_set_property_from_peer (iface, caller, object_path, property_name, value,
+                                                              out_error)
+                    : vtable->set_property (peer_connection_get_dbus_connection (caller), NULL, object_path,
+                                            info->name, property_name, value, out_error, skeleton))
+    *out_reply = g_variant_ref_sink (g_variant_new_tuple (NULL, 0));
+  else if (out_error != NULL && *out_error == NULL)
+    g_set_error (out_error, G_DBUS_ERROR, G_DBUS_ERROR_FAILED, "Setting %s.%s failed", info->name, property_name);
+  return PEER_OBJECT_CALL_ANSWERED;
+}
+
+PeerObjectCall
+_peer_object_registry_call (PeerObjectRegistry *registry,
+                            PeerConnection     *caller,
+                            const char         *object_path,
+                            const char         *interface_name,
+                            const char         *member,
+                            GVariant           *parameters,
+                            PeerInterface     **out_iface,
+                            guint              *out_index,
+                            GVariant          **out_reply,
+                            GError            **out_error)
+{
+  g_autoptr(PeerInterface) iface = NULL;
+  g_autoptr(GDBusInterfaceSkeleton) skeleton = NULL;
+  GDBusMethodInfo *method;
+
+  if (g_str_equal (interface_name, PROPERTIES_INTERFACE))
+    return call_properties (registry, caller, object_path, member, parameters, out_reply, out_error);
+  /* A skeleton's methods take a GDBusMethodInvocation, which only GDBus
+   * makes (GLib has no public constructor for one). */
+  if (!find_target (registry, caller, object_path, interface_name, FALSE, &iface, &skeleton) || iface == NULL)
+    return PEER_OBJECT_CALL_NOT_SERVED;
+  method = g_dbus_interface_info_lookup_method (peer_interface_get_info (iface), member);
+  if (method == NULL || !_peer_interface_lookup_method (iface, method, out_index) ||
+      !_peer_interface_check_arguments (iface, *out_index, parameters))
+    return PEER_OBJECT_CALL_NOT_SERVED;
+  *out_iface = g_steal_pointer (&iface);
+  return PEER_OBJECT_CALL_METHOD;
 }

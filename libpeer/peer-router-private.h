@@ -75,6 +75,15 @@ void            _peer_router_remove_object    (PeerRouter      *router,
 /* (transfer full) (element-type PeerRouterObject) every static export,
  * in export order. */
 GPtrArray      *_peer_router_dup_objects      (PeerRouter      *router);
+/* (transfer full) (nullable) the interface named @interface_name
+ * exported at @path. Any thread. */
+PeerInterface  *_peer_router_lookup_object    (PeerRouter      *router,
+                                               const char      *path,
+                                               const char      *interface_name);
+/* Changes with every export and unexport: a table made from
+ * _peer_router_dup_objects() is as it was while this stays the same.
+ * One atomic read; any thread. */
+guint           _peer_router_get_objects_serial (PeerRouter    *router);
 
 /* Peers. Main context; lookups from any thread. */
 void            _peer_router_add_peer         (PeerRouter      *router,

@@ -27,6 +27,7 @@ struct _PeerRouter
   GDestroyNotify monitor_check_destroy;
   guint max_match_rules;                /* atomic */
   gint n_monitors;                      /* atomic: monitors->len */
+  guint objects_serial;                 /* atomic: bumped by each change of @objects */
 
   GRWLock lock;
   /* Protected by @lock */
@@ -156,6 +157,7 @@ _peer_router_add_object (PeerRouter    *router,
     }
   g_ptr_array_add (at_path, g_object_ref (iface));
   g_ptr_array_add (router->object_order, router_object_new (object_path, iface));
+  g_atomic_int_inc (&router->objects_serial);
   g_rw_lock_writer_unlock (&router->lock);
 }
 
@@ -180,7 +182,14 @@ _peer_router_remove_object (PeerRouter    *router,
           break;
         }
     }
+  g_atomic_int_inc (&router->objects_serial);
   g_rw_lock_writer_unlock (&router->lock);
+}
+
+guint
+_peer_router_get_objects_serial (PeerRouter *router)
+{
+  return (guint) g_atomic_int_get (&router->objects_serial);
 }
 
 GPtrArray *
@@ -200,11 +209,10 @@ _peer_router_dup_objects (PeerRouter *router)
   return objects;
 }
 
-/* (transfer full) (nullable) */
-static PeerInterface *
-lookup_object (PeerRouter *router,
-               const char *path,
-               const char *interface_name)
+PeerInterface *
+_peer_router_lookup_object (PeerRouter *router,
+                            const char *path,
+                            const char *interface_name)
 {
   PeerInterface *found = NULL;
   GPtrArray *at_path;
@@ -611,7 +619,7 @@ dispatch_here (PeerRouter     *router,
   else if (router->driver != NULL && g_str_equal (interface_name, PEER_ROUTER_BUS_NAME))
     iface = g_object_ref (router->driver);   /* at any path, as dbus-daemon does */
   else
-    iface = lookup_object (router, g_dbus_message_get_path (message), interface_name);
+    iface = _peer_router_lookup_object (router, g_dbus_message_get_path (message), interface_name);
   if (iface == NULL)
     return FALSE;
 

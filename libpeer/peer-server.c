@@ -988,7 +988,7 @@ peer_server_constructed (GObject *object)
   self->wire = _peer_server_transport_interface_new ();
   add_builtin (self, self->wire, PEER_WIRE_PATH);
 
-  self->lane = _peer_lane_interface_new (self->router);
+  self->lane = _peer_lane_interface_new (self->router, self);
   add_builtin (self, self->lane, PEER_LANE_PATH);
 }
 

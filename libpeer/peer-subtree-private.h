@@ -27,6 +27,13 @@ GPtrArray *_peer_subtree_get_interfaces (PeerSubtree           *self);
 guint      _peer_subtree_register       (PeerSubtree           *self,
                                          PeerConnection        *peer,
                                          GError               **error);
+/* (transfer full) (nullable) child @node's interface named
+ * @interface_name, as the lookup says now; NULL when the child or the
+ * interface is not there (or @node is no node name). */
+PeerInterface *_peer_subtree_lookup_interface (PeerSubtree    *self,
+                                               PeerConnection *caller,
+                                               const char     *node,
+                                               const char     *interface_name);
 /* Adds every child @caller may see to @builder (a{oa{sa{sv}}}). */
 void       _peer_subtree_list_objects   (PeerSubtree           *self,
                                          PeerConnection        *caller,

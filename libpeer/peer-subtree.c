@@ -160,11 +160,11 @@ lookup_node (PeerSubtree    *self,
 }
 
 /* (transfer full) (nullable) the child's interface named @interface_name */
-static PeerInterface *
-lookup_interface (PeerSubtree    *self,
-                  PeerConnection *caller,
-                  const char     *node,
-                  const char     *interface_name)
+PeerInterface *
+_peer_subtree_lookup_interface (PeerSubtree    *self,
+                                PeerConnection *caller,
+                                const char     *node,
+                                const char     *interface_name)
 {
   g_autoptr(GPtrArray) interfaces = lookup_node (self, caller, node);
 
@@ -382,7 +382,7 @@ resolve_child (SubtreeLink     *link,
   PeerInterface *iface = NULL;
 
   if (peer != NULL && node != NULL)
-    iface = lookup_interface (link->subtree, peer, node, interface_name);
+    iface = _peer_subtree_lookup_interface (link->subtree, peer, node, interface_name);
   if (iface == NULL)
     {
       g_set_error (error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_OBJECT,
@@ -468,7 +468,7 @@ on_subtree_dispatch (GDBusConnection *connection,
 
   if (node == NULL || peer == NULL || link->subtree->object_path == NULL)
     return NULL;
-  iface = lookup_interface (link->subtree, peer, node, interface_name);
+  iface = _peer_subtree_lookup_interface (link->subtree, peer, node, interface_name);
   if (iface == NULL)
     return NULL;
   /* The interface is looked up again when the call runs (it may be gone

@@ -12,8 +12,9 @@
  *
  * Children are one level deep: `<path>/<node>`. The callbacks run in the
  * server's main context. Calls to children reach handlers in the main
- * context, as GDBus dispatches them, whatever their flags, and go over a
- * PeerClient's D-Bus connection even when it has a lane open.
+ * context, as GDBus dispatches them, whatever their flags; a PeerClient
+ * with a lane open makes them over the lane, by name (the lookup is asked
+ * once there, as the call is dispatched).
  */
 #pragma once
 

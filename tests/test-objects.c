@@ -527,7 +527,12 @@ test_subtree_child_gone (Fixture      *f,
   g_assert_error (error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_METHOD);
   g_clear_error (&error);
 
-  /* Gone after GDBus found it for the call, before its handler ran. */
+  /* Gone after GDBus found it for the call, before its handler ran. A
+   * lane finds the child and runs its handler in one step of the
+   * server's main context: there is no such moment there (and a child
+   * gone before the call is answered as above, by GDBus itself). */
+  if (f->lane)
+    return;
   vanished = who (f, TREE_PATH "/vanishing", &error);
   g_assert_null (vanished);
   g_assert_error (error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_OBJECT);
@@ -1050,7 +1055,8 @@ test_busctl_signals (Fixture      *f,
 
 /* Who is thread-safe: from a lane client it runs on the lane, at each
  * path it is exported at, and each call knows its path. A subtree's child
- * is not in the lane's table: its calls take the D-Bus connection. */
+ * is not in the lane's table: its calls go by name (test-lane-objects.c
+ * has the rest). */
 static void
 test_lane_paths (Fixture      *f,
                  gconstpointer data)
