@@ -384,19 +384,47 @@ test_lane_capture (void)
   peer_test_remove_dir (dir);
 }
 
-/* A capture that cannot be written changes nothing else. */
+/* A capture that cannot be written is an error of peer-client's command
+ * line, found before it starts anything: one line with the reason, exit
+ * 2, whether it came from PEER_CAPTURE or --capture. The twin: a writable
+ * one runs (test_capture()), and so does the same call with none. */
 static void
 test_capture_unwritable (void)
 {
   const char *argv[] = { peer_test_program ("PEER_CLIENT"), "--spawn", "--",
                          peer_test_program ("PEER_SERVER"), "quick", "8", NULL };
+  const char *option_argv[] = { peer_test_program ("PEER_CLIENT"), "--capture", "/nonexistent/libpeer/capture.pcap",
+                                "--spawn", "--", peer_test_program ("PEER_SERVER"), "quick", "8", NULL };
+  g_auto(GStrv) envp = g_environ_setenv (g_get_environ (), "PEER_CAPTURE", "/nonexistent/libpeer/capture.pcap", TRUE);
   g_autofree char *out = NULL;
   g_autofree char *err = NULL;
+  int status;
 
-  run_with_env (argv, "PEER_CAPTURE", "/nonexistent/libpeer/capture.pcap", &out, &err);
+  g_assert_true (g_spawn_sync (NULL, (char **) argv, envp, G_SPAWN_DEFAULT, NULL, NULL, &out, &err, &status, NULL));
+  g_assert_true (WIFEXITED (status));
+  g_assert_cmpint (WEXITSTATUS (status), ==, 2);
+  g_assert_cmpstr (out, ==, "");
+  g_assert_cmpstr (err, ==, "peer-client: PEER_CAPTURE: cannot write the capture to "
+                            "/nonexistent/libpeer/capture.pcap: No such file or directory\n");
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  envp = g_environ_unsetenv (envp, "PEER_CAPTURE");
+  g_assert_true (g_spawn_sync (NULL, (char **) option_argv, envp, G_SPAWN_DEFAULT, NULL, NULL, &out, &err, &status,
+                               NULL));
+  g_assert_true (WIFEXITED (status));
+  g_assert_cmpint (WEXITSTATUS (status), ==, 2);
+  g_assert_cmpstr (out, ==, "");
+  g_assert_cmpstr (err, ==, "peer-client: --capture: cannot write the capture to "
+                            "/nonexistent/libpeer/capture.pcap: No such file or directory\n");
+  g_assert_false (g_file_test ("/nonexistent/libpeer", G_FILE_TEST_EXISTS));
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  /* The same command with no capture runs. */
+  run_with_env (argv, NULL, NULL, &out, &err);
   g_assert_cmpstr (err, ==, "");
   g_assert_true (g_ascii_isdigit (out[0]));
-  g_assert_false (g_file_test ("/nonexistent/libpeer", G_FILE_TEST_EXISTS));
 }
 
 static void

@@ -115,7 +115,8 @@ test_spawn_missing_program (void)
 
   g_assert_null (helper);
   g_assert_error (error, G_SPAWN_ERROR, G_SPAWN_ERROR_NOENT);
-  g_assert_nonnull (strstr (error->message, "Cannot start helper"));
+  g_assert_cmpstr (error->message, ==, "Cannot start helper /nonexistent/libpeer-helper: "
+                                       "/nonexistent/libpeer-helper: No such file or directory");
 }
 
 /* A program that is not a helper: calls fail with how it ended. */
@@ -131,7 +132,8 @@ test_not_a_helper (void)
   number = call_quick (helper, &error);
   g_assert_null (number);
   g_assert_error (error, PEER_ERROR, PEER_ERROR_DISCONNECTED);
-  g_assert_nonnull (strstr (error->message, "helper exited with status 3"));
+  g_assert_nonnull (strstr (error->message, "helper did not start: the program exited with status 3 (sh, pid "));
+  g_assert_true (g_str_has_suffix (error->message, ") before authenticating"));
   g_assert_cmpint (peer_helper_get_pid (helper), ==, 0);
 }
 
@@ -152,7 +154,7 @@ test_policy_refuses_helper (void)
   number = call_quick (helper, &error);
   g_assert_null (number);
   g_assert_error (error, PEER_ERROR, PEER_ERROR_DISCONNECTED);
-  g_assert_nonnull (strstr (error->message, "helper did not start"));
+  g_assert_nonnull (strstr (error->message, "helper did not start: the application's policy refused it"));
   g_assert_cmpuint (peer_policy_get_n_refused (policy), ==, 1);
 }
 
@@ -674,7 +676,7 @@ test_cli_spawn (void)
   status = peer_test_run (bad, &out, &err);
   g_test_message ("peer-client said: %s", err);
   g_assert_cmpint (status, ==, 1);
-  g_assert_nonnull (strstr (err, "helper exited with status 1"));
+  g_assert_nonnull (strstr (err, "helper did not start: the program exited with status 1 (false, pid "));
 }
 
 static void
