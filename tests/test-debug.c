@@ -57,6 +57,7 @@ run_with_env (const char * const *argv,
   g_assert_true (g_spawn_sync (NULL, (char **) argv, envp, G_SPAWN_DEFAULT, NULL, NULL,
                                out_stdout, out_stderr, &status, &error));
   g_assert_no_error (error);
+  peer_test_strip_valgrind (*out_stderr);
   g_assert_true (g_spawn_check_wait_status (status, NULL));
   return status;
 }
@@ -177,6 +178,7 @@ test_messages_log_two_peers (void)
   while ((n = read (err_fd, buf, sizeof buf)) > 0)
     g_string_append_len (logged, buf, n);
   close (err_fd);
+  g_string_truncate (logged, strlen (peer_test_strip_valgrind (logged->str)));
   g_assert_false (g_file_test (socket_dir, G_FILE_TEST_EXISTS));
 
   lines = g_strsplit (logged->str, "\n", -1);
@@ -246,6 +248,7 @@ test_lane_log (gconstpointer data)
   envp = g_environ_setenv (envp, "PEER_DEBUG", "messages", TRUE);
   g_assert_true (g_spawn_sync (NULL, (char **) refused_argv, envp, G_SPAWN_DEFAULT, NULL, NULL,
                                NULL, &refused_err, &status, NULL));
+  peer_test_strip_valgrind (refused_err);
   g_assert_false (g_spawn_check_wait_status (status, NULL));
   refused_lines = g_strsplit (refused_err, "\n", -1);
   for (guint i = 0; refused_lines[i] != NULL; i++)
@@ -401,6 +404,7 @@ test_capture_unwritable (void)
   int status;
 
   g_assert_true (g_spawn_sync (NULL, (char **) argv, envp, G_SPAWN_DEFAULT, NULL, NULL, &out, &err, &status, NULL));
+  peer_test_strip_valgrind (err);
   g_assert_true (WIFEXITED (status));
   g_assert_cmpint (WEXITSTATUS (status), ==, 2);
   g_assert_cmpstr (out, ==, "");
@@ -412,6 +416,7 @@ test_capture_unwritable (void)
   envp = g_environ_unsetenv (envp, "PEER_CAPTURE");
   g_assert_true (g_spawn_sync (NULL, (char **) option_argv, envp, G_SPAWN_DEFAULT, NULL, NULL, &out, &err, &status,
                                NULL));
+  peer_test_strip_valgrind (err);
   g_assert_true (WIFEXITED (status));
   g_assert_cmpint (WEXITSTATUS (status), ==, 2);
   g_assert_cmpstr (out, ==, "");

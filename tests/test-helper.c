@@ -679,6 +679,28 @@ test_cli_spawn (void)
   g_assert_nonnull (strstr (err, "helper did not start: the program exited with status 1 (false, pid "));
 }
 
+/* Under `meson test --setup valgrind` (PEER_UNDER_VALGRIND=1) the
+ * programs a test starts run under valgrind too, and a definite leak in
+ * one makes it exit 97: the test that checks its status fails. The twin:
+ * the same program without the leak exits 0. Outside valgrind both exit
+ * 0, which is checked too. */
+static void
+test_child_leak_fails_under_valgrind (void)
+{
+  const char *leaking[] = { peer_test_program ("LEAK_PROBE"), "--leak", NULL };
+  const char *clean[] = { peer_test_program ("LEAK_PROBE"), NULL };
+  gboolean under_valgrind = g_strcmp0 (g_getenv ("PEER_UNDER_VALGRIND"), "1") == 0;
+  g_autofree char *err = NULL;
+
+  g_assert_cmpint (peer_test_run (leaking, NULL, &err), ==, under_valgrind ? 97 : 0);
+  g_assert_cmpstr (err, ==, "");        /* valgrind's report went to the test's stderr */
+  g_clear_pointer (&err, g_free);
+  g_assert_cmpint (peer_test_run (clean, NULL, &err), ==, 0);
+  g_assert_cmpstr (err, ==, "");
+  if (!under_valgrind)
+    g_test_message ("not under valgrind: the leak was not looked for");
+}
+
 static void
 test_readme_example (void)
 {
@@ -723,6 +745,7 @@ main (int   argc,
                         test_server_for_fd_policy);
   g_test_add_func ("/peer/helper/cli/spawn", test_cli_spawn);
   g_test_add_func ("/peer/helper/readme-example", test_readme_example);
+  g_test_add_func ("/peer/helper/valgrind/child-leak-fails", test_child_leak_fails_under_valgrind);
 
   return g_test_run ();
 }
