@@ -548,6 +548,74 @@ test_client_exit_status_rule (void)
   peer_test_remove_dir (dir);
 }
 
+/* Under `meson test --setup valgrind`, which does not follow peer-client
+ * into every one of its hundreds of runs in the suite, a set of its
+ * commands runs under valgrind here ($PEER_VALGRIND): a leak or a bad
+ * read in any of them exits 97, not the status each should have. With
+ * --spawn, the helper peer-server is followed too. */
+static void
+test_client_under_valgrind (Fixture      *f,
+                            gconstpointer data)
+{
+  static const struct { int code; const char *words[8]; } runs[] = {
+    { 0, { "ping", "--count", "3" } },
+    { 0, { "--lane", "ping", "--count", "3" } },
+    { 0, { "call", "/org/libpeer/Helper", "org.libpeer.Helper1.Quick", "8" } },
+    { 2, { "call", "/org/libpeer/Helper", "org.libpeer.Helper1.Quick", "abc" } },
+    { 0, { "quick", "8" } },
+    { 1, { "quick", "0" } },
+    { 2, { "quick", "abc" } },
+    { 0, { "get", "/org/libpeer/Helper", "org.libpeer.Helper1.Version" } },
+    { 0, { "set", "/org/libpeer/Helper", "org.libpeer.Helper1.Label", "valgrind" } },
+    { 0, { "introspect", "/org/libpeer/Helper" } },
+    { 0, { "notify", "hello" } },
+    { 0, { "job", "2", "10" } },
+    { 0, { "blob-echo", "1M" } },
+    { 0, { "payload-bench", "--runs=1", "4K" } },
+    { 0, { "SPAWN", "quick", "8" } },
+  };
+  const char *command = g_getenv ("PEER_VALGRIND");
+  g_auto(GStrv) valgrind = NULL;
+
+  if (command == NULL)
+    {
+      g_test_skip ("not under `meson test --setup valgrind`");
+      return;
+    }
+  g_assert_true (g_shell_parse_argv (command, NULL, &valgrind, NULL));
+  for (guint i = 0; i < G_N_ELEMENTS (runs); i++)
+    {
+      g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+      g_autofree char *out = NULL;        /* not the TAP stream's */
+      g_autofree char *err = NULL;
+      const char * const *words = runs[i].words;
+      int code;
+
+      for (guint v = 0; valgrind[v] != NULL; v++)
+        g_ptr_array_add (argv, valgrind[v]);
+      g_ptr_array_add (argv, (gpointer) peer_test_program ("PEER_CLIENT"));
+      if (g_str_equal (words[0], "SPAWN"))
+        {
+          g_ptr_array_add (argv, (gpointer) "--spawn");
+          g_ptr_array_add (argv, (gpointer) "--");
+          g_ptr_array_add (argv, (gpointer) peer_test_program ("PEER_SERVER"));
+          words++;
+        }
+      else
+        {
+          g_ptr_array_add (argv, (gpointer) "--address");
+          g_ptr_array_add (argv, f->address);
+        }
+      for (guint w = 0; words[w] != NULL; w++)
+        g_ptr_array_add (argv, (gpointer) words[w]);
+      g_ptr_array_add (argv, NULL);
+      code = peer_test_run ((const char * const *) argv->pdata, &out, &err);
+      if (code != runs[i].code)
+        g_error ("peer-client %s ... under valgrind: exit %d, not %d (97: valgrind found an error, "
+                 "reported above); stderr: %s", runs[i].words[0], code, runs[i].code, err);
+    }
+}
+
 /* --help says the rule, and lines its commands up. */
 static void
 test_help (void)
@@ -655,6 +723,7 @@ main (int   argc,
   ADD ("/peer/cli/client/lane-spin", test_client_lane_spin);
   ADD ("/peer/cli/client/sizes-the-machine-can-hold", test_client_sizes);
   g_test_add_func ("/peer/cli/client/exit-status-rule", test_client_exit_status_rule);
+  ADD ("/peer/cli/client/under-valgrind", test_client_under_valgrind);
   g_test_add_func ("/peer/cli/help", test_help);
   g_test_add_func ("/peer/cli/client/spawn-errors", test_client_spawn_errors);
 #undef ADD
