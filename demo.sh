@@ -43,8 +43,10 @@ printf '\n$ busctl --address=... get-property ...\n'
 busctl --address="$address" get-property org.libpeer.Helper /org/libpeer/Helper org.libpeer.Helper1 Label
 printf '\n$ peer-client --spawn -- peer-server quick 64   (a helper over a socketpair, no socket on disk)\n'
 PATH="$PWD/build/server:$PATH" ./build/client/peer-client --spawn -- peer-server quick 64
-printf '\n$ peer-client quick 0   (bad input: one-line error, non-zero exit)\n'
+printf '\n$ peer-client quick 0   (the server refuses: one-line error, exit status 1)\n'
 ./build/client/peer-client quick 0 || echo "(exit status $?)"
+printf '\n$ peer-client quick abc   (a bad command line, found before the server is asked: exit status 2)\n'
+./build/client/peer-client quick abc || echo "(exit status $?)"
 
 # --- Passing fds -------------------------------------------------------------
 # Each step runs with PEER_DEBUG=messages and shows the client's own call and

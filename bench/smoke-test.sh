@@ -4,7 +4,9 @@
 # to the kernel's 253 fds and the memfd cells included, the SVG is
 # well-formed XML with its four panels, the depth and clients cells
 # included (those a one-connection-at-a-time server cannot serve n/a),
-# and bad options exit with status 2.
+# the chart's key (lower is better, the floor and each transport said in
+# words), a dash pattern per transport and each line named, and bad
+# options exit with status 2.
 # No timing is checked: this is a noisy-machine-safe test that the
 # benchmark still works, not a benchmark.
 set -eu
@@ -64,6 +66,41 @@ lines = root.findall(".//{http://www.w3.org/2000/svg}polyline")
 assert len(lines) >= 3 * len(transports), len(lines)
 titles = [t.text for t in root.iter("{http://www.w3.org/2000/svg}text") if t.get("class") == "title"]
 assert len(titles) == 4 and titles[2].startswith("Passing fds") and titles[3].startswith("Under load"), titles
+
+# The chart explains itself: which way is better, what the floor is, and
+# each transport (libpeer's two paths apart), in a key at the top.
+def text_of(element):
+    return "".join(element.itertext())
+texts = list(root.iter("{http://www.w3.org/2000/svg}text"))
+explain = " ".join(text_of(t) for t in texts if t.get("class") == "explain")
+assert "Lower is better" in explain, explain
+key_names = [t.text for t in root.iter("{http://www.w3.org/2000/svg}tspan") if t.get("class") == "key-name"]
+assert sorted(key_names) == transports, key_names
+for name, words in (("floor", "bare Unix socket"), ("libpeer", "standard path"),
+                    ("libpeer-lane", "fast path"), ("gdbus", "GDBus")):
+    line = next(text_of(t) for t in texts if t.get("class") == "explain" and text_of(t).startswith(name + ":"))
+    assert words in line, (name, line)
+notes = [t for t in texts if t.get("class") == "panel-note"]
+assert len(notes) >= 4, len(notes)
+# Lines on top of each other stay apart: each transport has its own dash
+# pattern or marker, the same in every panel, and is named where its line
+# ends in the first panel.
+styles = {}
+for line in root.iter("{http://www.w3.org/2000/svg}polyline"):
+    if line.get("class") == "transport-line":
+        colour = line.get("stroke") or ""
+        styles.setdefault(colour, set()).add(line.get("stroke-dasharray"))
+for group in root.iter("{http://www.w3.org/2000/svg}g"):
+    for line in group.findall("{http://www.w3.org/2000/svg}polyline"):
+        if line.get("class") == "transport-line":
+            styles.setdefault(group.get("stroke"), set()).add(line.get("stroke-dasharray"))
+styles.pop("", None)
+assert len(styles) == len(transports) and all(len(d) == 1 for d in styles.values()), styles
+dashes = [next(iter(d)) for d in styles.values()]
+assert len(set(dashes)) == len(transports), dashes
+labels = [t.text for t in texts if t.get("class") == "end-label"]
+for name in transports:
+    assert labels.count(name) >= 3, (name, labels)
 print("smoke: %d results from %s; SVG has %d lines" % (len(results), ", ".join(transports), len(lines)))
 PY
 

@@ -55,18 +55,118 @@ split_member (const char *text,
   return g_dbus_is_interface_name (*out_interface) && g_dbus_is_member_name (*out_member);
 }
 
+/* A type in words, for errors: the noun with no article ("32-bit
+ * integer", "array of strings", "dictionary from strings to values of
+ * any type"), and for basic types the range or form a value has. */
+static char *
+type_noun (const GVariantType *type)
+{
+  static const struct { char code; const char *noun; } basic[] = {
+    { 'b', "boolean" }, { 'y', "byte" }, { 'n', "16-bit integer" }, { 'q', "unsigned 16-bit integer" },
+    { 'i', "32-bit integer" }, { 'u', "unsigned 32-bit integer" }, { 'x', "64-bit integer" },
+    { 't', "unsigned 64-bit integer" }, { 'h', "fd index" }, { 'd', "number" }, { 's', "string" },
+    { 'o', "object path" }, { 'g', "type signature" }, { 'v', "value of any type" },
+  };
+  const char *code = g_variant_type_peek_string (type);
+
+  for (guint i = 0; i < G_N_ELEMENTS (basic); i++)
+    if (code[0] == basic[i].code)
+      return g_strdup (basic[i].noun);
+  if (g_variant_type_equal (type, G_VARIANT_TYPE_BYTESTRING))
+    return g_strdup ("byte array");
+  if (g_variant_type_is_dict_entry (type) || (g_variant_type_is_array (type) &&
+                                               g_variant_type_is_dict_entry (g_variant_type_element (type))))
+    {
+      const GVariantType *entry = g_variant_type_is_array (type) ? g_variant_type_element (type) : type;
+      g_autofree char *key = type_noun (g_variant_type_key (entry));
+      g_autofree char *value = type_noun (g_variant_type_value (entry));
+      char *plural_key = g_str_has_suffix (key, "y") && !g_str_has_suffix (key, "ey")
+                         ? g_strdup_printf ("%.*sies", (int) strlen (key) - 1, key) : g_strdup_printf ("%ss", key);
+      char *result = g_strdup_printf ("dictionary from %s to %s", plural_key,
+                                      g_str_has_prefix (value, "value of") ? "values of any type" : value);
+      g_free (plural_key);
+      return result;
+    }
+  if (g_variant_type_is_array (type))
+    {
+      g_autofree char *element = type_noun (g_variant_type_element (type));
+      const char *space = strchr (element, ' ');
+      g_autofree char *head = space != NULL ? g_strndup (element, space - element) : g_strdup (element);
+      const char *rest = space != NULL ? space : "";
+
+      /* The plural is the head word's: "arrays of", "dictionaries from". */
+      if (g_str_has_suffix (head, "y") && !g_str_has_suffix (head, "ey"))
+        return g_strdup_printf ("array of %.*sies%s", (int) strlen (head) - 1, head, rest);
+      if (g_str_equal (head, "value"))
+        return g_strdup ("array of values of any type");
+      return g_strdup_printf ("array of %ss%s", head, rest);
+    }
+  if (g_variant_type_is_tuple (type))
+    {
+      g_autoptr(GString) s = g_string_new ("tuple of (");
+
+      for (const GVariantType *item = g_variant_type_first (type); item != NULL; item = g_variant_type_next (item))
+        {
+          g_autofree char *noun = type_noun (item);
+          g_string_append_printf (s, "%s%s", item == g_variant_type_first (type) ? "" : ", ", noun);
+        }
+      g_string_append_c (s, ')');
+      return g_string_free (g_steal_pointer (&s), FALSE);
+    }
+  if (g_variant_type_is_maybe (type))
+    {
+      g_autofree char *element = type_noun (g_variant_type_element (type));
+      return g_strdup_printf ("optional %s", element);
+    }
+  return g_strdup_printf ("value of type %s", code);
+}
+
+/* "a 32-bit integer (from -2147483648 to 2147483647)", "an array of
+ * strings (like ['a', 'b'])". */
+static char *
+describe_type (const GVariantType *type)
+{
+  static const struct { char code; const char *hint; } hints[] = {
+    { 'b', "true or false" }, { 'y', "0 to 255" }, { 'n', "from -32768 to 32767" }, { 'q', "0 to 65535" },
+    { 'i', "from -2147483648 to 2147483647" }, { 'u', "0 to 4294967295" },
+    { 'x', "from -9223372036854775808 to 9223372036854775807" }, { 't', "0 to 18446744073709551615" },
+    { 'h', "0 and up" }, { 'd', "like 1.5" }, { 'o', "like /org/example/Thing" }, { 'g', "like a{sv}" },
+    { 'v', "in GVariant text, like <42> or <'text'>" },
+  };
+  const char *code = g_variant_type_peek_string (type);
+  g_autofree char *noun = type_noun (type);
+  const char *article = strchr ("aeiou", noun[0]) != NULL ? "an" : "a";
+  const char *hint = NULL;
+
+  if (g_variant_type_is_basic (type) || g_variant_type_is_variant (type))
+    for (guint i = 0; i < G_N_ELEMENTS (hints); i++)
+      if (code[0] == hints[i].code)
+        hint = hints[i].hint;
+  if (hint == NULL && g_variant_type_equal (type, G_VARIANT_TYPE_BYTESTRING))
+    hint = "like b'text' or [1, 2]";
+  else if (hint == NULL && g_variant_type_is_array (type) && g_variant_type_is_dict_entry (g_variant_type_element (type)))
+    hint = "in GVariant text, like {'key': <1>}";
+  else if (hint == NULL && g_variant_type_is_array (type))
+    hint = strchr ("sog", g_variant_type_peek_string (g_variant_type_element (type))[0]) != NULL
+           ? "in GVariant text, like ['a', 'b']" : "in GVariant text, like [1, 2]";
+  else if (hint == NULL && g_variant_type_is_tuple (type))
+    hint = "in GVariant text, like (1, 'a')";
+  return hint != NULL ? g_strdup_printf ("%s %s (%s)", article, noun, hint) : g_strdup_printf ("%s %s", article, noun);
+}
+
 /* Text to a value of @type: GVariant text first; for string-like types a
  * bare word is taken literally, so `notify hello` works without quotes.
- * Returns a full (non-floating) reference. */
+ * Returns a full (non-floating) reference; the error names the type in
+ * words, not in GVariant's parser's. */
 static GVariant *
 parse_value (const char         *text,
              const GVariantType *type,
              GError            **error)
 {
-  g_autoptr(GError) parse_error = NULL;
+  g_autofree char *expected = NULL;
   GVariant *value;
 
-  value = g_variant_parse (type, text, NULL, NULL, &parse_error);
+  value = g_variant_parse (type, text, NULL, NULL, NULL);
   if (value != NULL)
     return value;
   if (g_variant_type_equal (type, G_VARIANT_TYPE_STRING))
@@ -75,9 +175,8 @@ parse_value (const char         *text,
     return g_variant_ref_sink (g_variant_new_object_path (text));
   if (g_variant_type_equal (type, G_VARIANT_TYPE_SIGNATURE) && g_variant_is_signature (text))
     return g_variant_ref_sink (g_variant_new_signature (text));
-  g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-               "'%s' is not a valid %s: %s", text, g_variant_type_peek_string (type),
-               parse_error->message);
+  expected = describe_type (type);
+  g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "'%s' is not %s", text, expected);
   return NULL;
 }
 
@@ -121,6 +220,8 @@ cmd_ping (PeerClient *client,
     return usage_error ("ping: unexpected argument '%s'", argv[1]);
   if (count_text != NULL && !parse_int (count_text, 1, 100000000, &count))
     return usage_error ("ping: --count must be an integer from 1 to 100000000, not '%s'", count_text);
+  if (client == NULL)
+    return EXIT_SUCCESS;          /* checked only */
 
   samples = g_new (gint64, count);
   for (gint64 i = 0; i < count; i++)
@@ -174,6 +275,8 @@ cmd_call (PeerClient *client,
     return usage_error ("'%s' is not an object path", path);
   if (!split_member (argv[2], &interface_name, &method_name))
     return usage_error ("'%s' is not INTERFACE.METHOD", argv[2]);
+  if (client == NULL)
+    return EXIT_SUCCESS;          /* checked only */
 
   node = introspect (client, path, &error);
   if (node == NULL)
@@ -204,7 +307,11 @@ cmd_call (PeerClient *client,
       g_autoptr(GVariant) value = parse_value (argv[3 + i], type, &error);
 
       if (value == NULL)
-        return usage_error ("argument %u of %s: %s", i + 1, method_name, error->message);
+        {
+          const char *name = method->in_args[i]->name;
+          return bad_input ("argument %u of %s%s%s%s: %s", i + 1, method_name, name != NULL ? " (" : "",
+                            name != NULL ? name : "", name != NULL ? ")" : "", error->message);
+        }
       g_variant_builder_add_value (builder, value);
     }
 
@@ -236,6 +343,8 @@ cmd_introspect (PeerClient *client,
     return usage_error ("introspect takes one OBJECT_PATH");
   if (!g_variant_is_object_path (path))
     return usage_error ("'%s' is not an object path", path);
+  if (client == NULL)
+    return EXIT_SUCCESS;          /* checked only */
   reply = peer_client_call_sync (client, path, "org.freedesktop.DBus.Introspectable", "Introspect",
                                  NULL, G_VARIANT_TYPE ("(s)"), -1, NULL, NULL, NULL, &error);
   if (reply == NULL)
@@ -276,6 +385,8 @@ cmd_get (PeerClient *client,
 
   if ((code = parse_property_args (argc, argv, 0, &interface_name, &property_name)) != 0)
     return code;
+  if (client == NULL)
+    return EXIT_SUCCESS;          /* checked only */
   value = peer_client_get_property_sync (client, argv[1], interface_name, property_name, NULL, &error);
   if (value == NULL)
     return fail ("cannot get %s: %s", argv[2], error->message);
@@ -300,6 +411,8 @@ cmd_set (PeerClient *client,
 
   if ((code = parse_property_args (argc, argv, 1, &interface_name, &property_name)) != 0)
     return code;
+  if (client == NULL)
+    return EXIT_SUCCESS;          /* checked only */
   node = introspect (client, argv[1], &error);
   if (node == NULL)
     return fail ("cannot introspect %s: %s", argv[1], error->message);
@@ -309,7 +422,7 @@ cmd_set (PeerClient *client,
     return fail ("%s has no property %s", argv[1], argv[2]);
   value = parse_value (argv[3], G_VARIANT_TYPE (prop->signature), &error);
   if (value == NULL)
-    return usage_error ("%s", error->message);
+    return bad_input ("%s: %s", argv[2], error->message);
   if (!peer_client_set_property_sync (client, argv[1], interface_name, property_name, value, NULL, &error))
     return fail ("cannot set %s: %s", argv[2], error->message);
   return EXIT_SUCCESS;
@@ -342,6 +455,8 @@ cmd_monitor (PeerClient *client,
     return usage_error ("monitor takes at most one OBJECT_PATH");
   if (path != NULL && !g_variant_is_object_path (path))
     return usage_error ("'%s' is not an object path", path);
+  if (client == NULL)
+    return EXIT_SUCCESS;          /* checked only */
 
   peer_client_subscribe_signal (client, path, NULL, NULL, print_signal, NULL, NULL);
   g_signal_connect (client, "closed", G_CALLBACK (on_closed_quit), &waiter);

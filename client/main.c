@@ -6,8 +6,10 @@
  *
  * Arguments to `call` and `set` are GVariant text; their types come from
  * the server's introspection data, so `42` and `hello` work as they are.
- * Every failure is one line on stderr and a non-zero exit: 1 when the
- * operation failed, 2 for bad usage. */
+ * Every failure is one line on stderr and a non-zero exit: 2 when the
+ * command line is wrong, found before anything is asked of the server
+ * (each command is first run with no client, to check its words), 1 when
+ * the operation failed. */
 #include "config.h"
 
 #include <errno.h>
@@ -50,6 +52,20 @@ fail (const char *format,
   va_end (args);
   g_printerr ("peer-client: %s\n", message);
   return EXIT_FAILURE;
+}
+
+int
+bad_input (const char *format,
+           ...)
+{
+  g_autofree char *message = NULL;
+  va_list args;
+
+  va_start (args, format);
+  message = g_strdup_vprintf (format, args);
+  va_end (args);
+  g_printerr ("peer-client: %s\n", message);
+  return EXIT_USAGE;
 }
 
 int
@@ -140,18 +156,51 @@ static const Command commands[] = {
     1, "SIZE..." },
 };
 
+#define EXIT_STATUS_HELP \
+  "Exit status: 0 when the command did what it says; 2 when the command line\n" \
+  "is wrong, found before anything is asked of the server (an unknown command\n" \
+  "or option, a missing or malformed argument, a file that cannot be opened,\n" \
+  "a helper program that is not there; for call and set, also a value of the\n" \
+  "wrong type for what the server's introspection says); 1 when the operation\n" \
+  "failed: no connection, the helper did not start, or the server refused.\n"
+
 static char *
 describe_commands (void)
 {
   GString *s = g_string_new ("Commands:\n");
+  int name_width = 0, args_width = 0;
 
   for (guint i = 0; i < G_N_ELEMENTS (commands); i++)
-    g_string_append_printf (s, "  %-10s %-40s %s\n", commands[i].name, commands[i].args,
+    {
+      name_width = MAX (name_width, (int) strlen (commands[i].name));
+      args_width = MAX (args_width, (int) strlen (commands[i].args));
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (commands); i++)
+    g_string_append_printf (s, "  %-*s %-*s  %s\n", name_width, commands[i].name, args_width, commands[i].args,
                             commands[i].summary);
   g_string_append (s, "\nThe address comes from --address or $PEER_ADDRESS. With --spawn, the\n"
                      "words after -- up to the next -- (or up to the first command name) are the\n"
-                     "helper's command line: peer-client --spawn -- peer-server quick 8");
+                     "helper's command line: peer-client --spawn -- peer-server quick 8\n\n"
+                     EXIT_STATUS_HELP);
   return g_string_free (s, FALSE);
+}
+
+/* PEER_CAPTURE (or --capture, which sets it) names a file libpeer opens
+ * when the first connection is made, and a file it cannot open it skips
+ * in silence: asked first, so that a capture nobody gets is an error. */
+static int
+check_capture (const char *path,
+               const char *given_as)
+{
+  int fd;
+
+  if (path == NULL || path[0] == '\0')
+    return EXIT_SUCCESS;
+  fd = open (path, O_WRONLY | O_CREAT | O_CLOEXEC | O_NOCTTY, 0666);
+  if (fd < 0)
+    return bad_input ("%s: cannot write the capture to %s: %s", given_as, path, g_strerror (errno));
+  close (fd);
+  return EXIT_SUCCESS;
 }
 
 static const Command *
@@ -253,13 +302,39 @@ main (int   argc,
     return usage_error ("%s needs %s", command->name, command->needs);
   if (timeout_ms <= 0)
     return usage_error ("--timeout must be positive");
+  /* The command's own words, checked by running it without a client (on
+   * a copy: option parsing reorders them). */
+  {
+    g_autofree char **words = g_new0 (char *, argc);
+    int n_words = argc - 1, code;
+
+    memcpy (words, argv + 1, (argc - 1) * sizeof (char *));
+    if ((code = command->run (NULL, n_words, words)) != EXIT_SUCCESS)
+      return code;
+  }
   /* Read by libpeer when the first connection is made. */
   if (capture != NULL)
-    g_setenv ("PEER_CAPTURE", capture, TRUE);
+    {
+      int code = check_capture (capture, "--capture");
+
+      if (code != EXIT_SUCCESS)
+        return code;
+      g_setenv ("PEER_CAPTURE", capture, TRUE);
+    }
+  else
+    {
+      int code = check_capture (g_getenv ("PEER_CAPTURE"), "PEER_CAPTURE");
+
+      if (code != EXIT_SUCCESS)
+        return code;
+    }
 
   if (spawn)
     {
       helper = start_helper ((const char * const *) helper_argv->pdata, sandbox, &error);
+      /* A program that is not there is a word of the command line. */
+      if (helper == NULL && g_error_matches (error, G_SPAWN_ERROR, G_SPAWN_ERROR_NOENT))
+        return bad_input ("%s", error->message);
       if (helper != NULL)
         client = peer_helper_dup_client (helper, timeout_ms, NULL, &error);
       if (client == NULL)

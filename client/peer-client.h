@@ -13,8 +13,11 @@ G_BEGIN_DECLS
 
 #define EXIT_USAGE 2
 
-/* One line on stderr; returns EXIT_FAILURE (fail) or EXIT_USAGE. */
+/* One line on stderr; returns EXIT_FAILURE (fail) or EXIT_USAGE
+ * (bad_input, and usage_error, which adds "see peer-client --help"). */
 int      fail                  (const char         *format,
+                                ...) G_GNUC_PRINTF (1, 2);
+int      bad_input             (const char         *format,
                                 ...) G_GNUC_PRINTF (1, 2);
 int      usage_error           (const char         *format,
                                 ...) G_GNUC_PRINTF (1, 2);
@@ -51,6 +54,9 @@ PeerHelper *start_helper       (const char * const *argv,
                                 gboolean            sandboxed,
                                 GError            **error);
 
+/* Each command first checks its words (argv[0] is its name) and returns
+ * EXIT_SUCCESS at once when @client is NULL: main() runs it so before
+ * connecting, so that a bad command line never reaches the server. */
 int      cmd_ping              (PeerClient *client, int argc, char **argv);
 int      cmd_call              (PeerClient *client, int argc, char **argv);
 int      cmd_introspect        (PeerClient *client, int argc, char **argv);

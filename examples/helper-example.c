@@ -14,7 +14,7 @@ static const char xml[] =
 
 static void
 handle_greet (PeerCall *call,
-              gpointer  user_data)
+              gpointer  user_data G_GNUC_UNUSED)
 {
   const char *name;
 
@@ -27,7 +27,7 @@ handle_greet (PeerCall *call,
 static int
 run_helper (void)
 {
-  static const PeerMethodEntry methods[] = { { "Greet", handle_greet } };
+  static const PeerMethodEntry methods[] = { { "Greet", handle_greet, PEER_METHOD_FLAGS_NONE } };
   g_autoptr(GError) error = NULL;
   g_autoptr(PeerServer) server = NULL;
   g_autoptr(PeerInterface) iface = NULL;

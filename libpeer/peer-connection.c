@@ -631,7 +631,7 @@ _peer_connection_new (GDBusConnection *connection,
 
   /* Ahead of every other filter, so that PEER_DEBUG and PEER_CAPTURE show
    * messages as they came off the wire. */
-  _peer_debug_watch_connection (connection, "server");
+  _peer_debug_watch_peer (connection, self->unique_name, self->pid);
 
   /* Then every message takes the router's path (peer-router.c), in
    * GDBus's worker thread. The filter is removed in dispose, because GLib

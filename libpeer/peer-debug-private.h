@@ -28,6 +28,13 @@ G_BEGIN_DECLS
 void  _peer_debug_watch_connection (GDBusConnection *connection,
                                     const char      *side);
 
+/* The same for the server's end of a peer's connection: its log lines
+ * name the peer ("server :1.3 pid=4321 < call ..."), whichever way the
+ * message goes. Call before message processing starts. Any thread. */
+void  _peer_debug_watch_peer       (GDBusConnection *connection,
+                                    const char      *unique_name,
+                                    pid_t            pid);
+
 /* Whether lane frames are logged or captured: a flag read, cheap enough
  * to ask on every frame. */
 gboolean _peer_debug_lanes_watched (void);
@@ -38,6 +45,13 @@ gboolean _peer_debug_lanes_watched (void);
 void  _peer_debug_lane_message (GDBusMessage    *message,
                                 gboolean         incoming,
                                 const char      *side);
+
+/* A frame of a server's lane to the peer of @peer (the GDBusConnection
+ * given to _peer_debug_watch_peer()), logged with the peer's name. */
+void  _peer_debug_peer_lane_message (GDBusMessage    *message,
+                                     gboolean         incoming,
+                                     const char      *side,
+                                     GDBusConnection *peer);
 
 /* One log line for @message, without the trailing newline. Exposed for
  * tests. (transfer full) */

@@ -175,24 +175,39 @@ capture_message (PeerDebug    *debug,
   g_mutex_unlock (&debug->lock);
 }
 
+/* Which peer a server-side connection is, for its log lines: set when the
+ * peer is admitted, on the GDBusConnection, which lives at least as long
+ * as any filter call or lane frame that reads it. */
+#define PEER_DEBUG_LABEL_KEY "libpeer-debug-peer"
+
+static void
+log_message (GDBusConnection *connection,
+             GDBusMessage    *message,
+             gboolean         incoming,
+             const char      *side)
+{
+  PeerDebug *debug = peer_debug_get ();
+
+  if (debug->flags & PEER_DEBUG_MESSAGES)
+    {
+      g_autofree char *line = _peer_debug_describe_message (message, incoming);
+      const char *peer = connection != NULL ? g_object_get_data (G_OBJECT (connection), PEER_DEBUG_LABEL_KEY) : NULL;
+
+      /* One write per line, so lines from several threads do not mix. */
+      fprintf (stderr, "libpeer[%d] %s%s%s %s\n", (int) getpid (), side, peer != NULL ? " " : "",
+               peer != NULL ? peer : "", line);
+    }
+  if (g_atomic_pointer_get (&debug->capture) != NULL)
+    capture_message (debug, message);
+}
+
 static GDBusMessage *
 on_message (GDBusConnection *connection,
             GDBusMessage    *message,
             gboolean         incoming,
             gpointer         user_data)
 {
-  PeerDebug *debug = peer_debug_get ();
-  const char *side = user_data;
-
-  if (debug->flags & PEER_DEBUG_MESSAGES)
-    {
-      g_autofree char *line = _peer_debug_describe_message (message, incoming);
-
-      /* One write per line, so lines from several threads do not mix. */
-      fprintf (stderr, "libpeer[%d] %s %s\n", (int) getpid (), side, line);
-    }
-  if (g_atomic_pointer_get (&debug->capture) != NULL)
-    capture_message (debug, message);
+  log_message (connection, message, incoming, user_data);
   return message;
 }
 
@@ -209,7 +224,16 @@ _peer_debug_lane_message (GDBusMessage *message,
                           gboolean      incoming,
                           const char   *side)
 {
-  on_message (NULL, message, incoming, (gpointer) side);
+  log_message (NULL, message, incoming, side);
+}
+
+void
+_peer_debug_peer_lane_message (GDBusMessage    *message,
+                               gboolean         incoming,
+                               const char      *side,
+                               GDBusConnection *peer)
+{
+  log_message (peer, message, incoming, side);
 }
 
 void
@@ -223,4 +247,19 @@ _peer_debug_watch_connection (GDBusConnection *connection,
    * removal and no destroy notify. */
   if ((debug->flags & PEER_DEBUG_MESSAGES) || capturing)
     g_dbus_connection_add_filter (connection, on_message, (gpointer) side, NULL);
+}
+
+void
+_peer_debug_watch_peer (GDBusConnection *connection,
+                        const char      *unique_name,
+                        pid_t            pid)
+{
+  PeerDebug *debug = peer_debug_get ();
+
+  if (debug->flags & PEER_DEBUG_MESSAGES)
+    g_object_set_data_full (G_OBJECT (connection), PEER_DEBUG_LABEL_KEY,
+                            pid > 0 ? g_strdup_printf ("%s pid=%d", unique_name, (int) pid)
+                                    : g_strdup_printf ("%s pid=?", unique_name),
+                            g_free);
+  _peer_debug_watch_connection (connection, "server");
 }

@@ -66,6 +66,11 @@ struct _PeerHelper
   GSource *restart_source;
   GSource *kill_source;
   GError *handshake_error;
+  /* How the current process's start went, to say how it ended. */
+  gboolean authenticated;
+  gboolean handshake_timed_out;
+  gboolean stopped_by_us;
+  guint64 n_refused_before;             /* the policy's count, at the spawn */
   GArray *restart_times;                /* gint64, monotonic µs */
   /* Clients whose connection has not yet reported "closed": held until
    * it has, because that signal is emitted here, and the application may
@@ -177,28 +182,44 @@ describe_exit (PeerHelper *self,
                GPid        pid)
 {
   g_autofree char *what = g_strdup_printf ("%s, pid %d", self->argv[0], (int) pid);
-  g_autofree char *prefix = NULL;
+  g_autofree char *how = NULL;
 
-  if (self->handshake_error != NULL)
-    prefix = g_strdup_printf ("helper did not start (%s); ", self->handshake_error->message);
   /* Killed by the supervisor for the syscall (see on_refusal()). */
   if (self->refused_syscall != NULL)
     return g_error_new (PEER_ERROR, PEER_ERROR_DISCONNECTED,
-                        "%shelper killed by SIGSYS: syscall %s refused by the sandbox (%s)",
-                        prefix ? prefix : "", self->refused_syscall, what);
+                        "helper killed by SIGSYS: syscall %s refused by the sandbox (%s)",
+                        self->refused_syscall, what);
   /* A kernel without seccomp's user notification kills it outright. */
   if (self->sandbox != NULL && WIFSIGNALED (wait_status) && WTERMSIG (wait_status) == SIGSYS)
     return g_error_new (PEER_ERROR, PEER_ERROR_DISCONNECTED,
-                        "%shelper killed by SIGSYS: a syscall refused by the sandbox (%s)",
-                        prefix ? prefix : "", what);
+                        "helper killed by SIGSYS: a syscall refused by the sandbox (%s)", what);
   if (WIFSIGNALED (wait_status))
-    {
-      int sig = WTERMSIG (wait_status);
-      return g_error_new (PEER_ERROR, PEER_ERROR_DISCONNECTED, "%shelper killed by signal %d (%s; %s)",
-                          prefix ? prefix : "", sig, g_strsignal (sig), what);
-    }
-  return g_error_new (PEER_ERROR, PEER_ERROR_DISCONNECTED, "%shelper exited with status %d (%s)",
-                      prefix ? prefix : "", WEXITSTATUS (wait_status), what);
+    how = g_strdup_printf ("killed by signal %d (%s", WTERMSIG (wait_status), g_strsignal (WTERMSIG (wait_status)));
+  else
+    how = g_strdup_printf ("exited with status %d (", WEXITSTATUS (wait_status));
+
+  if (self->authenticated || (self->stopping && self->handshake_error == NULL))
+    return g_error_new (PEER_ERROR, PEER_ERROR_DISCONNECTED, "helper %s%s%s)",
+                        how, WIFSIGNALED (wait_status) ? "; " : "", what);
+
+  /* It never authenticated: say why in words, not in GDBus's. */
+  if (self->handshake_timed_out)
+    return g_error_new (PEER_ERROR, PEER_ERROR_DISCONNECTED,
+                        "helper did not start: it did not speak D-Bus within %g s (%s)",
+                        PEER_HELPER_HANDSHAKE_TIMEOUT_MS / 1000.0, what);
+  if (peer_policy_get_n_refused (self->policy) > self->n_refused_before)
+    return g_error_new (PEER_ERROR, PEER_ERROR_DISCONNECTED,
+                        "helper did not start: the application's policy refused it (%s)", what);
+  /* Stopped by us after its handshake failed, unless it had exited on its
+   * own already (a failure status: the handshake saw its end first). */
+  if (self->handshake_error != NULL && self->stopped_by_us &&
+      !(WIFEXITED (wait_status) && WEXITSTATUS (wait_status) != 0))
+    return g_error_new (PEER_ERROR, PEER_ERROR_DISCONNECTED,
+                        "helper did not start: it did not authenticate (%s), and was stopped (%s)",
+                        self->handshake_error->message, what);
+  return g_error_new (PEER_ERROR, PEER_ERROR_DISCONNECTED,
+                      "helper did not start: the program %s%s%s) before authenticating",
+                      how, WIFSIGNALED (wait_status) ? "; " : "", what);
 }
 
 static void
@@ -230,6 +251,7 @@ terminate_process (PeerHelper *self)
 {
   if (self->process == 0 || self->kill_source != NULL)
     return;
+  self->stopped_by_us = TRUE;
   signal_process (self, SIGTERM);
   self->kill_source = g_timeout_source_new (PEER_HELPER_STOP_TIMEOUT_MS);
   g_source_set_callback (self->kill_source, on_kill_timeout, self, NULL);
@@ -419,6 +441,7 @@ on_handshake_done (GObject      *source,
       return;
     }
 
+  self->authenticated = TRUE;
   client = peer_client_new_for_connection (connection);
   g_signal_connect (client, "closed", G_CALLBACK (on_client_closed), self);
   g_ptr_array_add (self->open_clients, g_object_ref (client));
@@ -442,6 +465,7 @@ on_handshake_deadline (gpointer user_data)
   g_clear_error (&self->handshake_error);
   g_set_error (&self->handshake_error, PEER_ERROR, PEER_ERROR_TIMED_OUT,
                "no handshake within %d ms", PEER_HELPER_HANDSHAKE_TIMEOUT_MS);
+  self->handshake_timed_out = TRUE;
   g_clear_pointer (&self->handshake_deadline, g_source_unref);
   if (self->handshake_cancellable != NULL)
     g_cancellable_cancel (self->handshake_cancellable);
@@ -555,6 +579,34 @@ start_sandboxed (PeerHelper  *self,
   return TRUE;
 }
 
+/* Whether the program can be started, asked before anything is forked:
+ * the error says where it was looked for, where the exec's own would not
+ * ("Failed to execute child process"). */
+static gboolean
+check_program (const char  *program,
+               GError     **error)
+{
+  g_autofree char *found = NULL;
+  int saved_errno;
+
+  if (strchr (program, '/') != NULL)
+    {
+      if (access (program, X_OK) == 0)
+        return TRUE;
+      saved_errno = errno;
+      g_set_error (error, G_SPAWN_ERROR, saved_errno == ENOENT ? G_SPAWN_ERROR_NOENT : G_SPAWN_ERROR_ACCES,
+                   "%s: %s", program, g_strerror (saved_errno));
+      return FALSE;
+    }
+  found = g_find_program_in_path (program);
+  if (found != NULL)
+    return TRUE;
+  g_set_error (error, G_SPAWN_ERROR, G_SPAWN_ERROR_NOENT,
+               "no program named %s in PATH (%s); give its path to start one that is elsewhere",
+               program, g_getenv ("PATH") != NULL ? g_getenv ("PATH") : "not set, so /bin:/usr/bin");
+  return FALSE;
+}
+
 /* Supervisor thread. */
 static gboolean
 spawn_helper (PeerHelper *self,
@@ -568,6 +620,15 @@ spawn_helper (PeerHelper *self,
   int app_fd;
   GPid pid;
 
+  if (!check_program (self->argv[0], error))
+    {
+      g_prefix_error (error, "Cannot start helper %s: ", self->argv[0]);
+      return FALSE;
+    }
+  self->authenticated = FALSE;
+  self->handshake_timed_out = FALSE;
+  self->stopped_by_us = FALSE;
+  self->n_refused_before = peer_policy_get_n_refused (self->policy);
   envp = g_environ_setenv (envp, PEER_HELPER_FD_ENV, fd_text, TRUE);
   envp = g_environ_unsetenv (envp, "PEER_CAPTURE");
   if (self->sandbox != NULL)
@@ -903,6 +964,7 @@ wait_for_client (PeerHelper   *self,
 {
   PeerClient *client = NULL;
   gulong handler = 0;
+  gint64 start = g_get_monotonic_time ();
 
   if (cancellable != NULL)
     handler = g_cancellable_connect (cancellable, G_CALLBACK (on_wait_cancelled), self, NULL);
@@ -929,8 +991,15 @@ wait_for_client (PeerHelper   *self,
       if (!g_cond_wait_until (&self->cond, &self->lock, deadline) &&
           self->state != HELPER_RUNNING && self->state != HELPER_STOPPED)
         {
-          g_set_error (error, PEER_ERROR, PEER_ERROR_TIMED_OUT, "helper %s is not running yet (%s)",
-                       self->argv[0], self->state == HELPER_STARTING ? "starting" : "restarting");
+          double waited_s = (deadline - start) / (double) G_USEC_PER_SEC;
+
+          if (self->state == HELPER_STARTING)
+            g_set_error (error, PEER_ERROR, PEER_ERROR_TIMED_OUT,
+                         "helper %s (pid %d) did not speak D-Bus within %.3g s", self->argv[0], (int) self->pid,
+                         waited_s);
+          else
+            g_set_error (error, PEER_ERROR, PEER_ERROR_TIMED_OUT,
+                         "helper %s exited and was not restarted within %.3g s", self->argv[0], waited_s);
           break;
         }
     }

@@ -69,14 +69,15 @@ typedef enum {
  * @handler: its handler
  * @flags: flags
  *
- * One method's handler, for peer_interface_add_methods().
+ * One method of a table given to peer_interface_add_methods(). It has
+ * exactly these three fields, so that `{ "Greet", handle_greet,
+ * PEER_METHOD_FLAGS_NONE }` initializes it without a warning under
+ * `-Wextra` (as designated initializers do).
  */
 typedef struct {
   const char     *name;
   PeerMethodFunc  handler;
   PeerMethodFlags flags;
-  /*< private >*/
-  gpointer        padding[3];
 } PeerMethodEntry;
 
 /**

@@ -257,7 +257,8 @@ lane_observe_frame (LaneServer   *lane,
     {
       if (fd_list != NULL && g_unix_fd_list_get_length (fd_list) > 0)
         g_dbus_message_set_num_unix_fds (message, g_unix_fd_list_get_length (fd_list));
-      _peer_debug_lane_message (message, incoming, "server lane");
+      _peer_debug_peer_lane_message (message, incoming, "server lane",
+                                     peer_connection_get_dbus_connection (lane->connection));
     }
   if (_peer_router_has_monitors (lane->router))
     {
@@ -1430,7 +1431,8 @@ lane_send_signal (GDBusMessage *signal,
   if (g_atomic_int_get (&lane->shut))
     return;
   if (lane->watched)
-    _peer_debug_lane_message (signal, FALSE, "server lane");
+    _peer_debug_peer_lane_message (signal, FALSE, "server lane",
+                                   peer_connection_get_dbus_connection (lane->connection));
   body = g_variant_ref_sink (g_variant_new ("(sss@v)", g_dbus_message_get_path (signal),
                                             g_dbus_message_get_interface (signal),
                                             g_dbus_message_get_member (signal),

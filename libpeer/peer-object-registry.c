@@ -100,7 +100,11 @@ _peer_object_registry_free (PeerObjectRegistry *registry)
   while (registry->exports->len > 0)
     {
       Export *export = g_ptr_array_index (registry->exports, registry->exports->len - 1);
-      _peer_object_registry_unexport (registry, export->path, export->iface);
+      /* A copy: unexporting frees @export, and goes on comparing the
+       * path with those of the same interface's other exports. */
+      g_autofree char *path = g_strdup (export->path);
+
+      _peer_object_registry_unexport (registry, path, export->iface);
     }
   if (registry->manager != NULL)
     _peer_object_manager_detach (registry->manager);

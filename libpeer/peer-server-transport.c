@@ -53,7 +53,7 @@ PeerInterface *
 _peer_server_transport_interface_new (void)
 {
   static const PeerMethodEntry entries[] = {
-    { "GetFeatures", handle_get_features, PEER_METHOD_FLAGS_THREAD_SAFE, { 0 } },
+    { "GetFeatures", handle_get_features, PEER_METHOD_FLAGS_THREAD_SAFE },
   };
   g_autoptr(PeerInterface) iface = NULL;
 

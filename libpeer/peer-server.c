@@ -137,7 +137,22 @@ adopt_socket (PeerServer *self,
   g_autoptr(GSocket) sock = NULL;
   g_autoptr(GError) local_error = NULL;
   int fd = self->adopted_fd;
+  struct stat st;
 
+  /* Asked first: GSocket warns (g_warning) about an fd that is not open
+   * before it fails. */
+  if (fstat (fd, &st) != 0)
+    {
+      int saved_errno = errno;
+      g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS, "fd %d is not open: %s", fd, g_strerror (saved_errno));
+      self->adopted_fd = -1;            /* nothing to close */
+      return FALSE;
+    }
+  if (!S_ISSOCK (st.st_mode))
+    {
+      g_set_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS, "fd %d is not a socket", fd);
+      return FALSE;
+    }
   sock = g_socket_new_from_fd (fd, &local_error);
   if (sock == NULL)
     {

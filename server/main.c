@@ -34,20 +34,22 @@ on_only_peer_gone (PeerServer *server,
   g_main_loop_quit (loop);
 }
 
+/* A uid or gid of --allow-uid / --allow-gid (@what: "uid", "gid"). */
 static gboolean
-parse_uid (const char *text,
-           uid_t      *out,
-           GError    **error)
+parse_id (const char *text,
+          const char *what,
+          guint32    *out,
+          GError    **error)
 {
   guint64 value;
 
   if (!g_ascii_string_to_unsigned (text, 10, 0, G_MAXUINT32 - 1, &value, NULL))
     {
       g_set_error (error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-                   "--allow-uid needs a numeric uid, not '%s'", text);
+                   "--allow-%s needs a numeric %s, not '%s'", what, what, text);
       return FALSE;
     }
-  *out = (uid_t) value;
+  *out = (guint32) value;
   return TRUE;
 }
 
@@ -91,6 +93,14 @@ main (int   argc,
   setlocale (LC_ALL, "");
   context = g_option_context_new ("- serve libpeer's example objects");
   g_option_context_add_main_entries (context, options, NULL);
+  g_option_context_set_description (context,
+    "Prints the address to connect to as its first line, and serves until SIGINT\n"
+    "or SIGTERM, when it removes its socket. With --fd (or $PEER_FD) it serves the\n"
+    "one peer at the other end of that socket, and exits when that peer goes.\n\n"
+    "Exit status: 0 when stopped by SIGINT or SIGTERM (or when its one peer\n"
+    "went); 2 when the command line is wrong (an unknown option, a malformed or\n"
+    "unsafe address, an fd that is not a connected socket); 1 when it cannot\n"
+    "serve (the address is in use, the directory cannot be made).\n");
   if (!g_option_context_parse (context, &argc, &argv, &error))
     {
       g_printerr ("peer-server: %s\n", error->message);
@@ -112,18 +122,18 @@ main (int   argc,
     peer_policy_set_allow_same_uid_monitor (policy, FALSE);
   for (guint i = 0; allow_uids != NULL && allow_uids[i] != NULL; i++)
     {
-      uid_t uid;
-      if (!parse_uid (allow_uids[i], &uid, &error))
+      guint32 uid;
+      if (!parse_id (allow_uids[i], "uid", &uid, &error))
         {
           g_printerr ("peer-server: %s\n", error->message);
           return 2;
         }
-      peer_policy_allow_uid (policy, uid);
+      peer_policy_allow_uid (policy, (uid_t) uid);
     }
   for (guint i = 0; allow_gids != NULL && allow_gids[i] != NULL; i++)
     {
-      uid_t gid;
-      if (!parse_uid (allow_gids[i], &gid, &error))
+      guint32 gid;
+      if (!parse_id (allow_gids[i], "gid", &gid, &error))
         {
           g_printerr ("peer-server: %s\n", error->message);
           return 2;
@@ -162,7 +172,10 @@ main (int   argc,
        !peer_helper_service_set_files_root (server, files_root, &error)))
     {
       g_printerr ("peer-server: %s\n", error->message);
-      return 1;
+      /* An address or fd of the command line that is no good is bad
+       * usage; one that is busy, or a server that cannot start, is not. */
+      return g_error_matches (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS) ||
+             g_error_matches (error, PEER_ERROR, PEER_ERROR_UNSAFE_ADDRESS) ? 2 : 1;
     }
 
   peer_job_service_set_linger (server, (guint) job_linger_ms);

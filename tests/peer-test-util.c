@@ -71,12 +71,21 @@ on_deadline (gpointer user_data)
   return G_SOURCE_REMOVE;
 }
 
+/* How much longer a deadline is under valgrind, where the programs a test
+ * starts run under valgrind too: a deadline is where a test gives up on
+ * an event, never a wait. */
+static guint
+deadline_scale (void)
+{
+  return g_strcmp0 (g_getenv ("PEER_UNDER_VALGRIND"), "1") == 0 ? 6 : 1;
+}
+
 void
 peer_test_deadline_start (PeerTestDeadline *deadline,
                           guint             timeout_ms)
 {
   deadline->expired = FALSE;
-  deadline->source = g_timeout_source_new (timeout_ms);
+  deadline->source = g_timeout_source_new (timeout_ms * deadline_scale ());
   g_source_set_callback (deadline->source, on_deadline, deadline, NULL);
   g_source_attach (deadline->source, g_main_context_get_thread_default ());
 }
@@ -272,7 +281,7 @@ char *
 peer_test_process_read_line (PeerTestProcess *process)
 {
   GString *line = g_string_new (NULL);
-  gint64 end = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+  gint64 end = g_get_monotonic_time () + 10 * G_USEC_PER_SEC * deadline_scale ();
 
   for (;;)
     {
@@ -340,6 +349,44 @@ peer_test_process_stop (PeerTestProcess *process,
   return status;
 }
 
+static gboolean
+is_valgrind_line (const char *line)
+{
+  char mark = line[0];
+  const char *p = line + 2;
+
+  if ((mark != '=' && mark != '-') || line[1] != mark || !g_ascii_isdigit (*p))
+    return FALSE;
+  while (g_ascii_isdigit (*p))
+    p++;
+  return p[0] == mark && p[1] == mark;
+}
+
+char *
+peer_test_strip_valgrind (char *text)
+{
+  char *read = text, *write = text;
+
+  if (text == NULL)
+    return NULL;
+  while (*read != '\0')
+    {
+      char *end = strchr (read, '\n');
+      gsize length = end != NULL ? (gsize) (end - read + 1) : strlen (read);
+
+      if (is_valgrind_line (read))
+        g_printerr ("%.*s", (int) length, read);
+      else
+        {
+          memmove (write, read, length);
+          write += length;
+        }
+      read += length;
+    }
+  *write = '\0';
+  return text;
+}
+
 int
 peer_test_run (const char * const *argv,
                char              **out_stdout,
@@ -360,6 +407,8 @@ peer_test_run (const char * const *argv,
   if (!g_spawn_sync (NULL, (char **) full->pdata, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL,
                      out_stdout, out_stderr, &status, &error))
     g_error ("cannot run %s: %s", argv[0], error->message);
+  if (out_stderr != NULL)
+    peer_test_strip_valgrind (*out_stderr);
   if (WIFEXITED (status))
     return WEXITSTATUS (status);
   return -1;

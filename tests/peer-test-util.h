@@ -28,7 +28,8 @@ void      peer_test_deadline_iterate (PeerTestDeadline *deadline,
 void      peer_test_deadline_end     (PeerTestDeadline *deadline);
 
 /* Iterates the thread-default main context until @cond holds; fails the
- * test after 10 s. Never sleeps: each iteration waits for an event. */
+ * test after 10 s (60 s under valgrind). Never sleeps: each iteration
+ * waits for an event. */
 #define PEER_TEST_WAIT_UNTIL(cond)                                        \
   G_STMT_START {                                                          \
     PeerTestDeadline _peer_deadline;                                      \
@@ -82,15 +83,24 @@ PeerTestProcess *peer_test_spawn_server  (const char * const *args,
 PeerTestProcess *peer_test_spawn         (const char * const *argv,
                                           GError            **error);
 /* Reads one line of the process's stdout (without the newline), waiting
- * up to 10 s; NULL at end of file or on timeout. */
+ * up to 10 s (60 s under valgrind); NULL at end of file or on timeout. */
 char            *peer_test_process_read_line (PeerTestProcess *process);
 /* Sends @signum (0: none) and waits for the process; returns the wait
  * status. Frees @process. */
 int              peer_test_process_stop  (PeerTestProcess *process,
                                           int              signum);
 
+/* Under `meson test --setup valgrind` the programs a test starts run
+ * under valgrind too (--trace-children), which writes to their stderr:
+ * its lines ("==PID==", "--PID--") are taken out of @text, in place, and
+ * written to the test's own stderr, where the test log shows them. A
+ * report of an error also changes the child's exit status (97), which
+ * fails the test that checks it. Returns @text. */
+char            *peer_test_strip_valgrind (char *text);
+
 /* Runs @argv to completion (killed after 60 s) and returns its exit status
- * (-1 when killed by a signal); captures stdout and stderr. */
+ * (-1 when killed by a signal); captures stdout and stderr (without
+ * valgrind's lines: peer_test_strip_valgrind()). */
 int              peer_test_run           (const char * const *argv,
                                           char              **out_stdout,
                                           char              **out_stderr);

@@ -158,14 +158,18 @@ test_server_same_path_refused (Fixture      *f,
 static void
 test_server_bad_arguments (void)
 {
+  /* All found in the command line, before serving: exit 2. */
   static const struct { const char *arg; int code; const char *fragment; } cases[] = {
-    { "--address=unix:abstract=libpeer-test", 1, "Refusing" },
-    { "--address=unix:tmpdir=/tmp", 1, "Refusing" },
-    { "--address=tcp:host=127.0.0.1,port=0", 1, "Refusing" },
-    { "--address=nonsense", 1, "Invalid address" },
-    { "--address=unix:path=relative", 1, "absolute" },
-    { "--allow-uid=abc", 2, "numeric uid" },
-    { "--allow-gid=-1", 2, "numeric" },
+    { "--address=unix:abstract=libpeer-test", 2, "Refusing" },
+    { "--address=unix:tmpdir=/tmp", 2, "Refusing" },
+    { "--address=tcp:host=127.0.0.1,port=0", 2, "Refusing" },
+    { "--address=nonsense", 2, "Invalid address" },
+    { "--address=unix:path=relative", 2, "absolute" },
+    { "--allow-uid=abc", 2, "peer-server: --allow-uid needs a numeric uid, not 'abc'\n" },
+    { "--allow-gid=abc", 2, "peer-server: --allow-gid needs a numeric gid, not 'abc'\n" },
+    { "--allow-gid=-1", 2, "--allow-gid needs a numeric gid" },
+    /* No GLib warning before the error (assert_one_line_error()). */
+    { "--fd=99", 2, "peer-server: fd 99 is not open: Bad file descriptor\n" },
     { "--no-such-option", 2, "Unknown option" },
     { "stray", 2, "unexpected argument" },
   };
@@ -261,7 +265,22 @@ test_client_call (Fixture      *f,
     assert_one_line_error (err, fragment);                                \
   } G_STMT_END
 
-  EXPECT_FAIL (2, "not a valid i", "call", "/org/libpeer/Helper", "org.libpeer.Helper1.Quick", "abc");
+  /* A value of the wrong type: the type in words, not GVariant's parser's. */
+  EXPECT_FAIL (2, "peer-client: argument 1 of Quick (bits): 'abc' is not a 32-bit integer "
+                  "(from -2147483648 to 2147483647)\n",
+               "call", "/org/libpeer/Helper", "org.libpeer.Helper1.Quick", "abc");
+  g_assert_null (strstr (err, "keyword"));
+  EXPECT_FAIL (2, "'99999999999' is not a 32-bit integer",
+               "call", "/org/libpeer/Helper", "org.libpeer.Helper1.Quick", "99999999999");
+  EXPECT_FAIL (2, "argument 2 of Notify (replaces_id): 'x' is not an unsigned 32-bit integer (0 to 4294967295)",
+               "call", "/org/libpeer/Helper", "org.libpeer.Helper1.Notify", "app", "x", "", "summary", "body",
+               "[]", "{}", "-1");
+  EXPECT_FAIL (2, "argument 6 of Notify (actions): 'x' is not an array of strings (in GVariant text, like ['a', 'b'])",
+               "call", "/org/libpeer/Helper", "org.libpeer.Helper1.Notify", "app", "0", "", "summary", "body",
+               "x", "{}", "-1");
+  EXPECT_FAIL (2, "argument 7 of Notify (hints): 'x' is not a dictionary from strings to values of any type",
+               "call", "/org/libpeer/Helper", "org.libpeer.Helper1.Notify", "app", "0", "", "summary", "body",
+               "[]", "x", "-1");
   EXPECT_FAIL (2, "takes 1 argument", "call", "/org/libpeer/Helper", "org.libpeer.Helper1.Quick");
   EXPECT_FAIL (2, "takes 1 argument", "call", "/org/libpeer/Helper", "org.libpeer.Helper1.Quick", "1", "2");
   EXPECT_FAIL (1, "between 1 and 1024", "call", "/org/libpeer/Helper", "org.libpeer.Helper1.Quick", "0");
@@ -283,7 +302,10 @@ test_client_quick (Fixture      *f,
   g_assert_cmpint (atoi (out), <, 256);
   EXPECT_FAIL (1, "between 1 and 1024", "quick", "0");
   EXPECT_FAIL (1, "between 1 and 1024", "quick", "2000");
-  EXPECT_FAIL (2, "must be an integer", "quick", "eight");
+  EXPECT_FAIL (2, "quick: BITS must be a 32-bit integer (from -2147483648 to 2147483647), not 'eight'",
+               "quick", "eight");
+  EXPECT_FAIL (2, "quick: BITS must be a 32-bit integer (from -2147483648 to 2147483647), not '99999999999'",
+               "quick", "99999999999");
   EXPECT_FAIL (2, "needs BITS", "quick");
 }
 
@@ -466,10 +488,217 @@ test_client_usage_errors (void)
    * and a whole command line does try to connect. */
   EXPECT_FAIL (2, "open needs PATH", "--address", nowhere, "open");
   EXPECT_FAIL (1, "Cannot connect to", "--address", nowhere, "open", "README");
-  EXPECT_FAIL (2, "set needs OBJECT_PATH INTERFACE.PROPERTY VALUE", "--address", nowhere, "set", "/a", "b.C");
-  EXPECT_FAIL (1, "Cannot connect to", "--address", nowhere, "set", "/a", "b.C", "1");
+  EXPECT_FAIL (2, "set needs OBJECT_PATH INTERFACE.PROPERTY VALUE", "--address", nowhere, "set", "/a", "b.c.D");
+  EXPECT_FAIL (2, "'b.C' is not INTERFACE.PROPERTY", "--address", nowhere, "set", "/a", "b.C", "1");
+  EXPECT_FAIL (1, "Cannot connect to", "--address", nowhere, "set", "/a", "b.c.D", "1");
   EXPECT_FAIL (2, "payload-bench needs SIZE", "--address", nowhere, "payload-bench");
   peer_test_remove_dir (dir);
+}
+
+/* The rule, kept by every command: 2 when the command line is wrong,
+ * found before anything is asked of the server (here nothing listens, and
+ * the error is still the command line's), 1 when the operation failed.
+ * The twin of each: the same command with good words gets as far as
+ * connecting, and fails there with 1. */
+static void
+test_client_exit_status_rule (void)
+{
+  g_autofree char *dir = peer_test_make_dir ();
+  g_autofree char *nowhere = g_strdup_printf ("unix:path=%s/nothing-here", dir);
+  g_autofree char *file = g_build_filename (dir, "file", NULL);
+  g_autofree char *missing = g_build_filename (dir, "missing", NULL);
+  static const struct { const char *bad[4]; const char *fragment; const char *good[4]; } cases[] = {
+    { { "quick", "abc" }, "quick: BITS must be a 32-bit integer", { "quick", "8" } },
+    { { "quick", "99999999999" }, "not '99999999999'", { "quick", "-1" } },
+    { { "ping", "--count", "0" }, "--count must be", { "ping", "--count", "1" } },
+    { { "job", "0" }, "STEPS must be", { "job", "1" } },
+    { { "job", "1", "abc" }, "STEP_MS must be", { "job", "1", "0" } },
+    { { "blob-echo", "abc" }, "SIZE must be", { "blob-echo", "1K" } },
+    { { "payload-bench", "abc" }, "SIZE must be", { "payload-bench", "1K" } },
+    { { "introspect", "bad" }, "not an object path", { "introspect", "/" } },
+    { { "monitor", "bad" }, "not an object path", { "monitor", "/" } },
+    { { "get", "/a", "nodot" }, "not INTERFACE.PROPERTY", { "get", "/a", "b.c.D" } },
+    { { "call", "/a", "nodot" }, "not INTERFACE.METHOD", { "call", "/a", "b.c.D" } },
+    { { "notify", "a", "b", "c" }, "notify needs SUMMARY", { "notify", "a", "b" } },
+    { { "digest", "MISSING" }, "digest: cannot open ", { "digest", "FILE" } },
+  };
+
+  g_assert_true (g_file_set_contents (file, "bytes", -1, NULL));
+  g_unsetenv ("PEER_ADDRESS");
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    for (int good = 0; good <= 1; good++)
+      {
+        const char * const *words = good ? cases[i].good : cases[i].bad;
+        g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+        g_autofree char *out = NULL;
+        g_autofree char *err = NULL;
+
+        g_ptr_array_add (argv, (gpointer) peer_test_program ("PEER_CLIENT"));
+        g_ptr_array_add (argv, (gpointer) "--address");
+        g_ptr_array_add (argv, nowhere);
+        for (guint w = 0; w < 4 && words[w] != NULL; w++)
+          g_ptr_array_add (argv, (gpointer) (g_str_equal (words[w], "MISSING") ? missing :
+                                             g_str_equal (words[w], "FILE") ? file : words[w]));
+        g_ptr_array_add (argv, NULL);
+        g_assert_cmpint (peer_test_run ((const char * const *) argv->pdata, &out, &err), ==, good ? 1 : 2);
+        assert_one_line_error (err, good ? "Cannot connect to" : cases[i].fragment);
+        /* Nothing printed before the error (payload-bench's header). */
+        g_assert_cmpstr (out, ==, "");
+      }
+  peer_test_remove_dir (dir);
+}
+
+/* Under `meson test --setup valgrind`, which does not follow peer-client
+ * into every one of its hundreds of runs in the suite, a set of its
+ * commands runs under valgrind here ($PEER_VALGRIND): a leak or a bad
+ * read in any of them exits 97, not the status each should have. With
+ * --spawn, the helper peer-server is followed too. */
+static void
+test_client_under_valgrind (Fixture      *f,
+                            gconstpointer data)
+{
+  static const struct { int code; const char *words[8]; } runs[] = {
+    { 0, { "ping", "--count", "3" } },
+    { 0, { "--lane", "ping", "--count", "3" } },
+    { 0, { "call", "/org/libpeer/Helper", "org.libpeer.Helper1.Quick", "8" } },
+    { 2, { "call", "/org/libpeer/Helper", "org.libpeer.Helper1.Quick", "abc" } },
+    { 0, { "quick", "8" } },
+    { 1, { "quick", "0" } },
+    { 2, { "quick", "abc" } },
+    { 0, { "get", "/org/libpeer/Helper", "org.libpeer.Helper1.Version" } },
+    { 0, { "set", "/org/libpeer/Helper", "org.libpeer.Helper1.Label", "valgrind" } },
+    { 0, { "introspect", "/org/libpeer/Helper" } },
+    { 0, { "notify", "hello" } },
+    { 0, { "job", "2", "10" } },
+    { 0, { "blob-echo", "1M" } },
+    { 0, { "payload-bench", "--runs=1", "4K" } },
+    { 0, { "SPAWN", "quick", "8" } },
+  };
+  const char *command = g_getenv ("PEER_VALGRIND");
+  g_auto(GStrv) valgrind = NULL;
+
+  if (command == NULL)
+    {
+      g_test_skip ("not under `meson test --setup valgrind`");
+      return;
+    }
+  g_assert_true (g_shell_parse_argv (command, NULL, &valgrind, NULL));
+  for (guint i = 0; i < G_N_ELEMENTS (runs); i++)
+    {
+      g_autoptr(GPtrArray) argv = g_ptr_array_new ();
+      g_autofree char *out = NULL;        /* not the TAP stream's */
+      g_autofree char *err = NULL;
+      const char * const *words = runs[i].words;
+      int code;
+
+      for (guint v = 0; valgrind[v] != NULL; v++)
+        g_ptr_array_add (argv, valgrind[v]);
+      g_ptr_array_add (argv, (gpointer) peer_test_program ("PEER_CLIENT"));
+      if (g_str_equal (words[0], "SPAWN"))
+        {
+          g_ptr_array_add (argv, (gpointer) "--spawn");
+          g_ptr_array_add (argv, (gpointer) "--");
+          g_ptr_array_add (argv, (gpointer) peer_test_program ("PEER_SERVER"));
+          words++;
+        }
+      else
+        {
+          g_ptr_array_add (argv, (gpointer) "--address");
+          g_ptr_array_add (argv, f->address);
+        }
+      for (guint w = 0; words[w] != NULL; w++)
+        g_ptr_array_add (argv, (gpointer) words[w]);
+      g_ptr_array_add (argv, NULL);
+      code = peer_test_run ((const char * const *) argv->pdata, &out, &err);
+      if (code != runs[i].code)
+        g_error ("peer-client %s ... under valgrind: exit %d, not %d (97: valgrind found an error, "
+                 "reported above); stderr: %s", runs[i].words[0], code, runs[i].code, err);
+    }
+}
+
+/* --help says the rule, and lines its commands up. */
+static void
+test_help (void)
+{
+  const char *client_argv[] = { peer_test_program ("PEER_CLIENT"), "--help", NULL };
+  const char *server_argv[] = { peer_test_program ("PEER_SERVER"), "--help", NULL };
+  g_autofree char *out = NULL;
+  g_autofree char *server_out = NULL;
+  g_auto(GStrv) lines = NULL;
+  const char *commands;
+  int column = -1;
+  guint n = 0;
+
+  g_assert_cmpint (peer_test_run (client_argv, &out, NULL), ==, 0);
+  g_assert_nonnull (strstr (out, "Exit status: 0 when the command did what it says; 2 when the command line\n"
+                                 "is wrong, found before anything is asked of the server"));
+  g_assert_nonnull (strstr (out, "1 when the operation\nfailed"));
+  /* Every command's summary starts in the same column, payload-bench's too. */
+  commands = strstr (out, "Commands:\n");
+  g_assert_nonnull (commands);
+  lines = g_strsplit (commands + strlen ("Commands:\n"), "\n", -1);
+  for (guint i = 0; lines[i] != NULL && lines[i][0] != '\0'; i++, n++)
+    {
+      const char *summary = NULL;
+
+      /* "  NAME ARGS  SUMMARY": the summary follows the last two spaces. */
+      for (const char *p = lines[i] + 2; *p != '\0'; p++)
+        if (p[0] != ' ' && p[-1] == ' ' && p[-2] == ' ')
+          summary = p;
+      g_assert_nonnull (summary);
+      if (column < 0)
+        column = (int) (summary - lines[i]);
+      if ((int) (summary - lines[i]) != column)
+        g_error ("command line '%s' is not aligned with the others (column %d)", lines[i], column);
+    }
+  g_assert_cmpuint (n, >=, 13);
+  g_assert_nonnull (strstr (out, "  payload-bench "));
+
+  g_assert_cmpint (peer_test_run (server_argv, &server_out, NULL), ==, 0);
+  g_assert_nonnull (strstr (server_out, "Exit status: 0 when stopped by SIGINT or SIGTERM"));
+}
+
+/* --spawn says what happened to a helper that never served. */
+static void
+test_client_spawn_errors (void)
+{
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+  g_autofree char *server_dir = g_path_get_dirname (peer_test_program ("PEER_SERVER"));
+  g_autofree char *old_path = g_strdup (g_getenv ("PATH"));
+  g_autofree char *with_server = g_strdup_printf ("%s:%s", server_dir, old_path != NULL ? old_path : "/usr/bin:/bin");
+  g_autofree char *without_server = NULL;
+  g_autofree char *expected = NULL;
+  g_autofree char *installed = NULL;
+  Fixture *f = NULL;
+
+  /* A program that exits before authenticating: its status. */
+  EXPECT_FAIL (1, "helper did not start: the program exited with status 1 (false, pid ",
+               "--spawn", "--", "false", "quick", "8");
+  g_assert_true (g_str_has_suffix (err, ") before authenticating\n"));
+  /* One that does not speak D-Bus: how long it was given. */
+  EXPECT_FAIL (1, "helper sleep (pid ", "--timeout", "300", "--spawn", "--", "sleep", "100", "--", "quick", "8");
+  g_assert_true (g_str_has_suffix (err, ") did not speak D-Bus within 0.3 s\n"));
+
+  /* One that is not in PATH: where it was looked for (2: a word of the
+   * command line). The twin: with its directory in PATH, it serves. */
+  without_server = g_strdup (g_getenv ("PATH"));
+  expected = g_strdup_printf ("peer-client: Cannot start helper peer-server: no program named peer-server in PATH "
+                              "(%s); give its path to start one that is elsewhere\n", without_server);
+  installed = g_find_program_in_path ("peer-server");
+  if (installed == NULL)
+    {
+      EXPECT_FAIL (2, expected, "--spawn", "--", "peer-server", "quick", "8");
+    }
+  EXPECT_FAIL (2, "Cannot start helper no-such-libpeer-helper: no program named no-such-libpeer-helper in PATH (",
+               "--spawn", "--", "no-such-libpeer-helper", "quick", "8");
+  g_setenv ("PATH", with_server, TRUE);
+  g_assert_cmpint (client (NULL, &out, NULL, "--spawn", "--", "peer-server", "quick", "8", NULL), ==, 0);
+  g_assert_true (g_ascii_isdigit (out[0]));
+  if (old_path != NULL)
+    g_setenv ("PATH", old_path, TRUE);
+  else
+    g_unsetenv ("PATH");
 }
 
 int
@@ -493,6 +722,10 @@ main (int   argc,
   g_test_add_func ("/peer/cli/client/usage-errors", test_client_usage_errors);
   ADD ("/peer/cli/client/lane-spin", test_client_lane_spin);
   ADD ("/peer/cli/client/sizes-the-machine-can-hold", test_client_sizes);
+  g_test_add_func ("/peer/cli/client/exit-status-rule", test_client_exit_status_rule);
+  ADD ("/peer/cli/client/under-valgrind", test_client_under_valgrind);
+  g_test_add_func ("/peer/cli/help", test_help);
+  g_test_add_func ("/peer/cli/client/spawn-errors", test_client_spawn_errors);
 #undef ADD
   return g_test_run ();
 }

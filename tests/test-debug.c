@@ -3,7 +3,11 @@
  * reading of it. */
 #include "config.h"
 
+#include <signal.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "peer-debug-private.h"
 #include "peer-test-util.h"
@@ -53,6 +57,7 @@ run_with_env (const char * const *argv,
   g_assert_true (g_spawn_sync (NULL, (char **) argv, envp, G_SPAWN_DEFAULT, NULL, NULL,
                                out_stdout, out_stderr, &status, &error));
   g_assert_no_error (error);
+  peer_test_strip_valgrind (*out_stderr);
   g_assert_true (g_spawn_check_wait_status (status, NULL));
   return status;
 }
@@ -76,7 +81,18 @@ logged_lines (const char * const *argv,
   return g_strsplit (err, "\n", -1);
 }
 
-/* Both ends of a spawned helper log, one line per message. */
+/* The pid in a line's "libpeer[PID]" prefix. */
+static int
+line_pid (const char *line)
+{
+  g_assert_true (g_str_has_prefix (line, "libpeer["));
+  return atoi (line + strlen ("libpeer["));
+}
+
+/* Both ends of a spawned helper log, one line per message; the server's
+ * lines say which peer each message came from or went to, by its unique
+ * name and pid (the client's lines, the twin, name nobody: a client has
+ * one peer). */
 static void
 test_messages_log (gconstpointer data)
 {
@@ -84,10 +100,17 @@ test_messages_log (gconstpointer data)
   const char *argv[] = { peer_test_program ("PEER_CLIENT"), "--spawn", "--",
                          peer_test_program ("PEER_SERVER"), "quick", "8", NULL };
   g_auto(GStrv) lines = logged_lines (argv, enabled);
-  gboolean client_sent = FALSE, server_received = FALSE, client_got_reply = FALSE;
+  gboolean client_sent = FALSE, server_received = FALSE, server_replied = FALSE, client_got_reply = FALSE;
+  g_autofree char *peer = NULL;
+  int client_pid = 0;
 
   if (lines == NULL)
     return;
+  for (guint i = 0; lines[i] != NULL && client_pid == 0; i++)
+    if (strstr (lines[i], " client > call ") != NULL)
+      client_pid = line_pid (lines[i]);
+  g_assert_cmpint (client_pid, >, 0);
+  peer = g_strdup_printf (" server :1.1 pid=%d ", client_pid);
   for (guint i = 0; lines[i] != NULL; i++)
     {
       const char *line = lines[i];
@@ -95,17 +118,84 @@ test_messages_log (gconstpointer data)
       if (line[0] == '\0')
         continue;
       g_assert_true (g_str_has_prefix (line, "libpeer["));
-      if (strstr (line, " client > call ") != NULL &&
+      if (strstr (line, "] client > call ") != NULL &&
           strstr (line, "member=org.libpeer.Helper1.Quick signature='i' fds=0 body=(8,)") != NULL)
         client_sent = TRUE;
-      if (strstr (line, " server < call ") != NULL && strstr (line, "member=org.libpeer.Helper1.Quick") != NULL)
+      if (strstr (line, peer) != NULL && strstr (line, "< call ") != NULL &&
+          strstr (line, "member=org.libpeer.Helper1.Quick") != NULL)
         server_received = TRUE;
-      if (strstr (line, " client < return ") != NULL && strstr (line, " reply_serial=") != NULL)
+      if (strstr (line, peer) != NULL && strstr (line, "> return ") != NULL)
+        server_replied = TRUE;
+      if (strstr (line, "] client < return ") != NULL && strstr (line, " reply_serial=") != NULL)
         client_got_reply = TRUE;
+      /* Every server line names its peer. */
+      if (strstr (line, "] server ") != NULL)
+        g_assert_nonnull (strstr (line, peer));
     }
   g_assert_true (client_sent);
   g_assert_true (server_received);
+  g_assert_true (server_replied);
   g_assert_true (client_got_reply);
+}
+
+/* A listening server with two peers: each line says which one. */
+static void
+test_messages_log_two_peers (void)
+{
+  const char *server_argv[] = { peer_test_program ("PEER_SERVER"), NULL };
+  g_auto(GStrv) envp = g_environ_setenv (g_get_environ (), "PEER_DEBUG", "messages", TRUE);
+  g_auto(GStrv) client_envp = g_environ_unsetenv (g_get_environ (), "PEER_DEBUG");
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GString) logged = g_string_new (NULL);
+  g_autofree char *address = NULL;
+  g_autofree char *socket_dir = NULL;
+  g_auto(GStrv) lines = NULL;
+  PeerTestProcess server = { 0 };
+  int err_fd, status;
+  GPid clients[2];
+  char buf[4096];
+  ssize_t n;
+
+  g_assert_true (g_spawn_async_with_pipes (NULL, (char **) server_argv, envp, G_SPAWN_DO_NOT_REAP_CHILD, NULL, NULL,
+                                           &server.pid, NULL, &server.stdout_fd, &err_fd, &error));
+  g_assert_no_error (error);
+  address = peer_test_process_read_line (&server);
+  g_assert_nonnull (address);
+  socket_dir = g_path_get_dirname (address + strlen ("unix:path="));
+  for (guint i = 0; i < G_N_ELEMENTS (clients); i++)
+    {
+      const char *client_argv[] = { peer_test_program ("PEER_CLIENT"), "--address", address, "quick", "8", NULL };
+
+      g_assert_true (g_spawn_async (NULL, (char **) client_argv, client_envp,
+                                    G_SPAWN_DO_NOT_REAP_CHILD | G_SPAWN_STDOUT_TO_DEV_NULL, NULL, NULL,
+                                    &clients[i], &error));
+      g_assert_no_error (error);
+      g_assert_cmpint (waitpid (clients[i], &status, 0), ==, clients[i]);
+      g_assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+    }
+  status = peer_test_process_stop (g_memdup2 (&server, sizeof server), SIGTERM);
+  g_assert_true (WIFEXITED (status) && WEXITSTATUS (status) == 0);
+  while ((n = read (err_fd, buf, sizeof buf)) > 0)
+    g_string_append_len (logged, buf, n);
+  close (err_fd);
+  g_string_truncate (logged, strlen (peer_test_strip_valgrind (logged->str)));
+  g_assert_false (g_file_test (socket_dir, G_FILE_TEST_EXISTS));
+
+  lines = g_strsplit (logged->str, "\n", -1);
+  for (guint i = 0; i < G_N_ELEMENTS (clients); i++)
+    {
+      g_autofree char *call = g_strdup_printf (" server :1.%u pid=%d < call ", i + 1, (int) clients[i]);
+      g_autofree char *reply = g_strdup_printf (" server :1.%u pid=%d > return ", i + 1, (int) clients[i]);
+      gboolean called = FALSE, replied = FALSE;
+
+      for (guint l = 0; lines[l] != NULL; l++)
+        {
+          called |= strstr (lines[l], call) != NULL && strstr (lines[l], "member=org.libpeer.Helper1.Quick") != NULL;
+          replied |= strstr (lines[l], reply) != NULL;
+        }
+      if (!called || !replied)
+        g_error ("no call from or reply to peer %u (pid %d) in:\n%s", i + 1, (int) clients[i], logged->str);
+    }
 }
 
 /* Lane frames are logged as the D-Bus messages they stand for, by both
@@ -120,8 +210,8 @@ test_lane_log (gconstpointer data)
                                  peer_test_program ("PEER_SERVER"), "quick", "0", NULL };
   const char *expected[] = {
     " client lane > call serial=1 path=/org/libpeer/Helper member=org.libpeer.Helper1.Quick signature='i' fds=0 body=(8,)",
-    " server lane < call serial=1 path=/org/libpeer/Helper member=org.libpeer.Helper1.Quick signature='i' fds=0 body=(8,)",
-    " server lane > return serial=1 reply_serial=1 signature='s' fds=0 body=('",
+    " server lane :1.1 pid=CLIENT < call serial=1 path=/org/libpeer/Helper member=org.libpeer.Helper1.Quick signature='i' fds=0 body=(8,)",
+    " server lane :1.1 pid=CLIENT > return serial=1 reply_serial=1 signature='s' fds=0 body=('",
     " client lane < return serial=1 reply_serial=1 signature='s' fds=0 body=('",
   };
   g_auto(GStrv) lines = logged_lines (argv, enabled);
@@ -130,19 +220,27 @@ test_lane_log (gconstpointer data)
   g_auto(GStrv) envp = g_get_environ ();
   g_autofree char *refused_err = NULL;
   g_autofree char *all = NULL;
-  int status;
+  g_autofree char *pid_text = NULL;
+  int status, client_pid = 0;
 
   if (lines == NULL)
     return;
   all = g_strjoinv ("\n", lines);
+  for (guint i = 0; lines[i] != NULL && client_pid == 0; i++)
+    if (strstr (lines[i], " client lane > call ") != NULL)
+      client_pid = line_pid (lines[i]);
+  pid_text = g_strdup_printf ("%d", client_pid);
   for (guint e = 0; e < G_N_ELEMENTS (expected); e++)
     {
+      g_autoptr(GString) wanted = g_string_new (expected[e]);
       gboolean found = FALSE;
 
+      /* The server's lane lines name the peer too. */
+      g_string_replace (wanted, "CLIENT", pid_text, 0);
       for (guint i = 0; lines[i] != NULL && !found; i++)
-        found = g_str_has_prefix (lines[i], "libpeer[") && strstr (lines[i], expected[e]) != NULL;
+        found = g_str_has_prefix (lines[i], "libpeer[") && strstr (lines[i], wanted->str) != NULL;
       if (!found)
-        g_error ("no log line with \"%s\" in:\n%s", expected[e], all);
+        g_error ("no log line with \"%s\" in:\n%s", wanted->str, all);
     }
 
   /* The handler's error, both ways, with its name and message. */
@@ -150,6 +248,7 @@ test_lane_log (gconstpointer data)
   envp = g_environ_setenv (envp, "PEER_DEBUG", "messages", TRUE);
   g_assert_true (g_spawn_sync (NULL, (char **) refused_argv, envp, G_SPAWN_DEFAULT, NULL, NULL,
                                NULL, &refused_err, &status, NULL));
+  peer_test_strip_valgrind (refused_err);
   g_assert_false (g_spawn_check_wait_status (status, NULL));
   refused_lines = g_strsplit (refused_err, "\n", -1);
   for (guint i = 0; refused_lines[i] != NULL; i++)
@@ -288,19 +387,49 @@ test_lane_capture (void)
   peer_test_remove_dir (dir);
 }
 
-/* A capture that cannot be written changes nothing else. */
+/* A capture that cannot be written is an error of peer-client's command
+ * line, found before it starts anything: one line with the reason, exit
+ * 2, whether it came from PEER_CAPTURE or --capture. The twin: a writable
+ * one runs (test_capture()), and so does the same call with none. */
 static void
 test_capture_unwritable (void)
 {
   const char *argv[] = { peer_test_program ("PEER_CLIENT"), "--spawn", "--",
                          peer_test_program ("PEER_SERVER"), "quick", "8", NULL };
+  const char *option_argv[] = { peer_test_program ("PEER_CLIENT"), "--capture", "/nonexistent/libpeer/capture.pcap",
+                                "--spawn", "--", peer_test_program ("PEER_SERVER"), "quick", "8", NULL };
+  g_auto(GStrv) envp = g_environ_setenv (g_get_environ (), "PEER_CAPTURE", "/nonexistent/libpeer/capture.pcap", TRUE);
   g_autofree char *out = NULL;
   g_autofree char *err = NULL;
+  int status;
 
-  run_with_env (argv, "PEER_CAPTURE", "/nonexistent/libpeer/capture.pcap", &out, &err);
+  g_assert_true (g_spawn_sync (NULL, (char **) argv, envp, G_SPAWN_DEFAULT, NULL, NULL, &out, &err, &status, NULL));
+  peer_test_strip_valgrind (err);
+  g_assert_true (WIFEXITED (status));
+  g_assert_cmpint (WEXITSTATUS (status), ==, 2);
+  g_assert_cmpstr (out, ==, "");
+  g_assert_cmpstr (err, ==, "peer-client: PEER_CAPTURE: cannot write the capture to "
+                            "/nonexistent/libpeer/capture.pcap: No such file or directory\n");
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  envp = g_environ_unsetenv (envp, "PEER_CAPTURE");
+  g_assert_true (g_spawn_sync (NULL, (char **) option_argv, envp, G_SPAWN_DEFAULT, NULL, NULL, &out, &err, &status,
+                               NULL));
+  peer_test_strip_valgrind (err);
+  g_assert_true (WIFEXITED (status));
+  g_assert_cmpint (WEXITSTATUS (status), ==, 2);
+  g_assert_cmpstr (out, ==, "");
+  g_assert_cmpstr (err, ==, "peer-client: --capture: cannot write the capture to "
+                            "/nonexistent/libpeer/capture.pcap: No such file or directory\n");
+  g_assert_false (g_file_test ("/nonexistent/libpeer", G_FILE_TEST_EXISTS));
+  g_clear_pointer (&out, g_free);
+  g_clear_pointer (&err, g_free);
+
+  /* The same command with no capture runs. */
+  run_with_env (argv, NULL, NULL, &out, &err);
   g_assert_cmpstr (err, ==, "");
   g_assert_true (g_ascii_isdigit (out[0]));
-  g_assert_false (g_file_test ("/nonexistent/libpeer", G_FILE_TEST_EXISTS));
 }
 
 static void
@@ -322,6 +451,7 @@ main (int   argc,
   g_test_add_func ("/peer/debug/describe", test_describe);
   g_test_add_data_func ("/peer/debug/messages/logged", GINT_TO_POINTER (TRUE), test_messages_log);
   g_test_add_data_func ("/peer/debug/messages/silent-by-default", GINT_TO_POINTER (FALSE), test_messages_log);
+  g_test_add_func ("/peer/debug/messages/two-peers", test_messages_log_two_peers);
   g_test_add_func ("/peer/debug/capture/pcap", test_capture);
   g_test_add_data_func ("/peer/debug/lane/logged", GINT_TO_POINTER (TRUE), test_lane_log);
   g_test_add_data_func ("/peer/debug/lane/silent-by-default", GINT_TO_POINTER (FALSE), test_lane_log);

@@ -877,10 +877,10 @@ export_where (gpointer user_data)
     "<method name='Safe'/><method name='Unsafe'/>"
     "</interface></node>";
   PeerMethodEntry entries[] = {
-    { "Safe", handle_where, PEER_METHOD_FLAGS_THREAD_SAFE, { 0 } },
+    { "Safe", handle_where, PEER_METHOD_FLAGS_THREAD_SAFE },
   };
   PeerMethodEntry unsafe_entries[] = {
-    { "Unsafe", handle_where, PEER_METHOD_FLAGS_NONE, { 0 } },
+    { "Unsafe", handle_where, PEER_METHOD_FLAGS_NONE },
   };
   g_autoptr(GError) error = NULL;
 

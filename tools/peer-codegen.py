@@ -1793,7 +1793,7 @@ static void
             for m in iface.methods:
                 flags = 'PEER_METHOD_FLAGS_THREAD_SAFE' if m.thread_safe else 'PEER_METHOD_FLAGS_NONE'
                 self.C('  if (skeleton->vtable.handle_%s != NULL)' % m.lower)
-                self.C('    entries[n++] = (PeerMethodEntry) { %s, %s%s_handle_%s, %s, { NULL } };'
+                self.C('    entries[n++] = (PeerMethodEntry) { %s, %s%s_handle_%s, %s };'
                        % (c_string(m.name), p, L, m.lower, flags))
             self.C('  if (n > 0 && !peer_interface_add_methods (iface, entries, n, skeleton, error))')
             self.C('    return NULL;')
