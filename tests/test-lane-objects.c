@@ -1361,11 +1361,12 @@ test_log (void)
   const char *argv[] = { peer_test_program ("PEER_CLIENT"), "--lane", "--spawn", "--",
                          peer_test_program ("PEER_SERVER"), "get", PEER_HELPER_PATH, "org.libpeer.Helper1.Version",
                          NULL };
-  const char *expected[] = {
-    " client lane > call serial=",
-    " server lane < call serial=",
-    " server lane > return serial=",
-    " client lane < return serial=",
+  /* The server's lines name the peer between the two parts. */
+  const char *expected[][2] = {
+    { " client lane > call serial=", "" },
+    { " server lane :", " < call serial=" },
+    { " server lane :", " > return serial=" },
+    { " client lane < return serial=", "" },
   };
   g_auto(GStrv) envp = g_environ_setenv (g_get_environ (), "PEER_DEBUG", "messages", TRUE);
   g_autofree char *out = NULL;
@@ -1385,12 +1386,12 @@ test_log (void)
       gboolean found = FALSE;
 
       for (guint i = 0; lines[i] != NULL && !found; i++)
-        found = strstr (lines[i], expected[e]) != NULL &&
+        found = strstr (lines[i], expected[e][0]) != NULL && strstr (lines[i], expected[e][1]) != NULL &&
                 (e >= 2 ? strstr (lines[i], "signature='v'") != NULL
                         : strstr (lines[i], "path=" PEER_HELPER_PATH " member=" PROPERTIES ".Get signature='ss'")
                           != NULL);
       if (!found)
-        g_error ("no log line with \"%s\" for the Get in:\n%s", expected[e], err);
+        g_error ("no log line with \"%s…%s\" for the Get in:\n%s", expected[e][0], expected[e][1], err);
     }
   /* Not on the connection. */
   for (guint i = 0; lines[i] != NULL; i++)
