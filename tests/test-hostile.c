@@ -1312,6 +1312,10 @@ test_limit_peers (Fixture      *f,
       g_assert_no_error (error);
       g_ptr_array_add (clients, client);
     }
+  /* A client is through when its side has authenticated; the server
+   * counts it when its own side has. Until then the extra one could be
+   * counted before one of these, and that one refused instead. */
+  PEER_TEST_WAIT_UNTIL (peer_server_get_n_peers (f->ts->server) == 3);
   refused = peer_server_get_n_refused (f->ts->server);
   /* Refused at accept, or (when the server had not yet counted the
    * others) as soon as it has authenticated: closed either way. */
