@@ -294,9 +294,12 @@ _peer_lane_read_frame_full (int                         fd,
     }
   if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC))
     REFUSE ("Lane frame too large or with too many fds");
-  if (header.kind < PEER_LANE_KIND_CALL || header.kind > PEER_LANE_KIND_REDIRECT ||
+  if (header.kind < PEER_LANE_KIND_CALL || header.kind > PEER_LANE_KIND_BATCH ||
       header.kind == PEER_LANE_KIND_CHUNK)
     REFUSE ("Lane frame of unknown kind %u", header.kind);
+  if (header.kind == PEER_LANE_KIND_BATCH &&
+      (header.flags != 0 || n_fds != 0 || header.body_size % 8 != 0))
+    REFUSE ("Lane batch with flags, fds or a body not in whole 8-byte units");
   if (header.flags & ~(PEER_LANE_FLAG_BODY_IN_BLOB | PEER_LANE_FLAG_CHUNKED | PEER_LANE_FLAG_REDIRECTABLE) ||
       ((header.flags & PEER_LANE_FLAG_REDIRECTABLE) && header.kind != PEER_LANE_KIND_CALL))
     REFUSE ("Lane frame with unknown flags 0x%x", header.flags);
@@ -371,6 +374,65 @@ _peer_lane_read_frame_full (int                         fd,
   if (n_fds > 0)
     frame->fd_list = g_unix_fd_list_new_from_array (fds, n_fds);  /* takes them */
   frame->header = header;
+  return TRUE;
+}
+
+/* A frame in a batch: its header, and its body padded to 8 bytes. */
+#define BATCHED_SIZE(body_size) (HEADER_SIZE + (((gsize) (body_size) + 7) & ~(gsize) 7))
+/* Bodies in a batch up to this size are copied out of it. */
+#define BATCH_COPIED_BODY 4096
+
+gboolean
+_peer_lane_batch_next (const PeerLaneFrame  *batch,
+                       gsize                *offset,
+                       PeerLaneFrame        *frame,
+                       GError              **error)
+{
+  gsize size;
+  const guint8 *data = g_bytes_get_data (batch->body, &size);
+  PeerLaneHeader header;
+
+  memset (frame, 0, sizeof *frame);
+  if (*offset >= size)
+    return FALSE;
+  if (size - *offset < HEADER_SIZE)
+    {
+      BAD_FRAME ("Lane batch ends in the middle of a frame's header");
+      return FALSE;
+    }
+  memcpy (&header, data + *offset, HEADER_SIZE);
+  if (header.kind != PEER_LANE_KIND_CALL && header.kind != PEER_LANE_KIND_REPLY &&
+      header.kind != PEER_LANE_KIND_ERROR && header.kind != PEER_LANE_KIND_SIGNAL &&
+      header.kind != PEER_LANE_KIND_REDIRECT)
+    {
+      BAD_FRAME ("Lane batch holds a frame of kind %u", header.kind);
+      return FALSE;
+    }
+  if ((header.flags & ~PEER_LANE_FLAG_REDIRECTABLE) != 0 ||
+      ((header.flags & PEER_LANE_FLAG_REDIRECTABLE) && header.kind != PEER_LANE_KIND_CALL) ||
+      header.n_fds != 0)
+    {
+      BAD_FRAME ("Lane batch holds a frame with fds, or flags not its own");
+      return FALSE;
+    }
+  if (header.body_size > size - *offset - HEADER_SIZE ||
+      BATCHED_SIZE (header.body_size) > size - *offset)
+    {
+      BAD_FRAME ("Lane batch ends in the middle of a frame's body");
+      return FALSE;
+    }
+  frame->header = header;
+  /* Small bodies are copied: a value kept from one (a reply held, a call
+   * answered later) holds no more than its own bytes. Larger ones are
+   * slices of the batch's body, a copy of its own (8-aligned, as
+   * malloc()'s) in which each frame starts on 8 bytes. */
+  if (header.body_size == 0)
+    frame->body = g_bytes_ref (empty_bytes ());
+  else if (header.body_size <= BATCH_COPIED_BODY)
+    frame->body = g_bytes_new (data + *offset + HEADER_SIZE, header.body_size);
+  else
+    frame->body = g_bytes_new_from_bytes (batch->body, *offset + HEADER_SIZE, header.body_size);
+  *offset += BATCHED_SIZE (header.body_size);
   return TRUE;
 }
 
@@ -647,6 +709,190 @@ _peer_lane_write_frame_full (int                          fd,
   if (n_fds > 0)
     set_fds (&msg, &control, fds, n_fds);
   return send_datagram (fd, &msg, options, error);
+}
+
+/* Frames sent together (by one sendmmsg(), or in one batch) at most. */
+#define BATCH_MAX 32
+
+/* Whether @f goes as one datagram of its header and inline body, with no
+ * fds: the frames _peer_lane_write_frames() sends together. */
+static gboolean
+frame_is_plain (const PeerLaneOutFrame     *f,
+                const PeerLaneWriteOptions *options)
+{
+  gsize size = f->body != NULL ? g_variant_get_size (f->body) : 0;
+
+  return (f->fd_list == NULL || g_unix_fd_list_get_length (f->fd_list) == 0) &&
+         size <= PEER_LANE_MAX_INLINE && (options->max_chunked == 0 || size <= options->max_chunked);
+}
+
+/* Sends @n plain frames prepared in @msgs; FALSE with @error when one of
+ * them was not sent (*n_sent says how many were). */
+static gboolean
+send_batch (int                         fd,
+            struct mmsghdr             *msgs,
+            guint                       n,
+            const PeerLaneWriteOptions *options,
+            guint                      *n_sent,
+            GError                    **error)
+{
+  *n_sent = 0;
+  while (*n_sent < n)
+    {
+      int r;
+
+      if (n - *n_sent == 1)
+        {
+          /* One left: sendmsg(), which also waits as the options say. */
+          if (!send_datagram (fd, &msgs[*n_sent].msg_hdr, options, error))
+            return FALSE;
+          (*n_sent)++;
+          break;
+        }
+      r = sendmmsg (fd, msgs + *n_sent, n - *n_sent,
+                    MSG_NOSIGNAL | (options->wait == PEER_LANE_WAIT_BLOCK ? 0 : MSG_DONTWAIT));
+      if (r > 0)
+        {
+          *n_sent += r;
+          continue;
+        }
+      if (r < 0 && errno == EINTR)
+        continue;
+      /* The first of them did not go: sendmsg() says why, or waits for
+       * room as the options allow. */
+      if (!send_datagram (fd, &msgs[*n_sent].msg_hdr, options, error))
+        return FALSE;
+      (*n_sent)++;
+    }
+  return TRUE;
+}
+
+/* Sends @n plain frames (n >= 2) as one BATCH datagram. */
+static gboolean
+send_as_batch (int                         fd,
+               const PeerLaneOutFrame     *frames,
+               guint                       n,
+               const PeerLaneWriteOptions *options,
+               GError                    **error)
+{
+  static const guint8 padding[8];
+  PeerLaneHeader batch = { 0, n, PEER_LANE_KIND_BATCH, 0, 0, 0 };
+  PeerLaneHeader headers[BATCH_MAX];
+  struct iovec iov[1 + 3 * BATCH_MAX];
+  GVariant *holders[BATCH_MAX];
+  struct msghdr msg = { .msg_iov = iov };
+  guint n_iov = 1;
+  gsize total = 0;
+  gboolean ok;
+
+  for (guint i = 0; i < n; i++)
+    {
+      const PeerLaneOutFrame *f = &frames[i];
+      gsize size = f->body != NULL ? g_variant_get_size (f->body) : 0;
+
+      holders[i] = NULL;
+      headers[i] = (PeerLaneHeader) { f->serial, f->target, f->kind, f->kind == PEER_LANE_KIND_CALL ? options->flags : 0,
+                                      0, (guint32) size };
+      iov[n_iov++] = (struct iovec) { &headers[i], HEADER_SIZE };
+      if (size > 0)
+        iov[n_iov++] = (struct iovec) { (gpointer) body_data (f->body, size, &holders[i]), size };
+      if (size % 8 != 0)
+        iov[n_iov++] = (struct iovec) { (gpointer) padding, 8 - size % 8 };
+      total += BATCHED_SIZE (size);
+    }
+  batch.body_size = (guint32) total;
+  iov[0] = (struct iovec) { &batch, HEADER_SIZE };
+  msg.msg_iovlen = n_iov;
+  ok = send_datagram (fd, &msg, options, error);
+  for (guint i = 0; i < n; i++)
+    g_clear_pointer (&holders[i], g_variant_unref);
+  return ok;
+}
+
+guint
+_peer_lane_write_frames (int                          fd,
+                         const PeerLaneOutFrame      *frames,
+                         guint                        n_frames,
+                         const PeerLaneWriteOptions  *options,
+                         GError                     **error)
+{
+  PeerLaneHeader headers[BATCH_MAX];
+  struct iovec iovs[BATCH_MAX][2];
+  struct mmsghdr msgs[BATCH_MAX];
+  GVariant *holders[BATCH_MAX];
+  guint done = 0;
+
+  /* One (a reply to a call made one at a time): as it goes alone. */
+  if (n_frames == 1)
+    return _peer_lane_write_frame_full (fd, frames[0].kind, frames[0].serial, frames[0].target, frames[0].body,
+                                        frames[0].fd_list, options, error) ? 1 : 0;
+  while (done < n_frames)
+    {
+      guint n = 0, n_sent = 0;
+      gboolean ok;
+
+      if (options->batch)
+        {
+          gsize total = 0;
+
+          /* A run of plain frames, at most BATCH_MAX and what a datagram
+           * holds: one datagram. */
+          while (done + n < n_frames && n < BATCH_MAX && frame_is_plain (&frames[done + n], options))
+            {
+              const PeerLaneOutFrame *f = &frames[done + n];
+              gsize size = BATCHED_SIZE (f->body != NULL ? g_variant_get_size (f->body) : 0);
+
+              if (total + size > PEER_LANE_MAX_INLINE)
+                break;
+              total += size;
+              n++;
+            }
+          if (n >= 2)
+            {
+              if (!send_as_batch (fd, frames + done, n, options, error))
+                return done;
+              done += n;
+              continue;
+            }
+          n = 0;
+        }
+      /* A run of plain frames, at most BATCH_MAX: one syscall. */
+      while (done + n < n_frames && n < BATCH_MAX && frame_is_plain (&frames[done + n], options))
+        {
+          const PeerLaneOutFrame *f = &frames[done + n];
+          gsize size = f->body != NULL ? g_variant_get_size (f->body) : 0;
+
+          holders[n] = NULL;
+          headers[n] = (PeerLaneHeader) { f->serial, f->target, f->kind,
+                                          f->kind == PEER_LANE_KIND_CALL ? options->flags : 0, 0, (guint32) size };
+          iovs[n][0] = (struct iovec) { &headers[n], HEADER_SIZE };
+          memset (&msgs[n], 0, sizeof msgs[n]);
+          msgs[n].msg_hdr.msg_iov = iovs[n];
+          msgs[n].msg_hdr.msg_iovlen = 1;
+          if (size > 0)
+            {
+              iovs[n][1] = (struct iovec) { (gpointer) body_data (f->body, size, &holders[n]), size };
+              msgs[n].msg_hdr.msg_iovlen = 2;
+            }
+          n++;
+        }
+      if (n > 0)
+        {
+          ok = send_batch (fd, msgs, n, options, &n_sent, error);
+          for (guint i = 0; i < n; i++)
+            g_clear_pointer (&holders[i], g_variant_unref);
+          done += n_sent;
+          if (!ok)
+            return done;
+          continue;
+        }
+      /* One that is not: as it would go alone (chunks, a blob, fds). */
+      if (!_peer_lane_write_frame_full (fd, frames[done].kind, frames[done].serial, frames[done].target,
+                                        frames[done].body, frames[done].fd_list, options, error))
+        return done;
+      done++;
+    }
+  return done;
 }
 
 gboolean

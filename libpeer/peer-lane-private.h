@@ -18,6 +18,15 @@
  * Errors carry (ss): the D-Bus error name and message. Both ends are on
  * one machine, so the header is in native byte order.
  *
+ * Several small frames written at once (the replies of a server's turn,
+ * the calls a client made from its replies' callbacks) travel as one
+ * BATCH datagram: one syscall for the writer, and one wake-up for the
+ * reader, where one datagram each would wake it (and, on a preemptible
+ * kernel, hand it the CPU) once per frame. A server that reads batches
+ * says so in Open's limits ("batched-frames"); a client that does (and
+ * heard that) sends an empty BATCH first, after which the server may
+ * write batches to it.
+ *
  * Chunks of one frame are never interleaved with another chunked frame,
  * but a whole one-datagram frame written by another thread may come
  * between them; only a client (for which that is a stale reply) skips it.
@@ -36,16 +45,17 @@
  * once Open said "calls-by-name": a client from before gets none.
  *
  * Threads: the server's lanes are served by a fixed set of loop threads
- * (peer-lane-server.c), one per CPU, which exist while any lane does. A
- * server's lane is freed with its last reference on any thread (its
- * loop's, a call's, the main context's): it owns no main-context state,
- * only its fd, and the PeerConnection it holds defers its own teardown to
- * the server's main context. The list of a connection's lanes is main
- * context only; a loop hands its reference back there when the lane ends,
- * and knows which lane it serves by a thread-local mark, never by a
- * thread id. A PeerLaneClient is freed by its PeerClient's finalize, on
- * any thread but its own reader thread (which holds no reference to a
- * call's task or client: see peer-lane-client.c), and joins that thread.
+ * (peer-lane-server.c), one per CPU the process may use, which exist
+ * while any lane does. A server's lane is freed with its last reference
+ * on any thread (its loop's, a call's, the main context's): it owns no
+ * main-context state, only its fd, and the PeerConnection it holds
+ * defers its own teardown to the server's main context. The list of a
+ * connection's lanes is main context only; a loop hands its reference
+ * back there when the lane ends, and knows which lane it serves by a
+ * thread-local mark, never by a thread id. A PeerLaneClient is freed by
+ * its PeerClient's finalize, on any thread but its own reader thread
+ * (which holds no reference to a call's task or client: see
+ * peer-lane-client.c), and joins that thread.
  */
 #pragma once
 
@@ -79,6 +89,10 @@ G_BEGIN_DECLS
 /* How long a server's loop waits for a client to take a chunk of a reply
  * before it shuts the lane. */
 #define PEER_LANE_SEND_TIMEOUT_MS 10000
+/* The most frames a server's loop serves of one lane in a row (a turn)
+ * before it serves the other lanes that are ready: their replies are
+ * written together as the turn ends. */
+#define PEER_LANE_TURN_FRAMES 8
 /* Lanes one connection may open: each costs the server an fd and socket
  * buffers (its threads are shared). */
 #define PEER_LANE_MAX_PER_CONNECTION 4
@@ -97,6 +111,10 @@ typedef enum {
   PEER_LANE_KIND_REDIRECT = 6,  /* server to client, for call @target: the
                                  * lane does not serve it (nothing ran);
                                  * send it on the D-Bus connection. Body () */
+  PEER_LANE_KIND_BATCH = 7,     /* whole frames in one datagram: the body is
+                                 * each one's header and inline body, padded
+                                 * to 8 bytes; no fds, blobs, chunks or
+                                 * batches among them */
 } PeerLaneKind;
 
 /* A CALL frame's target for a call by name, to any method the table does
@@ -170,6 +188,7 @@ typedef struct {
   guint8 *drain_buffer;         /* WAIT_POLL: a header's room */
   GMutex *chunk_lock;           /* held while a frame is written in chunks, if set */
   guint8 flags;                 /* PEER_LANE_FLAG_REDIRECTABLE, or none */
+  gboolean batch;               /* the reader takes BATCH frames (_peer_lane_write_frames()) */
 } PeerLaneWriteOptions;
 
 gboolean  _peer_lane_read_frame_full  (int                          fd,
@@ -184,6 +203,36 @@ gboolean  _peer_lane_write_frame_full (int                          fd,
                                        GVariant                    *body,
                                        GUnixFDList                 *fd_list,
                                        const PeerLaneWriteOptions  *options,
+                                       GError                     **error);
+
+/* A frame to write, for _peer_lane_write_frames(): what
+ * _peer_lane_write_frame_full() takes, borrowed. */
+typedef struct {
+  PeerLaneKind kind;
+  guint32 serial;
+  guint32 target;
+  GVariant *body;               /* (nullable): none */
+  GUnixFDList *fd_list;         /* (nullable) */
+} PeerLaneOutFrame;
+
+/* Writes @frames in order, as _peer_lane_write_frame_full() would one by
+ * one, but each run of frames that go as one datagram with no fds
+ * together: in one BATCH datagram when @options say the reader takes
+ * them, else in one sendmmsg(). Returns how many were written; when fewer
+ * than @n_frames, @error says why the next was not. */
+guint     _peer_lane_write_frames     (int                          fd,
+                                       const PeerLaneOutFrame      *frames,
+                                       guint                        n_frames,
+                                       const PeerLaneWriteOptions  *options,
+                                       GError                     **error);
+
+/* The frames in a BATCH frame, one by one from *@offset (0 at first):
+ * FALSE at the end (no error set) or at a malformed one (error set, and
+ * nothing more should be read from the lane). A frame's body is a copy,
+ * or (a large one) a slice of the batch's, aligned as GVariant needs. */
+gboolean  _peer_lane_batch_next       (const PeerLaneFrame         *batch,
+                                       gsize                       *offset,
+                                       PeerLaneFrame               *frame,
                                        GError                     **error);
 
 /* Reads one frame. Returns FALSE at end of stream (no error set) or on a
@@ -440,8 +489,18 @@ typedef struct {
 void      _peer_lane_spin_init          (LaneSpin *spin);
 void      _peer_lane_spin_init_for_peer (LaneSpin *spin,
                                          pid_t     peer_pid);
-void      _peer_lane_spin_wait          (LaneSpin *spin,
+/* TRUE when a frame is there (or the end of the stream), FALSE when the
+ * spin gave up or did not spin. */
+gboolean  _peer_lane_spin_wait          (LaneSpin *spin,
                                          int       fd);
+/* The CPUs this process may run on (its main thread's mask, which
+ * `taskset` sets for every thread), not the machine's: a server's loops
+ * are as many. */
+guint     _peer_lane_n_cpus             (void);
+/* Around a thread's whole wait for a frame (spin and blocking read): no
+ * thread spins while more threads of the process wait than it may spin. */
+void      _peer_lane_wait_begin         (void);
+void      _peer_lane_wait_end           (void);
 /* For tests: the maximum spin for CPU masks (@peers NULL: unknown), and
  * a wait's outcome applied to @spin's budget. */
 gint64    _peer_lane_spin_max_for       (const cpu_set_t *ours,

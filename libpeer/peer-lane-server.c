@@ -1,19 +1,24 @@
 /* peer-lane-server.c: the server's end of a lane.
  *
- * Open() makes a socketpair and keeps one end, which one of a small fixed
- * set of loop threads (one per CPU, made with the first lane, for the
- * life of the process) watches with epoll, beside the other lanes given
- * to it: the thread count does not grow with the number of lanes. Each
- * turn of a loop reads one frame from each lane that has one
- * (peer-lane-frame.c), so a busy lane cannot starve the others on its
- * thread. A call to a handler flagged PEER_METHOD_FLAGS_THREAD_SAFE runs
- * right there, on the loop thread, and its reply is written from whatever
- * thread replies: no hop at all. Other handlers are handed to the server's
- * main context (correct, one hop). Large replies go in chunks when the
- * loop thread writes them (within a send timeout), as sealed memfd blobs
- * otherwise: see lane_send(). What a loop reads into (a frame's buffer,
- * the spare one chunked bodies are assembled in) is the loop's, not each
- * lane's, and the spare is let go when the loop has been idle a while.
+ * Open() makes a socketpair and keeps one end, which a small fixed set of
+ * loop threads (one per CPU the process may use, made with the first
+ * lane, ended with the last) serve together from one epoll set: the
+ * thread count does not grow with the number of lanes, and whichever
+ * loop is free takes whichever lane is ready next (see "the loops"
+ * below). A loop serves a lane by turns: up to PEER_LANE_TURN_FRAMES
+ * frames of it in a row (peer-lane-frame.c), then the others that are
+ * ready, so that a busy lane cannot starve the others. A call to a
+ * handler flagged PEER_METHOD_FLAGS_THREAD_SAFE runs right there, on the
+ * loop thread; the replies and signals written on the loop during a turn
+ * are queued and written together as it ends (in one batch, to a client
+ * that reads them: one syscall, one wake-up of the client). Replies from
+ * other threads are written from whatever thread replies: no hop at all.
+ * Other handlers are handed to the server's main context (correct, one
+ * hop). Large replies go in chunks when the loop writes them (within a
+ * send timeout), as sealed memfd blobs otherwise: see lane_send(). What a
+ * loop reads into (a frame's buffer, the spare one chunked bodies are
+ * assembled in) is the loop's, not each lane's, and the spare is let go
+ * when the loop has been idle a while.
  *
  * Calls to methods the table Open handed over does not list (objects
  * exported since, a subtree's children, Properties) come by name and are
@@ -86,16 +91,26 @@ typedef struct {
   gsize max_chunked;            /* what the client was told it may receive in chunks */
   gsize kernel_reserved;        /* the sockets' buffers, held in the peer's quota */
 
-  /* Only the lane's loop (serving a frame of it) writes chunked frames, holding @write_lock
-   * throughout (it may wait for the client). Other threads write
-   * one-datagram frames, never waiting: with the lock when they get it at
-   * once, else through @queued, which whoever holds the lock empties
-   * after releasing it. The loop's own one-datagram frames need no
-   * lock: nothing else can be between chunks when it writes them. */
+  /* What is written, in order. Frames are queued in @queued and written
+   * by whoever holds @write_lock: a loop serving this lane queues the
+   * replies and signals of its turn and writes them together at the
+   * turn's end (in one batch, the client woken once), waiting for
+   * the client if it must (large replies in chunks); other threads
+   * write at once when nothing is queued and the lock is free, and
+   * never wait: when the lock is held, they queue and whoever holds it
+   * writes what they queued after releasing it. */
   GMutex write_lock;
   GMutex queue_lock;
-  GQueue queued;                /* QueuedFrame*, under queue_lock */
-  gint n_queued;                /* atomic: the queue's length */
+  GArray *queued;               /* QueuedFrame, under queue_lock */
+  GArray *writing;              /* QueuedFrame, under write_lock: being written */
+  gint n_queued;                /* atomic: @queued's length */
+  gint peer_batches;            /* atomic: the client takes BATCH frames (it sent one) */
+  /* Atomic: counted as a loop arms the lane for the next turn, read as a
+   * loop takes it. Loops hand a lane on to each other through the kernel
+   * (the epoll set), which ThreadSanitizer does not see as a hand-off:
+   * this is the one it sees. */
+  gint turns;
+  guint lone_turns;             /* its loop's: turns in a row that found one frame */
   gboolean watched;             /* frames are logged or captured */
   /* A finished call's block, for its loop's next call: a call
    * costs no allocation in the steady state. Atomic: calls finish on
@@ -103,12 +118,8 @@ typedef struct {
   gpointer spare_call;
 } LaneServer;
 
-typedef struct {
-  PeerLaneKind kind;
-  guint32 target;
-  GVariant *body;
-  GUnixFDList *fd_list;
-} QueuedFrame;
+/* A frame waiting to be written: its body and fds held. */
+typedef PeerLaneOutFrame QueuedFrame;
 
 static void lane_loops_release (void);
 
@@ -131,17 +142,25 @@ lane_invoke_in_context (GMainContext *context,
   g_source_unref (source);
 }
 
+/* Lets go of what @frames hold and empties it. Not the array's clear
+ * function: GArray calls that through a slower path, on every reply. */
 static void
-queued_frame_free (QueuedFrame *q)
+queued_frames_clear (GArray *frames)
 {
-  g_variant_unref (q->body);
-  g_clear_object (&q->fd_list);
-  g_free (q);
+  for (guint i = 0; i < frames->len; i++)
+    {
+      QueuedFrame *q = &g_array_index (frames, QueuedFrame, i);
+
+      g_clear_pointer (&q->body, g_variant_unref);
+      g_clear_object (&q->fd_list);
+    }
+  g_array_set_size (frames, 0);
 }
 
-/* The lane whose frame this thread (a loop) is handling now, if any: the
- * one thread that may wait for that lane's client as it writes. */
-static GPrivate current_lane;
+/* The lane whose turn this thread (a loop) is serving now, if any: what
+ * is written on it from here waits for the turn's end. A thread-local
+ * variable, not a GPrivate: read on every reply. */
+static __thread LaneServer *current_lane;
 
 static LaneServer *
 lane_server_ref (LaneServer *lane)
@@ -157,7 +176,9 @@ lane_server_unref (LaneServer *lane)
     return;
   close (lane->fd);
   _peer_wire_limits_release (_peer_connection_get_limits (lane->connection), lane->kernel_reserved);
-  g_queue_clear_full (&lane->queued, (GDestroyNotify) queued_frame_free);
+  queued_frames_clear (lane->queued);
+  g_array_unref (lane->queued);
+  g_array_unref (lane->writing);
   g_mutex_clear (&lane->write_lock);
   g_mutex_clear (&lane->queue_lock);
   g_ptr_array_unref (lane->methods);
@@ -197,41 +218,84 @@ lane_write_options (LaneServer   *lane,
     MIN (lane->max_chunked, _peer_connection_get_max_message_size (lane->connection)),
   };
 
+  options.batch = g_atomic_int_get (&lane->peer_batches);
   return options;
 }
 
-/* Writes what other threads queued, unless another thread holds the lock
- * (it does so itself after releasing it). */
+/* With @write_lock held: writes what is queued, in order, until nothing
+ * is; waiting for the client only as @wait says (a loop's BLOCK). A
+ * frame that cannot be written shuts the lane. */
 static void
-lane_flush_queued (LaneServer *lane)
+lane_write_queued_locked (LaneServer   *lane,
+                          PeerLaneWait  wait)
 {
-  while (g_atomic_int_get (&lane->n_queued) > 0 && g_mutex_trylock (&lane->write_lock))
+  while (g_atomic_int_get (&lane->n_queued) > 0)
     {
-      for (;;)
+      g_autoptr(GError) error = NULL;
+      GArray *batch;
+
+      g_mutex_lock (&lane->queue_lock);
+      batch = lane->queued;
+      lane->queued = lane->writing;
+      lane->writing = batch;
+      g_atomic_int_set (&lane->n_queued, 0);
+      g_mutex_unlock (&lane->queue_lock);
+      if (!g_atomic_int_get (&lane->shut))
         {
-          g_autoptr(GError) error = NULL;
-          QueuedFrame *q;
+          PeerLaneWriteOptions options = lane_write_options (lane, wait);
 
-          g_mutex_lock (&lane->queue_lock);
-          q = g_queue_pop_head (&lane->queued);
-          if (q != NULL)
-            g_atomic_int_add (&lane->n_queued, -1);
-          g_mutex_unlock (&lane->queue_lock);
-          if (q == NULL)
-            break;
-          PeerLaneWriteOptions options = lane_write_options (lane, PEER_LANE_WAIT_NONE);
-
-          if (!_peer_lane_write_frame_full (lane->fd, q->kind, 0, q->target, q->body, q->fd_list,
-                                            &options, &error))
+          if (_peer_lane_write_frames (lane->fd, (const PeerLaneOutFrame *) batch->data, batch->len,
+                                       &options, &error) < batch->len)
             {
               g_debug ("libpeer: lane reply to %s failed: %s",
                        peer_connection_get_unique_name (lane->connection), error->message);
               lane_server_shutdown (lane);
             }
-          queued_frame_free (q);
         }
+      queued_frames_clear (batch);
+    }
+}
+
+/* Writes what is queued, unless another thread holds the lock (it does
+ * so itself after releasing it). Never waits for the client. */
+static void
+lane_flush_queued (LaneServer *lane)
+{
+  while (g_atomic_int_get (&lane->n_queued) > 0 && g_mutex_trylock (&lane->write_lock))
+    {
+      lane_write_queued_locked (lane, PEER_LANE_WAIT_NONE);
       g_mutex_unlock (&lane->write_lock);
     }
+}
+
+/* On its loop, at the end of a turn: the turn's replies and signals (and
+ * whatever others queued meanwhile), waiting for the client if it must. */
+static void
+lane_flush_turn (LaneServer *lane)
+{
+  if (g_atomic_int_get (&lane->n_queued) == 0)
+    return;
+  g_mutex_lock (&lane->write_lock);
+  lane_write_queued_locked (lane, PEER_LANE_WAIT_BLOCK);
+  g_mutex_unlock (&lane->write_lock);
+  lane_flush_queued (lane);             /* queued between the last look and the unlock */
+}
+
+static void
+lane_queue (LaneServer   *lane,
+            PeerLaneKind  kind,
+            guint32       target,
+            GVariant     *body,
+            GUnixFDList  *fd_list)
+{
+  QueuedFrame q = {
+    kind, 0, target, g_variant_ref (body), fd_list != NULL ? g_object_ref (fd_list) : NULL,
+  };
+
+  g_mutex_lock (&lane->queue_lock);
+  g_array_append_val (lane->queued, q);
+  g_atomic_int_inc (&lane->n_queued);
+  g_mutex_unlock (&lane->queue_lock);
 }
 
 /* Any thread: the log, the capture and monitors see a frame as the D-Bus
@@ -289,20 +353,14 @@ lane_send_observed (LaneServer   *lane,
   if (kind != PEER_LANE_KIND_SIGNAL && observed != NULL &&
       (lane->watched || _peer_router_has_monitors (lane->router)))
     lane_observe_frame (lane, FALSE, kind, 0, target, NULL, NULL, NULL, observed, fd_list);
-  if (g_private_get (&current_lane) == lane)
+  if (current_lane == lane)
     {
-      /* The loop may wait for the client (who, in a call, reads),
-       * within the socket's send timeout; it is the only one that does.
-       * It holds the lock only to write in chunks: no other thread's
-       * chunks can be in progress, and a one-datagram frame cannot come
-       * between another's (the common case takes no lock). */
-      PeerLaneWriteOptions options = lane_write_options (lane, PEER_LANE_WAIT_BLOCK);
-
-      options.chunk_lock = &lane->write_lock;
-      ok = _peer_lane_write_frame_full (lane->fd, kind, 0, target, body, fd_list, &options, &error);
-      lane_flush_queued (lane);         /* what others queued behind the chunks, if any */
+      /* The lane's loop, in a turn of this lane: written with the turn's
+       * other frames as it ends (lane_flush_turn()). */
+      lane_queue (lane, kind, target, body, fd_list);
+      return;
     }
-  else if (g_mutex_trylock (&lane->write_lock))
+  if (g_atomic_int_get (&lane->n_queued) == 0 && g_mutex_trylock (&lane->write_lock))
     {
       /* Never waiting: a peer that does not read its replies loses its
        * lane instead of stalling the thread that replies (maybe the main
@@ -311,30 +369,18 @@ lane_send_observed (LaneServer   *lane,
 
       ok = _peer_lane_write_frame_full (lane->fd, kind, 0, target, body, fd_list, &options, &error);
       g_mutex_unlock (&lane->write_lock);
-      lane_flush_queued (lane);
-    }
-  else
-    {
-      /* The loop is writing a chunked frame: it sends this after. */
-      QueuedFrame *q = g_new0 (QueuedFrame, 1);
-
-      q->kind = kind;
-      q->target = target;
-      q->body = g_variant_ref (body);
-      q->fd_list = fd_list != NULL ? g_object_ref (fd_list) : NULL;
-      g_mutex_lock (&lane->queue_lock);
-      g_queue_push_tail (&lane->queued, q);
-      g_atomic_int_inc (&lane->n_queued);
-      g_mutex_unlock (&lane->queue_lock);
+      if (!ok)
+        {
+          g_debug ("libpeer: lane reply to %s failed: %s",
+                   peer_connection_get_unique_name (lane->connection), error->message);
+          lane_server_shutdown (lane);
+        }
       lane_flush_queued (lane);
       return;
     }
-  if (!ok)
-    {
-      g_debug ("libpeer: lane reply to %s failed: %s",
-               peer_connection_get_unique_name (lane->connection), error->message);
-      lane_server_shutdown (lane);
-    }
+  /* Behind what is queued, or while another thread writes. */
+  lane_queue (lane, kind, target, body, fd_list);
+  lane_flush_queued (lane);
 }
 
 static void
@@ -901,17 +947,52 @@ lane_ended_in_main_context (gpointer user_data)
  * were assembled in: a lane busy with large calls reuses it, an idle one
  * gives the memory back. */
 #define LOOP_IDLE_MS 1000
-/* Frames from this many ready lanes per turn: each gets one, in turn. */
-#define LOOP_MAX_EVENTS 64
+/* Lanes a loop takes at once, each getting a turn: one while other loops
+ * could take the rest (each lane that becomes ready goes to whichever
+ * loop is free), more for a loop alone. */
+#define LOOP_MAX_EVENTS 16
+/* A turn: the frames of one lane served in a row, their replies written
+ * together at its end (in one batch, one wake-up of the client), at
+ * most PEER_LANE_TURN_FRAMES of them, and ending after a frame that
+ * brings its bodies to LOOP_TURN_BYTES. The work a lane gets per turn is
+ * bounded, so a lane with much to say does not hold the others back; a
+ * lane with more is ready again as its turn ends, behind them. The only
+ * lane of the process holds no other back: its turns are up to
+ * LOOP_ALONE_FRAMES (a pipelining client's calls all read, and answered
+ * in one write, and the client woken once for them). */
+#define LOOP_TURN_BYTES (256 * 1024)
+#define LOOP_ALONE_FRAMES 64
+/* A lane whose last LOOP_LONE_TURNS turns each found one frame (a client
+ * that calls once at a time) gets turns of one frame, without a read that
+ * finds nothing after it: its reply goes at once, a syscall earlier.
+ * Every LOOP_PROBE_EVERY-th of them reads on, so that a client that
+ * began to pipeline gets long turns again. */
+#define LOOP_LONE_TURNS 4
+#define LOOP_PROBE_EVERY 16
 /* How long a loop waits for the rest of a chunked frame once its header
  * came: the client writes them in a row, and a client that stops midway
  * must not hold the other lanes of its loop for long. */
 #define LOOP_CHUNK_TIMEOUT_MS 2000
 
+/* What the loops share: one epoll set with every lane in it, each armed
+ * for one loop at a time (EPOLLONESHOT: the loop that takes a ready lane
+ * has it alone for its turn, and arms it again after), so that whichever
+ * loop is free serves whichever lane is ready, in the order they became
+ * ready. Lanes given to loops for good would share them as unevenly as
+ * they happened to be given out: with four clients on two loops, one
+ * loop's lane served alone as fast as its client calls, the other
+ * three's taking turns on the other loop. */
 typedef struct {
+  gatomicrefcount ref_count;    /* each loop's */
   int epoll_fd;
-  int wake_fd;                  /* an eventfd: the loop is to end */
-  guint n_lanes;                /* atomic: lanes given to it, for the choice */
+  int wake_fd;                  /* an eventfd, always readable once written: the loops are to end */
+  /* EPOLLIN, and EPOLLONESHOT with more than one loop: one loop alone
+   * need not arm a lane again after each turn. */
+  guint32 lane_events;
+} LaneLoopSet;
+
+typedef struct {
+  LaneLoopSet *set;             /* a reference */
   /* Only the loop's thread touches these */
   guint8 *buffer;               /* a frame's header and inline body */
   PeerLaneBuffers *buffers;     /* chunked calls are assembled here */
@@ -921,12 +1002,22 @@ typedef struct {
  * made with the first, ended with the last, so that a process with no
  * lanes has no threads or fds for them. A loop that is told to end frees
  * itself as its thread ends (the last lane may end on a loop's thread,
- * which cannot wait for itself). */
+ * which cannot wait for itself), and the last of them the set. */
 static GMutex loops_lock;
 /* Protected by @loops_lock */
-static LaneLoop **loops;
+static LaneLoopSet *loop_set;
 static guint n_loops;
-static guint n_lanes_total;     /* lanes given to the loops, not yet handed back */
+static guint n_lanes_total;     /* lanes given to the loops, not yet handed back; atomic reads */
+
+static void
+lane_loop_set_unref (LaneLoopSet *set)
+{
+  if (!g_atomic_ref_count_dec (&set->ref_count))
+    return;
+  close (set->epoll_fd);
+  close (set->wake_fd);
+  g_free (set);
+}
 
 /* The limit applies to connected peers as soon as it changes. */
 static gsize
@@ -941,8 +1032,7 @@ lane_end (LaneLoop   *loop,
           LaneServer *lane,
           GError     *error)
 {
-  epoll_ctl (loop->epoll_fd, EPOLL_CTL_DEL, lane->fd, NULL);
-  g_atomic_int_add (&loop->n_lanes, -1);
+  epoll_ctl (loop->set->epoll_fd, EPOLL_CTL_DEL, lane->fd, NULL);
   if (error != NULL && !g_atomic_int_get (&lane->shut))
     {
       /* A peer that breaks the lane protocol is broken or hostile; the
@@ -975,13 +1065,22 @@ lane_end (LaneLoop   *loop,
   lane_loops_release ();
 }
 
-/* On its loop: one frame of @lane, if there is one. FALSE when the lane
- * ended. */
-static gboolean
-lane_serve_one (LaneLoop   *loop,
-                LaneServer *lane)
+typedef enum {
+  SERVE_NONE,                   /* nothing to read */
+  SERVE_DONE,                   /* a frame read and handled */
+  SERVE_END,                    /* the lane is done: *error says why, if it broke */
+} ServeResult;
+
+/* On its loop, in a turn of @lane: one frame of it (or a batch of them),
+ * if there is one; *@out_frames and *@out_size say how many and how
+ * large. */
+static ServeResult
+lane_serve_one (LaneLoop    *loop,
+                LaneServer  *lane,
+                guint       *out_frames,
+                gsize       *out_size,
+                GError     **error)
 {
-  g_autoptr(GError) error = NULL;
   /* Up to the most any limit allows; the peer's limit, which may change,
    * is applied to each call (lane_handle_frame()). */
   PeerLaneReadOptions options = {
@@ -993,36 +1092,121 @@ lane_serve_one (LaneLoop   *loop,
     .max_body_data = lane->connection,
     .mapped_in = _peer_connection_get_limits (lane->connection),
   };
+  g_autoptr(GError) read_error = NULL;
   PeerLaneFrame frame;
   gboolean ok;
 
-  if (!_peer_lane_read_frame_full (lane->fd, loop->buffer, &options, &frame, &error))
+  if (!_peer_lane_read_frame_full (lane->fd, loop->buffer, &options, &frame, &read_error))
     {
-      if (g_error_matches (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
-        return TRUE;            /* woken for nothing */
-      lane_end (loop, lane, error);
-      return FALSE;
+      if (g_error_matches (read_error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+        return SERVE_NONE;
+      if (read_error != NULL)             /* else the end of the stream */
+        g_propagate_error (error, g_steal_pointer (&read_error));
+      return SERVE_END;
     }
   if (_peer_connection_is_closed (lane->connection))
     {
       /* The connection went first; its "closed" handler will shut this
        * lane, but nothing more is served meanwhile. */
       _peer_lane_frame_clear (&frame);
-      lane_end (loop, lane, NULL);
-      return FALSE;
+      return SERVE_END;
     }
-  g_private_set (&current_lane, lane);
-  ok = lane_handle_frame (lane, &frame);
-  g_private_set (&current_lane, NULL);
-  _peer_lane_frame_clear (&frame);
+  *out_size = frame.header.body_size;
+  if (frame.header.kind == PEER_LANE_KIND_BATCH)
+    {
+      PeerLaneFrame call;
+      gsize offset = 0;
+
+      /* The client takes batches too (an empty one says so). */
+      g_atomic_int_set (&lane->peer_batches, TRUE);
+      ok = TRUE;
+      *out_frames = 0;
+      while (ok && _peer_lane_batch_next (&frame, &offset, &call, error))
+        {
+          ok = lane_handle_frame (lane, &call);
+          _peer_lane_frame_clear (&call);
+          (*out_frames)++;
+        }
+      _peer_lane_frame_clear (&frame);
+      if (error != NULL && *error != NULL)
+        return SERVE_END;
+    }
+  else
+    {
+      ok = lane_handle_frame (lane, &frame);
+      _peer_lane_frame_clear (&frame);
+      *out_frames = 1;
+    }
   if (!ok)
     {
-      g_set_error_literal (&error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
+      g_set_error_literal (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS,
                            "Sent a lane frame only a server sends");
+      return SERVE_END;
+    }
+  return SERVE_DONE;
+}
+
+/* On its loop: a turn of @lane. Returns FALSE when the lane ended (it is
+ * gone), and in *out_drained whether the turn read all there was. */
+static gboolean
+lane_serve_turn (LaneLoop   *loop,
+                 LaneServer *lane,
+                 gboolean   *out_drained)
+{
+  g_autoptr(GError) error = NULL;
+  ServeResult result = SERVE_NONE;
+  gsize bytes = 0;
+  guint served = 0;
+  guint max_frames = g_atomic_int_get (&n_lanes_total) == 1 ? LOOP_ALONE_FRAMES : PEER_LANE_TURN_FRAMES;
+  gboolean probe = lane->lone_turns < LOOP_LONE_TURNS || lane->lone_turns % LOOP_PROBE_EVERY == 0;
+
+  if (!probe)
+    max_frames = 1;
+
+  /* Replies and signals written on this thread for this lane meanwhile
+   * are queued, and written at the end of the turn. */
+  current_lane = lane;
+  while (served < max_frames && bytes < LOOP_TURN_BYTES)
+    {
+      guint frames = 0;
+      gsize size = 0;
+
+      result = lane_serve_one (loop, lane, &frames, &size, &error);
+      if (result != SERVE_DONE)
+        break;
+      served += MAX (frames, 1);        /* an empty batch counts as one */
+      bytes += size;
+    }
+  current_lane = NULL;
+  lane_flush_turn (lane);
+  if (result == SERVE_END)
+    {
       lane_end (loop, lane, error);
       return FALSE;
     }
+  if (served == 1 && (result == SERVE_NONE || !probe))
+    lane->lone_turns++;
+  else
+    lane->lone_turns = 0;
+  *out_drained = result == SERVE_NONE || !probe;
   return TRUE;
+}
+
+/* After a lane's turn: ready again, the loops take it again. Nothing of
+ * it is touched once it is armed: another loop may have it at once (and
+ * end it). */
+static void
+lane_rearm (LaneLoop   *loop,
+            LaneServer *lane)
+{
+  struct epoll_event event = { .events = loop->set->lane_events, .data.ptr = lane };
+  int fd = lane->fd;
+
+  if (!(event.events & EPOLLONESHOT))
+    return;                     /* armed still */
+  g_atomic_int_inc (&lane->turns);
+  if (epoll_ctl (loop->set->epoll_fd, EPOLL_CTL_MOD, fd, &event) != 0)
+    g_debug ("libpeer: lane loop: epoll_ctl(): %s", g_strerror (errno));
 }
 
 static gpointer
@@ -1034,7 +1218,8 @@ lane_loop_thread (gpointer data)
 
   for (;;)
     {
-      int n = epoll_wait (loop->epoll_fd, events, LOOP_MAX_EVENTS, spare_held ? LOOP_IDLE_MS : -1);
+      int n = epoll_wait (loop->set->epoll_fd, events, (loop->set->lane_events & EPOLLONESHOT) ? 1 : LOOP_MAX_EVENTS,
+                          spare_held ? LOOP_IDLE_MS : -1);
 
       if (n < 0)
         {
@@ -1051,33 +1236,52 @@ lane_loop_thread (gpointer data)
           spare_held = FALSE;
           continue;
         }
-      /* One frame from each ready lane per turn; a lane with more is
-       * ready again at the next epoll_wait(), behind the others. */
+      for (int i = 0; i < n; i++)
+        if (events[i].data.ptr == NULL)
+          {
+            /* The last lane is gone; the lanes taken with it were too. */
+            goto out;
+          }
+      /* A turn for each lane taken; a lane with more is armed again
+       * after its turn, behind the others that are ready. */
       for (int i = 0; i < n; i++)
         {
           LaneServer *lane = events[i].data.ptr;
+          gboolean drained = FALSE, ended = FALSE;
 
-          if (lane == NULL)
-            goto out;           /* the last lane is gone */
-          if (lane_serve_one (loop, lane) && n == 1)
+          (void) g_atomic_int_get (&lane->turns);       /* after the loop that armed it */
+
+          for (;;)
             {
-              /* The only lane busy here: its client calling again at once
-               * is caught without a wake-up. */
-              _peer_lane_spin_wait (&lane->spin, lane->fd);
+              if (!lane_serve_turn (loop, lane, &drained))
+                {
+                  ended = TRUE;
+                  break;
+                }
+              /* The only lane of the process: its client calling again
+               * at once is caught without a wake-up, and served without
+               * an epoll_wait(). Not with others: the client that calls
+               * again fastest (one spinning itself) would be served first
+               * every time, the others behind it; and CPU time spent
+               * spinning is theirs. */
+              if (!drained || n != 1 || g_atomic_int_get (&n_lanes_total) != 1 ||
+                  !_peer_lane_spin_wait (&lane->spin, lane->fd))
+                break;
             }
+          if (!ended)
+            lane_rearm (loop, lane);
         }
       spare_held = TRUE;
     }
 out:
-  /* Whoever told it to end did so under the lock, reading this loop's
-   * fields: taken once, so that the eventfd (which TSan does not see as a
-   * hand-off) is not the only order between that and the free below. */
+  /* Whoever told it to end did so under the lock: taken once, so that
+   * the eventfd (which TSan does not see as a hand-off) is not the only
+   * order between that and the frees below. */
   g_mutex_lock (&loops_lock);
   g_mutex_unlock (&loops_lock);
   _peer_lane_buffers_unref (loop->buffers);
   g_free (loop->buffer);
-  close (loop->epoll_fd);
-  close (loop->wake_fd);
+  lane_loop_set_unref (loop->set);
   g_free (loop);
   return NULL;
 }
@@ -1086,58 +1290,60 @@ out:
 static void
 lane_loops_stop_locked (void)
 {
-  for (guint i = 0; i < n_loops; i++)
-    {
-      guint64 one = 1;
+  guint64 one = 1;
 
-      while (write (loops[i]->wake_fd, &one, sizeof one) < 0 && errno == EINTR)
-        ;
-    }
-  g_clear_pointer (&loops, g_free);
+  while (write (loop_set->wake_fd, &one, sizeof one) < 0 && errno == EINTR)
+    ;
+  lane_loop_set_unref (loop_set);
+  loop_set = NULL;
   n_loops = 0;
-  n_lanes_total = 0;
+  g_atomic_int_set (&n_lanes_total, 0);
 }
 
 /* Main context, for each lane it gives the loops; @loops_lock held. */
 static gboolean
 lane_loops_start_locked (GError **error)
 {
+  struct epoll_event wake = { .events = EPOLLIN, .data.ptr = NULL };
+  LaneLoopSet *set;
+
   if (n_lanes_total > 0)
     {
-      n_lanes_total++;
+      g_atomic_int_inc (&n_lanes_total);
       return TRUE;
     }
-  n_loops = MAX (1, g_get_num_processors ());
-  loops = g_new0 (LaneLoop *, n_loops);
+  set = g_new0 (LaneLoopSet, 1);
+  g_atomic_ref_count_init (&set->ref_count);    /* the loops' creator's, until they are made */
+  set->epoll_fd = epoll_create1 (EPOLL_CLOEXEC);
+  set->wake_fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (set->epoll_fd < 0 || set->wake_fd < 0 ||
+      epoll_ctl (set->epoll_fd, EPOLL_CTL_ADD, set->wake_fd, &wake) != 0)
+    {
+      int saved_errno = errno;
+
+      g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno), "Lane loop: %s",
+                   g_strerror (saved_errno));
+      if (set->epoll_fd >= 0)
+        close (set->epoll_fd);
+      if (set->wake_fd >= 0)
+        close (set->wake_fd);
+      g_free (set);
+      return FALSE;
+    }
+  loop_set = set;
+  n_loops = _peer_lane_n_cpus ();
+  set->lane_events = EPOLLIN | (n_loops > 1 ? EPOLLONESHOT : 0);
   for (guint i = 0; i < n_loops; i++)
     {
       LaneLoop *loop = g_new0 (LaneLoop, 1);
-      struct epoll_event wake = { .events = EPOLLIN, .data.ptr = NULL };
 
-      loop->epoll_fd = epoll_create1 (EPOLL_CLOEXEC);
-      loop->wake_fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
-      if (loop->epoll_fd < 0 || loop->wake_fd < 0 ||
-          epoll_ctl (loop->epoll_fd, EPOLL_CTL_ADD, loop->wake_fd, &wake) != 0)
-        {
-          int saved_errno = errno;
-
-          g_set_error (error, G_IO_ERROR, g_io_error_from_errno (saved_errno), "Lane loop: %s",
-                       g_strerror (saved_errno));
-          if (loop->epoll_fd >= 0)
-            close (loop->epoll_fd);
-          if (loop->wake_fd >= 0)
-            close (loop->wake_fd);
-          g_free (loop);
-          n_loops = i;
-          lane_loops_stop_locked ();
-          return FALSE;
-        }
+      g_atomic_ref_count_inc (&set->ref_count);
+      loop->set = set;
       loop->buffer = g_malloc (PEER_LANE_BUFFER_SIZE);
       loop->buffers = _peer_lane_buffers_new ();
-      loops[i] = loop;
       g_thread_unref (g_thread_new ("peer-lane-loop", lane_loop_thread, loop));
     }
-  n_lanes_total = 1;
+  g_atomic_int_set (&n_lanes_total, 1);
   return TRUE;
 }
 
@@ -1147,19 +1353,18 @@ static void
 lane_loops_release (void)
 {
   g_mutex_lock (&loops_lock);
-  if (--n_lanes_total == 0)
+  if (g_atomic_int_dec_and_test (&n_lanes_total))
     lane_loops_stop_locked ();
   g_mutex_unlock (&loops_lock);
 }
 
-/* Main context: gives @lane (and a reference to it) to the loop with the
- * fewest lanes, until lane_end(). */
+/* Main context: gives @lane (and a reference to it) to the loops, until
+ * lane_end(). */
 static gboolean
 lane_loops_add (LaneServer  *lane,
                 GError     **error)
 {
-  struct epoll_event event = { .events = EPOLLIN, .data.ptr = lane };
-  LaneLoop *loop;
+  struct epoll_event event = { .data.ptr = lane };
 
   g_mutex_lock (&loops_lock);
   if (!lane_loops_start_locked (error))
@@ -1167,17 +1372,13 @@ lane_loops_add (LaneServer  *lane,
       g_mutex_unlock (&loops_lock);
       return FALSE;
     }
-  loop = loops[0];
-  for (guint i = 1; i < n_loops; i++)
-    if (g_atomic_int_get (&loops[i]->n_lanes) < g_atomic_int_get (&loop->n_lanes))
-      loop = loops[i];
-  g_atomic_int_inc (&loop->n_lanes);
+  event.events = loop_set->lane_events;
   lane_server_ref (lane);
-  if (epoll_ctl (loop->epoll_fd, EPOLL_CTL_ADD, lane->fd, &event) != 0)
+  g_atomic_int_inc (&lane->turns);
+  if (epoll_ctl (loop_set->epoll_fd, EPOLL_CTL_ADD, lane->fd, &event) != 0)
     {
       int saved_errno = errno;
 
-      g_atomic_int_add (&loop->n_lanes, -1);
       g_mutex_unlock (&loops_lock);
       lane_server_unref (lane);
       lane_loops_release ();
@@ -1382,7 +1583,8 @@ handle_open (PeerCall *call,
   lane->max_chunked = _peer_connection_get_max_message_size (connection);
   g_mutex_init (&lane->write_lock);
   g_mutex_init (&lane->queue_lock);
-  g_queue_init (&lane->queued);
+  lane->queued = g_array_new (FALSE, FALSE, sizeof (QueuedFrame));
+  lane->writing = g_array_new (FALSE, FALSE, sizeof (QueuedFrame));
   g_variant_builder_init (&description, G_VARIANT_TYPE ("a(usssssu)"));
   lane->methods = build_method_table (router, &description);
 
@@ -1409,6 +1611,7 @@ handle_open (PeerCall *call,
   g_variant_dict_init (&limits, NULL);
   g_variant_dict_insert (&limits, "max-chunked-body", "u", (guint32) lane->max_chunked);
   g_variant_dict_insert (&limits, "calls-by-name", "b", TRUE);
+  g_variant_dict_insert (&limits, "batched-frames", "b", TRUE);
   peer_call_return_value_with_unix_fd_list (call, g_variant_new ("(ha(usssssu)@a{sv})", 0, &description,
                                                                  g_variant_dict_end (&limits)),
                                             fd_list);

@@ -30,6 +30,15 @@
  * nothing. A frame already there when the wait starts (a
  * pipelined call) says nothing of the peer's speed and changes nothing.
  * So an idle end burns at most one budget after its last frame.
+ *
+ * How many at once: a spin helps only a thread that has a CPU to itself
+ * while it waits. However many lanes and threads a process has (64
+ * clients each calling from its own thread, a server's loops), at most
+ * one thread fewer than the process's CPUs spins at a time (at least
+ * one), and none while more threads than that wait for frames
+ * (_peer_lane_wait_begin()): the CPUs are then wanted by the threads
+ * whose frames come, and a spinner would be served first every time (it
+ * calls again at once, and is answered at once), the others starved.
  */
 #include "config.h"
 
@@ -107,6 +116,35 @@ _peer_lane_spin_max_for (const cpu_set_t *ours,
   return CPU_COUNT (&both) > 1 ? max_us : 0;
 }
 
+/* Threads of this process spinning now, and how many may; threads
+ * waiting for a frame. */
+static gint n_spinning;
+static gint max_spinning = 1;
+static gint n_waiting;
+
+void
+_peer_lane_wait_begin (void)
+{
+  g_atomic_int_inc (&n_waiting);
+}
+
+void
+_peer_lane_wait_end (void)
+{
+  g_atomic_int_add (&n_waiting, -1);
+}
+
+guint
+_peer_lane_n_cpus (void)
+{
+  cpu_set_t mask;
+
+  CPU_ZERO (&mask);
+  if (sched_getaffinity (getpid (), sizeof mask, &mask) != 0 || CPU_COUNT (&mask) == 0)
+    return MAX (1, g_get_num_processors ());
+  return CPU_COUNT (&mask);
+}
+
 /* Decides, at the first wait, whether this end spins at all: from the
  * calling thread's CPUs and the peer's (its pid as given, else as the
  * socket's credentials say: a lane socketpair's are its creator's, the
@@ -142,6 +180,8 @@ spin_decide (LaneSpin *spin,
     }
   spin->max = _peer_lane_spin_max_for (&ours, have_peer ? &peers : NULL, spin_max_us ()) * 1000;
   spin->budget = spin->max;
+  /* The process's CPUs, as they are when the lane is first waited on. */
+  g_atomic_int_set (&max_spinning, MAX (1, (gint) _peer_lane_n_cpus () - 1));
 }
 
 void
@@ -177,40 +217,58 @@ _peer_lane_spin_record (LaneSpin *spin,
     spin->budget = 0;
 }
 
+/* Whether @fd has something to read (or is at its end, or broken). */
+static inline gboolean
+spin_probe (int fd)
+{
+  guint8 byte;
+
+  return recv (fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) >= 0 || (errno != EAGAIN && errno != EINTR);
+}
+
 /* Before a blocking read of @fd: returns when a frame (or the end of the
- * stream) is there, or when the budget is spent. */
-void
+ * stream) is there, or when the budget is spent; TRUE in the first case. */
+gboolean
 _peer_lane_spin_wait (LaneSpin *spin,
                       int       fd)
 {
   gint64 start, now, end;
   gboolean ready = FALSE;
-  guint8 byte;
 
   if (G_UNLIKELY (spin->max < 0))
     spin_decide (spin, fd);
   if (spin->max == 0)
-    return;
+    return FALSE;
   if (spin->budget == 0)
     {
       if (++spin->unspun < SPIN_PROBE_EVERY)
-        return;
+        return FALSE;
       spin->unspun = 0;
       spin->budget = spin->max;
     }
 
-  /* Readable, at end of stream, or broken: the read says which. */
-  if (recv (fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) >= 0 || (errno != EAGAIN && errno != EINTR))
-    return;                     /* there already */
+  if (spin_probe (fd))
+    return TRUE;                /* there already */
+  /* Another thread of ours has the spare CPU, or others wait for it:
+   * sleep at once, and learn nothing from it. */
+  if (g_atomic_int_get (&n_waiting) > g_atomic_int_get (&max_spinning))
+    return FALSE;
+  if (g_atomic_int_add (&n_spinning, 1) >= g_atomic_int_get (&max_spinning))
+    {
+      g_atomic_int_add (&n_spinning, -1);
+      return FALSE;
+    }
   start = now_ns ();
   end = start + spin->budget;
   do
     {
       for (guint i = 0; i < SPIN_PAUSES; i++)
         cpu_relax ();
-      ready = recv (fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) >= 0 || (errno != EAGAIN && errno != EINTR);
+      ready = spin_probe (fd);
       now = now_ns ();
     }
   while (!ready && now < end);
+  g_atomic_int_add (&n_spinning, -1);
   _peer_lane_spin_record (spin, ready, now - start);
+  return ready;
 }

@@ -843,6 +843,35 @@ test_spin_budget (void)
   g_assert_cmpint (spin.budget, ==, max);
 }
 
+/* While more threads of the process wait for frames than may spin, a
+ * wait does not spin (it returns at once, and learns nothing: no miss is
+ * counted); with none waiting, the same wait spins its budget out on an
+ * empty socket and counts the miss. */
+static void
+test_spin_waiters (void)
+{
+  guint n = _peer_lane_n_cpus () + 1;
+  LaneSpin spin;
+  int pair[2];
+
+  g_assert_no_errno (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, pair));
+  _peer_lane_spin_init (&spin);
+  spin.max = spin.budget = 20000;
+
+  for (guint i = 0; i < n; i++)
+    _peer_lane_wait_begin ();
+  g_assert_false (_peer_lane_spin_wait (&spin, pair[0]));
+  for (guint i = 0; i < n; i++)
+    _peer_lane_wait_end ();
+  g_assert_cmpuint (spin.misses, ==, 0);
+  g_assert_cmpint (spin.budget, ==, 20000);
+
+  g_assert_false (_peer_lane_spin_wait (&spin, pair[0]));
+  g_assert_cmpuint (spin.misses, ==, 1);
+  close (pair[0]);
+  close (pair[1]);
+}
+
 typedef struct {
   pid_t peer;                   /* 0: none given */
   int cpu;
@@ -952,6 +981,7 @@ main (int    argc,
   g_test_add_func ("/peer/lane-body/client/takes-good-replies", test_client_takes_good_replies);
   g_test_add_func ("/peer/lane-body/spin/cpus", test_spin_cpus);
   g_test_add_func ("/peer/lane-body/spin/budget", test_spin_budget);
+  g_test_add_func ("/peer/lane-body/spin/waiters", test_spin_waiters);
   g_test_add_func ("/peer/lane-body/spin/affinity", test_spin_affinity);
   return g_test_run ();
 }

@@ -1,8 +1,11 @@
 /* test-lane-loops.c: the server's lanes served by a fixed set of loop
  * threads: as many as CPUs however many lanes, none once the last lane is
- * gone, one frame per ready lane per turn (a lane with much to say does
- * not hold another back), and a server whose lanes made large calls
- * holding little more memory than one whose lanes made none. */
+ * gone, whichever loop is free serving whichever lane is ready, by turns
+ * of a few frames (a lane with much to say does not hold another back),
+ * the replies of a turn written together in one batch to a client that
+ * offered to read batches (and never to one that did not), and a server
+ * whose lanes made large calls holding little more memory than one whose
+ * lanes made none. */
 #include "config.h"
 
 #include <signal.h>
@@ -192,7 +195,7 @@ static void
 test_thread_count (Fixture      *f,
                    gconstpointer data)
 {
-  guint n_cpus = g_get_num_processors ();
+  guint n_cpus = _peer_lane_n_cpus ();
   g_autoptr(GPtrArray) clients = g_ptr_array_new_with_free_func (g_object_unref);
 
   wait_no_loops (f);
@@ -233,56 +236,60 @@ block_in_thread (gpointer data)
   return NULL;
 }
 
-#define BURST 20
+#define BURST (5 * PEER_LANE_TURN_FRAMES)
 
-/* Two lanes on one loop, each with a burst of calls waiting while the
- * loop is held: once it is free, it takes one frame from each in turn,
- * not one lane's burst and then the other's. A lane's own calls keep
- * their order (the twin: nothing is reordered within a lane). */
+/* Every loop held by a Block call, two more lanes with a burst of calls
+ * waiting: once one loop is free (the others still held), it serves the
+ * two by turns of at most PEER_LANE_TURN_FRAMES frames each, not one
+ * lane's burst and then the other's. A lane's own calls keep their order
+ * (the twin: nothing is reordered within a lane). */
 static void
 test_round_robin (Fixture      *f,
                   gconstpointer data)
 {
-  guint n_cpus = g_get_num_processors ();
+  guint n_cpus = _peer_lane_n_cpus ();
   g_autoptr(GPtrArray) clients = g_ptr_array_new_with_free_func (g_object_unref);
-  PeerClient *first, *shared;
-  BlockCall b = { 0 };
-  GThread *thread;
+  g_autofree BlockCall *blocks = g_new0 (BlockCall, n_cpus);
+  g_autofree GThread **threads = g_new0 (GThread *, n_cpus);
+  PeerClient *first, *second;
   guint n_done = 0, longest_run = 0, run = 0;
   guint next[2] = { 0, 0 };
 
   wait_no_loops (f);
-  /* Each lane goes to the loop with the fewest: the first and the one
-   * after a lane for every loop share the first loop. */
-  for (guint i = 0; i <= n_cpus; i++)
+  for (guint i = 0; i < n_cpus + 2; i++)
     g_ptr_array_add (clients, client_with_lane (f));
-  first = g_ptr_array_index (clients, 0);
-  shared = g_ptr_array_index (clients, n_cpus);
-
-  b.client = first;
-  thread = g_thread_new ("block", block_in_thread, &b);
-  g_assert_nonnull (g_async_queue_timeout_pop (f->blocking, 10 * G_USEC_PER_SEC));
+  /* Each loop is in a turn of its own lane, held there. */
+  for (guint i = 0; i < n_cpus; i++)
+    {
+      blocks[i].client = g_ptr_array_index (clients, i);
+      threads[i] = g_thread_new ("block", block_in_thread, &blocks[i]);
+      g_assert_nonnull (g_async_queue_timeout_pop (f->blocking, 10 * G_USEC_PER_SEC));
+    }
+  first = g_ptr_array_index (clients, n_cpus);
+  second = g_ptr_array_index (clients, n_cpus + 1);
   for (guint i = 0; i < BURST; i++)
     {
       peer_client_call (first, TEST_PATH, TEST_IFACE, "Record", g_variant_new ("(u)", i), NULL, -1, NULL,
                         NULL, on_recorded, &n_done);
-      peer_client_call (shared, TEST_PATH, TEST_IFACE, "Record", g_variant_new ("(u)", 1000 + i), NULL, -1,
+      peer_client_call (second, TEST_PATH, TEST_IFACE, "Record", g_variant_new ("(u)", 1000 + i), NULL, -1,
                         NULL, NULL, on_recorded, &n_done);
     }
-  /* The shared lane's calls are all written (its client's socket holds
-   * them) but none is heard while the loop is held. */
-  {
-    g_autoptr(GError) error = NULL;
+  /* Both lanes' calls are all written (their clients' sockets hold
+   * them) but none is heard while the loops are held. */
+  g_mutex_lock (&f->lock);
+  g_assert_cmpuint (f->order->len, ==, 0);
+  g_mutex_unlock (&f->lock);
 
-    g_mutex_lock (&f->lock);
-    g_assert_cmpuint (f->order->len, ==, 0);
-    g_mutex_unlock (&f->lock);
-    g_assert_no_error (error);
-  }
+  /* One loop free: it alone serves both. */
   g_async_queue_push (f->release, GUINT_TO_POINTER (1));
-  g_thread_join (thread);
-  g_assert_no_error (b.error);
   PEER_TEST_WAIT_UNTIL (n_done == 2 * BURST);
+  for (guint i = 1; i < n_cpus; i++)
+    g_async_queue_push (f->release, GUINT_TO_POINTER (1));
+  for (guint i = 0; i < n_cpus; i++)
+    {
+      g_thread_join (threads[i]);
+      g_assert_no_error (blocks[i].error);
+    }
 
   g_assert_cmpuint (f->order->len, ==, 2 * BURST);
   for (guint i = 0; i < f->order->len; i++)
@@ -299,10 +306,145 @@ test_round_robin (Fixture      *f,
         run = 1;
       longest_run = MAX (longest_run, run);
     }
-  /* One each per turn; a turn may list them either way round, so two of
-   * one lane may meet at a turn's edge. */
+  /* A turn each in turn; the loop may take them either way round, so two
+   * turns of one lane may meet at the edge. */
   g_test_message ("longest run of one lane: %u of %u", longest_run, 2 * BURST);
-  g_assert_cmpuint (longest_run, <=, 2);
+  g_assert_cmpuint (longest_run, <=, 2 * PEER_LANE_TURN_FRAMES);
+  g_assert_cmpuint (longest_run, <, BURST);
+}
+
+/* --- batches ----------------------------------------------------------------------- */
+
+/* A lane opened by hand: Open's fd, and the table id of Record. */
+static int
+raw_lane_open (PeerClient *client,
+               guint32    *out_record)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GUnixFDList) fd_list = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  g_autoptr(GVariantIter) iter = NULL;
+  g_autoptr(GVariant) limits = NULL;
+  gboolean batches = FALSE;
+  const char *path, *iface, *member, *in_sig, *out_sig;
+  guint32 id, flags;
+  gint32 handle;
+  int fd;
+
+  reply = peer_client_call_sync (client, PEER_LANE_PATH, PEER_LANE_INTERFACE, "Open", NULL,
+                                 G_VARIANT_TYPE ("(ha(usssssu)a{sv})"), -1, NULL, &fd_list, NULL, &error);
+  g_assert_no_error (error);
+  g_variant_get (reply, "(ha(usssssu)@a{sv})", &handle, &iter, &limits);
+  g_assert_true (g_variant_lookup (limits, "batched-frames", "b", &batches));
+  g_assert_true (batches);
+  *out_record = G_MAXUINT32;
+  while (g_variant_iter_next (iter, "(u&s&s&s&s&su)", &id, &path, &iface, &member, &in_sig, &out_sig, &flags))
+    if (g_str_equal (path, TEST_PATH) && g_str_equal (member, "Record"))
+      *out_record = id;
+  g_assert_cmpuint (*out_record, !=, G_MAXUINT32);
+  fd = g_unix_fd_list_get (fd_list, handle, &error);
+  g_assert_no_error (error);
+  return fd;
+}
+
+/* Reads a datagram of @fd; TRUE when it is a batch, its frames' kinds
+ * and targets in @kinds and @targets. */
+static gboolean
+read_replies (int     fd,
+              guint8 *buffer,
+              GArray *kinds,
+              GArray *targets)
+{
+  g_autoptr(GError) error = NULL;
+  PeerLaneFrame frame, one;
+  gsize offset = 0;
+  gboolean batched;
+
+  g_assert_true (_peer_lane_read_frame (fd, buffer, 0, FALSE, &frame, &error));
+  g_assert_no_error (error);
+  batched = frame.header.kind == PEER_LANE_KIND_BATCH;
+  if (!batched)
+    {
+      guint kind = frame.header.kind;
+
+      g_array_append_val (kinds, kind);
+      g_array_append_val (targets, frame.header.target);
+    }
+  while (batched && _peer_lane_batch_next (&frame, &offset, &one, &error))
+    {
+      guint kind = one.header.kind;
+
+      g_array_append_val (kinds, kind);
+      g_array_append_val (targets, one.header.target);
+      _peer_lane_frame_clear (&one);
+    }
+  g_assert_no_error (error);
+  _peer_lane_frame_clear (&frame);
+  return batched;
+}
+
+#define N_BATCHED 3
+
+/* A client that did not offer batches gets a datagram a reply, however
+ * many replies one turn of the server's wrote; once it sends a batch (of
+ * three calls, read and served in one turn), the turn's replies come in
+ * one batch, in the order of the calls. */
+static void
+test_batches_when_offered (Fixture      *f,
+                           gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(PeerClient) client = peer_client_new_sync (f->ts->address, 5000, NULL, &error);
+  g_autofree guint8 *buffer = g_malloc (sizeof (PeerLaneHeader) + PEER_LANE_MAX_INLINE);
+  g_autoptr(GArray) kinds = g_array_new (FALSE, FALSE, sizeof (guint));
+  g_autoptr(GArray) targets = g_array_new (FALSE, FALSE, sizeof (guint32));
+  guint32 record;
+  int fd;
+
+  g_assert_no_error (error);
+  fd = raw_lane_open (client, &record);
+
+  /* Three calls, three datagrams, written at once: three replies, none
+   * in a batch. */
+  for (guint i = 0; i < N_BATCHED; i++)
+    {
+      g_autoptr(GVariant) args = g_variant_ref_sink (g_variant_new ("(u)", i));
+
+      g_assert_true (_peer_lane_write_frame (fd, PEER_LANE_KIND_CALL, i + 1, record, args, NULL, FALSE, &error));
+      g_assert_no_error (error);
+    }
+  while (kinds->len < N_BATCHED)
+    g_assert_false (read_replies (fd, buffer, kinds, targets));
+
+  /* The same three in one batch: their replies in one. */
+  {
+    PeerLaneOutFrame frames[N_BATCHED];
+    PeerLaneWriteOptions options = { PEER_LANE_WAIT_BLOCK, .batch = TRUE };
+
+    for (guint i = 0; i < N_BATCHED; i++)
+      frames[i] = (PeerLaneOutFrame) {
+        PEER_LANE_KIND_CALL, 10 + i, record, g_variant_ref_sink (g_variant_new ("(u)", 10 + i)), NULL,
+      };
+    g_assert_cmpuint (_peer_lane_write_frames (fd, frames, N_BATCHED, &options, &error), ==, N_BATCHED);
+    g_assert_no_error (error);
+    for (guint i = 0; i < N_BATCHED; i++)
+      g_variant_unref (frames[i].body);
+  }
+  g_array_set_size (kinds, 0);
+  g_array_set_size (targets, 0);
+  g_assert_true (read_replies (fd, buffer, kinds, targets));
+  g_assert_cmpuint (kinds->len, ==, N_BATCHED);
+  for (guint i = 0; i < N_BATCHED; i++)
+    {
+      g_assert_cmpuint (g_array_index (kinds, guint, i), ==, PEER_LANE_KIND_REPLY);
+      g_assert_cmpuint (g_array_index (targets, guint32, i), ==, 10 + i);
+    }
+  g_mutex_lock (&f->lock);
+  g_assert_cmpuint (f->order->len, ==, 2 * N_BATCHED);
+  for (guint i = 0; i < N_BATCHED; i++)
+    g_assert_cmpuint (g_array_index (f->order, guint32, N_BATCHED + i), ==, 10 + i);
+  g_mutex_unlock (&f->lock);
+  close (fd);
 }
 
 /* --- a server process with many lanes -------------------------------------------- */
@@ -386,11 +528,11 @@ test_many_lanes_process (void)
   g_ptr_array_set_size (clients, 0);
   peer_test_process_stop (server, SIGTERM);
 
-  g_test_message ("peer-server: %u threads with %u lanes, %u CPUs", threads, N_LANES, g_get_num_processors ());
+  g_test_message ("peer-server: %u threads with %u lanes, %u CPUs", threads, N_LANES, _peer_lane_n_cpus ());
   g_test_message ("peer-server RSS: %" G_GSIZE_FORMAT " KiB idle, %" G_GSIZE_FORMAT
                   " KiB after a 1 MiB call on each of %u lanes", idle_kib, after_kib, N_LANES);
-  g_assert_cmpuint (loop_threads, ==, g_get_num_processors ());
-  g_assert_cmpuint (threads, <=, g_get_num_processors () + 4 + SANITIZER_THREADS);
+  g_assert_cmpuint (loop_threads, ==, _peer_lane_n_cpus ());
+  g_assert_cmpuint (threads, <=, _peer_lane_n_cpus () + 4 + SANITIZER_THREADS);
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
   /* Under a sanitizer, freed memory sits in its quarantine or shadow: only
    * the figures are printed. */
@@ -407,6 +549,7 @@ main (int   argc,
 #define ADD(path, func) g_test_add (path, Fixture, NULL, fixture_set_up, func, fixture_tear_down)
   ADD ("/peer/lane/loops/thread-count", test_thread_count);
   ADD ("/peer/lane/loops/round-robin", test_round_robin);
+  ADD ("/peer/lane/loops/batches-when-offered", test_batches_when_offered);
 #undef ADD
   g_test_add_func ("/peer/lane/loops/many-lanes-process", test_many_lanes_process);
   return g_test_run ();

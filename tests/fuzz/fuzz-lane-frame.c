@@ -1,8 +1,8 @@
 /* fuzz-lane-frame.c: libFuzzer harness for what a lane end reads from its
  * peer: a sequence of datagrams through a real SOCK_SEQPACKET socketpair
- * into _peer_lane_read_frame_full(), chunked frames included, each frame's
- * body then read as the argument tuples a table may hold, as the server
- * does. (fds cannot be fuzzed this way; the blob path is reached with none
+ * into _peer_lane_read_frame_full(), chunked frames included, the frames
+ * of a batch read out of it (_peer_lane_batch_next()), each frame's body
+ * then read as the argument tuples a table may hold, as the server does. (fds cannot be fuzzed this way; the blob path is reached with none
  * and must refuse.)
  *
  * Input format:
@@ -60,6 +60,36 @@ check_body (GBytes *body)
           g_assert_nonnull (text);
         }
     }
+}
+
+/* The frames of a BATCH frame, as its reader takes them. */
+static void
+check_batch (const PeerLaneFrame *batch)
+{
+  g_autoptr(GError) error = NULL;
+  PeerLaneFrame frame;
+  gsize offset = 0, previous = 0;
+
+  while (_peer_lane_batch_next (batch, &offset, &frame, &error))
+    {
+      g_assert_cmpuint (offset, >, previous);
+      g_assert_cmpuint (offset % 8, ==, 0);
+      g_assert_cmpuint (offset, <=, g_bytes_get_size (batch->body));
+      previous = offset;
+      g_assert_true (frame.header.kind == PEER_LANE_KIND_CALL || frame.header.kind == PEER_LANE_KIND_REPLY ||
+                     frame.header.kind == PEER_LANE_KIND_ERROR || frame.header.kind == PEER_LANE_KIND_SIGNAL ||
+                     frame.header.kind == PEER_LANE_KIND_REDIRECT);
+      g_assert_cmpuint (frame.header.n_fds, ==, 0);
+      g_assert_cmpuint (frame.header.flags & ~PEER_LANE_FLAG_REDIRECTABLE, ==, 0);
+      g_assert_null (frame.fd_list);
+      g_assert_nonnull (frame.body);
+      g_assert_cmpuint (g_bytes_get_size (frame.body), ==, frame.header.body_size);
+      check_body (frame.body);
+      _peer_lane_frame_clear (&frame);
+    }
+  if (error != NULL)
+    g_assert_true (error->domain == PEER_ERROR);
+  g_assert_null (frame.body);
 }
 
 /* Sends the datagrams of @data; stops at the first the socket refuses. */
@@ -156,10 +186,16 @@ LLVMFuzzerTestOneInput (const uint8_t *data,
       else
         {
           g_assert_cmpuint (frame.header.kind, >=, PEER_LANE_KIND_CALL);
-          g_assert_cmpuint (frame.header.kind, <=, PEER_LANE_KIND_ERROR);
+          g_assert_cmpuint (frame.header.kind, <=, PEER_LANE_KIND_BATCH);
           /* No fd, no blob. */
           g_assert_cmpuint (frame.header.n_fds, ==, 0);
-          g_assert_cmpuint (frame.header.flags & ~PEER_LANE_FLAG_CHUNKED, ==, 0);
+          g_assert_cmpuint (frame.header.flags & ~(PEER_LANE_FLAG_CHUNKED | PEER_LANE_FLAG_REDIRECTABLE), ==, 0);
+          if (frame.header.kind == PEER_LANE_KIND_BATCH)
+            {
+              g_assert_cmpuint (frame.header.flags, ==, 0);
+              g_assert_cmpuint (frame.header.body_size % 8, ==, 0);
+              check_batch (&frame);
+            }
           if (frame.header.flags & PEER_LANE_FLAG_CHUNKED)
             {
               g_assert_nonnull (options.buffers);

@@ -25,8 +25,8 @@ SKIP = 8
 NO_BUFFERS = 0x30
 HOLD = 0x40
 
-CALL, REPLY, ERROR, CHUNK = 1, 2, 3, 4
-BLOB, CHUNKED = 1, 2
+CALL, REPLY, ERROR, CHUNK, SIGNAL, REDIRECT, BATCH = 1, 2, 3, 4, 5, 6, 7
+BLOB, CHUNKED, REDIRECTABLE = 1, 2, 4
 MAX_INLINE = 128 * 1024
 
 
@@ -36,6 +36,17 @@ def header(serial, target, kind, flags=0, n_fds=0, body_size=0):
 
 def frame(serial, target, kind, body=b""):
     return header(serial, target, kind, body_size=len(body)) + body
+
+
+def batched(serial, target, kind, body=b"", flags=0):
+    """A frame as a batch holds it: header, body, padding to 8 bytes."""
+    out = header(serial, target, kind, flags, body_size=len(body)) + body
+    return out + b"\0" * (-len(out) % 8)
+
+
+def batch(*frames, flags=0):
+    body = b"".join(frames)
+    return header(0, len(frames), BATCH, flags, body_size=len(body)) + body
 
 
 def chunk(serial, target, offset, data):
@@ -153,6 +164,26 @@ def seeds():
     s["chunked-inline-bytes"] = seed(o, chunked(38, 1, CALL, size) + part)
     s["chunked-blob"] = seed(o, header(39, 1, CALL, BLOB | CHUNKED, 1, size))
     s["chunked-fds-announced"] = seed(o, header(40, 1, CALL, CHUNKED, 1, size))
+    # Batches: several frames in one datagram, and the ways one breaks.
+    s["batch-calls"] = seed(o | HOLD,
+                            batch(batched(41, 1, CALL, b"hello world", REDIRECTABLE),
+                                  batched(42, 2, CALL, b"text\0"),
+                                  batched(43, 3, CALL, struct.pack("<i", 64))),
+                            frame(44, 1, CALL))
+    s["batch-replies"] = seed(o, batch(batched(0, 41, REPLY, b"abc"),
+                                       batched(0, 42, ERROR, b"org.x.E\0msg\0\x08"),
+                                       batched(0, 43, REDIRECT, b"\0"),
+                                       batched(0, 0, SIGNAL, b"/\0org.x\0S\0\0\0\0\0\0\0\0()")))
+    s["batch-empty"] = seed(o, batch(), frame(45, 1, CALL))
+    s["batch-truncated"] = seed(o, header(0, 1, BATCH, body_size=24) + batched(46, 1, CALL, b"x" * 20)[:24])
+    s["batch-past-end"] = seed(o, batch(header(47, 1, CALL, body_size=64)))
+    s["batch-nested"] = seed(o, batch(batched(0, 0, BATCH)))
+    s["batch-chunk"] = seed(o, batch(batched(48, 1, CHUNK, b"x")))
+    s["batch-frame-flags"] = seed(o, batch(batched(49, 1, CALL, b"x", CHUNKED)))
+    s["batch-reply-redirectable"] = seed(o, batch(batched(0, 49, REPLY, b"x", REDIRECTABLE)))
+    s["batch-frame-fds"] = seed(o, batch(header(50, 1, CALL, n_fds=1) + b"\0" * 0))
+    s["batch-flags"] = seed(o, batch(batched(51, 1, CALL), flags=CHUNKED))
+    s["batch-unaligned"] = seed(o, header(0, 1, BATCH, body_size=20) + header(52, 1, CALL, body_size=4) + b"abcd")
     return s
 
 
