@@ -1299,6 +1299,7 @@ typedef struct {
   char *signal_name;
   GMainContext *context;
   gint active;                          /* atomic: not yet unsubscribed */
+  guint id;                             /* GDBus's, under the client's lock */
 } Subscription;
 
 static void
@@ -1481,6 +1482,9 @@ peer_client_subscribe_signal (PeerClient     *self,
   id = g_dbus_connection_signal_subscribe (self->connection, NULL, interface_name, signal_name,
                                            object_path, NULL, G_DBUS_SIGNAL_FLAGS_NONE,
                                            on_signal, sub, subscription_end);
+  g_mutex_lock (&self->lock);
+  sub->id = id;
+  g_mutex_unlock (&self->lock);
   take_lane_signals (self);
   return id;
 }
@@ -1490,6 +1494,22 @@ peer_client_unsubscribe_signal (PeerClient *self,
                                 guint       subscription_id)
 {
   g_return_if_fail (PEER_IS_CLIENT (self));
+  /* The lane delivers nothing more to it from now on, as GDBus does not
+   * (whose own end of it, subscription_end(), comes later, from an idle
+   * of its own). */
+  g_mutex_lock (&self->lock);
+  for (guint i = 0; self->lane_subscriptions != NULL && i < self->lane_subscriptions->len; i++)
+    {
+      Subscription *sub = g_ptr_array_index (self->lane_subscriptions, i);
+
+      if (sub->id == subscription_id)
+        {
+          g_atomic_int_set (&sub->active, FALSE);
+          g_ptr_array_remove_index (self->lane_subscriptions, i);
+          break;
+        }
+    }
+  g_mutex_unlock (&self->lock);
   g_dbus_connection_signal_unsubscribe (self->connection, subscription_id);
 }
 
