@@ -6,9 +6,24 @@
  * reply to its call. A synchronous call reads on its own thread when no
  * one else is reading (so a lone caller's call is a write and a read, no
  * thread hop, as before pipelining), and otherwise waits to be handed its
- * reply. Asynchronous calls are read for by a reader thread, made with
- * the first, that reads only while they are in flight and no synchronous
- * caller is reading; their ends are returned in their callers' contexts.
+ * reply.
+ *
+ * Asynchronous calls end in their callers' main contexts, and are read
+ * for there: each context with calls on the lane has a LaneSource, which
+ * polls the lane's socket beside the context's other sources while its
+ * calls are in flight, reads what has come (every frame there is, for
+ * whichever call it answers), and returns its own calls' ends in the
+ * same dispatch, in the order read: no thread in between, no wake-up but
+ * the socket's. Ends read by another thread (a synchronous caller, or
+ * another context's source) are queued on the source, which wakes its
+ * context if another thread owns it. The source also ends its calls that time out (one
+ * deadline for all of them, not a timeout source each). Calls made while
+ * a source returns its calls' ends (a caller calling again from its
+ * callback) are written together as the dispatch ends. Once signals come
+ * on the lane (_peer_lane_client_set_signal_func()), a reader thread
+ * reads it always, and the sources only return what it queues, signals
+ * in order with replies.
+ *
  * A reply to a call that timed out or was cancelled finds no one in the
  * table and is dropped with its fds. The frames themselves are
  * peer-lane-frame.c's.
@@ -60,9 +75,13 @@ lane_entry_free (LaneEntry *e)
   g_free (e);
 }
 
+typedef struct _LaneSource LaneSource;
+
 /* A call waiting for its reply. A synchronous caller's lives on its stack;
  * an asynchronous one's is owned by the table until it is taken out, then
- * by the completion handed to its caller's main context. */
+ * by its context's source until its end is returned there. A signal's
+ * delivery (_peer_lane_client_deliver()) is queued on a source the same
+ * way, as a waiter with @deliver set. */
 typedef struct {
   guint32 serial;
   const LaneEntry *entry;
@@ -74,31 +93,43 @@ typedef struct {
   GUnixFDList *fd_list;
   GError *error;
 
-  /* Asynchronous calls only */
-  PeerLaneClient *lane;
-  GMainContext *context;
+  /* Asynchronous calls and deliveries only */
+  LaneSource *source;           /* its context's; borrowed: the lane's outlive it */
+  GList link;                   /* in @source's @timed while in flight with a deadline */
+  gint64 deadline;              /* monotonic µs; -1: none */
   GCancellable *cancellable;
   gulong cancelled_id;
-  GSource *timeout_source;
   PeerLaneReplyFunc func;
   gpointer user_data;
   GDestroyNotify destroy;
+  GSourceFunc deliver;          /* a delivery: deliver (user_data), then destroy */
 } LaneWaiter;
 
-/* The asynchronous calls that ended, for one caller context: returned
- * there together by one idle, as many as ended before it ran (a reply
- * costs the context no source and no wake-up of its own). */
-typedef struct {
-  PeerLaneClient *lane;
-  GMainContext *context;
+/* Where a context's asynchronous calls end (see the top of the file).
+ * One per context the lane has had calls from, until the lane goes. */
+struct _LaneSource
+{
+  GSource source;
+  PeerLaneClient *lane;         /* a reference */
+  GMainContext *context;        /* a reference, let go with the lane (not by the source's
+                                 * finalize, which may not drop its context's last) */
+  GPollFD poll;                 /* the lane's socket */
+  gboolean polling;             /* the owner's: @poll is the context's to poll */
+  LaneSpin spin;                /* the context's owner only: before it sleeps */
   /* Under the lane's @lock */
-  GQueue done;                  /* LaneWaiter* */
-  gboolean scheduled;           /* an idle will take @done */
-  gboolean detached;            /* off the lane's list: its idle frees it */
-} LaneReturns;
+  GQueue done;                  /* LaneWaiter*: ends and deliveries to return, in order */
+  GQueue timed;                 /* LaneWaiter* in flight with a deadline (their @link) */
+  gint64 next_deadline;         /* no deadline in @timed is earlier; -1: none */
+  gint n_async;                 /* its calls in flight; atomic reads without the lock */
+  gboolean woken;               /* it is to dispatch, or dispatching: it will take @done */
+  gboolean blocked;             /* it found the reader's part taken: woken when it is free */
+  gboolean corked;              /* the owner's: calls were corked in its dispatch */
+  GQueue returning;             /* the owner's: ends being returned now, in order */
+};
 
 struct _PeerLaneClient
 {
+  gatomicrefcount ref_count;    /* its owner's (the PeerClient's) and each source's */
   int fd;
   /* Looked up on every call: by member name first (a short string to
    * hash), then the few entries of that name compared by interface and
@@ -115,11 +146,18 @@ struct _PeerLaneClient
 
   gsize chunk_size;
   gsize max_chunked;            /* the server's limit on chunked bodies */
+  gboolean batches;             /* the server takes BATCH frames (and sends them, once told) */
   gboolean watched;             /* frames are logged or captured */
 
   /* Held while a frame is written: chunks of one frame are never
-   * interleaved with another's. Taken before @lock, never after it. */
+   * interleaved with another's, and corked calls go out before any
+   * other. Taken before @lock, never after it. */
   GMutex write_lock;
+  /* Under @write_lock: calls made while a source returned its calls'
+   * ends, written together when it is done (lane_uncork()). */
+  GArray *corked;               /* PeerLaneOutFrame: bodies and fd lists held */
+  GPtrArray *corked_entries;    /* const LaneEntry*, one for each of @corked (a call
+                                 * may end, and its waiter go, before it is written) */
 
   GMutex lock;
   GCond cond;                   /* something was read, or the reader left */
@@ -127,11 +165,12 @@ struct _PeerLaneClient
   guint n_waiting;              /* threads in lane_wait(): a wake-up is a syscall */
   guint32 next_serial;
   GHashTable *pending;          /* serial → LaneWaiter*, the calls in flight */
-  guint n_async;                /* of them, asynchronous */
   gboolean reader_active;       /* a thread holds the reader's part */
+  guint n_blocked;              /* sources waiting for the reader's part */
   gboolean stopping;            /* the reader thread is to end */
-  GThread *reader_thread;       /* made for the first asynchronous call */
-  GPtrArray *returns;           /* LaneReturns*, one per caller context */
+  GThread *reader_thread;       /* made when signals come on the lane */
+  GPtrArray *sources;           /* LaneSource*, one per caller context, held */
+  LaneSource *last_source;      /* the one found last */
   PeerLaneSignalFunc signal_func; /* set once; the reader thread reads for it */
   gpointer signal_data;
 
@@ -140,6 +179,42 @@ struct _PeerLaneClient
   PeerLaneBuffers *buffers;     /* chunked replies are assembled here */
   LaneSpin spin;                /* for the reply */
 };
+
+/* The thread returning ends in a source's dispatch: calls it makes on
+ * that source's lane are corked. */
+static __thread LaneSource *returning_source;
+
+static PeerLaneClient *
+lane_ref (PeerLaneClient *lane)
+{
+  g_atomic_ref_count_inc (&lane->ref_count);
+  return lane;
+}
+
+/* The last reference: everything else (the sources, the reader thread)
+ * is gone already (_peer_lane_client_free()). */
+static void
+lane_unref (PeerLaneClient *lane)
+{
+  if (!g_atomic_ref_count_dec (&lane->ref_count))
+    return;
+  if (lane->fd >= 0)
+    close (lane->fd);
+  g_clear_pointer (&lane->pending, g_hash_table_unref);
+  g_ptr_array_unref (lane->sources);
+  g_array_unref (lane->corked);
+  g_ptr_array_unref (lane->corked_entries);
+  g_cond_clear (&lane->cond);
+  g_mutex_clear (&lane->write_lock);
+  g_hash_table_unref (lane->by_member);
+  g_ptr_array_unref (lane->by_id);
+  if (lane->by_name.in.type != NULL)
+    lane_entry_clear (&lane->by_name);
+  _peer_lane_buffers_unref (lane->buffers);
+  g_free (lane->buffer);
+  g_mutex_clear (&lane->lock);
+  g_free (lane);
+}
 
 /* @lock held. GLib's broadcast is a futex syscall even with no waiter;
  * most wake-ups (each call, each frame read) have none. */
@@ -166,6 +241,42 @@ lane_wait_locked (PeerLaneClient *lane,
   return woken;
 }
 
+/* @lock held: @source dispatches soon, unless it is about to already.
+ * On its context's owner this costs nothing (the context looks before
+ * it polls again); from another thread, a wake-up of the context. Not
+ * the source's ready time: setting it, and setting it back as the
+ * source dispatches, would each wake the context. */
+static void
+lane_source_wake_locked (LaneSource *source)
+{
+  if (!source->woken)
+    {
+      source->woken = TRUE;
+      if (!g_main_context_is_owner (source->context))
+        g_main_context_wakeup (source->context);
+    }
+}
+
+/* @lock held: the reader's part is free again. Synchronous callers and
+ * the sources that found it taken try again. */
+static void
+lane_release_reader_locked (PeerLaneClient *lane)
+{
+  lane->reader_active = FALSE;
+  lane_wake_locked (lane);
+  for (guint i = 0; lane->n_blocked > 0 && i < lane->sources->len; i++)
+    {
+      LaneSource *source = g_ptr_array_index (lane->sources, i);
+
+      if (source->blocked)
+        {
+          source->blocked = FALSE;
+          lane->n_blocked--;
+          lane_source_wake_locked (source);
+        }
+    }
+}
+
 PeerLaneClient *
 _peer_lane_client_new (GVariant     *open_reply,
                        GUnixFDList  *fd_list,
@@ -180,12 +291,15 @@ _peer_lane_client_new (GVariant     *open_reply,
   guint32 id, flags;
   const char *path, *iface, *member, *in_sig, *out_sig;
 
+  g_atomic_ref_count_init (&lane->ref_count);
   lane->fd = -1;
   g_mutex_init (&lane->lock);
   g_mutex_init (&lane->write_lock);
   g_cond_init (&lane->cond);
   lane->pending = g_hash_table_new (NULL, NULL);
-  lane->returns = g_ptr_array_new ();
+  lane->sources = g_ptr_array_new ();
+  lane->corked = g_array_new (FALSE, FALSE, sizeof (PeerLaneOutFrame));
+  lane->corked_entries = g_ptr_array_new ();
   lane->by_member = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, (GDestroyNotify) g_ptr_array_unref);
   lane->by_id = g_ptr_array_new_with_free_func ((GDestroyNotify) lane_entry_free);
   lane->buffer = g_malloc (PEER_LANE_BUFFER_SIZE);
@@ -195,6 +309,8 @@ _peer_lane_client_new (GVariant     *open_reply,
   /* Absent: no chunks either way, blobs only. */
   g_variant_lookup (limits, "max-chunked-body", "u", &max_chunked);
   lane->max_chunked = max_chunked;
+  /* Absent: a frame a datagram, both ways. */
+  g_variant_lookup (limits, "batched-frames", "b", &lane->batches);
   g_variant_lookup (limits, "calls-by-name", "b", &calls_by_name);
   lane->calls_by_name = calls_by_name;
   lane->call_flags = calls_by_name ? PEER_LANE_FLAG_REDIRECTABLE : 0;
@@ -255,16 +371,33 @@ _peer_lane_client_new (GVariant     *open_reply,
     setsockopt (lane->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt (lane->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   }
+  /* An empty batch tells the server this end reads batches too. Its
+   * failure is the lane's, which the first call finds. */
+  if (lane->batches)
+    {
+      PeerLaneHeader hello = { 0, 0, PEER_LANE_KIND_BATCH, 0, 0, 0 };
+
+      if (send (lane->fd, &hello, sizeof hello, MSG_NOSIGNAL | MSG_DONTWAIT) != sizeof hello)
+        g_debug ("libpeer: lane: could not offer batches: %s", g_strerror (errno));
+    }
   return g_steal_pointer (&lane);
 }
 
+
+static void lane_waiter_free (LaneWaiter *w);
+
+/* Its owner lets go of it: the PeerClient's finalize, on any thread but
+ * the reader thread. No call is in flight (each holds what holds us),
+ * so the sources have nothing queued but deliveries, which go to their
+ * contexts on their own. A source still dispatching (the last call's end
+ * may let the client go) holds the lane until it is done. */
 void
 _peer_lane_client_free (PeerLaneClient *lane)
 {
+  g_autoptr(GPtrArray) sources = NULL;
+
   if (lane == NULL)
     return;
-  /* Every asynchronous call holds what holds us (its task, its client):
-   * none is in flight, and the reader thread is idle or reading nothing. */
   if (lane->reader_thread != NULL)
     {
       g_mutex_lock (&lane->lock);
@@ -274,28 +407,40 @@ _peer_lane_client_free (PeerLaneClient *lane)
       shutdown (lane->fd, SHUT_RDWR);
       g_thread_join (lane->reader_thread);
     }
-  if (lane->fd >= 0)
-    close (lane->fd);
-  g_clear_pointer (&lane->pending, g_hash_table_unref);
-  /* Each waiter in @done holds what holds us: none is left. */
-  for (guint i = 0; i < lane->returns->len; i++)
+  g_mutex_lock (&lane->lock);
+  sources = g_steal_pointer (&lane->sources);
+  lane->sources = g_ptr_array_new ();
+  lane->last_source = NULL;
+  g_mutex_unlock (&lane->lock);
+  for (guint i = 0; i < sources->len; i++)
     {
-      LaneReturns *r = g_ptr_array_index (lane->returns, i);
+      LaneSource *source = g_ptr_array_index (sources, i);
+      g_autoptr(GMainContext) context = NULL;
+      GQueue deliveries = G_QUEUE_INIT;
+      LaneWaiter *w;
 
-      g_main_context_unref (r->context);
-      g_free (r);
+      g_source_destroy (&source->source);
+      g_mutex_lock (&lane->lock);
+      deliveries = source->done;
+      g_queue_init (&source->done);
+      context = g_steal_pointer (&source->context);
+      g_mutex_unlock (&lane->lock);
+      while ((w = g_queue_pop_head (&deliveries)) != NULL)
+        {
+          GSource *idle = g_idle_source_new ();
+
+          g_assert (w->deliver != NULL);
+          g_source_set_priority (idle, G_PRIORITY_DEFAULT);
+          g_source_set_callback (idle, w->deliver, w->user_data, w->destroy);
+          g_source_set_static_name (idle, "[libpeer] lane signal");
+          g_source_attach (idle, context);
+          g_source_unref (idle);
+          w->destroy = NULL;
+          lane_waiter_free (w);
+        }
+      g_source_unref (&source->source);
     }
-  g_ptr_array_unref (lane->returns);
-  g_cond_clear (&lane->cond);
-  g_mutex_clear (&lane->write_lock);
-  g_hash_table_unref (lane->by_member);
-  g_ptr_array_unref (lane->by_id);
-  if (lane->by_name.in.type != NULL)
-    lane_entry_clear (&lane->by_name);
-  _peer_lane_buffers_unref (lane->buffers);
-  g_free (lane->buffer);
-  g_mutex_clear (&lane->lock);
-  g_free (lane);
+  lane_unref (lane);
 }
 
 guint
@@ -500,95 +645,88 @@ lane_waiter_free (LaneWaiter *w)
   g_clear_object (&w->fd_list);
   g_clear_error (&w->error);
   g_clear_object (&w->cancellable);
-  g_clear_pointer (&w->context, g_main_context_unref);
+  if (w->destroy != NULL)
+    w->destroy (w->user_data);
   g_free (w);
 }
 
-/* In the caller's context: the asynchronous call's end, once. Its
- * cancellation handler and timeout are gone before it is freed, so that
- * neither runs on a freed waiter. */
+/* In the caller's context: the asynchronous call's end, once (or a
+ * signal's delivery). Its cancellation handler is gone before it is
+ * freed, so that it does not run on a freed waiter. */
 static void
 lane_waiter_return (LaneWaiter *w)
 {
+  if (w->deliver != NULL)
+    {
+      w->deliver (w->user_data);
+      lane_waiter_free (w);
+      return;
+    }
   if (w->cancelled_id != 0)
     g_cancellable_disconnect (w->cancellable, w->cancelled_id);
-  if (w->timeout_source != NULL)
-    {
-      g_source_destroy (w->timeout_source);
-      g_clear_pointer (&w->timeout_source, g_source_unref);
-    }
   w->func (g_steal_pointer (&w->reply), g_steal_pointer (&w->fd_list), g_steal_pointer (&w->error),
            w->user_data);
-  if (w->destroy != NULL)
-    w->destroy (w->user_data);
   lane_waiter_free (w);
 }
 
-/* In a caller's context: the calls that ended for it. Neither @data nor
- * the lane is touched once the first call is returned: returning the last
- * one may let the client, and with it the lane, go. */
-static gboolean
-lane_returns_dispatch (gpointer data)
+/* @lock held: @w's context's source, made and attached when the context
+ * has none yet. */
+static GSourceFuncs lane_source_funcs;
+
+static LaneSource *
+lane_source_for_locked (PeerLaneClient *lane,
+                        GMainContext   *context)
 {
-  LaneReturns *r = data;
-  GQueue batch = G_QUEUE_INIT;
-  LaneWaiter *w;
+  LaneSource *source = lane->last_source;
 
-  gboolean detached;
-
-  g_mutex_lock (&r->lane->lock);
-  batch = r->done;
-  g_queue_init (&r->done);
-  r->scheduled = FALSE;
-  detached = r->detached;
-  g_mutex_unlock (&r->lane->lock);
-  if (detached)
+  if (source != NULL && source->context == context)
+    return source;
+  for (guint i = 0; i < lane->sources->len; i++)
     {
-      g_main_context_unref (r->context);
-      g_free (r);
+      source = g_ptr_array_index (lane->sources, i);
+      if (source->context == context)
+        {
+          lane->last_source = source;
+          return source;
+        }
     }
-  while ((w = g_queue_pop_head (&batch)) != NULL)
-    lane_waiter_return (w);
-  return G_SOURCE_REMOVE;
+  source = (LaneSource *) g_source_new (&lane_source_funcs, sizeof (LaneSource));
+  source->lane = lane_ref (lane);
+  source->context = g_main_context_ref (context);
+  source->poll.fd = lane->fd;
+  source->poll.events = G_IO_IN;
+  source->next_deadline = -1;
+  _peer_lane_spin_init (&source->spin);
+  g_queue_init (&source->done);
+  g_queue_init (&source->timed);
+  g_queue_init (&source->returning);
+  g_source_set_priority (&source->source, G_PRIORITY_DEFAULT);
+  /* A source that may not recurse has its fds taken out of the context
+   * while it dispatches and put back after, each a wake-up of the
+   * context (a syscall, and another iteration): this one may, and keeps
+   * the order of what it returns when it does (@returning). */
+  g_source_set_can_recurse (&source->source, TRUE);
+  g_source_set_static_name (&source->source, "[libpeer] lane");
+  g_source_attach (&source->source, context);
+  g_ptr_array_add (lane->sources, source);
+  lane->last_source = source;
+  return source;
 }
 
-/* @lock held. */
+/* @lock held: @w's end goes to its source, which returns it with the
+ * ends queued before it. */
 static void
-lane_returns_push_locked (PeerLaneClient *lane,
-                          LaneWaiter     *w)
+lane_source_push_locked (LaneSource *source,
+                         LaneWaiter *w)
 {
-  LaneReturns *r = NULL;
-
-  for (guint i = 0; i < lane->returns->len && r == NULL; i++)
-    if (((LaneReturns *) g_ptr_array_index (lane->returns, i))->context == w->context)
-      r = g_ptr_array_index (lane->returns, i);
-  if (r == NULL)
-    {
-      r = g_new0 (LaneReturns, 1);
-      r->lane = lane;
-      r->context = g_main_context_ref (w->context);
-      g_queue_init (&r->done);
-      g_ptr_array_add (lane->returns, r);
-    }
-  g_queue_push_tail (&r->done, w);
-  if (!r->scheduled)
-    {
-      GSource *source = g_idle_source_new ();
-
-      r->scheduled = TRUE;
-      g_source_set_priority (source, G_PRIORITY_DEFAULT);
-      g_source_set_callback (source, lane_returns_dispatch, r, NULL);
-      g_source_set_static_name (source, "[libpeer] lane replies");
-      g_source_attach (source, r->context);
-      g_source_unref (source);
-    }
+  g_queue_push_tail (&source->done, w);
+  lane_source_wake_locked (source);
 }
 
 /* Called with @lock held, for a waiter just taken out of @pending (which
- * happens once): records its end and wakes, or schedules, its caller. An
- * asynchronous call's end always goes through its main context, also
- * when it ends on that context's thread: its callback never runs inside
- * peer_client_call() or a lock of ours. */
+ * happens once): records its end and wakes, or queues for, its caller.
+ * An asynchronous call's end always goes through its context's source:
+ * its callback never runs inside peer_client_call() or a lock of ours. */
 static void
 lane_waiter_finish_locked (PeerLaneClient *lane,
                            LaneWaiter     *w,
@@ -600,12 +738,21 @@ lane_waiter_finish_locked (PeerLaneClient *lane,
   w->fd_list = fd_list;
   w->error = error;
   w->done = TRUE;
-  if (w->is_async)
-    lane->n_async--;
-  if (w->is_async && !w->setting_up)
-    lane_returns_push_locked (lane, w);
-  else
-    lane_wake_locked (lane);
+  if (!w->is_async)
+    {
+      lane_wake_locked (lane);
+      return;
+    }
+  if (w->link.data != NULL)
+    {
+      g_queue_unlink (&w->source->timed, &w->link);
+      w->link.data = NULL;
+    }
+  if (!w->setting_up)
+    {
+      g_atomic_int_add (&w->source->n_async, -1);
+      lane_source_push_locked (w->source, w);
+    }
 }
 
 /* Takes @serial's waiter out of the table and ends it with @error (which
@@ -788,14 +935,67 @@ lane_handle_signal (PeerLaneClient *lane,
   }
 }
 
+/* With the reader's part held: @frame (which it clears) to the call it
+ * answers, or to whoever takes signals. */
+static void
+lane_take_frame (PeerLaneClient *lane,
+                 PeerLaneFrame  *frame)
+{
+  GVariant *reply = NULL;
+  GUnixFDList *fd_list = NULL;
+  GError *call_error = NULL;
+  LaneWaiter *w;
+
+  if (frame->header.kind == PEER_LANE_KIND_SIGNAL)
+    {
+      lane_handle_signal (lane, frame);
+      _peer_lane_frame_clear (frame);
+      return;
+    }
+  if (frame->header.kind != PEER_LANE_KIND_REPLY && frame->header.kind != PEER_LANE_KIND_ERROR &&
+      frame->header.kind != PEER_LANE_KIND_REDIRECT)
+    {
+      /* The rest of a reply dropped while a call was written, or noise. */
+      _peer_lane_frame_clear (frame);
+      return;
+    }
+
+  g_mutex_lock (&lane->lock);
+  w = g_hash_table_lookup (lane->pending, GUINT_TO_POINTER (frame->header.target));
+  if (w != NULL)
+    g_hash_table_remove (lane->pending, GUINT_TO_POINTER (frame->header.target));
+  g_mutex_unlock (&lane->lock);
+  if (w == NULL)
+    {
+      /* A reply to a call that timed out or was cancelled: dropped with its
+       * fds. */
+      _peer_lane_frame_clear (frame);
+      return;
+    }
+
+  /* Out of the table, @w is ours alone until it is finished. */
+  lane_frame_result (lane, w->entry, frame, &reply, &fd_list, &call_error);
+  _peer_lane_frame_clear (frame);
+  g_mutex_lock (&lane->lock);
+  lane_waiter_finish_locked (lane, w, reply, fd_list, call_error);
+  g_mutex_unlock (&lane->lock);
+}
+
+typedef enum {
+  LANE_READ_BLOCK,              /* the socket's own timeout bounds the wait (no poll), after a spin */
+  LANE_READ_POLL,               /* until a deadline or a cancellable */
+  LANE_READ_NOW,                /* what is there, without waiting */
+} LaneReadMode;
+
 /* With the reader's part held: reads one frame and hands it to the call
- * it answers. @blocking: the socket's own timeout bounds the wait (no
- * poll); else until @deadline (-1: none) or @cancellable. FALSE with
- * @error when the wait ends first (the caller decides what that means to
- * it); a broken lane ends every call in flight and counts as read. */
+ * it answers. LANE_READ_POLL waits until @deadline (-1: none) or
+ * @cancellable. FALSE with @error when the wait ends first, or with
+ * G_IO_ERROR_WOULD_BLOCK when there was nothing to read (the caller
+ * decides what that means to it); a broken lane ends every call in
+ * flight and counts as read. */
 static gboolean
 lane_read_one (PeerLaneClient *lane,
-               gboolean        blocking,
+               LaneReadMode    mode,
                gint64          deadline,
                GCancellable   *cancellable,
                GError        **error)
@@ -804,28 +1004,31 @@ lane_read_one (PeerLaneClient *lane,
     .max_fds = G_MAXUINT16,
     .max_body = lane->max_chunked,
     .buffers = lane->buffers,
-    .nonblocking = !blocking,
+    .nonblocking = mode != LANE_READ_BLOCK,
   };
   g_autoptr(GError) read_error = NULL;
-  GVariant *reply = NULL;
-  GUnixFDList *fd_list = NULL;
-  GError *call_error = NULL;
   PeerLaneFrame frame;
-  LaneWaiter *w;
+  gboolean ok;
 
-  if (blocking)
-    _peer_lane_spin_wait (&lane->spin, lane->fd);
-  else if (!wait_readable (lane->fd, deadline, cancellable, error))
+  if (mode == LANE_READ_BLOCK)
+    {
+      _peer_lane_wait_begin ();
+      _peer_lane_spin_wait (&lane->spin, lane->fd);
+    }
+  else if (mode == LANE_READ_POLL && !wait_readable (lane->fd, deadline, cancellable, error))
     return FALSE;
 
-  if (!_peer_lane_read_frame_full (lane->fd, lane->buffer, &read_options, &frame, &read_error))
+  ok = _peer_lane_read_frame_full (lane->fd, lane->buffer, &read_options, &frame, &read_error);
+  if (mode == LANE_READ_BLOCK)
+    _peer_lane_wait_end ();
+  if (!ok)
     {
       g_autoptr(GError) reason = NULL;
 
       if (g_error_matches (read_error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
         {
           /* Woken for nothing, or the socket's timeout. */
-          if (blocking)
+          if (mode == LANE_READ_BLOCK)
             g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "Timeout was reached");
           else
             g_set_error_literal (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK, "Nothing to read");
@@ -839,43 +1042,29 @@ lane_read_one (PeerLaneClient *lane,
       return TRUE;
     }
 
-  if (frame.header.kind == PEER_LANE_KIND_SIGNAL)
+  if (frame.header.kind == PEER_LANE_KIND_BATCH)
     {
-      lane_handle_signal (lane, &frame);
-      _peer_lane_frame_clear (&frame);
-      return TRUE;
-    }
-  if (frame.header.kind != PEER_LANE_KIND_REPLY && frame.header.kind != PEER_LANE_KIND_ERROR &&
-      frame.header.kind != PEER_LANE_KIND_REDIRECT)
-    {
-      /* The rest of a reply dropped while a call was written, or noise. */
-      _peer_lane_frame_clear (&frame);
-      return TRUE;
-    }
+      g_autoptr(GError) bad = NULL;
+      PeerLaneFrame one;
+      gsize offset = 0;
 
-  g_mutex_lock (&lane->lock);
-  w = g_hash_table_lookup (lane->pending, GUINT_TO_POINTER (frame.header.target));
-  if (w != NULL)
-    g_hash_table_remove (lane->pending, GUINT_TO_POINTER (frame.header.target));
-  g_mutex_unlock (&lane->lock);
-  if (w == NULL)
-    {
-      /* A reply to a call that timed out or was cancelled: dropped with its
-       * fds. */
+      while (_peer_lane_batch_next (&frame, &offset, &one, &bad))
+        lane_take_frame (lane, &one);
       _peer_lane_frame_clear (&frame);
+      if (bad != NULL)
+        {
+          g_autoptr(GError) reason = g_error_new (PEER_ERROR, PEER_ERROR_DISCONNECTED, "Lane broken: %s",
+                                                  bad->message);
+
+          lane_fail_all (lane, reason);
+        }
       return TRUE;
     }
-
-  /* Out of the table, @w is ours alone until it is finished. */
-  lane_frame_result (lane, w->entry, &frame, &reply, &fd_list, &call_error);
-  _peer_lane_frame_clear (&frame);
-  g_mutex_lock (&lane->lock);
-  lane_waiter_finish_locked (lane, w, reply, fd_list, call_error);
-  g_mutex_unlock (&lane->lock);
+  lane_take_frame (lane, &frame);
   return TRUE;
 }
 
-/* The reader thread: reads while asynchronous calls are in flight and no
+/* The reader thread, once signals come on the lane: reads whenever no
  * synchronous caller is reading (who hands on what it reads). It never
  * holds a reference to a call's task or client: what it finishes goes to
  * the caller's context, so nothing is finalized here. */
@@ -889,7 +1078,7 @@ lane_reader_thread (gpointer data)
     {
       g_autoptr(GError) error = NULL;
 
-      while (!lane->stopping && ((lane->n_async == 0 && lane->signal_func == NULL) || lane->reader_active))
+      while (!lane->stopping && lane->reader_active)
         lane_wait_locked (lane, -1);
       if (lane->stopping)
         break;
@@ -897,27 +1086,274 @@ lane_reader_thread (gpointer data)
       g_mutex_unlock (&lane->lock);
       /* The socket's timeout wakes it now and then; calls time out on
        * their own. */
-      lane_read_one (lane, TRUE, -1, NULL, &error);
+      lane_read_one (lane, LANE_READ_BLOCK, -1, NULL, &error);
       g_mutex_lock (&lane->lock);
-      lane->reader_active = FALSE;
-      lane_wake_locked (lane);
+      lane_release_reader_locked (lane);
     }
   g_mutex_unlock (&lane->lock);
   return NULL;
 }
+
+/* --- a context's source ------------------------------------------------------ */
+
+/* Frames a source reads per dispatch at most, before it returns what it
+ * read: the context's other sources get their turn. */
+#define SOURCE_READ_MAX 64
+
+/* The context's owner: whether the context polls the socket for
+ * @source. Not while nothing is in flight for it and another thread
+ * reads (its frames would wake the context for nothing), nor once the
+ * lane is closed (a socket at its end polls as hung up, whatever the
+ * events asked), nor when a thread reads for signals. Changing it costs
+ * a wake-up of the context: it changes only when that is so. */
+static void
+lane_source_set_polling (LaneSource *source,
+                         gboolean    polling)
+{
+  if (polling == source->polling)
+    return;
+  source->polling = polling;
+  source->poll.revents = 0;
+  if (polling)
+    g_source_add_poll (&source->source, &source->poll);
+  else
+    g_source_remove_poll (&source->source, &source->poll);
+}
+
+/* @source's calls in flight went from none to some, on @context's owner
+ * or elsewhere (@lock not held): it polls the socket from now on. */
+static void
+lane_source_start_polling (PeerLaneClient *lane,
+                           LaneSource     *source)
+{
+  if (g_main_context_acquire (source->context))
+    {
+      /* Owned here: the context is not polling now. */
+      if (g_atomic_pointer_get (&lane->signal_func) == NULL && !g_atomic_int_get (&lane->closed))
+        lane_source_set_polling (source, TRUE);
+      g_main_context_release (source->context);
+      return;
+    }
+  /* Its owner sees to it as it dispatches. */
+  g_mutex_lock (&lane->lock);
+  lane_source_wake_locked (source);
+  g_mutex_unlock (&lane->lock);
+}
+
+/* Before the context polls: whether it is woken, or a deadline passed
+ * (else how long until the next). While calls of its are in flight and
+ * their replies come fast (the server on another CPU), a short spin
+ * catches them without the wake-up (see peer-lane-spin.c). Never on one
+ * CPU. */
+static gboolean
+lane_source_prepare (GSource *base,
+                     gint    *timeout)
+{
+  LaneSource *source = (LaneSource *) base;
+  PeerLaneClient *lane = source->lane;
+  gboolean woken;
+  gint64 deadline;
+  gint n_async;
+
+  g_mutex_lock (&lane->lock);
+  woken = source->woken;
+  deadline = source->next_deadline;
+  n_async = source->n_async;
+  g_mutex_unlock (&lane->lock);
+  *timeout = -1;
+  /* Or a callback of its own runs the loop again: the rest of its ends. */
+  if (woken || source->returning.head != NULL)
+    {
+      *timeout = 0;
+      return TRUE;
+    }
+  if (deadline >= 0)
+    {
+      gint64 left = deadline - g_source_get_time (base);
+
+      if (left <= 0)
+        {
+          *timeout = 0;
+          return TRUE;
+        }
+      *timeout = (gint) MIN ((left + 999) / 1000, G_MAXINT);
+    }
+  if (source->polling && n_async > 0)
+    _peer_lane_spin_wait (&source->spin, source->poll.fd);
+  return FALSE;
+}
+
+static gboolean
+lane_source_check (GSource *base)
+{
+  LaneSource *source = (LaneSource *) base;
+  PeerLaneClient *lane = source->lane;
+  gboolean ready;
+
+  if ((source->polling && (source->poll.revents & (G_IO_IN | G_IO_HUP | G_IO_ERR)) != 0) ||
+      source->returning.head != NULL)
+    return TRUE;
+  g_mutex_lock (&lane->lock);
+  ready = source->woken || (source->next_deadline >= 0 && g_source_get_time (base) >= source->next_deadline);
+  g_mutex_unlock (&lane->lock);
+  return ready;
+}
+
+/* @lock held: the calls of @source whose deadline passed end with
+ * TIMED_OUT; the next deadline is found. */
+static void
+lane_source_expire_locked (PeerLaneClient *lane,
+                           LaneSource     *source,
+                           gint64          now)
+{
+  gint64 next = -1;
+  GList *l = source->timed.head;
+
+  while (l != NULL)
+    {
+      LaneWaiter *w = l->data;
+
+      l = l->next;
+      if (w->deadline <= now)
+        lane_end_call_locked (lane, w, g_error_new_literal (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                                                            "Timeout was reached"));
+      else if (next < 0 || w->deadline < next)
+        next = w->deadline;
+    }
+  source->next_deadline = next;
+}
+
+static void lane_uncork (PeerLaneClient *lane);
+
+/* In the context: reads what came (when the socket is readable and no
+ * one else reads), ends the calls whose time is up, and returns the ends
+ * queued, in order. */
+static gboolean
+lane_source_dispatch (GSource     *base,
+                      GSourceFunc  callback,
+                      gpointer     data)
+{
+  LaneSource *source = (LaneSource *) base;
+  PeerLaneClient *lane = source->lane;
+  gboolean readable = source->polling && (source->poll.revents & (G_IO_IN | G_IO_HUP | G_IO_ERR)) != 0;
+  gpointer outer;
+  gboolean reading = FALSE;
+  guint in_flight = 0;
+  GQueue batch = G_QUEUE_INIT;
+  LaneWaiter *w;
+
+  source->poll.revents = 0;
+
+  g_mutex_lock (&lane->lock);
+  source->woken = TRUE;         /* what is queued meanwhile is taken below */
+  if (source->next_deadline >= 0 && g_get_monotonic_time () >= source->next_deadline)
+    lane_source_expire_locked (lane, source, g_get_monotonic_time ());
+  if (lane->signal_func != NULL)
+    lane_source_set_polling (source, FALSE);    /* the reader thread reads */
+  else if (readable || (!source->polling && source->n_async > 0))
+    {
+      if (!lane->reader_active)
+        {
+          lane->reader_active = reading = TRUE;
+          in_flight = g_hash_table_size (lane->pending);
+          lane_source_set_polling (source, TRUE);
+        }
+      else if (!source->blocked)
+        {
+          /* Not while another thread reads: it is woken when it is done
+           * (until then, its frames would wake it for nothing). */
+          source->blocked = TRUE;
+          lane->n_blocked++;
+          lane_source_set_polling (source, FALSE);
+        }
+    }
+  g_mutex_unlock (&lane->lock);
+
+  if (reading)
+    {
+      guint n = 0;
+
+      /* Whatever is there, for whichever call it answers: no more replies
+       * than calls in flight can have come (a reply to one that ended
+       * early is left for the next time), so with one call in flight its
+       * reply is read without a read that finds nothing after it. */
+      for (;;)
+        {
+          g_autoptr(GError) error = NULL;
+
+          if (!lane_read_one (lane, LANE_READ_NOW, -1, NULL, &error) || ++n >= MAX (in_flight, 1) ||
+              n == SOURCE_READ_MAX || g_atomic_int_get (&lane->closed))
+            break;
+        }
+      g_mutex_lock (&lane->lock);
+      lane_release_reader_locked (lane);
+      g_mutex_unlock (&lane->lock);
+    }
+
+  g_mutex_lock (&lane->lock);
+  batch = source->done;
+  g_queue_init (&source->done);
+  source->woken = FALSE;
+  /* Behind what an outer dispatch of this source (a callback's own
+   * loop) has yet to return. */
+  if (source->returning.tail == NULL)
+    source->returning = batch;
+  else if (batch.head != NULL)
+    {
+      source->returning.tail->next = batch.head;
+      batch.head->prev = source->returning.tail;
+      source->returning.tail = batch.tail;
+      source->returning.length += batch.length;
+    }
+  if (g_atomic_int_get (&lane->closed))
+    lane_source_set_polling (source, FALSE);
+  g_mutex_unlock (&lane->lock);
+
+  /* The calls their callbacks make go out together after the last. */
+  outer = returning_source;
+  returning_source = source;
+  while ((w = g_queue_pop_head (&source->returning)) != NULL)
+    lane_waiter_return (w);
+  returning_source = outer;
+  if (source->corked)
+    {
+      source->corked = FALSE;
+      lane_uncork (lane);
+    }
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+lane_source_finalize (GSource *base)
+{
+  LaneSource *source = (LaneSource *) base;
+
+  /* Only deliveries can be left (calls hold the lane's owner), and
+   * _peer_lane_client_free() took them: nothing is queued. */
+  g_queue_clear_full (&source->done, (GDestroyNotify) lane_waiter_free);
+  g_queue_clear_full (&source->returning, (GDestroyNotify) lane_waiter_free);
+  lane_unref (source->lane);
+}
+
+static GSourceFuncs lane_source_funcs = {
+  lane_source_prepare,
+  lane_source_check,
+  lane_source_dispatch,
+  lane_source_finalize,
+  NULL, NULL,
+};
 
 /* --- writing ----------------------------------------------------------------- */
 
 /* Logs and captures a call written, as the D-Bus message it stands for:
  * a call by name with its names and arguments. */
 static void
-lane_debug_call (PeerLaneClient *lane,
-                 LaneWaiter     *w,
-                 GVariant       *params,
-                 GUnixFDList    *fd_list)
+lane_debug_call (PeerLaneClient  *lane,
+                 const LaneEntry *e,
+                 guint32          serial,
+                 GVariant        *params,
+                 GUnixFDList     *fd_list)
 {
-  const LaneEntry *e = w->entry;
-
   if (e == &lane->by_name)
     {
       g_autoptr(GVariant) args = NULL;
@@ -927,13 +1363,70 @@ lane_debug_call (PeerLaneClient *lane,
       {
         g_autoptr(GVariant) tuple = g_variant_get_variant (args);
 
-        _peer_lane_debug_frame ("client lane", FALSE, PEER_LANE_KIND_CALL, w->serial, 0, path, iface, member,
+        _peer_lane_debug_frame ("client lane", FALSE, PEER_LANE_KIND_CALL, serial, 0, path, iface, member,
                                 tuple, fd_list);
       }
       return;
     }
-  _peer_lane_debug_frame ("client lane", FALSE, PEER_LANE_KIND_CALL, w->serial, 0, e->object_path,
+  _peer_lane_debug_frame ("client lane", FALSE, PEER_LANE_KIND_CALL, serial, 0, e->object_path,
                           e->interface_name, e->member, params, fd_list);
+}
+
+/* With @write_lock held: the corked calls, written in order; those that
+ * could not be end with the error. */
+static void
+lane_write_corked_locked (PeerLaneClient *lane)
+{
+  g_autoptr(GError) error = NULL;
+  PeerLaneWriteOptions options = {
+    PEER_LANE_WAIT_BLOCK, 0, lane->max_chunked, .flags = lane->call_flags, .batch = lane->batches,
+  };
+  guint n = lane->corked->len, written;
+
+  if (n == 0)
+    return;
+  written = _peer_lane_write_frames (lane->fd, (const PeerLaneOutFrame *) lane->corked->data, n, &options,
+                                     &error);
+  for (guint i = 0; i < n; i++)
+    {
+      PeerLaneOutFrame *f = &g_array_index (lane->corked, PeerLaneOutFrame, i);
+
+      if (i < written && lane->watched)
+        lane_debug_call (lane, g_ptr_array_index (lane->corked_entries, i), f->serial, f->body, f->fd_list);
+      g_clear_pointer (&f->body, g_variant_unref);
+      g_clear_object (&f->fd_list);
+    }
+  if (written < n)
+    {
+      gboolean disconnected = g_error_matches (error, PEER_ERROR, PEER_ERROR_DISCONNECTED);
+
+      /* Each call not sent ends with the error, unless the lane broke
+       * meanwhile and ended it already. */
+      g_mutex_lock (&lane->lock);
+      for (guint i = written; i < n; i++)
+        {
+          guint32 serial = g_array_index (lane->corked, PeerLaneOutFrame, i).serial;
+          LaneWaiter *w = g_hash_table_lookup (lane->pending, GUINT_TO_POINTER (serial));
+
+          if (w != NULL)
+            lane_end_call_locked (lane, w, g_error_copy (error));
+        }
+      g_mutex_unlock (&lane->lock);
+      if (disconnected)
+        _peer_lane_client_shutdown (lane);
+    }
+  g_array_set_size (lane->corked, 0);
+  g_ptr_array_set_size (lane->corked_entries, 0);
+}
+
+/* After a source returned its ends: the calls their callbacks made, if
+ * another thread has not written them already. */
+static void
+lane_uncork (PeerLaneClient *lane)
+{
+  g_mutex_lock (&lane->write_lock);
+  lane_write_corked_locked (lane);
+  g_mutex_unlock (&lane->write_lock);
 }
 
 /* Registers @w under a new serial and writes its call; FALSE with @error
@@ -943,7 +1436,9 @@ lane_debug_call (PeerLaneClient *lane,
  * keeps the reader's part for its reply (*out_reader). Otherwise nothing
  * that arrives may be dropped: the call waits only for room in the socket
  * (within its send timeout), and a large body goes as a blob, never in
- * chunks that a server writing its own long reply might wait on. */
+ * chunks that a server writing its own long reply might wait on. An
+ * asynchronous call made while its context's source returns ends is
+ * corked: written with the others made then, after the last end. */
 static gboolean
 lane_send_call (PeerLaneClient  *lane,
                 LaneWaiter      *w,
@@ -972,7 +1467,7 @@ lane_send_call (PeerLaneClient  *lane,
   w->serial = lane->next_serial;
   g_hash_table_insert (lane->pending, GUINT_TO_POINTER (w->serial), w);
   if (w->is_async)
-    lane->n_async++;
+    g_atomic_int_inc (&w->source->n_async);
   /* Not when signals come on the lane: they may arrive while it writes. */
   alone = !w->is_async && g_hash_table_size (lane->pending) == 1 && !lane->reader_active &&
           lane->signal_func == NULL;
@@ -980,6 +1475,21 @@ lane_send_call (PeerLaneClient  *lane,
     lane->reader_active = TRUE;
   g_mutex_unlock (&lane->lock);
 
+  if (w->is_async && returning_source == w->source)
+    {
+      PeerLaneOutFrame f = {
+        PEER_LANE_KIND_CALL, w->serial, e->id, g_variant_ref (params),
+        fd_list != NULL ? g_object_ref (fd_list) : NULL,
+      };
+
+      g_array_append_val (lane->corked, f);
+      g_ptr_array_add (lane->corked_entries, (gpointer) e);
+      w->source->corked = TRUE;         /* this is its owner, dispatching it */
+      g_mutex_unlock (&lane->write_lock);
+      return TRUE;
+    }
+  /* Behind the corked calls of an earlier moment. */
+  lane_write_corked_locked (lane);
   if (alone)
     {
       PeerLaneWriteOptions options = {
@@ -1008,7 +1518,7 @@ lane_send_call (PeerLaneClient  *lane,
 
       g_mutex_lock (&lane->lock);
       if (alone)
-        lane->reader_active = FALSE;
+        lane_release_reader_locked (lane);
       /* Unless the lane broke meanwhile and ended the call already: then
        * that is its end, and the write's error goes. */
       ended_already = g_hash_table_lookup (lane->pending, GUINT_TO_POINTER (w->serial)) != w;
@@ -1016,7 +1526,7 @@ lane_send_call (PeerLaneClient  *lane,
         {
           g_hash_table_remove (lane->pending, GUINT_TO_POINTER (w->serial));
           if (w->is_async)
-            lane->n_async--;
+            g_atomic_int_add (&w->source->n_async, -1);
         }
       lane_wake_locked (lane);
       g_mutex_unlock (&lane->lock);
@@ -1030,7 +1540,7 @@ lane_send_call (PeerLaneClient  *lane,
       return FALSE;
     }
   if (lane->watched)
-    lane_debug_call (lane, w, params, fd_list);
+    lane_debug_call (lane, e, w->serial, params, fd_list);
   *out_reader = alone;
   return TRUE;
 }
@@ -1094,11 +1604,11 @@ _peer_lane_client_call (PeerLaneClient     *lane,
           /* This thread reads, for itself and for whoever else waits. */
           lane->reader_active = TRUE;
           g_mutex_unlock (&lane->lock);
-          progressed = lane_read_one (lane, blocking, deadline, cancellable, &wait_error);
+          progressed = lane_read_one (lane, blocking ? LANE_READ_BLOCK : LANE_READ_POLL, deadline, cancellable,
+                                      &wait_error);
           g_mutex_lock (&lane->lock);
-          lane->reader_active = FALSE;
+          lane_release_reader_locked (lane);
           reader = FALSE;
-          lane_wake_locked (lane);
           if (progressed || g_error_matches (wait_error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
             continue;
           if (blocking && g_get_monotonic_time () < deadline)
@@ -1148,7 +1658,7 @@ on_async_cancelled (GCancellable *cancellable,
                     gpointer      data)
 {
   LaneWaiter *w = data;
-  PeerLaneClient *lane = w->lane;
+  PeerLaneClient *lane = w->source->lane;
 
   g_mutex_lock (&lane->lock);
   lane_end_call_locked (lane, w, g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
@@ -1156,17 +1666,15 @@ on_async_cancelled (GCancellable *cancellable,
   g_mutex_unlock (&lane->lock);
 }
 
-/* In the caller's context. */
-static gboolean
-on_async_timeout (gpointer data)
+/* @lock held: an asynchronous call that ended before it was in flight
+ * (refused at once, or not sent) goes to its source all the same. */
+static void
+lane_finish_unsent_locked (PeerLaneClient *lane,
+                           LaneWaiter     *w,
+                           GError         *error)
 {
-  LaneWaiter *w = data;
-  PeerLaneClient *lane = w->lane;
-
-  g_mutex_lock (&lane->lock);
-  lane_end_call_locked (lane, w, g_error_new_literal (G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "Timeout was reached"));
-  g_mutex_unlock (&lane->lock);
-  return G_SOURCE_REMOVE;
+  g_atomic_int_inc (&w->source->n_async);   /* as if it had been in flight */
+  lane_waiter_finish_locked (lane, w, NULL, NULL, error);
 }
 
 void
@@ -1185,70 +1693,79 @@ _peer_lane_client_call_async (PeerLaneClient     *lane,
   LaneWaiter *w = g_new0 (LaneWaiter, 1);
   GVariant *params = parameters != NULL ? parameters : _peer_lane_unit_variant ();
   GError *error = NULL;
-  gboolean reader;
+  gboolean reader, was_idle;
+  LaneSource *source;
 
   w->entry = lane_entry (lane, id);
   w->is_async = TRUE;
-  w->lane = lane;
-  w->context = context != NULL ? g_main_context_ref (context) : g_main_context_ref_thread_default ();
+  w->deadline = -1;
   w->cancellable = cancellable != NULL ? g_object_ref (cancellable) : NULL;
   w->func = func;
   w->user_data = user_data;
   w->destroy = destroy;
 
+  g_mutex_lock (&lane->lock);
+  if (context == NULL)
+    context = g_main_context_get_thread_default ();
+  if (context == NULL)
+    context = g_main_context_default ();
+  source = w->source = lane_source_for_locked (lane, context);
+  g_mutex_unlock (&lane->lock);
+
   if (!check_call_types (w->entry, params, reply_type, &error) ||
       g_cancellable_set_error_if_cancelled (cancellable, &error))
     {
       g_mutex_lock (&lane->lock);
-      lane->n_async++;          /* as if it had been in flight */
-      lane_waiter_finish_locked (lane, w, NULL, NULL, error);
+      lane_finish_unsent_locked (lane, w, error);
       g_mutex_unlock (&lane->lock);
       return;
     }
-
-  /* The thread that reads for asynchronous calls, made with the first. */
-  g_mutex_lock (&lane->lock);
-  if (lane->reader_thread == NULL)
-    lane->reader_thread = g_thread_new ("peer-lane-reader", lane_reader_thread, lane);
-  g_mutex_unlock (&lane->lock);
 
   /* Until this function is done with @w, its end only marks it done (a
    * reader on another thread may get its reply at once, and its context
    * may be another thread's). */
   w->setting_up = TRUE;
+  was_idle = g_atomic_int_get (&source->n_async) == 0;
   if (!lane_send_call (lane, w, params, fd_list, -1, NULL, &reader, &error))
     {
       g_mutex_lock (&lane->lock);
-      lane->n_async++;          /* as if it had been in flight */
-      lane_waiter_finish_locked (lane, w, NULL, NULL, error);
+      w->setting_up = FALSE;
+      lane_finish_unsent_locked (lane, w, error);
       g_mutex_unlock (&lane->lock);
+      return;
     }
-  else
-    {
-      /* A cancellable cancelled already ends it right here, through the
-       * same path as a later cancellation. */
-      if (cancellable != NULL)
-        w->cancelled_id = g_cancellable_connect (cancellable, G_CALLBACK (on_async_cancelled), w, NULL);
-      if (timeout_ms != G_MAXINT)
-        {
-          w->timeout_source = g_timeout_source_new (timeout_ms < 0 ? PEER_LANE_DEFAULT_TIMEOUT_MS : timeout_ms);
-          g_source_set_callback (w->timeout_source, on_async_timeout, w, NULL);
-          g_source_set_static_name (w->timeout_source, "[libpeer] lane call timeout");
-          g_source_attach (w->timeout_source, w->context);
-        }
-    }
+  /* A cancellable cancelled already ends it right here, through the
+   * same path as a later cancellation. */
+  if (cancellable != NULL)
+    w->cancelled_id = g_cancellable_connect (cancellable, G_CALLBACK (on_async_cancelled), w, NULL);
+  /* Its context reads for it from now on (unless a thread reads for
+   * signals); the first call of a burst sees to it. */
+  if (was_idle && g_atomic_pointer_get (&lane->signal_func) == NULL)
+    lane_source_start_polling (lane, source);
 
   g_mutex_lock (&lane->lock);
   w->setting_up = FALSE;
   if (w->done)
     {
       /* Ended meanwhile: its end goes to the context now. */
-      w->done = FALSE;
-      lane->n_async++;
-      lane_waiter_finish_locked (lane, w, w->reply, w->fd_list, w->error);
+      lane_source_push_locked (source, w);
+      g_atomic_int_add (&source->n_async, -1);
     }
-  /* The reader thread may have been waiting for this call. */
-  lane_wake_locked (lane);
+  else if (timeout_ms != G_MAXINT)
+    {
+      /* Its source ends it when its time is up. */
+      w->deadline = g_get_monotonic_time () +
+                    (gint64) (timeout_ms < 0 ? PEER_LANE_DEFAULT_TIMEOUT_MS : timeout_ms) * 1000;
+      w->link.data = w;
+      g_queue_push_tail_link (&source->timed, &w->link);
+      if (source->next_deadline < 0 || w->deadline < source->next_deadline)
+        {
+          /* Its context computes its poll's timeout again. */
+          source->next_deadline = w->deadline;
+          if (!g_main_context_is_owner (source->context))
+            g_main_context_wakeup (source->context);
+        }
+    }
   g_mutex_unlock (&lane->lock);
 }
 
@@ -1263,9 +1780,12 @@ _peer_lane_client_set_signal_func (PeerLaneClient     *lane,
   if (lane->signal_func == NULL)
     {
       lane->signal_data = data;
-      lane->signal_func = func;
+      g_atomic_pointer_set (&lane->signal_func, func);
       if (lane->reader_thread == NULL)
         lane->reader_thread = g_thread_new ("peer-lane-reader", lane_reader_thread, lane);
+      /* The sources stop polling: the thread reads for them. */
+      for (guint i = 0; i < lane->sources->len; i++)
+        lane_source_wake_locked (g_ptr_array_index (lane->sources, i));
       lane_wake_locked (lane);
     }
   g_mutex_unlock (&lane->lock);
@@ -1278,28 +1798,15 @@ _peer_lane_client_deliver (PeerLaneClient *lane,
                            gpointer        data,
                            GDestroyNotify  destroy)
 {
-  GSource *source = g_idle_source_new ();
+  LaneWaiter *w = g_new0 (LaneWaiter, 1);
 
-  /* The replies already on their way to @context go first: their idle
-   * keeps them (and is attached before this one); later ones start a new
-   * batch, behind. */
+  /* Behind the replies already on their way to @context, before those
+   * read after it: one queue for both. */
+  w->deliver = func;
+  w->user_data = data;
+  w->destroy = destroy;
   g_mutex_lock (&lane->lock);
-  for (guint i = 0; i < lane->returns->len; i++)
-    {
-      LaneReturns *r = g_ptr_array_index (lane->returns, i);
-
-      if (r->context == context && r->scheduled)
-        {
-          r->detached = TRUE;
-          g_ptr_array_remove_index_fast (lane->returns, i);
-          break;
-        }
-    }
+  w->source = lane_source_for_locked (lane, context);
+  lane_source_push_locked (w->source, w);
   g_mutex_unlock (&lane->lock);
-  /* Holds nothing of the lane's: a signal on its way keeps no client. */
-  g_source_set_priority (source, G_PRIORITY_DEFAULT);
-  g_source_set_callback (source, func, data, destroy);
-  g_source_set_static_name (source, "[libpeer] lane signal");
-  g_source_attach (source, context);
-  g_source_unref (source);
 }

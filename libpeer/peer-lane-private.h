@@ -52,10 +52,13 @@
  * defers its own teardown to the server's main context. The list of a
  * connection's lanes is main context only; a loop hands its reference
  * back there when the lane ends, and knows which lane it serves by a
- * thread-local mark, never by a thread id. A PeerLaneClient is freed by
- * its PeerClient's finalize, on any thread but its own reader thread
- * (which holds no reference to a call's task or client: see
- * peer-lane-client.c), and joins that thread.
+ * thread-local mark, never by a thread id. A PeerLaneClient's
+ * asynchronous calls are read for and ended by a source in each caller's
+ * context (no thread of its own, unless signals come on the lane: then a
+ * reader thread, which holds no reference to a call's task or client:
+ * see peer-lane-client.c). It is let go by its PeerClient's finalize, on
+ * any thread but its own reader thread, which it joins; a source still
+ * dispatching holds it until it is done.
  */
 #pragma once
 
@@ -306,13 +309,16 @@ typedef void (*PeerLaneReplyFunc) (GVariant    *reply,
                                    GUnixFDList *fd_list,
                                    GError      *error,
                                    gpointer     user_data);
-/* Sends the call at once and returns; @func runs once in @context (NULL:
- * the thread-default one), always from that context's loop, never from
+/* Sends the call and returns; @func runs once in @context (NULL: the
+ * thread-default one), always from that context's loop, never from
  * within this function, then @destroy. Calls in flight may be many, from
- * any thread, beside synchronous ones; replies are matched by serial.
- * @cancellable ends the call at once with G_IO_ERROR_CANCELLED; its late
- * reply is dropped with its fds. @parameters: (transfer none) (nullable),
- * not floating. */
+ * any thread, beside synchronous ones; replies are matched by serial,
+ * and read by @context's loop itself while it runs (see
+ * peer-lane-client.c). A call made from the callback of another's end is
+ * written when that context is done returning ends, with the others made
+ * then. @cancellable ends the call at once with G_IO_ERROR_CANCELLED; its
+ * late reply is dropped with its fds. @parameters: (transfer none)
+ * (nullable), not floating. */
 void            _peer_lane_client_call_async (PeerLaneClient     *lane,
                                               guint32             id,
                                               GVariant           *parameters,

@@ -2,7 +2,11 @@
  * by serial whatever their order, synchronous calls beside asynchronous
  * ones and from several threads, cancellation and timeouts mid-flight
  * (late replies dropped with their fds), and a peer closing with calls in
- * flight (each ends with an error, none hangs). */
+ * flight (each ends with an error, none hangs). Asynchronous calls end in
+ * their own context whichever context read their reply; calls made from
+ * a reply's callback (written together after it) reach the server in
+ * the order made; a callback that runs the loop again gets the ends
+ * after its own in order. */
 #include "config.h"
 
 #include <string.h>
@@ -29,6 +33,9 @@ static const char test_xml[] =
   "  <arg name='n' type='u' direction='out'/>"
   " </method>"
   " <method name='Sync'/>"
+  " <method name='Note'>"
+  "  <arg name='n' type='u' direction='in'/>"
+  " </method>"
   "</interface></node>";
 
 typedef struct {
@@ -36,6 +43,8 @@ typedef struct {
   PeerInterface *iface;
   GAsyncQueue *held;            /* PeerCall* from Hold and HoldFd */
   PeerClient *client;
+  GMutex lock;
+  GArray *noted;                /* guint32: what Note heard, in order */
 } Fixture;
 
 /* Main context: held until the test answers it, from the test's thread. */
@@ -65,6 +74,21 @@ handle_sync (PeerCall *call,
   peer_call_return_value (call, NULL);
 }
 
+/* Thread-safe: on the lane's loop, in the order the lane carried them. */
+static void
+handle_note (PeerCall *call,
+             gpointer  user_data)
+{
+  Fixture *f = user_data;
+  guint32 n;
+
+  g_variant_get (peer_call_get_parameters (call), "(u)", &n);
+  g_mutex_lock (&f->lock);
+  g_array_append_val (f->noted, n);
+  g_mutex_unlock (&f->lock);
+  peer_call_return_value (call, NULL);
+}
+
 static gboolean
 export_test_iface (gpointer user_data)
 {
@@ -74,6 +98,7 @@ export_test_iface (gpointer user_data)
     { "HoldFd", handle_hold, PEER_METHOD_FLAGS_NONE },
     { "Double", handle_double, PEER_METHOD_FLAGS_THREAD_SAFE },
     { "Sync", handle_sync, PEER_METHOD_FLAGS_NONE },
+    { "Note", handle_note, PEER_METHOD_FLAGS_THREAD_SAFE },
   };
   g_autoptr(GError) error = NULL;
 
@@ -90,6 +115,8 @@ fixture_set_up (Fixture      *f,
   g_autoptr(GError) error = NULL;
 
   f->held = g_async_queue_new_full ((GDestroyNotify) peer_call_unref);
+  g_mutex_init (&f->lock);
+  f->noted = g_array_new (FALSE, FALSE, sizeof (guint32));
   f->ts = peer_test_server_new (NULL, NULL, PEER_SERVER_FLAGS_NONE, &error);
   g_assert_no_error (error);
   peer_test_server_invoke (f->ts, export_test_iface, f);
@@ -107,6 +134,8 @@ fixture_tear_down (Fixture      *f,
   g_async_queue_unref (f->held);
   peer_test_server_free (f->ts);
   g_clear_object (&f->iface);
+  g_array_unref (f->noted);
+  g_mutex_clear (&f->lock);
   while (g_main_context_iteration (NULL, FALSE))
     ;
 }
@@ -603,6 +632,255 @@ test_call_after_close (Fixture      *f,
   async_call_clear (&c);
 }
 
+/* --- ends in their own contexts, calls made from callbacks ---------------------------------- */
+
+typedef struct {
+  Fixture *f;
+  GMainContext *context;
+  AsyncCall call;
+  gboolean called;              /* its call is in flight */
+  gboolean go;                  /* it may run its context now */
+  GMutex lock;
+  GCond cond;
+} OtherContext;
+
+static gpointer
+call_from_other_context (gpointer data)
+{
+  OtherContext *o = data;
+
+  g_main_context_push_thread_default (o->context);
+  call_async (o->f, "Double", g_variant_new ("(u)", 7), -1, NULL, &o->call);
+  g_mutex_lock (&o->lock);
+  o->called = TRUE;
+  g_cond_broadcast (&o->cond);
+  /* Not running its context meanwhile: the reply is read by the main
+   * context's source, and waits for this one. */
+  while (!o->go)
+    g_cond_wait (&o->cond, &o->lock);
+  g_mutex_unlock (&o->lock);
+  PEER_TEST_WAIT_UNTIL (o->call.done);
+  g_main_context_pop_thread_default (o->context);
+  return NULL;
+}
+
+/* A thread's context that is not running has a call in flight while the
+ * main context makes and finishes its own: the main context reads
+ * whatever comes, its own ends return there, and the other's waits for
+ * its own context, where it ends, in its thread. */
+static void
+test_ends_in_own_context (Fixture      *f,
+                          gconstpointer data)
+{
+  OtherContext o = { f, g_main_context_new () };
+  AsyncCall calls[4] = { { 0 } };
+  guint n_done = 0;
+  GThread *thread;
+  guint32 n;
+
+  g_mutex_init (&o.lock);
+  g_cond_init (&o.cond);
+  thread = g_thread_new ("other-context", call_from_other_context, &o);
+  g_mutex_lock (&o.lock);
+  while (!o.called)
+    g_cond_wait (&o.cond, &o.lock);
+  g_mutex_unlock (&o.lock);
+  for (guint i = 0; i < G_N_ELEMENTS (calls); i++)
+    {
+      calls[i].n_done = &n_done;
+      call_async (f, "Double", g_variant_new ("(u)", i), -1, NULL, &calls[i]);
+    }
+  PEER_TEST_WAIT_UNTIL (n_done == G_N_ELEMENTS (calls));
+  for (guint i = 0; i < G_N_ELEMENTS (calls); i++)
+    {
+      g_assert_no_error (calls[i].error);
+      g_variant_get (calls[i].reply, "(u)", &n);
+      g_assert_cmpuint (n, ==, 2 * i);
+      g_assert_true (calls[i].thread == g_thread_self ());
+      async_call_clear (&calls[i]);
+    }
+  /* Its reply came before the last of ours, and is still not its. */
+  g_assert_false (o.call.done);
+
+  g_mutex_lock (&o.lock);
+  o.go = TRUE;
+  g_cond_broadcast (&o.cond);
+  g_mutex_unlock (&o.lock);
+  g_thread_join (thread);
+  g_assert_no_error (o.call.error);
+  g_variant_get (o.call.reply, "(u)", &n);
+  g_assert_cmpuint (n, ==, 14);
+  g_assert_true (o.call.thread == thread);
+  async_call_clear (&o.call);
+  g_main_context_unref (o.context);
+  g_cond_clear (&o.cond);
+  g_mutex_clear (&o.lock);
+}
+
+typedef struct {
+  Fixture *f;
+  AsyncCall notes[3];
+  guint n_done;
+  gboolean called;
+} FromCallback;
+
+static void
+on_note_done (GObject      *source,
+              GAsyncResult *result,
+              gpointer      user_data)
+{
+  AsyncCall *c = user_data;
+
+  on_call_done (source, result, user_data);
+  g_assert_no_error (c->error);
+}
+
+/* In a reply's callback: asynchronous calls (written together once the
+ * callbacks are done), a synchronous one between them (which goes after
+ * those made before it, not before), and one more. */
+static void
+on_first_done (GObject      *source,
+               GAsyncResult *result,
+               gpointer      user_data)
+{
+  FromCallback *fc = user_data;
+  g_autoptr(GVariant) reply = peer_client_call_finish (PEER_CLIENT (source), NULL, result, NULL);
+  g_autoptr(GVariant) sync_reply = NULL;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_nonnull (reply);
+  for (guint i = 0; i < 2; i++)
+    {
+      fc->notes[i].n_done = &fc->n_done;
+      peer_client_call (fc->f->client, TEST_PATH, TEST_IFACE, "Note", g_variant_new ("(u)", i + 1), NULL, -1,
+                        NULL, NULL, on_note_done, &fc->notes[i]);
+    }
+  sync_reply = peer_client_call_sync (fc->f->client, TEST_PATH, TEST_IFACE, "Note", g_variant_new ("(u)", 3),
+                                      NULL, -1, NULL, NULL, NULL, &error);
+  g_assert_no_error (error);
+  fc->notes[2].n_done = &fc->n_done;
+  peer_client_call (fc->f->client, TEST_PATH, TEST_IFACE, "Note", g_variant_new ("(u)", 4), NULL, -1,
+                    NULL, NULL, on_note_done, &fc->notes[2]);
+  fc->called = TRUE;
+}
+
+/* Calls made in a reply's callback reach the server in the order they
+ * were made, asynchronous and synchronous alike, and each is answered. */
+static void
+test_calls_from_callback_in_order (Fixture      *f,
+                                   gconstpointer data)
+{
+  FromCallback fc = { f };
+  static const guint32 expected[] = { 1, 2, 3, 4 };
+
+  peer_client_call (f->client, TEST_PATH, TEST_IFACE, "Double", g_variant_new ("(u)", 1), NULL, -1, NULL,
+                    NULL, on_first_done, &fc);
+  PEER_TEST_WAIT_UNTIL (fc.called && fc.n_done == G_N_ELEMENTS (fc.notes));
+  g_mutex_lock (&f->lock);
+  g_assert_cmpmem (f->noted->data, f->noted->len * sizeof (guint32), expected, sizeof expected);
+  g_mutex_unlock (&f->lock);
+  for (guint i = 0; i < G_N_ELEMENTS (fc.notes); i++)
+    async_call_clear (&fc.notes[i]);
+}
+
+typedef struct _Nested Nested;
+
+typedef struct {
+  AsyncCall call;               /* first: on_call_done() takes it */
+  Nested *nested;
+} NestedCall;
+
+struct _Nested {
+  NestedCall calls[DEPTH];
+  guint n_done;
+  guint nested_at;              /* which call's callback ran the loop again */
+};
+
+static void
+on_nested_done (GObject      *source,
+                GAsyncResult *result,
+                gpointer      user_data)
+{
+  NestedCall *c = user_data;
+  Nested *nested = c->nested;
+  guint order = nested->n_done;
+
+  on_call_done (source, result, &c->call);
+  if (order == 0)
+    {
+      /* The first: the rest end in a loop run from here, in order. */
+      nested->nested_at = c->call.n;
+      PEER_TEST_WAIT_UNTIL (nested->n_done == DEPTH);
+    }
+}
+
+/* The first end's callback runs the loop until the others have ended:
+ * they end in there, after it and in the order the server answered
+ * them, as they would after it. */
+static void
+test_nested_loop_keeps_order (Fixture      *f,
+                              gconstpointer data)
+{
+  Nested nested = { 0 };
+  PeerCall *held[DEPTH];
+
+  for (guint i = 0; i < DEPTH; i++)
+    {
+      nested.calls[i].nested = &nested;
+      nested.calls[i].call.n = i;
+      nested.calls[i].call.n_done = &nested.n_done;
+      peer_client_call (f->client, TEST_PATH, TEST_IFACE, "Hold", g_variant_new ("(u)", i), NULL, -1, NULL,
+                        NULL, on_nested_done, &nested.calls[i]);
+    }
+  for (guint i = 0; i < DEPTH; i++)
+    held[i] = pop_held (f);
+  /* Answered in one go, last to first. */
+  for (guint i = DEPTH; i-- > 0;)
+    {
+      guint32 n;
+
+      g_variant_get (peer_call_get_parameters (held[i]), "(u)", &n);
+      peer_call_return_value (held[i], g_variant_new ("(u)", n));
+      peer_call_unref (held[i]);
+    }
+  PEER_TEST_WAIT_UNTIL (nested.n_done == DEPTH);
+  g_assert_cmpuint (nested.nested_at, ==, DEPTH - 1);
+  for (guint i = 0; i < DEPTH; i++)
+    {
+      g_assert_no_error (nested.calls[i].call.error);
+      g_assert_cmpuint (nested.calls[i].call.order, ==, DEPTH - 1 - i);
+      async_call_clear (&nested.calls[i].call);
+    }
+}
+
+/* A call with a short timeout made after one with the default: it ends
+ * on time, the other goes on and gets its reply. */
+static void
+test_shorter_timeout_after_longer (Fixture      *f,
+                                   gconstpointer data)
+{
+  g_autoptr(PeerCall) first = NULL;
+  g_autoptr(PeerCall) second = NULL;
+  AsyncCall longer = { 0 }, shorter = { 0 };
+  guint32 n;
+
+  call_async (f, "Hold", g_variant_new ("(u)", 1), -1, NULL, &longer);
+  first = pop_held (f);
+  call_async (f, "Hold", g_variant_new ("(u)", 2), 100, NULL, &shorter);
+  second = pop_held (f);
+  PEER_TEST_WAIT_UNTIL (shorter.done);
+  g_assert_error (shorter.error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
+  g_assert_false (longer.done);
+  peer_call_return_value (first, g_variant_new ("(u)", 1));
+  peer_call_return_value (second, g_variant_new ("(u)", 2));
+  PEER_TEST_WAIT_UNTIL (longer.done);
+  g_assert_no_error (longer.error);
+  g_variant_get (longer.reply, "(u)", &n);
+  g_assert_cmpuint (n, ==, 1);
+  async_call_clear (&longer);
+  async_call_clear (&shorter);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -620,6 +898,10 @@ main (int   argc,
   ADD ("/peer/lane/pipeline/async-timeout", test_async_timeout);
   ADD ("/peer/lane/pipeline/peer-closes-with-calls-in-flight", test_peer_closes_with_calls_in_flight);
   ADD ("/peer/lane/pipeline/call-after-close", test_call_after_close);
+  ADD ("/peer/lane/pipeline/ends-in-own-context", test_ends_in_own_context);
+  ADD ("/peer/lane/pipeline/calls-from-callback-in-order", test_calls_from_callback_in_order);
+  ADD ("/peer/lane/pipeline/nested-loop-keeps-order", test_nested_loop_keeps_order);
+  ADD ("/peer/lane/pipeline/shorter-timeout-after-longer", test_shorter_timeout_after_longer);
 #undef ADD
   return g_test_run ();
 }
