@@ -1181,6 +1181,21 @@ run_callgrind_client (const BenchOptions *options)
       g_printerr ("peer-bench: %s: %s\n", transport->name, error->message);
       return 1;
     }
+  /* With one --depth: N pipelined calls at that depth instead, as the
+   * pipelined cells make them (for profiling those by hand). */
+  if (options->depths->len == 1)
+    {
+      BenchLoop loop = { .deadline_ns = 0, .min_calls = options->client_calls };
+
+      if (!transport->pipeline (client, g_array_index (options->depths, guint, 0), &loop, &error))
+        {
+          g_printerr ("peer-bench: %s: %s\n", transport->name, error->message);
+          transport->disconnect (client);
+          return 1;
+        }
+      transport->disconnect (client);
+      return 0;
+    }
   for (guint64 i = 0; i < options->client_calls; i++)
     if (!transport->echo (client, payload, 0, &error))
       {
