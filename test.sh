@@ -44,4 +44,7 @@ meson test -C build --setup valgrind --print-errorlogs --no-suite bench "$@"
 
 [ -d build-tsan ] || meson setup build-tsan -Db_sanitize=thread -Db_lundef=false >/dev/null
 echo "== tests with ThreadSanitizer"
+# `meson test` builds only what tests depend on; the shim its setup
+# preloads (tests/meson.build) is none of them, so it is built here.
+meson compile -C build-tsan peer-tsan-shim >/dev/null
 meson test -C build-tsan --print-errorlogs "$@"
