@@ -810,6 +810,79 @@ peer_client_call_sync (PeerClient          *self,
   return reply;
 }
 
+GBytes *
+peer_client_call_serialized_sync (PeerClient         *self,
+                                  const char         *object_path,
+                                  const char         *interface_name,
+                                  const char         *method_name,
+                                  const GVariantType *parameters_type,
+                                  gconstpointer       parameters_data,
+                                  gsize               parameters_size,
+                                  const GVariantType *reply_type,
+                                  int                 timeout_ms,
+                                  GUnixFDList        *fd_list,
+                                  GUnixFDList       **out_fd_list,
+                                  GCancellable       *cancellable,
+                                  GError            **error)
+{
+  g_autoptr(GVariant) parameters = NULL;
+  g_autoptr(GVariant) reply = NULL;
+  PeerLaneClient *lane;
+  guint32 lane_id;
+
+  g_return_val_if_fail (PEER_IS_CLIENT (self), NULL);
+  g_return_val_if_fail (object_path != NULL && method_name != NULL, NULL);
+  g_return_val_if_fail (parameters_type != NULL && g_variant_type_is_definite (parameters_type) &&
+                        g_variant_type_is_tuple (parameters_type), NULL);
+  g_return_val_if_fail (parameters_data != NULL || parameters_size == 0, NULL);
+  g_return_val_if_fail (reply_type != NULL && g_variant_type_is_definite (reply_type) &&
+                        g_variant_type_is_tuple (reply_type), NULL);
+  g_return_val_if_fail (fd_list == NULL || G_IS_UNIX_FD_LIST (fd_list), NULL);
+
+  if (out_fd_list != NULL)
+    *out_fd_list = NULL;
+  lane = g_atomic_pointer_get (&self->lane);
+  if (lane != NULL && g_dbus_connection_is_closed (self->connection))
+    _peer_lane_client_shutdown (lane);
+  if (lane != NULL && _peer_lane_client_has_method (lane, object_path, interface_name, method_name, &lane_id))
+    {
+      GError *local_error = NULL;
+      GBytes *body;
+
+      if (!check_can_send_fds (self, fd_list, error))
+        return NULL;
+      body = _peer_lane_client_call_serialized (lane, lane_id, parameters_type, parameters_data, parameters_size,
+                                                reply_type, timeout_ms, fd_list, out_fd_list, cancellable,
+                                                &local_error);
+      if (body != NULL || !g_error_matches (local_error, PEER_LANE_ERROR, PEER_LANE_ERROR_NOT_SERVED))
+        {
+          if (body == NULL)
+            g_propagate_error (error, local_error);
+          return body;
+        }
+      /* Unexported since the lane opened: as a value, by name or on the
+       * connection. */
+      g_clear_error (&local_error);
+    }
+
+  /* GLib would read bytes that are not in normal form as some other
+   * value and send that: refused, as the server refuses them on a lane. */
+  parameters = g_variant_ref_sink (g_variant_new_from_data (parameters_type, parameters_data, parameters_size,
+                                                            FALSE, NULL, NULL));
+  if (!g_variant_is_normal_form (parameters))
+    {
+      g_set_error (error, G_DBUS_ERROR, G_DBUS_ERROR_INVALID_ARGS,
+                   "The arguments of %s are not a value of type '%s' in normal form", method_name,
+                   g_variant_type_peek_string (parameters_type));
+      return NULL;
+    }
+  reply = peer_client_call_sync (self, object_path, interface_name, method_name, parameters, reply_type,
+                                 timeout_ms, fd_list, out_fd_list, cancellable, error);
+  if (reply == NULL)
+    return NULL;
+  return g_variant_get_data_as_bytes (reply);
+}
+
 typedef struct {
   GVariant *reply;
   GUnixFDList *fd_list;

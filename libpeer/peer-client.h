@@ -168,6 +168,57 @@ GVariant        *peer_client_call_sync           (PeerClient          *self,
                                                   GError             **error);
 
 /**
+ * peer_client_call_serialized_sync:
+ * @self: a client
+ * @object_path: the object
+ * @interface_name: its interface
+ * @method_name: the method
+ * @parameters_type: the arguments' type, a definite tuple type
+ * @parameters_data: (array length=parameters_size) (element-type guint8) (transfer none):
+ *   the arguments as the serialized bytes of a value of @parameters_type in
+ *   normal form (what g_variant_get_data() gives for a value in normal
+ *   form); borrowed until the call returns, not copied on a lane
+ * @parameters_size: their size
+ * @reply_type: the reply's type, a definite tuple type: a reply of any
+ *   other type is an error
+ * @timeout_ms: as for peer_client_call_sync()
+ * @fd_list: (nullable) (transfer none): as for peer_client_call_sync()
+ * @out_fd_list: (out) (optional) (nullable) (transfer full): as for
+ *   peer_client_call_sync()
+ * @cancellable: (nullable): a cancellable
+ * @error: as for peer_client_call_sync(); arguments that are not a value
+ *   of @parameters_type in normal form are G_DBUS_ERROR_INVALID_ARGS (said
+ *   by the server on a lane)
+ *
+ * peer_client_call_sync() for code that writes and reads GVariant's
+ * serialization itself, as peer-codegen's synchronous stubs do: on a lane
+ * the arguments are written from @parameters_data as they are and the
+ * reply is handed back as the bytes that arrived, checked (normal form,
+ * @reply_type) but never made into a #GVariant, which saves the two values
+ * a call would otherwise make and free. Elsewhere the call is made as
+ * peer_client_call_sync() makes it, and the reply's serialization is
+ * returned the same way.
+ *
+ * Returns: (transfer full) (nullable): the reply as the serialized bytes of
+ *   a value of @reply_type in normal form (g_variant_new_from_bytes() reads
+ *   it as a value; the bytes need not be aligned), or %NULL with @error set
+ */
+PEER_EXPORT
+GBytes          *peer_client_call_serialized_sync (PeerClient         *self,
+                                                   const char         *object_path,
+                                                   const char         *interface_name,
+                                                   const char         *method_name,
+                                                   const GVariantType *parameters_type,
+                                                   gconstpointer       parameters_data,
+                                                   gsize               parameters_size,
+                                                   const GVariantType *reply_type,
+                                                   int                 timeout_ms,
+                                                   GUnixFDList        *fd_list,
+                                                   GUnixFDList       **out_fd_list,
+                                                   GCancellable       *cancellable,
+                                                   GError            **error);
+
+/**
  * peer_client_call:
  * @self: a client
  * @object_path: the object

@@ -93,6 +93,13 @@ typedef struct {
   GUnixFDList *fd_list;
   GError *error;
 
+  /* Serialized synchronous calls only (_peer_lane_client_call_serialized()):
+   * the arguments' bytes, borrowed, and the reply's, read where they came */
+  gboolean serialized;
+  gconstpointer data;
+  gsize size;
+  GBytes *reply_body;
+
   /* Asynchronous calls and deliveries only */
   LaneSource *source;           /* its context's; borrowed: the lane's outlive it */
   GList link;                   /* in @source's @timed while in flight with a deadline */
@@ -636,6 +643,34 @@ check_call_types (const LaneEntry    *e,
   return TRUE;
 }
 
+/* The same for a serialized call's types. */
+static gboolean
+check_serialized_types (const LaneEntry    *e,
+                        const GVariantType *parameters_type,
+                        const GVariantType *reply_type,
+                        GError            **error)
+{
+  if (!(g_variant_type_get_string_length (parameters_type) == e->in.length &&
+        type_string_equal (e->in.string, e->in.length, parameters_type)))
+    {
+      g_set_error (error, G_DBUS_ERROR, G_DBUS_ERROR_INVALID_ARGS,
+                   "Type of message, '%.*s', does not match expected type '%s'",
+                   (int) g_variant_type_get_string_length (parameters_type),
+                   g_variant_type_peek_string (parameters_type), e->in.string);
+      return FALSE;
+    }
+  if (!(g_variant_type_get_string_length (reply_type) == e->out.length &&
+        type_string_equal (e->out.string, e->out.length, reply_type)))
+    {
+      g_set_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                   "Method returns type '%s', but expected '%.*s'",
+                   e->out.string, (int) g_variant_type_get_string_length (reply_type),
+                   g_variant_type_peek_string (reply_type));
+      return FALSE;
+    }
+  return TRUE;
+}
+
 /* --- completing calls -------------------------------------------------------- */
 
 static void
@@ -869,6 +904,32 @@ lane_frame_result (PeerLaneClient   *lane,
   *out_fd_list = g_steal_pointer (&frame->fd_list);
 }
 
+/* A reply frame to a serialized call: its body, checked where it lies. */
+static void
+lane_frame_body (PeerLaneClient   *lane,
+                 const LaneEntry  *e,
+                 PeerLaneFrame    *frame,
+                 GBytes          **out_body,
+                 GUnixFDList     **out_fd_list,
+                 GError          **out_error)
+{
+  if (!_peer_lane_type_check (&e->out, frame->body))
+    {
+      g_set_error_literal (out_error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                           "The server's reply is not in normal form");
+      return;
+    }
+  if (lane->watched)
+    {
+      g_autoptr(GVariant) reply = g_variant_ref_sink (g_variant_new_from_bytes (e->out.type, frame->body, TRUE));
+
+      _peer_lane_debug_frame ("client lane", TRUE, PEER_LANE_KIND_REPLY, 0, frame->header.target, NULL, NULL,
+                              NULL, reply, frame->fd_list);
+    }
+  *out_body = g_bytes_ref (frame->body);
+  *out_fd_list = g_steal_pointer (&frame->fd_list);
+}
+
 /* Waits until @fd is readable; FALSE with @error on timeout or cancel. */
 static gboolean
 wait_readable (int           fd,
@@ -974,7 +1035,10 @@ lane_take_frame (PeerLaneClient *lane,
     }
 
   /* Out of the table, @w is ours alone until it is finished. */
-  lane_frame_result (lane, w->entry, frame, &reply, &fd_list, &call_error);
+  if (w->serialized && frame->header.kind == PEER_LANE_KIND_REPLY)
+    lane_frame_body (lane, w->entry, frame, &w->reply_body, &fd_list, &call_error);
+  else
+    lane_frame_result (lane, w->entry, frame, &reply, &fd_list, &call_error);
   _peer_lane_frame_clear (frame);
   g_mutex_lock (&lane->lock);
   lane_waiter_finish_locked (lane, w, reply, fd_list, call_error);
@@ -1429,6 +1493,23 @@ lane_uncork (PeerLaneClient *lane)
   g_mutex_unlock (&lane->write_lock);
 }
 
+/* With @write_lock held: @w's call frame, its arguments @params or, for a
+ * serialized call, its bytes. */
+static gboolean
+lane_write_call (PeerLaneClient             *lane,
+                 LaneWaiter                 *w,
+                 GVariant                   *params,
+                 GUnixFDList                *fd_list,
+                 const PeerLaneWriteOptions *options,
+                 GError                    **error)
+{
+  if (w->serialized)
+    return _peer_lane_write_frame_data (lane->fd, PEER_LANE_KIND_CALL, w->serial, w->entry->id, w->data, w->size,
+                                        fd_list, options, error);
+  return _peer_lane_write_frame_full (lane->fd, PEER_LANE_KIND_CALL, w->serial, w->entry->id, params, fd_list,
+                                      options, error);
+}
+
 /* Registers @w under a new serial and writes its call; FALSE with @error
  * when it was not sent (and is not in flight). A call that finds
  * nothing else in flight writes as before pipelining: large bodies in
@@ -1498,15 +1579,13 @@ lane_send_call (PeerLaneClient  *lane,
         .flags = lane->call_flags,
       };
 
-      ok = _peer_lane_write_frame_full (lane->fd, PEER_LANE_KIND_CALL, w->serial, e->id, params, fd_list,
-                                        &options, error);
+      ok = lane_write_call (lane, w, params, fd_list, &options, error);
     }
   else
     {
       PeerLaneWriteOptions options = { PEER_LANE_WAIT_BLOCK, 0, lane->max_chunked, .flags = lane->call_flags };
 
-      ok = _peer_lane_write_frame_full (lane->fd, PEER_LANE_KIND_CALL, w->serial, e->id, params, fd_list,
-                                        &options, error);
+      ok = lane_write_call (lane, w, params, fd_list, &options, error);
     }
   g_mutex_unlock (&lane->write_lock);
 
@@ -1539,7 +1618,14 @@ lane_send_call (PeerLaneClient  *lane,
         }
       return FALSE;
     }
-  if (lane->watched)
+  if (lane->watched && w->serialized)
+    {
+      g_autoptr(GVariant) value = g_variant_ref_sink (g_variant_new_from_data (e->in.type, w->data, w->size,
+                                                                               FALSE, NULL, NULL));
+
+      lane_debug_call (lane, e, w->serial, value, fd_list);
+    }
+  else if (lane->watched)
     lane_debug_call (lane, e, w->serial, params, fd_list);
   *out_reader = alone;
   return TRUE;
@@ -1558,27 +1644,22 @@ wake_waiters (GCancellable *cancellable,
   g_mutex_unlock (&lane->lock);
 }
 
-GVariant *
-_peer_lane_client_call (PeerLaneClient     *lane,
-                        guint32             id,
-                        GVariant           *parameters,
-                        const GVariantType *reply_type,
-                        int                 timeout_ms,
-                        GUnixFDList        *fd_list,
-                        GUnixFDList       **out_fd_list,
-                        GCancellable       *cancellable,
-                        GError            **error)
+/* A synchronous call of @w (its entry set, and for a serialized call its
+ * bytes) with @params, until it ends: FALSE with @error, or TRUE with
+ * its reply in @w. */
+static gboolean
+lane_call_sync (PeerLaneClient *lane,
+                LaneWaiter     *w,
+                GVariant       *params,
+                int             timeout_ms,
+                GUnixFDList    *fd_list,
+                GUnixFDList   **out_fd_list,
+                GCancellable   *cancellable,
+                GError        **error)
 {
-  LaneWaiter w = { .entry = lane_entry (lane, id) };
-  GVariant *params = parameters != NULL ? parameters : _peer_lane_unit_variant ();
   gulong cancelled_id = 0;
   gboolean reader, blocking;
   gint64 deadline;
-
-  if (out_fd_list != NULL)
-    *out_fd_list = NULL;
-  if (!check_call_types (w.entry, params, reply_type, error))
-    return NULL;
 
   /* -1 without a cancellable: the default, which the socket's SO_RCVTIMEO
    * enforces for the thread that reads (no poll per call). */
@@ -1588,13 +1669,13 @@ _peer_lane_client_call (PeerLaneClient     *lane,
   else
     deadline = g_get_monotonic_time () + (gint64) (timeout_ms < 0 ? PEER_LANE_DEFAULT_TIMEOUT_MS : timeout_ms) * 1000;
 
-  if (!lane_send_call (lane, &w, params, fd_list, deadline, cancellable, &reader, error))
-    return NULL;
+  if (!lane_send_call (lane, w, params, fd_list, deadline, cancellable, &reader, error))
+    return FALSE;
   if (cancellable != NULL)
     cancelled_id = g_cancellable_connect (cancellable, G_CALLBACK (wake_waiters), lane, NULL);
 
   g_mutex_lock (&lane->lock);
-  while (!w.done)
+  while (!w->done)
     {
       g_autoptr(GError) wait_error = NULL;
       gboolean progressed;
@@ -1631,23 +1712,68 @@ _peer_lane_client_call (PeerLaneClient     *lane,
         }
       /* Ended by the wait, unless a reader took its reply meanwhile:
        * then it is finished in a moment. */
-      if (!lane_end_call_locked (lane, &w, g_steal_pointer (&wait_error)))
-        while (!w.done)
+      if (!lane_end_call_locked (lane, w, g_steal_pointer (&wait_error)))
+        while (!w->done)
           lane_wait_locked (lane, -1);
     }
   g_mutex_unlock (&lane->lock);
   if (cancelled_id != 0)
     g_cancellable_disconnect (cancellable, cancelled_id);
 
-  if (w.error != NULL)
+  if (w->error != NULL)
     {
-      g_propagate_error (error, w.error);
-      return NULL;
+      g_propagate_error (error, g_steal_pointer (&w->error));
+      return FALSE;
     }
   if (out_fd_list != NULL)
-    *out_fd_list = g_steal_pointer (&w.fd_list);
-  g_clear_object (&w.fd_list);
+    *out_fd_list = g_steal_pointer (&w->fd_list);
+  g_clear_object (&w->fd_list);
+  return TRUE;
+}
+
+GVariant *
+_peer_lane_client_call (PeerLaneClient     *lane,
+                        guint32             id,
+                        GVariant           *parameters,
+                        const GVariantType *reply_type,
+                        int                 timeout_ms,
+                        GUnixFDList        *fd_list,
+                        GUnixFDList       **out_fd_list,
+                        GCancellable       *cancellable,
+                        GError            **error)
+{
+  LaneWaiter w = { .entry = lane_entry (lane, id) };
+  GVariant *params = parameters != NULL ? parameters : _peer_lane_unit_variant ();
+
+  if (out_fd_list != NULL)
+    *out_fd_list = NULL;
+  if (!check_call_types (w.entry, params, reply_type, error) ||
+      !lane_call_sync (lane, &w, params, timeout_ms, fd_list, out_fd_list, cancellable, error))
+    return NULL;
   return w.reply;
+}
+
+GBytes *
+_peer_lane_client_call_serialized (PeerLaneClient     *lane,
+                                   guint32             id,
+                                   const GVariantType *parameters_type,
+                                   gconstpointer       data,
+                                   gsize               size,
+                                   const GVariantType *reply_type,
+                                   int                 timeout_ms,
+                                   GUnixFDList        *fd_list,
+                                   GUnixFDList       **out_fd_list,
+                                   GCancellable       *cancellable,
+                                   GError            **error)
+{
+  LaneWaiter w = { .entry = lane_entry (lane, id), .serialized = TRUE, .data = data, .size = size };
+
+  if (out_fd_list != NULL)
+    *out_fd_list = NULL;
+  if (!check_serialized_types (w.entry, parameters_type, reply_type, error) ||
+      !lane_call_sync (lane, &w, NULL, timeout_ms, fd_list, out_fd_list, cancellable, error))
+    return NULL;
+  return w.reply_body;
 }
 
 /* --- asynchronous calls ------------------------------------------------------ */

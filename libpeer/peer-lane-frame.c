@@ -640,15 +640,31 @@ _peer_lane_write_frame_full (int                          fd,
                              const PeerLaneWriteOptions  *options,
                              GError                     **error)
 {
+  g_autoptr(GVariant) member = NULL;
+  gsize size = body != NULL ? g_variant_get_size (body) : 0;
+  gconstpointer data = size > 0 ? body_data (body, size, &member) : NULL;
+
+  return _peer_lane_write_frame_data (fd, kind, serial, target, data, size, fd_list, options, error);
+}
+
+gboolean
+_peer_lane_write_frame_data (int                          fd,
+                             PeerLaneKind                 kind,
+                             guint32                      serial,
+                             guint32                      target,
+                             gconstpointer                data,
+                             gsize                        size,
+                             GUnixFDList                 *fd_list,
+                             const PeerLaneWriteOptions  *options,
+                             GError                     **error)
+{
   LaneControl control;
   PeerLaneHeader header = { serial, target, kind, options->flags, 0, 0 };
   g_autoptr(PeerBlob) blob = NULL;
-  g_autoptr(GVariant) member = NULL;
   struct iovec iov[2];
   struct msghdr msg = { .msg_iov = iov, .msg_iovlen = 1 };
   int fds[MAX_CMSG_FDS];
   guint n_fds = 0;
-  gsize size = body != NULL ? g_variant_get_size (body) : 0;
 
   if (fd_list != NULL)
     {
@@ -671,8 +687,6 @@ _peer_lane_write_frame_full (int                          fd,
   /* Large, or over the receiver's limit (max_chunked, when set, is it). */
   if (size > PEER_LANE_MAX_INLINE || (options->max_chunked > 0 && size > options->max_chunked))
     {
-      gconstpointer data = body_data (body, size, &member);
-
       /* Bytes that arrived as a blob (an echo, a forwarded payload) leave
        * as the same sealed memfd, uncopied. Others go in chunks when the
        * writer may wait for the reader (copied by the kernel, into a
@@ -701,7 +715,7 @@ _peer_lane_write_frame_full (int                          fd,
     }
   else if (size > 0)
     {
-      iov[1].iov_base = (gpointer) body_data (body, size, &member);
+      iov[1].iov_base = (gpointer) data;
       iov[1].iov_len = size;
       msg.msg_iovlen = 2;
     }

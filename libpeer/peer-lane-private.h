@@ -207,6 +207,17 @@ gboolean  _peer_lane_write_frame_full (int                          fd,
                                        GUnixFDList                 *fd_list,
                                        const PeerLaneWriteOptions  *options,
                                        GError                     **error);
+/* The same for a body given as its serialized bytes (@size of them at
+ * @data, borrowed until it returns). */
+gboolean  _peer_lane_write_frame_data (int                          fd,
+                                       PeerLaneKind                 kind,
+                                       guint32                      serial,
+                                       guint32                      target,
+                                       gconstpointer                data,
+                                       gsize                        size,
+                                       GUnixFDList                 *fd_list,
+                                       const PeerLaneWriteOptions  *options,
+                                       GError                     **error);
 
 /* A frame to write, for _peer_lane_write_frames(): what
  * _peer_lane_write_frame_full() takes, borrowed. */
@@ -303,6 +314,21 @@ GVariant       *_peer_lane_client_call       (PeerLaneClient     *lane,
                                               GUnixFDList       **out_fd_list,
                                               GCancellable       *cancellable,
                                               GError            **error);
+/* The same call with its arguments as the serialized bytes of a value of
+ * @parameters_type (@size of them at @data, borrowed until it returns),
+ * and its reply as the bytes of a value of the method's reply type in
+ * normal form (transfer full), read where they arrived. */
+GBytes         *_peer_lane_client_call_serialized (PeerLaneClient     *lane,
+                                                   guint32             id,
+                                                   const GVariantType *parameters_type,
+                                                   gconstpointer       data,
+                                                   gsize               size,
+                                                   const GVariantType *reply_type,
+                                                   int                 timeout_ms,
+                                                   GUnixFDList        *fd_list,
+                                                   GUnixFDList       **out_fd_list,
+                                                   GCancellable       *cancellable,
+                                                   GError            **error);
 /* An asynchronous lane call's end, in the caller's context: exactly one of
  * @reply and @error is set; all three are (transfer full). */
 typedef void (*PeerLaneReplyFunc) (GVariant    *reply,
@@ -441,6 +467,10 @@ void      _peer_lane_type_clear (LaneType           *t);
  * when it is not one in normal form, which the D-Bus path would refuse
  * too: see peer-lane-type.c. */
 GVariant *_peer_lane_type_read  (const LaneType     *t,
+                                 GBytes             *body);
+/* Whether @body is a value of @t's type in normal form, checked where it
+ * lies (what _peer_lane_type_read() checks, without making the value). */
+gboolean  _peer_lane_type_check (const LaneType     *t,
                                  GBytes             *body);
 
 static inline gboolean

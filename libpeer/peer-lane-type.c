@@ -442,3 +442,19 @@ _peer_lane_type_read (const LaneType *t,
     return g_variant_ref (_peer_lane_unit_variant ());
   return g_variant_take_ref (g_variant_new_from_bytes (t->type, body, TRUE));
 }
+
+gboolean
+_peer_lane_type_check (const LaneType *t,
+                       GBytes         *body)
+{
+  gsize size;
+  const guint8 *data = g_bytes_get_data (body, &size);
+
+  if (t->check == LANE_CHECK_GLIB)
+    {
+      g_autoptr(GVariant) value = _peer_lane_type_read (t, body);
+
+      return value != NULL;
+    }
+  return body_is_normal (t, data, size);
+}

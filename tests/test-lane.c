@@ -1042,6 +1042,128 @@ test_chunked_stale_reply (Fixture      *f,
   g_assert_true (peer_client_has_lane (f->client));
 }
 
+/* --- serialized calls (peer_client_call_serialized_sync()) ------------------- */
+
+/* A client of @f's server: the fixture's, whose calls take the lane, or a
+ * new one without a lane, whose calls go over D-Bus. */
+static PeerClient *
+serialized_client (Fixture *f,
+                   gboolean lane)
+{
+  g_autoptr(GError) error = NULL;
+  PeerClient *client;
+
+  if (lane)
+    return g_object_ref (f->client);
+  client = peer_client_new_sync (f->ts->address, 5000, NULL, &error);
+  g_assert_no_error (error);
+  return client;
+}
+
+/* Quick (i) -> (s) and Echo (ay) -> (ay) made from and read as bytes,
+ * small and large (chunked or a blob on the lane), on both paths. */
+static void
+test_serialized_calls (Fixture      *f,
+                       gconstpointer data)
+{
+  for (guint lane = 0; lane < 2; lane++)
+    {
+      g_autoptr(PeerClient) client = serialized_client (f, lane);
+      static const gsize sizes[] = { 0, 3, 64, 200 * 1024, 3 * 1024 * 1024 };
+      g_autoptr(GVariant) args = g_variant_ref_sink (g_variant_new ("(i)", 16));
+      g_autoptr(GVariant) back = NULL;
+      g_autoptr(GBytes) reply = NULL;
+      g_autoptr(GError) error = NULL;
+      const char *number;
+      guint64 value;
+
+      g_test_message ("%s", lane ? "on the lane" : "on D-Bus");
+      reply = peer_client_call_serialized_sync (client, "/org/libpeer/Helper", "org.libpeer.Helper1", "Quick",
+                                                G_VARIANT_TYPE ("(i)"), g_variant_get_data (args),
+                                                g_variant_get_size (args), G_VARIANT_TYPE ("(s)"), -1, NULL, NULL,
+                                                NULL, &error);
+      g_assert_no_error (error);
+      back = g_variant_ref_sink (g_variant_new_from_bytes (G_VARIANT_TYPE ("(s)"), reply, FALSE));
+      g_assert_true (g_variant_is_normal_form (back));
+      /* A random number of 16 bits. */
+      g_variant_get (back, "(&s)", &number);
+      g_assert_true (g_ascii_string_to_unsigned (number, 10, 1, G_MAXUINT16, &value, &error));
+      g_assert_no_error (error);
+
+      for (guint k = 0; k < G_N_ELEMENTS (sizes); k++)
+        {
+          g_autofree guint8 *payload = pattern_new (sizes[k], k);
+          g_autoptr(GBytes) echoed = NULL;
+
+          echoed = peer_client_call_serialized_sync (client, "/org/libpeer/Bench", "org.libpeer.Bench1", "Echo",
+                                                     G_VARIANT_TYPE ("(ay)"), payload, sizes[k],
+                                                     G_VARIANT_TYPE ("(ay)"), -1, NULL, NULL, NULL, &error);
+          g_assert_no_error (error);
+          g_assert_cmpuint (g_bytes_get_size (echoed), ==, sizes[k]);
+          g_assert_true (sizes[k] == 0 || memcmp (g_bytes_get_data (echoed, NULL), payload, sizes[k]) == 0);
+        }
+    }
+}
+
+/* Its negative twin: what is not a value of the arguments' type in normal
+ * form, a reply type that is not the method's, and a handler's error end
+ * the call with the same errors on both paths; the lane stays good. */
+static void
+test_serialized_errors (Fixture      *f,
+                        gconstpointer data)
+{
+  for (guint lane = 0; lane < 2; lane++)
+    {
+      g_autoptr(PeerClient) client = serialized_client (f, lane);
+      static const guint8 three[3] = { 16, 0, 0 };
+      static const guint8 zero[4] = { 0 };
+      static const guint8 unterminated[2] = { 'h', 'i' };
+      g_autoptr(GBytes) reply = NULL;
+      g_autoptr(GError) error = NULL;
+
+      g_test_message ("%s", lane ? "on the lane" : "on D-Bus");
+      /* An (i) of three bytes: GLib would read it as 0. */
+      reply = peer_client_call_serialized_sync (client, "/org/libpeer/Helper", "org.libpeer.Helper1", "Quick",
+                                                G_VARIANT_TYPE ("(i)"), three, sizeof three,
+                                                G_VARIANT_TYPE ("(s)"), -1, NULL, NULL, NULL, &error);
+      g_assert_null (reply);
+      g_assert_error (error, G_DBUS_ERROR, G_DBUS_ERROR_INVALID_ARGS);
+      g_clear_error (&error);
+
+      /* Arguments of another type than the method's. */
+      reply = peer_client_call_serialized_sync (client, "/org/libpeer/Helper", "org.libpeer.Helper1", "Quick",
+                                                G_VARIANT_TYPE ("(s)"), unterminated, sizeof unterminated,
+                                                G_VARIANT_TYPE ("(s)"), -1, NULL, NULL, NULL, &error);
+      g_assert_null (reply);
+      g_assert_error (error, G_DBUS_ERROR, G_DBUS_ERROR_INVALID_ARGS);
+      g_clear_error (&error);
+
+      /* A reply type that is not what the method returns. */
+      reply = peer_client_call_serialized_sync (client, "/org/libpeer/Helper", "org.libpeer.Helper1", "Quick",
+                                                G_VARIANT_TYPE ("(i)"), (const guint8 *) "\x08\0\0\0", 4,
+                                                G_VARIANT_TYPE ("(u)"), -1, NULL, NULL, NULL, &error);
+      g_assert_null (reply);
+      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
+      g_clear_error (&error);
+
+      /* The handler's own error. */
+      reply = peer_client_call_serialized_sync (client, "/org/libpeer/Helper", "org.libpeer.Helper1", "Quick",
+                                                G_VARIANT_TYPE ("(i)"), zero, sizeof zero,
+                                                G_VARIANT_TYPE ("(s)"), -1, NULL, NULL, NULL, &error);
+      g_assert_null (reply);
+      g_assert_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS);
+      g_assert_cmpstr (error->message, ==, "bits must be between 1 and 1024, not 0");
+      g_clear_error (&error);
+
+      /* Still good. */
+      reply = peer_client_call_serialized_sync (client, "/org/libpeer/Helper", "org.libpeer.Helper1", "Quick",
+                                                G_VARIANT_TYPE ("(i)"), (const guint8 *) "\x08\0\0\0", 4,
+                                                G_VARIANT_TYPE ("(s)"), -1, NULL, NULL, NULL, &error);
+      g_assert_no_error (error);
+      g_assert_nonnull (reply);
+    }
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -1070,6 +1192,8 @@ main (int   argc,
   ADD ("/peer/lane/chunked/transport", test_chunked_transport);
   ADD ("/peer/lane/chunked/stale-reply", test_chunked_stale_reply);
   ADD ("/peer/lane/chunked/limit", test_chunked_limit);
+  ADD ("/peer/lane/serialized/calls", test_serialized_calls);
+  ADD ("/peer/lane/serialized/errors", test_serialized_errors);
 #undef ADD
   return g_test_run ();
 }

@@ -786,6 +786,17 @@ static void
 
     # --- building a tuple from C values ---
 
+    def emit_codec(self, build, read, args, what):
+        """The builder and reader of one tuple, with the serializer and
+        data reader that fast args' builder and reader are made of."""
+        lone_bytes = len(args.args) == 1 and args.args[0].kind == 'bytes'
+        if args.fast and args.args and not lone_bytes:
+            self.emit_serializer(build + '_data', args)
+        self.emit_builder(build, args, what)
+        if args.fast and args.args:
+            self.emit_data_reader(read + '_data', args, what)
+        self.emit_reader(read, args, what)
+
     def emit_builder(self, name, args, what):
         """static GVariant *name (values..., gboolean borrow, GVariant *keep):
         the tuple of @args as a new floating GVariant. With @borrow, a lone
@@ -843,6 +854,30 @@ static void
             self.C('}')
             self.C()
             return
+        # The serialization itself, for the builder here and for the
+        # synchronous stub, which hands the bytes on as they are.
+        self.C('  gsize size;')
+        self.C('  guint8 *data = %s_data (%s);' % (name, ', '.join(self.view_values(args) + ['&size'])))
+        self.C()
+        self.C('  (void) borrow;')
+        self.C('  (void) keep;')
+        self.C('  if (data == NULL)')
+        self.C('    return NULL;')
+        self.C('  return g_variant_new_from_data (PEER_CODEGEN_TYPE (%s), data, size, TRUE, g_free, data);'
+               % c_string(sig))
+        self.C('}')
+        self.C()
+
+    def emit_serializer(self, name, args):
+        """static guint8 *name (values..., gsize *out_size): the tuple of
+        @args serialized in normal form, newly allocated (g_free()); NULL
+        after a critical when a value is invalid. For fast args of more
+        than a lone `ay`."""
+        p = self.p
+        ps = view_params(args, False) + ['gsize *out_size']
+        self.C('G_GNUC_UNUSED static guint8 *')
+        self.C('%s (%s)' % (name, join_params(ps, len(name) + 2)))
+        self.C('{')
         n = len(args.args)
         var_nonlast = [i for i, a in enumerate(args.args) if a.kind != 'fixed' and i + 1 < n]
         self.C('  gsize at[%d], len[%d], pos = 0, size, offset_size;' % (n, n))
@@ -856,8 +891,6 @@ static void
                 self.C('  g_return_val_if_fail (%s != NULL && %s, NULL);' % (a.c, check))
             elif a.kind == 'bytes':
                 self.C('  g_return_val_if_fail (%s != NULL || %s_len == 0, NULL);' % (a.c, a.c))
-        self.C('  (void) borrow;')
-        self.C('  (void) keep;')
         for i, a in enumerate(args.args):
             if a.kind == 'fixed':
                 size = FIXED[a.sig][1]
@@ -893,8 +926,8 @@ static void
         for k, i in enumerate(var_nonlast):
             self.C('  %swrite_offset (data, size, offset_size, %d, at[%d] + len[%d]);' % (p, k, i, i))
         self.C('  (void) offset_size;')
-        self.C('  return g_variant_new_from_data (PEER_CODEGEN_TYPE (%s), data, size, TRUE, g_free, data);'
-               % c_string(sig))
+        self.C('  *out_size = size;')
+        self.C('  return data;')
         self.C('}')
         self.C()
 
@@ -963,13 +996,51 @@ static void
             self.C('}')
             self.C()
             return
+        names = []
+        for a in args.args:
+            names.append(a.c)
+            if a.kind == 'bytes':
+                names.append(a.c + '_len')
+        self.C('  return %s_data (%s);' % (name, ', '.join(['%sdata_of (tuple), g_variant_get_size (tuple)' % p]
+                                                          + names + ['error'])))
+        self.C('}')
+        self.C()
+
+    def emit_data_reader(self, name, args, what):
+        """static gboolean name (const guint8 *data, gsize size, borrowed
+        outs..., GError **): emit_reader()'s reading of fast args, from a
+        serialization of their tuple in normal form, which strings and
+        bytes point into."""
+        p = self.p
+        ps = ['const guint8 *data', 'gsize size']
+        for a in args.args:
+            if a.kind == 'fixed':
+                ps.append('%s *%s' % (FIXED[a.sig][0], a.c))
+            elif a.kind == 'string':
+                ps.append('const char **%s' % a.c)
+            else:
+                ps.append('const guint8 **%s' % a.c)
+                ps.append('gsize *%s_len' % a.c)
+        ps.append('GError **error')
+        self.C('G_GNUC_UNUSED static gboolean')
+        self.C('%s (%s)' % (name, join_params(ps, len(name) + 2)))
+        self.C('{')
+        n = len(args.args)
+        if n == 1 and args.args[0].kind == 'bytes':
+            a = args.args[0]
+            self.C('  (void) error;')
+            self.C('  *%s = data;' % a.c)
+            self.C('  *%s_len = size;' % a.c)
+            self.C('  return TRUE;')
+            self.C('}')
+            self.C()
+            return
         members = ', '.join('{ %d, %d }' % ((FIXED[a.sig][1], FIXED[a.sig][1]) if a.kind == 'fixed' else (1, 0))
                             for a in args.args)
         self.C('  static const %sMember members[] = { %s };' % (p, members))
-        self.C('  const guint8 *data = %sdata_of (tuple);' % p)
         self.C('  gsize start[%d], end[%d];' % (n, n))
         self.C()
-        self.C('  if (!%stuple_split (data, g_variant_get_size (tuple), members, %d, start, end))' % (p, n))
+        self.C('  if (!%stuple_split (data, size, members, %d, start, end))' % (p, n))
         self.C('    {')
         self.C('      %sset_invalid (error, %s);' % (p, c_string(what)))
         self.C('      return FALSE;')
@@ -1051,13 +1122,13 @@ static void
         self.C()
 
         for m in iface.methods:
-            self.emit_builder('%s%s_%s_build_in' % (p, L, m.lower), m.ins, 'the arguments of %s.%s' % (iface.name, m.name))
-            self.emit_reader('%s%s_%s_read_in' % (p, L, m.lower), m.ins, 'the arguments of %s.%s' % (iface.name, m.name))
-            self.emit_builder('%s%s_%s_build_out' % (p, L, m.lower), m.outs, 'the reply of %s.%s' % (iface.name, m.name))
-            self.emit_reader('%s%s_%s_read_out' % (p, L, m.lower), m.outs, 'the reply to %s.%s' % (iface.name, m.name))
+            self.emit_codec('%s%s_%s_build_in' % (p, L, m.lower), '%s%s_%s_read_in' % (p, L, m.lower), m.ins,
+                            'the arguments of %s.%s' % (iface.name, m.name))
+            self.emit_codec('%s%s_%s_build_out' % (p, L, m.lower), '%s%s_%s_read_out' % (p, L, m.lower), m.outs,
+                            'the reply to %s.%s' % (iface.name, m.name))
         for s in iface.signals:
-            self.emit_builder('%s%s_%s_build' % (p, L, s.lower), s.args, 'signal %s.%s' % (iface.name, s.name))
-            self.emit_reader('%s%s_%s_read' % (p, L, s.lower), s.args, 'signal %s.%s' % (iface.name, s.name))
+            self.emit_codec('%s%s_%s_build' % (p, L, s.lower), '%s%s_%s_read' % (p, L, s.lower), s.args,
+                            'signal %s.%s' % (iface.name, s.name))
 
         self.H('/* Client side. */')
         self.H()
@@ -1082,13 +1153,19 @@ static void
         outs = out_params(m.outs)
         T_out = c_string(m.outs.sig)
 
-        # The reply: read in place, then copied out.
+        # The reply: read in place, then copied out. Fast outs are read
+        # from the reply's serialization (a lane's reply as it arrived),
+        # the others from the reply tuple.
         tail = '%s%s_%s_finish_reply' % (p, L, m.lower)
+        fast_out = m.outs.fast
         self.C('static gboolean')
-        ps = ['GVariant *reply', 'GUnixFDList *reply_fds'] + outs + ['GError **error']
+        ps = ['GBytes *reply' if fast_out else 'GVariant *reply', 'GUnixFDList *reply_fds'] + outs + ['GError **error']
         self.C('%s (%s)' % (tail, join_params(ps, len(tail) + 2)))
         self.C('{')
         single_bytes_out = len(m.outs.args) == 1 and m.outs.args[0].kind == 'bytes'
+        if fast_out and m.outs.args and not single_bytes_out:
+            self.C('  gsize size;')
+            self.C('  const guint8 *data = g_bytes_get_data (reply, &size);')
         if not single_bytes_out:
             self.reader_locals(m.outs)
         fds = m.outs.fd_args
@@ -1099,6 +1176,10 @@ static void
         if single_bytes_out:
             # (ay) is its ay: the reply's own bytes, nothing to read.
             self.C('  (void) error;')
+        elif m.outs.args and fast_out:
+            self.C('  if (!%s)' % self.reader_call('%s%s_%s_read_out_data' % (p, L, m.lower),
+                                               'data != NULL ? data : (const guint8 *) "", size', m.outs, 'error'))
+            self.C('    return FALSE;')
         elif m.outs.args:
             self.C('  if (!%s)' % self.reader_call('%s%s_%s_read_out' % (p, L, m.lower), 'reply', m.outs, 'error'))
             self.C('    return FALSE;')
@@ -1139,9 +1220,12 @@ static void
                 self.C('    *%s = g_strdup (%s);' % (o, a.c))
             elif a.kind == 'bytes':
                 self.C('  if (%s != NULL)' % o)
-                if len(m.outs.args) == 1 and m.outs.fast:
+                if single_bytes_out and fast_out:
                     # (ay) is its ay: the reply's own bytes.
-                    self.C('    *%s = g_variant_get_data_as_bytes (reply);' % o)
+                    self.C('    *%s = g_bytes_ref (reply);' % o)
+                elif fast_out:
+                    self.C('    *%s = %s_len > 0 ? g_bytes_new_from_bytes (reply, %s - data, %s_len) : g_bytes_new (NULL, 0);'
+                           % (o, a.c, a.c, a.c))
                 else:
                     self.C('    *%s = g_bytes_new_with_free_func (%s, %s_len, (GDestroyNotify) g_variant_unref, g_variant_ref (reply));'
                            % (o, a.c, a.c))
@@ -1198,7 +1282,17 @@ static void
         self.H()
         self.C(proto('gboolean', fn + '_sync', ins + outs + ['GCancellable *cancellable', 'GError **error']))
         self.C('{')
-        self.C('  g_autoptr(GVariant) reply = NULL;')
+        # Fast both ways: the arguments' serialization goes as it is and
+        # the reply is read where it arrived (on a lane, no GVariant made).
+        serialized = m.ins.fast and fast_out
+        lone_bytes_in = len(m.ins.args) == 1 and m.ins.args[0].kind == 'bytes'
+        if serialized:
+            self.C('  g_autoptr(GBytes) reply = NULL;')
+            if m.ins.args and not lone_bytes_in:
+                self.C('  g_autofree guint8 *body = NULL;')
+                self.C('  gsize body_size;')
+        else:
+            self.C('  g_autoptr(GVariant) reply = NULL;')
         self.C('  g_autoptr(GUnixFDList) reply_fds = NULL;')
         if m.ins.fd_args:
             self.C('  g_autoptr(GUnixFDList) fd_list = NULL;')
@@ -1212,16 +1306,51 @@ static void
         def sync_fail():
             self.C('      g_propagate_error (error, local_error);')
             self.C('      return FALSE;')
+        if lone_bytes_in and serialized:
+            a = m.ins.args[0]
+            self.C('  g_return_val_if_fail (%s != NULL || %s_len == 0, FALSE);' % (a.c, a.c))
         fd_prologue(sync_fail)
+        if serialized and m.ins.args and not lone_bytes_in:
+            vals = []
+            for a in m.ins.args:
+                vals.append(('handle_' + a.name) if a in m.ins.fd_args else a.c)
+                if a.kind == 'bytes':
+                    vals.append(a.c + '_len')
+            # NULL after a critical: a value the caller should not have given.
+            self.C('  body = %s%s_%s_build_in_data (%s);' % (p, L, m.lower, ', '.join(vals + ['&body_size'])))
+            self.C('  if (body == NULL)')
+            self.C('    return FALSE;')
         # A synchronous call reads the caller's bytes before it returns:
         # they are borrowed, not copied.
-        self.C('  reply = peer_client_call_sync (client, object_path, %s_INTERFACE_NAME, %s,' % (iface.upper, c_string(m.name)))
-        self.C('                                 %s,' % build_call('TRUE'))
-        self.C('                                 PEER_CODEGEN_TYPE (%s), %s, %s, &reply_fds,' % (T_out, m.timeout, fd_list_arg))
-        self.C('                                 cancellable, error);')
+        call_tail = 'PEER_CODEGEN_TYPE (%s), %s, %s, &reply_fds,' % (T_out, m.timeout, fd_list_arg)
+        if serialized:
+            if not m.ins.args:
+                body_args = '(const guint8 *) "", 1'     # (): one zero byte
+            elif lone_bytes_in:
+                body_args = '%s, %s_len' % (m.ins.args[0].c, m.ins.args[0].c)
+            else:
+                body_args = 'body, body_size'
+            self.C('  reply = peer_client_call_serialized_sync (client, object_path, %s_INTERFACE_NAME, %s,'
+                   % (iface.upper, c_string(m.name)))
+            self.C('                                            PEER_CODEGEN_TYPE (%s), %s,' % (c_string(m.ins.sig), body_args))
+            self.C('                                            %s' % call_tail)
+            self.C('                                            cancellable, error);')
+        else:
+            self.C('  reply = peer_client_call_sync (client, object_path, %s_INTERFACE_NAME, %s,' % (iface.upper, c_string(m.name)))
+            self.C('                                 %s,' % build_call('TRUE'))
+            self.C('                                 %s' % call_tail)
+            self.C('                                 cancellable, error);')
         self.C('  if (reply == NULL)')
         self.C('    return FALSE;')
-        self.C('  return %s (%s);' % (tail, ', '.join(['reply', 'reply_fds'] + [x.split()[-1].lstrip('*') for x in outs] + ['error'])))
+        finish_args = [x.split()[-1].lstrip('*') for x in outs] + ['error']
+        if fast_out and not serialized:
+            self.C('  {')
+            self.C('    g_autoptr(GBytes) bytes = g_variant_get_data_as_bytes (reply);')
+            self.C()
+            self.C('    return %s (%s);' % (tail, ', '.join(['bytes', 'reply_fds'] + finish_args)))
+            self.C('  }')
+        else:
+            self.C('  return %s (%s);' % (tail, ', '.join(['reply', 'reply_fds'] + finish_args)))
         self.C('}')
         self.C()
 
@@ -1283,7 +1412,15 @@ static void
         self.C('  reply = peer_client_call_finish (client, &reply_fds, result, error);')
         self.C('  if (reply == NULL)')
         self.C('    return FALSE;')
-        self.C('  return %s (%s);' % (tail, ', '.join(['reply', 'reply_fds'] + [x.split()[-1].lstrip('*') for x in outs] + ['error'])))
+        finish_args = [x.split()[-1].lstrip('*') for x in outs] + ['error']
+        if fast_out:
+            self.C('  {')
+            self.C('    g_autoptr(GBytes) bytes = g_variant_get_data_as_bytes (reply);')
+            self.C()
+            self.C('    return %s (%s);' % (tail, ', '.join(['bytes', 'reply_fds'] + finish_args)))
+            self.C('  }')
+        else:
+            self.C('  return %s (%s);' % (tail, ', '.join(['reply', 'reply_fds'] + finish_args)))
         self.C('}')
         self.C()
 
