@@ -184,6 +184,84 @@ peer_test_server_new (PeerPolicy      *policy,
   return ts;
 }
 
+PeerTestServer *
+peer_test_server_start (void)
+{
+  g_autoptr(GError) error = NULL;
+  PeerTestServer *ts = peer_test_server_new (NULL, NULL, PEER_SERVER_FLAGS_NONE, &error);
+
+  g_assert_no_error (error);
+  return ts;
+}
+
+typedef struct {
+  PeerTestServer *ts;
+  const char *path;
+  const char *xml;
+  const char *iface_name;
+  const PeerMethodEntry *entries;
+  gsize n_entries;
+  gpointer user_data;
+  PeerInterface *iface;
+} Export;
+
+static gboolean
+export_in_server (gpointer user_data)
+{
+  Export *e = user_data;
+  g_autoptr(GError) error = NULL;
+
+  e->iface = peer_interface_new_for_xml (e->xml, e->iface_name, &error);
+  g_assert_no_error (error);
+  g_assert_true (peer_interface_add_methods (e->iface, e->entries, e->n_entries, e->user_data, &error));
+  g_assert_true (peer_server_export (e->ts->server, e->path, e->iface, &error));
+  g_assert_no_error (error);
+  return G_SOURCE_REMOVE;
+}
+
+PeerInterface *
+peer_test_export (PeerTestServer        *ts,
+                  const char            *path,
+                  const char            *xml,
+                  const char            *iface_name,
+                  const PeerMethodEntry *entries,
+                  gsize                  n_entries,
+                  gpointer               user_data)
+{
+  Export e = { ts, path, xml, iface_name, entries, n_entries, user_data, NULL };
+
+  peer_test_server_invoke (ts, export_in_server, &e);
+  return e.iface;
+}
+
+PeerClient *
+peer_test_connect (PeerTestServer *ts,
+                   gboolean        lane)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(PeerClient) client = peer_client_new_sync (ts->address, 5000, NULL, &error);
+
+  g_assert_no_error (error);
+  if (lane)
+    {
+      g_assert_true (peer_client_open_lane_sync (client, NULL, &error));
+      g_assert_no_error (error);
+    }
+  return g_steal_pointer (&client);
+}
+
+void
+peer_test_finish (PeerClient     *client,
+                  PeerTestServer *ts,
+                  PeerInterface  *iface)
+{
+  g_clear_object (&client);
+  peer_test_server_free (ts);
+  g_clear_object (&iface);
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+}
+
 typedef struct {
   GSourceFunc func;
   gpointer data;
@@ -221,6 +299,62 @@ peer_test_server_invoke (PeerTestServer *ts,
   g_mutex_unlock (&inv.lock);
   g_mutex_clear (&inv.lock);
   g_cond_clear (&inv.cond);
+}
+
+typedef struct {
+  PeerServer *server;
+  guint64 id;
+} ClosePeers;
+
+static gboolean
+close_peers_in_server (gpointer user_data)
+{
+  ClosePeers *c = user_data;
+  g_autoptr(GPtrArray) peers = peer_server_list_peers (c->server);
+  g_autoptr(GError) reason = g_error_new_literal (PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED, "kicked by test");
+
+  for (guint i = 0; i < peers->len; i++)
+    if (c->id == 0 || peer_connection_get_id (g_ptr_array_index (peers, i)) == c->id)
+      peer_connection_close (g_ptr_array_index (peers, i), reason);
+  return G_SOURCE_REMOVE;
+}
+
+void
+peer_test_server_close_peers (PeerTestServer *ts,
+                              guint64         id)
+{
+  ClosePeers c = { ts->server, id };
+
+  peer_test_server_invoke (ts, close_peers_in_server, &c);
+}
+
+typedef struct {
+  GHashTable *nodes;
+  const char *node;
+  gboolean present;
+} SetNode;
+
+static gboolean
+set_node_in_server (gpointer user_data)
+{
+  SetNode *s = user_data;
+
+  if (s->present)
+    g_hash_table_add (s->nodes, g_strdup (s->node));
+  else
+    g_hash_table_remove (s->nodes, s->node);
+  return G_SOURCE_REMOVE;
+}
+
+void
+peer_test_server_set_node (PeerTestServer *ts,
+                           GHashTable     *nodes,
+                           const char     *node,
+                           gboolean        present)
+{
+  SetNode s = { nodes, node, present };
+
+  peer_test_server_invoke (ts, set_node_in_server, &s);
 }
 
 static gboolean

@@ -297,10 +297,9 @@ client_new (Fixture *f,
             Traffic *traffic)
 {
   g_autoptr(GError) error = NULL;
-  PeerClient *client = peer_client_new_sync (f->ts->address, 5000, NULL, &error);
+  PeerClient *client = peer_test_connect (f->ts, FALSE);
   g_autoptr(GVariant) reply = NULL;
 
-  g_assert_no_error (error);
   traffic_start (traffic, client);
   /* Once a call is answered the server has taken the peer in. */
   reply = peer_client_call_sync (client, PEER_BENCH_PATH, "org.libpeer.Bench1", "Ping", NULL, NULL, 5000, NULL,
@@ -315,8 +314,7 @@ fixture_set_up (Fixture      *f,
 {
   g_autoptr(GError) error = NULL;
 
-  f->ts = peer_test_server_new (NULL, NULL, PEER_SERVER_FLAGS_NONE, &error);
-  g_assert_no_error (error);
+  f->ts = peer_test_server_start ();
   f->objects.server = f->ts->server;
   peer_test_server_invoke (f->ts, set_up_objects, &f->objects);
   f->plain = client_new (f, &f->plain_traffic);
@@ -334,9 +332,7 @@ fixture_tear_down (Fixture      *f,
   g_clear_object (&f->lane);
   g_clear_object (&f->plain);
   peer_test_server_invoke (f->ts, tear_down_objects, &f->objects);
-  peer_test_server_free (f->ts);
-  while (g_main_context_iteration (NULL, FALSE))
-    ;
+  peer_test_finish (NULL, f->ts, NULL);
 }
 
 /* --- calls from both clients --------------------------------------------- */
@@ -657,24 +653,6 @@ who_both (Fixture    *f,
   return who;
 }
 
-static gboolean
-add_node_c (gpointer user_data)
-{
-  Objects *o = user_data;
-
-  g_hash_table_add (o->nodes, g_strdup ("c"));
-  return G_SOURCE_REMOVE;
-}
-
-static gboolean
-remove_node_c (gpointer user_data)
-{
-  Objects *o = user_data;
-
-  g_hash_table_remove (o->nodes, "c");
-  return G_SOURCE_REMOVE;
-}
-
 static void
 test_subtree (Fixture      *f,
               gconstpointer data)
@@ -717,7 +695,7 @@ test_subtree_child_gone (Fixture      *f,
   g_autoptr(GVariant) gone_name = NULL;
   const char *xml;
 
-  peer_test_server_invoke (f->ts, add_node_c, &f->objects);
+  peer_test_server_set_node (f->ts, f->objects.nodes, "c", TRUE);
   listed = call_both (f, TREE_PATH, "org.freedesktop.DBus.Introspectable", "Introspect", NULL, "(s)", &error);
   g_assert_no_error (error);
   g_variant_get (listed, "(&s)", &xml);
@@ -727,7 +705,7 @@ test_subtree_child_gone (Fixture      *f,
   g_assert_cmpstr (answer, ==, TREE_PATH "/c");
   g_assert_cmpuint (carried (&f->lane_traffic, THING_IFACE ".Who"), ==, 0);
 
-  peer_test_server_invoke (f->ts, remove_node_c, &f->objects);
+  peer_test_server_set_node (f->ts, f->objects.nodes, "c", FALSE);
   gone = who_both (f, TREE_PATH "/c", &error);
   g_assert_null (gone);
   g_assert_error (error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_METHOD);

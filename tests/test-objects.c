@@ -289,12 +289,10 @@ fixture_set_up (Fixture      *f,
   g_autoptr(GError) error = NULL;
 
   f->lane = GPOINTER_TO_INT (data);
-  f->ts = peer_test_server_new (NULL, NULL, PEER_SERVER_FLAGS_NONE, &error);
-  g_assert_no_error (error);
+  f->ts = peer_test_server_start ();
   /* Before the lane opens: its table lists what is exported then. */
   peer_test_server_invoke (f->ts, set_up_objects, f);
-  f->client = peer_client_new_sync (f->ts->address, 5000, NULL, &error);
-  g_assert_no_error (error);
+  f->client = peer_test_connect (f->ts, FALSE);
   /* Once a call is answered the server has taken the peer in: what it
    * emits from now on reaches this client. */
   {
@@ -485,24 +483,6 @@ test_subtree_call (Fixture      *f,
   g_assert_error (error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_METHOD);
 }
 
-static gboolean
-add_node_c (gpointer user_data)
-{
-  Objects *o = user_data;
-
-  g_hash_table_add (o->nodes, g_strdup ("c"));
-  return G_SOURCE_REMOVE;
-}
-
-static gboolean
-remove_node_c (gpointer user_data)
-{
-  Objects *o = user_data;
-
-  g_hash_table_remove (o->nodes, "c");
-  return G_SOURCE_REMOVE;
-}
-
 static void
 test_subtree_child_gone (Fixture      *f,
                          gconstpointer data)
@@ -513,7 +493,7 @@ test_subtree_child_gone (Fixture      *f,
   g_autofree char *gone = NULL;
   g_autofree char *vanished = NULL;
 
-  peer_test_server_invoke (f->ts, add_node_c, &f->objects);
+  peer_test_server_set_node (f->ts, f->objects.nodes, "c", TRUE);
   listed = introspect (f, TREE_PATH);
   g_assert_nonnull (strstr (listed, "<node name=\"c\"/>"));
   answer = who (f, TREE_PATH "/c", &error);
@@ -521,7 +501,7 @@ test_subtree_child_gone (Fixture      *f,
   g_assert_cmpstr (answer, ==, TREE_PATH "/c");
 
   /* Listed, then gone before the call. */
-  peer_test_server_invoke (f->ts, remove_node_c, &f->objects);
+  peer_test_server_set_node (f->ts, f->objects.nodes, "c", FALSE);
   gone = who (f, TREE_PATH "/c", &error);
   g_assert_null (gone);
   g_assert_error (error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_METHOD);
