@@ -384,6 +384,86 @@ peer_test_server_free (PeerTestServer *ts)
   g_free (ts);
 }
 
+/* --- a subtree ---------------------------------------------------------- */
+
+typedef struct {
+  GHashTable *nodes;
+  PeerInterface *iface;
+  gboolean vanishing;
+  guint vanishing_lookups;
+} Tree;
+
+static char **
+tree_enumerate (PeerSubtree    *subtree,
+                PeerConnection *caller,
+                gpointer        user_data)
+{
+  Tree *t = user_data;
+  g_autofree char **keys = (char **) g_hash_table_get_keys_as_array (t->nodes, NULL);
+
+  return g_strdupv (keys);
+}
+
+static GPtrArray *
+tree_lookup (PeerSubtree    *subtree,
+             PeerConnection *caller,
+             const char     *node,
+             gpointer        user_data)
+{
+  Tree *t = user_data;
+  GPtrArray *interfaces;
+
+  if (t->vanishing && g_str_equal (node, "vanishing"))
+    {
+      /* GDBus asks twice (introspect, dispatch) before the call runs. */
+      if (++t->vanishing_lookups > 2)
+        return NULL;
+    }
+  else if (!g_hash_table_contains (t->nodes, node))
+    return NULL;
+  interfaces = g_ptr_array_new_with_free_func (g_object_unref);
+  g_ptr_array_add (interfaces, g_object_ref (t->iface));
+  return interfaces;
+}
+
+static void
+tree_free (gpointer data)
+{
+  Tree *t = data;
+
+  g_hash_table_unref (t->nodes);
+  g_object_unref (t->iface);
+  g_free (t);
+}
+
+PeerSubtree *
+peer_test_tree_export (PeerServer     *server,
+                       const char     *path,
+                       PeerInterface  *iface,
+                       gboolean        vanishing,
+                       GHashTable    **out_nodes)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *a = g_strconcat (path, "/a", NULL);
+  g_autofree char *b = g_strconcat (path, "/b", NULL);
+  Tree *t = g_new0 (Tree, 1);
+  PeerSubtree *subtree;
+
+  t->nodes = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_hash_table_add (t->nodes, g_strdup ("a"));
+  g_hash_table_add (t->nodes, g_strdup ("b"));
+  t->iface = g_object_ref (iface);
+  t->vanishing = vanishing;
+  peer_interface_set_object_property (iface, a, "Name", g_variant_new_string ("child a"), NULL);
+  peer_interface_set_object_property (iface, b, "Name", g_variant_new_string ("child b"), NULL);
+  subtree = peer_subtree_new (tree_enumerate, tree_lookup, t, tree_free);
+  peer_subtree_add_interface (subtree, iface);
+  g_assert_true (peer_server_export_subtree (server, path, subtree, &error));
+  g_assert_no_error (error);
+  *out_nodes = g_hash_table_ref (t->nodes);
+  return subtree;
+}
+
 /* --- processes ---------------------------------------------------------- */
 
 const char *
@@ -663,4 +743,23 @@ peer_test_assert_no_fd_leak (PeerClient *client,
    * on its way out (a sent message's copy of an fd, closed when GDBus's
    * worker lets go of the message). */
   g_assert_cmpuint (n, <=, baseline);
+}
+
+GDBusMessage *
+peer_test_wait_message (GAsyncQueue      *received,
+                        GDBusMessageType  type,
+                        const char       *member,
+                        guint32           reply_serial)
+{
+  for (;;)
+    {
+      g_autoptr(GDBusMessage) message = g_async_queue_timeout_pop (received, 10 * G_USEC_PER_SEC);
+
+      if (message == NULL)
+        g_error ("the monitor saw no %s (%u)", member ? member : "reply", reply_serial);
+      if (g_dbus_message_get_message_type (message) == type &&
+          (member == NULL || g_strcmp0 (g_dbus_message_get_member (message), member) == 0) &&
+          (reply_serial == 0 || g_dbus_message_get_reply_serial (message) == reply_serial))
+        return g_steal_pointer (&message);
+    }
 }

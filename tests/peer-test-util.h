@@ -110,6 +110,21 @@ void            peer_test_server_set_node (PeerTestServer *server,
                                            const char     *node,
                                            gboolean        present);
 
+/* In the server's thread: exports at @path on @server a subtree whose
+ * children are the names in a set, "a" and "b" to begin with, each
+ * serving @iface with a Name of its own ("child a", "child b"). With
+ * @vanishing, a child "vanishing" (never listed) is found by the first
+ * two lookups (GDBus's introspection and dispatch of one call), then
+ * gone. The set is returned in @out_nodes (a reference, the caller's:
+ * g_hash_table_unref()), to change in the server's thread
+ * (peer_test_server_set_node()); the subtree is the caller's too
+ * (peer_server_unexport_subtree(), g_object_unref()). */
+PeerSubtree     *peer_test_tree_export   (PeerServer     *server,
+                                          const char     *path,
+                                          PeerInterface  *iface,
+                                          gboolean        vanishing,
+                                          GHashTable    **out_nodes);
+
 /* A process started by a test; stopped and reaped by pid. */
 typedef struct {
   GPid pid;
@@ -158,6 +173,16 @@ void             peer_test_ping_async    (PeerClient         *client);
  * leak fails at a 5 s deadline. */
 void             peer_test_assert_no_fd_leak (PeerClient *client,
                                               guint       baseline);
+
+/* Pops messages a monitor recorded from @received (a queue of
+ * GDBusMessage references) until one of @type, named @member (NULL: any)
+ * and answering @reply_serial (0: any) comes, which it returns (the
+ * caller owns it); those before it are dropped. Fails the test when 10 s
+ * pass with no message. */
+GDBusMessage    *peer_test_wait_message  (GAsyncQueue        *received,
+                                          GDBusMessageType    type,
+                                          const char         *member,
+                                          guint32             reply_serial);
 
 /* The path of a built program: $PEER_SERVER or $PEER_CLIENT. */
 const char      *peer_test_program       (const char *env_name);

@@ -131,8 +131,7 @@ typedef struct {
   PeerServer *server;
   PeerInterface *thing;                 /* at /test/one, /test/two and the tree's children */
   PeerSubtree *tree;
-  GHashTable *nodes;                    /* node → TRUE */
-  guint vanishing_lookups;              /* "vanishing" is found twice, then gone */
+  GHashTable *nodes;                    /* the tree's children; "vanishing" is found twice, then gone */
   TestThing *gobject;
   PeerInterface *gthing;
   PeerProtoJob1 *skeleton;
@@ -153,39 +152,6 @@ handle_who (PeerCall *call,
             gpointer  user_data)
 {
   peer_call_return_value (call, g_variant_new ("(o)", peer_call_get_object_path (call)));
-}
-
-static char **
-enumerate_tree (PeerSubtree    *subtree,
-                PeerConnection *caller,
-                gpointer        user_data)
-{
-  Objects *o = user_data;
-  g_autofree char **keys = (char **) g_hash_table_get_keys_as_array (o->nodes, NULL);
-
-  return g_strdupv (keys);
-}
-
-static GPtrArray *
-lookup_tree (PeerSubtree    *subtree,
-             PeerConnection *caller,
-             const char     *node,
-             gpointer        user_data)
-{
-  Objects *o = user_data;
-  GPtrArray *interfaces;
-
-  if (g_str_equal (node, "vanishing"))
-    {
-      /* GDBus asks twice (introspect, dispatch) before the call runs. */
-      if (++o->vanishing_lookups > 2)
-        return NULL;
-    }
-  else if (!g_hash_table_contains (o->nodes, node))
-    return NULL;
-  interfaces = g_ptr_array_new_with_free_func (g_object_unref);
-  g_ptr_array_add (interfaces, g_object_ref (o->thing));
-  return interfaces;
 }
 
 static gboolean
@@ -230,14 +196,7 @@ set_up_objects (gpointer user_data)
   g_assert_true (peer_server_export (o->server, "/test/two", o->thing, &error));
   g_assert_no_error (error);
 
-  o->nodes = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-  g_hash_table_add (o->nodes, g_strdup ("a"));
-  g_hash_table_add (o->nodes, g_strdup ("b"));
-  peer_interface_set_object_property (o->thing, TREE_PATH "/a", "Name", g_variant_new_string ("child a"), NULL);
-  peer_interface_set_object_property (o->thing, TREE_PATH "/b", "Name", g_variant_new_string ("child b"), NULL);
-  o->tree = peer_subtree_new (enumerate_tree, lookup_tree, o, NULL);
-  peer_subtree_add_interface (o->tree, o->thing);
-  g_assert_true (peer_server_export_subtree (o->server, TREE_PATH, o->tree, &error));
+  o->tree = peer_test_tree_export (o->server, TREE_PATH, o->thing, TRUE, &o->nodes);
 
   o->gobject = g_object_new (TEST_TYPE_THING, "label", "first", "count", 1, NULL);
   o->gthing = peer_interface_new_for_object (G_OBJECT (o->gobject),
