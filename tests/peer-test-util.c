@@ -184,6 +184,84 @@ peer_test_server_new (PeerPolicy      *policy,
   return ts;
 }
 
+PeerTestServer *
+peer_test_server_start (void)
+{
+  g_autoptr(GError) error = NULL;
+  PeerTestServer *ts = peer_test_server_new (NULL, NULL, PEER_SERVER_FLAGS_NONE, &error);
+
+  g_assert_no_error (error);
+  return ts;
+}
+
+typedef struct {
+  PeerTestServer *ts;
+  const char *path;
+  const char *xml;
+  const char *iface_name;
+  const PeerMethodEntry *entries;
+  gsize n_entries;
+  gpointer user_data;
+  PeerInterface *iface;
+} Export;
+
+static gboolean
+export_in_server (gpointer user_data)
+{
+  Export *e = user_data;
+  g_autoptr(GError) error = NULL;
+
+  e->iface = peer_interface_new_for_xml (e->xml, e->iface_name, &error);
+  g_assert_no_error (error);
+  g_assert_true (peer_interface_add_methods (e->iface, e->entries, e->n_entries, e->user_data, &error));
+  g_assert_true (peer_server_export (e->ts->server, e->path, e->iface, &error));
+  g_assert_no_error (error);
+  return G_SOURCE_REMOVE;
+}
+
+PeerInterface *
+peer_test_export (PeerTestServer        *ts,
+                  const char            *path,
+                  const char            *xml,
+                  const char            *iface_name,
+                  const PeerMethodEntry *entries,
+                  gsize                  n_entries,
+                  gpointer               user_data)
+{
+  Export e = { ts, path, xml, iface_name, entries, n_entries, user_data, NULL };
+
+  peer_test_server_invoke (ts, export_in_server, &e);
+  return e.iface;
+}
+
+PeerClient *
+peer_test_connect (PeerTestServer *ts,
+                   gboolean        lane)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(PeerClient) client = peer_client_new_sync (ts->address, 5000, NULL, &error);
+
+  g_assert_no_error (error);
+  if (lane)
+    {
+      g_assert_true (peer_client_open_lane_sync (client, NULL, &error));
+      g_assert_no_error (error);
+    }
+  return g_steal_pointer (&client);
+}
+
+void
+peer_test_finish (PeerClient     *client,
+                  PeerTestServer *ts,
+                  PeerInterface  *iface)
+{
+  g_clear_object (&client);
+  peer_test_server_free (ts);
+  g_clear_object (&iface);
+  while (g_main_context_iteration (NULL, FALSE))
+    ;
+}
+
 typedef struct {
   GSourceFunc func;
   gpointer data;
@@ -223,6 +301,62 @@ peer_test_server_invoke (PeerTestServer *ts,
   g_cond_clear (&inv.cond);
 }
 
+typedef struct {
+  PeerServer *server;
+  guint64 id;
+} ClosePeers;
+
+static gboolean
+close_peers_in_server (gpointer user_data)
+{
+  ClosePeers *c = user_data;
+  g_autoptr(GPtrArray) peers = peer_server_list_peers (c->server);
+  g_autoptr(GError) reason = g_error_new_literal (PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED, "kicked by test");
+
+  for (guint i = 0; i < peers->len; i++)
+    if (c->id == 0 || peer_connection_get_id (g_ptr_array_index (peers, i)) == c->id)
+      peer_connection_close (g_ptr_array_index (peers, i), reason);
+  return G_SOURCE_REMOVE;
+}
+
+void
+peer_test_server_close_peers (PeerTestServer *ts,
+                              guint64         id)
+{
+  ClosePeers c = { ts->server, id };
+
+  peer_test_server_invoke (ts, close_peers_in_server, &c);
+}
+
+typedef struct {
+  GHashTable *nodes;
+  const char *node;
+  gboolean present;
+} SetNode;
+
+static gboolean
+set_node_in_server (gpointer user_data)
+{
+  SetNode *s = user_data;
+
+  if (s->present)
+    g_hash_table_add (s->nodes, g_strdup (s->node));
+  else
+    g_hash_table_remove (s->nodes, s->node);
+  return G_SOURCE_REMOVE;
+}
+
+void
+peer_test_server_set_node (PeerTestServer *ts,
+                           GHashTable     *nodes,
+                           const char     *node,
+                           gboolean        present)
+{
+  SetNode s = { nodes, node, present };
+
+  peer_test_server_invoke (ts, set_node_in_server, &s);
+}
+
 static gboolean
 quit_loop (gpointer user_data)
 {
@@ -248,6 +382,86 @@ peer_test_server_free (PeerTestServer *ts)
   g_mutex_clear (&ts->lock);
   g_cond_clear (&ts->cond);
   g_free (ts);
+}
+
+/* --- a subtree ---------------------------------------------------------- */
+
+typedef struct {
+  GHashTable *nodes;
+  PeerInterface *iface;
+  gboolean vanishing;
+  guint vanishing_lookups;
+} Tree;
+
+static char **
+tree_enumerate (PeerSubtree    *subtree,
+                PeerConnection *caller,
+                gpointer        user_data)
+{
+  Tree *t = user_data;
+  g_autofree char **keys = (char **) g_hash_table_get_keys_as_array (t->nodes, NULL);
+
+  return g_strdupv (keys);
+}
+
+static GPtrArray *
+tree_lookup (PeerSubtree    *subtree,
+             PeerConnection *caller,
+             const char     *node,
+             gpointer        user_data)
+{
+  Tree *t = user_data;
+  GPtrArray *interfaces;
+
+  if (t->vanishing && g_str_equal (node, "vanishing"))
+    {
+      /* GDBus asks twice (introspect, dispatch) before the call runs. */
+      if (++t->vanishing_lookups > 2)
+        return NULL;
+    }
+  else if (!g_hash_table_contains (t->nodes, node))
+    return NULL;
+  interfaces = g_ptr_array_new_with_free_func (g_object_unref);
+  g_ptr_array_add (interfaces, g_object_ref (t->iface));
+  return interfaces;
+}
+
+static void
+tree_free (gpointer data)
+{
+  Tree *t = data;
+
+  g_hash_table_unref (t->nodes);
+  g_object_unref (t->iface);
+  g_free (t);
+}
+
+PeerSubtree *
+peer_test_tree_export (PeerServer     *server,
+                       const char     *path,
+                       PeerInterface  *iface,
+                       gboolean        vanishing,
+                       GHashTable    **out_nodes)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *a = g_strconcat (path, "/a", NULL);
+  g_autofree char *b = g_strconcat (path, "/b", NULL);
+  Tree *t = g_new0 (Tree, 1);
+  PeerSubtree *subtree;
+
+  t->nodes = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  g_hash_table_add (t->nodes, g_strdup ("a"));
+  g_hash_table_add (t->nodes, g_strdup ("b"));
+  t->iface = g_object_ref (iface);
+  t->vanishing = vanishing;
+  peer_interface_set_object_property (iface, a, "Name", g_variant_new_string ("child a"), NULL);
+  peer_interface_set_object_property (iface, b, "Name", g_variant_new_string ("child b"), NULL);
+  subtree = peer_subtree_new (tree_enumerate, tree_lookup, t, tree_free);
+  peer_subtree_add_interface (subtree, iface);
+  g_assert_true (peer_server_export_subtree (server, path, subtree, &error));
+  g_assert_no_error (error);
+  *out_nodes = g_hash_table_ref (t->nodes);
+  return subtree;
 }
 
 /* --- processes ---------------------------------------------------------- */
@@ -529,4 +743,23 @@ peer_test_assert_no_fd_leak (PeerClient *client,
    * on its way out (a sent message's copy of an fd, closed when GDBus's
    * worker lets go of the message). */
   g_assert_cmpuint (n, <=, baseline);
+}
+
+GDBusMessage *
+peer_test_wait_message (GAsyncQueue      *received,
+                        GDBusMessageType  type,
+                        const char       *member,
+                        guint32           reply_serial)
+{
+  for (;;)
+    {
+      g_autoptr(GDBusMessage) message = g_async_queue_timeout_pop (received, 10 * G_USEC_PER_SEC);
+
+      if (message == NULL)
+        g_error ("the monitor saw no %s (%u)", member ? member : "reply", reply_serial);
+      if (g_dbus_message_get_message_type (message) == type &&
+          (member == NULL || g_strcmp0 (g_dbus_message_get_member (message), member) == 0) &&
+          (reply_serial == 0 || g_dbus_message_get_reply_serial (message) == reply_serial))
+        return g_steal_pointer (&message);
+    }
 }

@@ -63,11 +63,67 @@ PeerTestServer *peer_test_server_new    (PeerPolicy      *policy,
                                          const char      *address,
                                          PeerServerFlags  flags,
                                          GError         **error);
+/* peer_test_server_new() with the defaults (no policy, a socket in a fresh
+ * directory, no flags); fails the test when the server cannot start.
+ * The caller owns the server: peer_test_server_free(). */
+PeerTestServer *peer_test_server_start  (void);
+/* Makes the interface @iface_name of @xml, adds @entries (@n_entries of
+ * them, called with @user_data) and exports it at @path on @server's
+ * server, all in the server's thread; fails the test on any error.
+ * Returns the interface; the caller owns that reference and drops it
+ * (g_object_unref()) once the server is freed or has unexported it. */
+PeerInterface  *peer_test_export        (PeerTestServer        *server,
+                                         const char            *path,
+                                         const char            *xml,
+                                         const char            *iface_name,
+                                         const PeerMethodEntry *entries,
+                                         gsize                  n_entries,
+                                         gpointer               user_data);
+/* A new client of @server (connected with a 5 s timeout), with its lane
+ * open when @lane; fails the test on any error. The caller owns the
+ * client: g_object_unref(). */
+PeerClient     *peer_test_connect       (PeerTestServer        *server,
+                                         gboolean               lane);
+/* Ends what the three above began, in this order: drops @client, frees
+ * @server, drops @iface (each may be NULL; all three are taken over),
+ * then runs what is pending in the thread-default main context (the
+ * last callbacks of closed connections) until nothing is. */
+void            peer_test_finish        (PeerClient            *client,
+                                         PeerTestServer        *server,
+                                         PeerInterface         *iface);
 /* Runs @func(@data) in the server's thread and waits for it. */
 void            peer_test_server_invoke (PeerTestServer  *server,
                                          GSourceFunc      func,
                                          gpointer         data);
 void            peer_test_server_free   (PeerTestServer  *server);
+/* Closes the server's peer whose id is @id (0: every peer), in the
+ * server's thread, with the reason PEER_ERROR_LIMIT_EXCEEDED "kicked by
+ * test"; waits until it has. */
+void            peer_test_server_close_peers (PeerTestServer *server,
+                                              guint64         id);
+/* Adds @node to the set @nodes (a GHashTable of strings it owns, with
+ * g_free() as its key destructor: a subtree's children, say), or removes
+ * it when @present is FALSE, in the server's thread, which alone may
+ * touch the set. */
+void            peer_test_server_set_node (PeerTestServer *server,
+                                           GHashTable     *nodes,
+                                           const char     *node,
+                                           gboolean        present);
+
+/* In the server's thread: exports at @path on @server a subtree whose
+ * children are the names in a set, "a" and "b" to begin with, each
+ * serving @iface with a Name of its own ("child a", "child b"). With
+ * @vanishing, a child "vanishing" (never listed) is found by the first
+ * two lookups (GDBus's introspection and dispatch of one call), then
+ * gone. The set is returned in @out_nodes (a reference, the caller's:
+ * g_hash_table_unref()), to change in the server's thread
+ * (peer_test_server_set_node()); the subtree is the caller's too
+ * (peer_server_unexport_subtree(), g_object_unref()). */
+PeerSubtree     *peer_test_tree_export   (PeerServer     *server,
+                                          const char     *path,
+                                          PeerInterface  *iface,
+                                          gboolean        vanishing,
+                                          GHashTable    **out_nodes);
 
 /* A process started by a test; stopped and reaped by pid. */
 typedef struct {
@@ -117,6 +173,16 @@ void             peer_test_ping_async    (PeerClient         *client);
  * leak fails at a 5 s deadline. */
 void             peer_test_assert_no_fd_leak (PeerClient *client,
                                               guint       baseline);
+
+/* Pops messages a monitor recorded from @received (a queue of
+ * GDBusMessage references) until one of @type, named @member (NULL: any)
+ * and answering @reply_serial (0: any) comes, which it returns (the
+ * caller owns it); those before it are dropped. Fails the test when 10 s
+ * pass with no message. */
+GDBusMessage    *peer_test_wait_message  (GAsyncQueue        *received,
+                                          GDBusMessageType    type,
+                                          const char         *member,
+                                          guint32             reply_serial);
 
 /* The path of a built program: $PEER_SERVER or $PEER_CLIENT. */
 const char      *peer_test_program       (const char *env_name);

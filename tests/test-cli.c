@@ -670,6 +670,7 @@ test_client_spawn_errors (void)
   g_autofree char *without_server = NULL;
   g_autofree char *expected = NULL;
   g_autofree char *installed = NULL;
+  g_autofree char *silent = g_strdup_printf ("helper %s (pid ", peer_test_program ("SILENT_PROBE"));
   Fixture *f = NULL;
 
   /* A program that exits before authenticating: its status. */
@@ -677,7 +678,7 @@ test_client_spawn_errors (void)
                "--spawn", "--", "false", "quick", "8");
   g_assert_true (g_str_has_suffix (err, ") before authenticating\n"));
   /* One that does not speak D-Bus: how long it was given. */
-  EXPECT_FAIL (1, "helper sleep (pid ", "--timeout", "300", "--spawn", "--", "sleep", "100", "--", "quick", "8");
+  EXPECT_FAIL (1, silent, "--timeout", "300", "--spawn", "--", peer_test_program ("SILENT_PROBE"), "--", "quick", "8");
   g_assert_true (g_str_has_suffix (err, ") did not speak D-Bus within 0.3 s\n"));
 
   /* One that is not in PATH: where it was looked for (2: a word of the

@@ -191,14 +191,11 @@ notify (PeerClient *client)
 static void
 test_unsubscribe (void)
 {
-  g_autoptr(GError) error = NULL;
-  PeerTestServer *ts = peer_test_server_new (NULL, NULL, PEER_SERVER_FLAGS_NONE, &error);
+  PeerTestServer *ts = peer_test_server_start ();
   g_autoptr(PeerClient) client = NULL;
   guint counted = 0, reference = 0, id;
 
-  g_assert_no_error (error);
-  client = peer_client_new_sync (ts->address, 5000, NULL, &error);
-  g_assert_no_error (error);
+  client = peer_test_connect (ts, FALSE);
   id = peer_client_subscribe_signal (client, "/org/libpeer/Helper", "org.libpeer.Helper1", "Notified",
                                      count_signal, &counted, NULL);
   peer_client_subscribe_signal (client, NULL, "org.libpeer.Helper1", "Notified",
@@ -268,10 +265,8 @@ static LastRef *
 last_ref_new (PeerTestServer *ts)
 {
   LastRef *l = g_new0 (LastRef, 1);
-  g_autoptr(GError) error = NULL;
 
-  l->client = peer_client_new_sync (ts->address, 5000, NULL, &error);
-  g_assert_no_error (error);
+  l->client = peer_test_connect (ts, FALSE);
   /* The idle that starts a frozen client's message processing holds a
    * reference until it has run. */
   peer_test_ping_async (l->client);
@@ -288,13 +283,10 @@ last_ref_new (PeerTestServer *ts)
 static void
 test_last_ref_during_closed (void)
 {
-  g_autoptr(GError) error = NULL;
-  PeerTestServer *ts = peer_test_server_new (NULL, NULL, PEER_SERVER_FLAGS_NONE, &error);
+  PeerTestServer *ts = peer_test_server_start ();
   g_autofree LastRef *l = NULL;
-
   guint handler;
 
-  g_assert_no_error (error);
   l = last_ref_new (ts);
   handler = g_log_set_handler ("libpeer", G_LOG_LEVEL_DEBUG, on_debug_drop_last_ref, l);
   peer_client_close (l->client);
@@ -320,13 +312,11 @@ on_dbus_closed (GDBusConnection *connection,
 static void
 test_last_ref_off_thread (void)
 {
-  g_autoptr(GError) error = NULL;
-  PeerTestServer *ts = peer_test_server_new (NULL, NULL, PEER_SERVER_FLAGS_NONE, &error);
+  PeerTestServer *ts = peer_test_server_start ();
   g_autofree LastRef *l = NULL;
   g_autoptr(GDBusConnection) connection = NULL;
   GThread *thread;
 
-  g_assert_no_error (error);
   l = last_ref_new (ts);
   connection = g_object_ref (peer_client_get_connection (l->client));
   g_signal_connect (connection, "closed", G_CALLBACK (on_dbus_closed), l);

@@ -444,19 +444,10 @@ static void
 fixture_set_up (Fixture       *f,
                 gconstpointer  data)
 {
-  g_autoptr(GError) error = NULL;
-
   f->lane = GPOINTER_TO_INT (data);
-  f->ts = peer_test_server_new (NULL, NULL, PEER_SERVER_FLAGS_NONE, &error);
-  g_assert_no_error (error);
+  f->ts = peer_test_server_start ();
   peer_test_server_invoke (f->ts, export_types, f);
-  f->client = peer_client_new_sync (f->ts->address, 5000, NULL, &error);
-  g_assert_no_error (error);
-  if (f->lane)
-    {
-      g_assert_true (peer_client_open_lane_sync (f->client, NULL, &error));
-      g_assert_no_error (error);
-    }
+  f->client = peer_test_connect (f->ts, f->lane);
 }
 
 static gboolean
@@ -1393,11 +1384,9 @@ test_protocol_introspection (void)
   g_autoptr(GError) error = NULL;
   g_autoptr(PeerClient) client = NULL;
   g_autofree char *job = NULL;
-  PeerTestServer *ts = peer_test_server_new (NULL, NULL, PEER_SERVER_FLAGS_NONE, &error);
+  PeerTestServer *ts = peer_test_server_start ();
 
-  g_assert_no_error (error);
-  client = peer_client_new_sync (ts->address, 5000, NULL, &error);
-  g_assert_no_error (error);
+  client = peer_test_connect (ts, FALSE);
   assert_introspects_as (client, PEER_BENCH_PATH, peer_proto_bench1_interface_info ());
   assert_introspects_as (client, PEER_HELPER_PATH, peer_proto_helper1_interface_info ());
   /* A job: a child of the subtree the skeleton serves. */

@@ -85,19 +85,17 @@ on_peer_disconnected (PeerServer     *server,
   g_async_queue_push (f->departures, reason != NULL ? reason : g_error_new_literal (PEER_ERROR, 0, "none"));
 }
 
+/* TEST_IFACE's handlers, called with the Fixture. */
+static const PeerMethodEntry test_entries[] = {
+  { "Hang", handle_hang, PEER_METHOD_FLAGS_NONE },
+  { "Grow", handle_grow, PEER_METHOD_FLAGS_THREAD_SAFE },
+};
+
 static gboolean
-set_up_server (gpointer user_data)
+watch_peers (gpointer user_data)
 {
   Fixture *f = user_data;
-  static const PeerMethodEntry entries[] = {
-    { "Hang", handle_hang, PEER_METHOD_FLAGS_NONE },
-    { "Grow", handle_grow, PEER_METHOD_FLAGS_THREAD_SAFE },
-  };
-  g_autoptr(GError) error = NULL;
 
-  f->iface = peer_interface_new_for_xml (test_xml, TEST_IFACE, &error);
-  g_assert_true (peer_interface_add_methods (f->iface, entries, G_N_ELEMENTS (entries), f, &error));
-  g_assert_true (peer_server_export (f->ts->server, TEST_PATH, f->iface, &error));
   g_signal_connect (f->ts->server, "peer-refused", G_CALLBACK (on_peer_refused), f);
   g_signal_connect (f->ts->server, "peer-disconnected", G_CALLBACK (on_peer_disconnected), f);
   return G_SOURCE_REMOVE;
@@ -107,14 +105,12 @@ static void
 fixture_set_up (Fixture      *f,
                 gconstpointer data)
 {
-  g_autoptr(GError) error = NULL;
-
   f->held = g_async_queue_new_full ((GDestroyNotify) peer_call_unref);
   f->refusals = g_async_queue_new_full ((GDestroyNotify) g_error_free);
   f->departures = g_async_queue_new_full ((GDestroyNotify) g_error_free);
-  f->ts = peer_test_server_new (NULL, NULL, PEER_SERVER_FLAGS_NONE, &error);
-  g_assert_no_error (error);
-  peer_test_server_invoke (f->ts, set_up_server, f);
+  f->ts = peer_test_server_start ();
+  f->iface = peer_test_export (f->ts, TEST_PATH, test_xml, TEST_IFACE, test_entries, G_N_ELEMENTS (test_entries), f);
+  peer_test_server_invoke (f->ts, watch_peers, f);
   g_assert_true (g_str_has_prefix (f->ts->address, "unix:path="));
   f->socket_path = g_strdup (f->ts->address + strlen ("unix:path="));
 }
@@ -125,13 +121,10 @@ fixture_tear_down (Fixture      *f,
 {
   /* Calls still held reply NoReply as they go, in the server's thread. */
   g_async_queue_unref (f->held);
-  peer_test_server_free (f->ts);
+  peer_test_finish (NULL, f->ts, f->iface);
   g_async_queue_unref (f->refusals);
   g_async_queue_unref (f->departures);
-  g_clear_object (&f->iface);
   g_free (f->socket_path);
-  while (g_main_context_iteration (NULL, FALSE))
-    ;
 }
 
 typedef struct {
@@ -739,10 +732,7 @@ test_no_sigpipe (Fixture      *f,
     }
   /* The lane: a call whose reply finds the lane closed. */
   {
-    g_autoptr(PeerClient) client = peer_client_new_sync (f->ts->address, 5000, NULL, &error);
-    g_assert_no_error (error);
-    g_assert_true (peer_client_open_lane_sync (client, NULL, &error));
-    g_assert_no_error (error);
+    g_autoptr(PeerClient) client = peer_test_connect (f->ts, TRUE);
     {
       PeerLaneClient *lane = _peer_client_get_lane (client);
       guint32 id;
@@ -818,13 +808,9 @@ static void
 raw_lane_open (Fixture *f,
                RawLane *raw)
 {
-  g_autoptr(GError) error = NULL;
   PeerLaneClient *lane;
 
-  raw->client = peer_client_new_sync (f->ts->address, 5000, NULL, &error);
-  g_assert_no_error (error);
-  g_assert_true (peer_client_open_lane_sync (raw->client, NULL, &error));
-  g_assert_no_error (error);
+  raw->client = peer_test_connect (f->ts, TRUE);
   lane = _peer_client_get_lane (raw->client);
   raw->fd = _peer_lane_client_get_fd (lane);
   g_assert_true (_peer_lane_client_has_method (lane, BENCH_PATH, BENCH_IFACE, "Echo", &raw->echo_id));
@@ -1246,10 +1232,8 @@ test_lane_fds_over_limit (Fixture      *f,
                           gconstpointer data)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(PeerClient) client = peer_client_new_sync (f->ts->address, 5000, NULL, &error);
+  g_autoptr(PeerClient) client = peer_test_connect (f->ts, TRUE);
 
-  g_assert_no_error (error);
-  g_assert_true (peer_client_open_lane_sync (client, NULL, &error));
   set_limit (f, 6, 2);
 
   for (guint n = 1; n <= 3; n++)
@@ -1308,9 +1292,7 @@ test_limit_peers (Fixture      *f,
   set_limit (f, 0, 3);
   for (guint i = 0; i < 3; i++)
     {
-      PeerClient *client = peer_client_new_sync (f->ts->address, 5000, NULL, &error);
-      g_assert_no_error (error);
-      g_ptr_array_add (clients, client);
+      g_ptr_array_add (clients, peer_test_connect (f->ts, FALSE));
     }
   /* A client is through when its side has authenticated; the server
    * counts it when its own side has. Until then the extra one could be

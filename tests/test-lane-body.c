@@ -409,49 +409,28 @@ handle_values (PeerCall *call,
   peer_call_return_value (call, g_variant_new ("(u)", (guint32) g_variant_n_children (values)));
 }
 
-static gboolean
-export_test_iface (gpointer user_data)
-{
-  Fixture *f = user_data;
-  static const PeerMethodEntry entries[] = {
-    { "SetVolume", handle_set_volume, PEER_METHOD_FLAGS_THREAD_SAFE },
-    { "Pair", handle_counted, PEER_METHOD_FLAGS_NONE },
-    { "Values", handle_values, PEER_METHOD_FLAGS_THREAD_SAFE },
-    { "Nothing", handle_counted, PEER_METHOD_FLAGS_THREAD_SAFE },
-  };
-  g_autoptr(GError) error = NULL;
-
-  f->iface = peer_interface_new_for_xml (test_xml, TEST_IFACE, &error);
-  g_assert_no_error (error);
-  g_assert_true (peer_interface_add_methods (f->iface, entries, G_N_ELEMENTS (entries), f, &error));
-  g_assert_true (peer_server_export (f->ts->server, TEST_PATH, f->iface, &error));
-  return G_SOURCE_REMOVE;
-}
+/* TEST_IFACE's handlers, called with the Fixture. */
+static const PeerMethodEntry test_entries[] = {
+  { "SetVolume", handle_set_volume, PEER_METHOD_FLAGS_THREAD_SAFE },
+  { "Pair", handle_counted, PEER_METHOD_FLAGS_NONE },
+  { "Values", handle_values, PEER_METHOD_FLAGS_THREAD_SAFE },
+  { "Nothing", handle_counted, PEER_METHOD_FLAGS_THREAD_SAFE },
+};
 
 static void
 fixture_set_up (Fixture      *f,
                 gconstpointer data)
 {
-  g_autoptr(GError) error = NULL;
-
-  f->ts = peer_test_server_new (NULL, NULL, PEER_SERVER_FLAGS_NONE, &error);
-  g_assert_no_error (error);
-  peer_test_server_invoke (f->ts, export_test_iface, f);
-  f->client = peer_client_new_sync (f->ts->address, 5000, NULL, &error);
-  g_assert_no_error (error);
-  g_assert_true (peer_client_open_lane_sync (f->client, NULL, &error));
-  g_assert_no_error (error);
+  f->ts = peer_test_server_start ();
+  f->iface = peer_test_export (f->ts, TEST_PATH, test_xml, TEST_IFACE, test_entries, G_N_ELEMENTS (test_entries), f);
+  f->client = peer_test_connect (f->ts, TRUE);
 }
 
 static void
 fixture_tear_down (Fixture      *f,
                    gconstpointer data)
 {
-  g_clear_object (&f->client);
-  peer_test_server_free (f->ts);
-  g_clear_object (&f->iface);
-  while (g_main_context_iteration (NULL, FALSE))
-    ;
+  peer_test_finish (f->client, f->ts, f->iface);
 }
 
 /* Sends a frame whose body is @size raw bytes. */

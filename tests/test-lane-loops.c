@@ -60,21 +60,11 @@ handle_record (PeerCall *call,
   peer_call_return_value (call, NULL);
 }
 
-static gboolean
-export_test_iface (gpointer user_data)
-{
-  Fixture *f = user_data;
-  static const PeerMethodEntry entries[] = {
-    { "Block", handle_block, PEER_METHOD_FLAGS_THREAD_SAFE },
-    { "Record", handle_record, PEER_METHOD_FLAGS_THREAD_SAFE },
-  };
-  g_autoptr(GError) error = NULL;
-
-  f->iface = peer_interface_new_for_xml (test_xml, TEST_IFACE, &error);
-  g_assert_true (peer_interface_add_methods (f->iface, entries, G_N_ELEMENTS (entries), f, &error));
-  g_assert_true (peer_server_export (f->ts->server, TEST_PATH, f->iface, &error));
-  return G_SOURCE_REMOVE;
-}
+/* TEST_IFACE's handlers, called with the Fixture. */
+static const PeerMethodEntry test_entries[] = {
+  { "Block", handle_block, PEER_METHOD_FLAGS_THREAD_SAFE },
+  { "Record", handle_record, PEER_METHOD_FLAGS_THREAD_SAFE },
+};
 
 /* Threads of @pid (0: this process) named @name; all of them if NULL. */
 static guint
@@ -126,29 +116,23 @@ static void
 fixture_set_up (Fixture      *f,
                 gconstpointer data)
 {
-  g_autoptr(GError) error = NULL;
-
   g_mutex_init (&f->lock);
   f->order = g_array_new (FALSE, FALSE, sizeof (guint32));
   f->blocking = g_async_queue_new ();
   f->release = g_async_queue_new ();
-  f->ts = peer_test_server_new (NULL, NULL, PEER_SERVER_FLAGS_NONE, &error);
-  g_assert_no_error (error);
-  peer_test_server_invoke (f->ts, export_test_iface, f);
+  f->ts = peer_test_server_start ();
+  f->iface = peer_test_export (f->ts, TEST_PATH, test_xml, TEST_IFACE, test_entries, G_N_ELEMENTS (test_entries), f);
 }
 
 static void
 fixture_tear_down (Fixture      *f,
                    gconstpointer data)
 {
-  peer_test_server_free (f->ts);
+  peer_test_finish (NULL, f->ts, f->iface);
   g_async_queue_unref (f->blocking);
   g_async_queue_unref (f->release);
-  g_clear_object (&f->iface);
   g_array_unref (f->order);
   g_mutex_clear (&f->lock);
-  while (g_main_context_iteration (NULL, FALSE))
-    ;
 }
 
 static gboolean
@@ -177,18 +161,6 @@ wait_no_loops (Fixture *f)
     }
 }
 
-static PeerClient *
-client_with_lane (Fixture *f)
-{
-  g_autoptr(GError) error = NULL;
-  g_autoptr(PeerClient) client = peer_client_new_sync (f->ts->address, 5000, NULL, &error);
-
-  g_assert_no_error (error);
-  g_assert_true (peer_client_open_lane_sync (client, NULL, &error));
-  g_assert_no_error (error);
-  return g_steal_pointer (&client);
-}
-
 /* As many loops as CPUs with one lane and with many; none once the lanes
  * are gone. */
 static void
@@ -199,10 +171,10 @@ test_thread_count (Fixture      *f,
   g_autoptr(GPtrArray) clients = g_ptr_array_new_with_free_func (g_object_unref);
 
   wait_no_loops (f);
-  g_ptr_array_add (clients, client_with_lane (f));
+  g_ptr_array_add (clients, peer_test_connect (f->ts, TRUE));
   g_assert_cmpuint (count_loops_started (n_cpus), ==, n_cpus);
   for (guint i = 0; i < 4 * n_cpus + 3; i++)
-    g_ptr_array_add (clients, client_with_lane (f));
+    g_ptr_array_add (clients, peer_test_connect (f->ts, TRUE));
   g_assert_cmpuint (count_loops (), ==, n_cpus);
   g_ptr_array_set_size (clients, 0);
   wait_no_loops (f);
@@ -257,7 +229,7 @@ test_round_robin (Fixture      *f,
 
   wait_no_loops (f);
   for (guint i = 0; i < n_cpus + 2; i++)
-    g_ptr_array_add (clients, client_with_lane (f));
+    g_ptr_array_add (clients, peer_test_connect (f->ts, TRUE));
   /* Each loop is in a turn of its own lane, held there. */
   for (guint i = 0; i < n_cpus; i++)
     {
@@ -394,14 +366,13 @@ test_batches_when_offered (Fixture      *f,
                            gconstpointer data)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(PeerClient) client = peer_client_new_sync (f->ts->address, 5000, NULL, &error);
+  g_autoptr(PeerClient) client = peer_test_connect (f->ts, FALSE);
   g_autofree guint8 *buffer = g_malloc (sizeof (PeerLaneHeader) + PEER_LANE_MAX_INLINE);
   g_autoptr(GArray) kinds = g_array_new (FALSE, FALSE, sizeof (guint));
   g_autoptr(GArray) targets = g_array_new (FALSE, FALSE, sizeof (guint32));
   guint32 record;
   int fd;
 
-  g_assert_no_error (error);
   fd = raw_lane_open (client, &record);
 
   /* Three calls, three datagrams, written at once: three replies, none

@@ -63,7 +63,7 @@ typedef struct {
   PeerInterface *late;                  /* at LATE_PATH, after Open */
   PeerInterface *thing;                 /* the tree's children */
   PeerSubtree *tree;
-  GHashTable *nodes;                    /* node → TRUE */
+  GHashTable *nodes;                    /* the tree's children */
   PeerProtoJob1 *skeleton;              /* at SKELETON_PATH, after Open */
   guint cancels;
 } Objects;
@@ -119,33 +119,6 @@ props_new (Objects *o)
   return iface;
 }
 
-static char **
-enumerate_tree (PeerSubtree    *subtree,
-                PeerConnection *caller,
-                gpointer        user_data)
-{
-  Objects *o = user_data;
-  g_autofree char **keys = (char **) g_hash_table_get_keys_as_array (o->nodes, NULL);
-
-  return g_strdupv (keys);
-}
-
-static GPtrArray *
-lookup_tree (PeerSubtree    *subtree,
-             PeerConnection *caller,
-             const char     *node,
-             gpointer        user_data)
-{
-  Objects *o = user_data;
-  GPtrArray *interfaces;
-
-  if (!g_hash_table_contains (o->nodes, node))
-    return NULL;
-  interfaces = g_ptr_array_new_with_free_func (g_object_unref);
-  g_ptr_array_add (interfaces, g_object_ref (o->thing));
-  return interfaces;
-}
-
 static gboolean
 on_handle_cancel (PeerProtoJob1         *skeleton,
                   GDBusMethodInvocation *invocation,
@@ -177,14 +150,7 @@ set_up_objects (gpointer user_data)
   o->thing = peer_interface_new_for_xml (test_xml, THING_IFACE, &error);
   g_assert_no_error (error);
   g_assert_true (peer_interface_add_methods (o->thing, thing_entries, G_N_ELEMENTS (thing_entries), o, &error));
-  o->nodes = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-  g_hash_table_add (o->nodes, g_strdup ("a"));
-  g_hash_table_add (o->nodes, g_strdup ("b"));
-  peer_interface_set_object_property (o->thing, TREE_PATH "/a", "Name", g_variant_new_string ("child a"), NULL);
-  peer_interface_set_object_property (o->thing, TREE_PATH "/b", "Name", g_variant_new_string ("child b"), NULL);
-  o->tree = peer_subtree_new (enumerate_tree, lookup_tree, o, NULL);
-  peer_subtree_add_interface (o->tree, o->thing);
-  g_assert_true (peer_server_export_subtree (o->server, TREE_PATH, o->tree, &error));
+  o->tree = peer_test_tree_export (o->server, TREE_PATH, o->thing, FALSE, &o->nodes);
   return G_SOURCE_REMOVE;
 }
 
@@ -297,10 +263,9 @@ client_new (Fixture *f,
             Traffic *traffic)
 {
   g_autoptr(GError) error = NULL;
-  PeerClient *client = peer_client_new_sync (f->ts->address, 5000, NULL, &error);
+  PeerClient *client = peer_test_connect (f->ts, FALSE);
   g_autoptr(GVariant) reply = NULL;
 
-  g_assert_no_error (error);
   traffic_start (traffic, client);
   /* Once a call is answered the server has taken the peer in. */
   reply = peer_client_call_sync (client, PEER_BENCH_PATH, "org.libpeer.Bench1", "Ping", NULL, NULL, 5000, NULL,
@@ -315,8 +280,7 @@ fixture_set_up (Fixture      *f,
 {
   g_autoptr(GError) error = NULL;
 
-  f->ts = peer_test_server_new (NULL, NULL, PEER_SERVER_FLAGS_NONE, &error);
-  g_assert_no_error (error);
+  f->ts = peer_test_server_start ();
   f->objects.server = f->ts->server;
   peer_test_server_invoke (f->ts, set_up_objects, &f->objects);
   f->plain = client_new (f, &f->plain_traffic);
@@ -334,9 +298,7 @@ fixture_tear_down (Fixture      *f,
   g_clear_object (&f->lane);
   g_clear_object (&f->plain);
   peer_test_server_invoke (f->ts, tear_down_objects, &f->objects);
-  peer_test_server_free (f->ts);
-  while (g_main_context_iteration (NULL, FALSE))
-    ;
+  peer_test_finish (NULL, f->ts, NULL);
 }
 
 /* --- calls from both clients --------------------------------------------- */
@@ -657,24 +619,6 @@ who_both (Fixture    *f,
   return who;
 }
 
-static gboolean
-add_node_c (gpointer user_data)
-{
-  Objects *o = user_data;
-
-  g_hash_table_add (o->nodes, g_strdup ("c"));
-  return G_SOURCE_REMOVE;
-}
-
-static gboolean
-remove_node_c (gpointer user_data)
-{
-  Objects *o = user_data;
-
-  g_hash_table_remove (o->nodes, "c");
-  return G_SOURCE_REMOVE;
-}
-
 static void
 test_subtree (Fixture      *f,
               gconstpointer data)
@@ -717,7 +661,7 @@ test_subtree_child_gone (Fixture      *f,
   g_autoptr(GVariant) gone_name = NULL;
   const char *xml;
 
-  peer_test_server_invoke (f->ts, add_node_c, &f->objects);
+  peer_test_server_set_node (f->ts, f->objects.nodes, "c", TRUE);
   listed = call_both (f, TREE_PATH, "org.freedesktop.DBus.Introspectable", "Introspect", NULL, "(s)", &error);
   g_assert_no_error (error);
   g_variant_get (listed, "(&s)", &xml);
@@ -727,7 +671,7 @@ test_subtree_child_gone (Fixture      *f,
   g_assert_cmpstr (answer, ==, TREE_PATH "/c");
   g_assert_cmpuint (carried (&f->lane_traffic, THING_IFACE ".Who"), ==, 0);
 
-  peer_test_server_invoke (f->ts, remove_node_c, &f->objects);
+  peer_test_server_set_node (f->ts, f->objects.nodes, "c", FALSE);
   gone = who_both (f, TREE_PATH "/c", &error);
   g_assert_null (gone);
   g_assert_error (error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_METHOD);
@@ -1246,25 +1190,6 @@ monitor_record (GDBusConnection *connection,
   return message;
 }
 
-static GDBusMessage *
-monitor_wait (Monitor          *m,
-              GDBusMessageType  type,
-              const char       *member,
-              guint32           reply_serial)
-{
-  for (;;)
-    {
-      g_autoptr(GDBusMessage) message = g_async_queue_timeout_pop (m->received, 10 * G_USEC_PER_SEC);
-
-      if (message == NULL)
-        g_error ("the monitor saw no %s (%u)", member ? member : "reply", reply_serial);
-      if (g_dbus_message_get_message_type (message) == type &&
-          (member == NULL || g_strcmp0 (g_dbus_message_get_member (message), member) == 0) &&
-          (reply_serial == 0 || g_dbus_message_get_reply_serial (message) == reply_serial))
-        return g_steal_pointer (&message);
-    }
-}
-
 static void
 test_monitor (Fixture      *f,
               gconstpointer data)
@@ -1297,13 +1222,14 @@ test_monitor (Fixture      *f,
   g_assert_cmpuint (carried (&f->lane_traffic, PROPERTIES ".Get"), ==, 0);
 
   /* The call by name and its reply, as the D-Bus messages they stand for. */
-  seen_call = monitor_wait (&m, G_DBUS_MESSAGE_TYPE_METHOD_CALL, "Get", 0);
+  seen_call = peer_test_wait_message (m.received, G_DBUS_MESSAGE_TYPE_METHOD_CALL, "Get", 0);
   g_assert_cmpstr (g_dbus_message_get_path (seen_call), ==, PROPS_PATH);
   g_assert_cmpstr (g_dbus_message_get_interface (seen_call), ==, PROPERTIES);
   g_variant_get (g_dbus_message_get_body (seen_call), "(&s&s)", &iface, &property);
   g_assert_cmpstr (iface, ==, PROPS_IFACE);
   g_assert_cmpstr (property, ==, "Count");
-  seen_reply = monitor_wait (&m, G_DBUS_MESSAGE_TYPE_METHOD_RETURN, NULL, g_dbus_message_get_serial (seen_call));
+  seen_reply = peer_test_wait_message (m.received, G_DBUS_MESSAGE_TYPE_METHOD_RETURN, NULL,
+                                       g_dbus_message_get_serial (seen_call));
   g_assert_cmpstr (g_dbus_message_get_signature (seen_reply), ==, "v");
   g_assert_cmpstr (g_dbus_message_get_sender (seen_reply), ==, ":1.0");
 
@@ -1312,7 +1238,7 @@ test_monitor (Fixture      *f,
   reply = peer_client_call_sync (f->lane, TREE_PATH "/a", THING_IFACE, "Who", NULL, G_VARIANT_TYPE ("(o)"), 5000,
                                  NULL, NULL, NULL, &error);
   g_assert_no_error (error);
-  seen_who = monitor_wait (&m, G_DBUS_MESSAGE_TYPE_METHOD_CALL, "Who", 0);
+  seen_who = peer_test_wait_message (m.received, G_DBUS_MESSAGE_TYPE_METHOD_CALL, "Who", 0);
   g_assert_cmpstr (g_dbus_message_get_path (seen_who), ==, TREE_PATH "/a");
 
   g_dbus_connection_close_sync (m.connection, NULL, NULL);

@@ -89,41 +89,25 @@ handle_note (PeerCall *call,
   peer_call_return_value (call, NULL);
 }
 
-static gboolean
-export_test_iface (gpointer user_data)
-{
-  Fixture *f = user_data;
-  static const PeerMethodEntry entries[] = {
-    { "Hold", handle_hold, PEER_METHOD_FLAGS_NONE },
-    { "HoldFd", handle_hold, PEER_METHOD_FLAGS_NONE },
-    { "Double", handle_double, PEER_METHOD_FLAGS_THREAD_SAFE },
-    { "Sync", handle_sync, PEER_METHOD_FLAGS_NONE },
-    { "Note", handle_note, PEER_METHOD_FLAGS_THREAD_SAFE },
-  };
-  g_autoptr(GError) error = NULL;
-
-  f->iface = peer_interface_new_for_xml (test_xml, TEST_IFACE, &error);
-  g_assert_true (peer_interface_add_methods (f->iface, entries, G_N_ELEMENTS (entries), f, &error));
-  g_assert_true (peer_server_export (f->ts->server, TEST_PATH, f->iface, &error));
-  return G_SOURCE_REMOVE;
-}
+/* TEST_IFACE's handlers, called with the Fixture. */
+static const PeerMethodEntry test_entries[] = {
+  { "Hold", handle_hold, PEER_METHOD_FLAGS_NONE },
+  { "HoldFd", handle_hold, PEER_METHOD_FLAGS_NONE },
+  { "Double", handle_double, PEER_METHOD_FLAGS_THREAD_SAFE },
+  { "Sync", handle_sync, PEER_METHOD_FLAGS_NONE },
+  { "Note", handle_note, PEER_METHOD_FLAGS_THREAD_SAFE },
+};
 
 static void
 fixture_set_up (Fixture      *f,
                 gconstpointer data)
 {
-  g_autoptr(GError) error = NULL;
-
   f->held = g_async_queue_new_full ((GDestroyNotify) peer_call_unref);
   g_mutex_init (&f->lock);
   f->noted = g_array_new (FALSE, FALSE, sizeof (guint32));
-  f->ts = peer_test_server_new (NULL, NULL, PEER_SERVER_FLAGS_NONE, &error);
-  g_assert_no_error (error);
-  peer_test_server_invoke (f->ts, export_test_iface, f);
-  f->client = peer_client_new_sync (f->ts->address, 5000, NULL, &error);
-  g_assert_no_error (error);
-  g_assert_true (peer_client_open_lane_sync (f->client, NULL, &error));
-  g_assert_no_error (error);
+  f->ts = peer_test_server_start ();
+  f->iface = peer_test_export (f->ts, TEST_PATH, test_xml, TEST_IFACE, test_entries, G_N_ELEMENTS (test_entries), f);
+  f->client = peer_test_connect (f->ts, TRUE);
 }
 
 static void
@@ -132,12 +116,9 @@ fixture_tear_down (Fixture      *f,
 {
   g_clear_object (&f->client);
   g_async_queue_unref (f->held);
-  peer_test_server_free (f->ts);
-  g_clear_object (&f->iface);
+  peer_test_finish (NULL, f->ts, f->iface);
   g_array_unref (f->noted);
   g_mutex_clear (&f->lock);
-  while (g_main_context_iteration (NULL, FALSE))
-    ;
 }
 
 static PeerCall *
@@ -566,18 +547,6 @@ test_async_timeout (Fixture      *f,
   async_call_clear (&next);
 }
 
-static gboolean
-close_all_peers (gpointer user_data)
-{
-  Fixture *f = user_data;
-  g_autoptr(GPtrArray) peers = peer_server_list_peers (f->ts->server);
-  g_autoptr(GError) reason = g_error_new_literal (PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED, "kicked by test");
-
-  for (guint i = 0; i < peers->len; i++)
-    peer_connection_close (g_ptr_array_index (peers, i), reason);
-  return G_SOURCE_REMOVE;
-}
-
 /* The server drops the peer while it has eight asynchronous calls and a
  * synchronous one in flight: every one ends with DISCONNECTED, none
  * hangs. */
@@ -599,7 +568,7 @@ test_peer_closes_with_calls_in_flight (Fixture      *f,
   thread = g_thread_new ("sync-hold", sync_hold_in_thread, &s);
   for (guint i = 0; i < G_N_ELEMENTS (held); i++)
     held[i] = pop_held (f);
-  peer_test_server_invoke (f->ts, close_all_peers, f);
+  peer_test_server_close_peers (f->ts, 0);
   g_thread_join (thread);
   g_assert_error (s.error, PEER_ERROR, PEER_ERROR_DISCONNECTED);
   g_clear_error (&s.error);
@@ -624,7 +593,7 @@ test_call_after_close (Fixture      *f,
 {
   AsyncCall c = { 0 };
 
-  peer_test_server_invoke (f->ts, close_all_peers, f);
+  peer_test_server_close_peers (f->ts, 0);
   PEER_TEST_WAIT_UNTIL (peer_client_is_closed (f->client));
   call_async (f, "Double", g_variant_new ("(u)", 1), -1, NULL, &c);
   PEER_TEST_WAIT_UNTIL (c.done);

@@ -141,41 +141,25 @@ handle_hang_safe (PeerCall *call,
   peer_call_return_value (call, pattern_args (size, STALE_SEED));
 }
 
-static gboolean
-export_test_iface (gpointer user_data)
-{
-  Fixture *f = user_data;
-  static const PeerMethodEntry entries[] = {
-    { "Hang", handle_hang, PEER_METHOD_FLAGS_NONE },
-    { "Where", handle_where, PEER_METHOD_FLAGS_NONE },
-    { "EchoSafe", handle_echo_copy, PEER_METHOD_FLAGS_THREAD_SAFE },
-    { "EchoMain", handle_echo_copy, PEER_METHOD_FLAGS_NONE },
-    { "HangSafe", handle_hang_safe, PEER_METHOD_FLAGS_THREAD_SAFE },
-  };
-  g_autoptr(GError) error = NULL;
-
-  f->iface = peer_interface_new_for_xml (test_xml, TEST_IFACE, &error);
-  g_assert_true (peer_interface_add_methods (f->iface, entries, G_N_ELEMENTS (entries), f, &error));
-  g_assert_true (peer_server_export (f->ts->server, TEST_PATH, f->iface, &error));
-  return G_SOURCE_REMOVE;
-}
+/* TEST_IFACE's handlers, called with the Fixture. */
+static const PeerMethodEntry test_entries[] = {
+  { "Hang", handle_hang, PEER_METHOD_FLAGS_NONE },
+  { "Where", handle_where, PEER_METHOD_FLAGS_NONE },
+  { "EchoSafe", handle_echo_copy, PEER_METHOD_FLAGS_THREAD_SAFE },
+  { "EchoMain", handle_echo_copy, PEER_METHOD_FLAGS_NONE },
+  { "HangSafe", handle_hang_safe, PEER_METHOD_FLAGS_THREAD_SAFE },
+};
 
 static void
 fixture_set_up (Fixture      *f,
                 gconstpointer data)
 {
-  g_autoptr(GError) error = NULL;
-
   f->held = g_async_queue_new_full ((GDestroyNotify) peer_call_unref);
   f->hanging = g_async_queue_new ();
   f->release = g_async_queue_new ();
-  f->ts = peer_test_server_new (NULL, NULL, PEER_SERVER_FLAGS_NONE, &error);
-  g_assert_no_error (error);
-  peer_test_server_invoke (f->ts, export_test_iface, f);
-  f->client = peer_client_new_sync (f->ts->address, 5000, NULL, &error);
-  g_assert_no_error (error);
-  g_assert_true (peer_client_open_lane_sync (f->client, NULL, &error));
-  g_assert_no_error (error);
+  f->ts = peer_test_server_start ();
+  f->iface = peer_test_export (f->ts, TEST_PATH, test_xml, TEST_IFACE, test_entries, G_N_ELEMENTS (test_entries), f);
+  f->client = peer_test_connect (f->ts, TRUE);
 }
 
 static void
@@ -184,12 +168,9 @@ fixture_tear_down (Fixture      *f,
 {
   g_clear_object (&f->client);
   g_async_queue_unref (f->held);
-  peer_test_server_free (f->ts);
+  peer_test_finish (NULL, f->ts, f->iface);
   g_async_queue_unref (f->hanging);
   g_async_queue_unref (f->release);
-  g_clear_object (&f->iface);
-  while (g_main_context_iteration (NULL, FALSE))
-    ;
 }
 
 static GVariant *
@@ -394,18 +375,6 @@ hang_in_thread (gpointer user_data)
   return NULL;
 }
 
-static gboolean
-close_all_peers (gpointer user_data)
-{
-  Fixture *f = user_data;
-  g_autoptr(GPtrArray) peers = peer_server_list_peers (f->ts->server);
-  g_autoptr(GError) reason = g_error_new_literal (PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED, "kicked by test");
-
-  for (guint i = 0; i < peers->len; i++)
-    peer_connection_close (g_ptr_array_index (peers, i), reason);
-  return G_SOURCE_REMOVE;
-}
-
 static void
 test_peer_vanishes_mid_call (Fixture      *f,
                              gconstpointer data)
@@ -415,7 +384,7 @@ test_peer_vanishes_mid_call (Fixture      *f,
   g_autoptr(PeerCall) held = g_async_queue_timeout_pop (f->held, 10 * G_USEC_PER_SEC);
 
   g_assert_nonnull (held);
-  peer_test_server_invoke (f->ts, close_all_peers, f);
+  peer_test_server_close_peers (f->ts, 0);
   g_thread_join (thread);
   g_assert_error (hc.error, PEER_ERROR, PEER_ERROR_DISCONNECTED);
   g_clear_error (&hc.error);
@@ -430,7 +399,7 @@ test_closed_with_connection (Fixture      *f,
   g_autoptr(GError) error = NULL;
   g_autoptr(GVariant) reply = NULL;
 
-  peer_test_server_invoke (f->ts, close_all_peers, f);
+  peer_test_server_close_peers (f->ts, 0);
   PEER_TEST_WAIT_UNTIL (peer_client_is_closed (f->client));
   reply = echo (f->client, 16, &error);
   g_assert_null (reply);
@@ -528,8 +497,7 @@ test_lane_kernel_buffers_counted (Fixture      *f,
 
   f->queue_limit = 2 * 1024 * 1024;
   peer_test_server_invoke (f->ts, set_queue_limit, f);
-  client = peer_client_new_sync (f->ts->address, 5000, NULL, &error);
-  g_assert_no_error (error);
+  client = peer_test_connect (f->ts, FALSE);
   for (guint i = 0; i < PEER_LANE_MAX_PER_CONNECTION && !refused; i++)
     {
       GUnixFDList *fds = NULL;
@@ -551,10 +519,7 @@ test_lane_kernel_buffers_counted (Fixture      *f,
   g_assert_false (peer_client_is_closed (client));
 
   /* Twin: another peer's quota is its own. */
-  other = peer_client_new_sync (f->ts->address, 5000, NULL, &error);
-  g_assert_no_error (error);
-  g_assert_true (peer_client_open_lane_sync (other, NULL, &error));
-  g_assert_no_error (error);
+  other = peer_test_connect (f->ts, TRUE);
 
   f->queue_limit = PEER_SERVER_DEFAULT_MAX_QUEUED_BYTES;
   peer_test_server_invoke (f->ts, set_queue_limit, f);

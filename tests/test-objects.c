@@ -131,8 +131,7 @@ typedef struct {
   PeerServer *server;
   PeerInterface *thing;                 /* at /test/one, /test/two and the tree's children */
   PeerSubtree *tree;
-  GHashTable *nodes;                    /* node → TRUE */
-  guint vanishing_lookups;              /* "vanishing" is found twice, then gone */
+  GHashTable *nodes;                    /* the tree's children; "vanishing" is found twice, then gone */
   TestThing *gobject;
   PeerInterface *gthing;
   PeerProtoJob1 *skeleton;
@@ -153,39 +152,6 @@ handle_who (PeerCall *call,
             gpointer  user_data)
 {
   peer_call_return_value (call, g_variant_new ("(o)", peer_call_get_object_path (call)));
-}
-
-static char **
-enumerate_tree (PeerSubtree    *subtree,
-                PeerConnection *caller,
-                gpointer        user_data)
-{
-  Objects *o = user_data;
-  g_autofree char **keys = (char **) g_hash_table_get_keys_as_array (o->nodes, NULL);
-
-  return g_strdupv (keys);
-}
-
-static GPtrArray *
-lookup_tree (PeerSubtree    *subtree,
-             PeerConnection *caller,
-             const char     *node,
-             gpointer        user_data)
-{
-  Objects *o = user_data;
-  GPtrArray *interfaces;
-
-  if (g_str_equal (node, "vanishing"))
-    {
-      /* GDBus asks twice (introspect, dispatch) before the call runs. */
-      if (++o->vanishing_lookups > 2)
-        return NULL;
-    }
-  else if (!g_hash_table_contains (o->nodes, node))
-    return NULL;
-  interfaces = g_ptr_array_new_with_free_func (g_object_unref);
-  g_ptr_array_add (interfaces, g_object_ref (o->thing));
-  return interfaces;
 }
 
 static gboolean
@@ -230,14 +196,7 @@ set_up_objects (gpointer user_data)
   g_assert_true (peer_server_export (o->server, "/test/two", o->thing, &error));
   g_assert_no_error (error);
 
-  o->nodes = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
-  g_hash_table_add (o->nodes, g_strdup ("a"));
-  g_hash_table_add (o->nodes, g_strdup ("b"));
-  peer_interface_set_object_property (o->thing, TREE_PATH "/a", "Name", g_variant_new_string ("child a"), NULL);
-  peer_interface_set_object_property (o->thing, TREE_PATH "/b", "Name", g_variant_new_string ("child b"), NULL);
-  o->tree = peer_subtree_new (enumerate_tree, lookup_tree, o, NULL);
-  peer_subtree_add_interface (o->tree, o->thing);
-  g_assert_true (peer_server_export_subtree (o->server, TREE_PATH, o->tree, &error));
+  o->tree = peer_test_tree_export (o->server, TREE_PATH, o->thing, TRUE, &o->nodes);
 
   o->gobject = g_object_new (TEST_TYPE_THING, "label", "first", "count", 1, NULL);
   o->gthing = peer_interface_new_for_object (G_OBJECT (o->gobject),
@@ -289,12 +248,10 @@ fixture_set_up (Fixture      *f,
   g_autoptr(GError) error = NULL;
 
   f->lane = GPOINTER_TO_INT (data);
-  f->ts = peer_test_server_new (NULL, NULL, PEER_SERVER_FLAGS_NONE, &error);
-  g_assert_no_error (error);
+  f->ts = peer_test_server_start ();
   /* Before the lane opens: its table lists what is exported then. */
   peer_test_server_invoke (f->ts, set_up_objects, f);
-  f->client = peer_client_new_sync (f->ts->address, 5000, NULL, &error);
-  g_assert_no_error (error);
+  f->client = peer_test_connect (f->ts, FALSE);
   /* Once a call is answered the server has taken the peer in: what it
    * emits from now on reaches this client. */
   {
@@ -485,24 +442,6 @@ test_subtree_call (Fixture      *f,
   g_assert_error (error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_METHOD);
 }
 
-static gboolean
-add_node_c (gpointer user_data)
-{
-  Objects *o = user_data;
-
-  g_hash_table_add (o->nodes, g_strdup ("c"));
-  return G_SOURCE_REMOVE;
-}
-
-static gboolean
-remove_node_c (gpointer user_data)
-{
-  Objects *o = user_data;
-
-  g_hash_table_remove (o->nodes, "c");
-  return G_SOURCE_REMOVE;
-}
-
 static void
 test_subtree_child_gone (Fixture      *f,
                          gconstpointer data)
@@ -513,7 +452,7 @@ test_subtree_child_gone (Fixture      *f,
   g_autofree char *gone = NULL;
   g_autofree char *vanished = NULL;
 
-  peer_test_server_invoke (f->ts, add_node_c, &f->objects);
+  peer_test_server_set_node (f->ts, f->objects.nodes, "c", TRUE);
   listed = introspect (f, TREE_PATH);
   g_assert_nonnull (strstr (listed, "<node name=\"c\"/>"));
   answer = who (f, TREE_PATH "/c", &error);
@@ -521,7 +460,7 @@ test_subtree_child_gone (Fixture      *f,
   g_assert_cmpstr (answer, ==, TREE_PATH "/c");
 
   /* Listed, then gone before the call. */
-  peer_test_server_invoke (f->ts, remove_node_c, &f->objects);
+  peer_test_server_set_node (f->ts, f->objects.nodes, "c", FALSE);
   gone = who (f, TREE_PATH "/c", &error);
   g_assert_null (gone);
   g_assert_error (error, G_DBUS_ERROR, G_DBUS_ERROR_UNKNOWN_METHOD);

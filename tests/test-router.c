@@ -487,25 +487,6 @@ monitor_new (Fixture *f)
   return monitor;
 }
 
-static GDBusMessage *
-monitor_wait (Recorder         *monitor,
-              GDBusMessageType  type,
-              const char       *member,
-              guint32           reply_serial)
-{
-  for (;;)
-    {
-      g_autoptr(GDBusMessage) message = g_async_queue_timeout_pop (monitor->received, 10 * G_USEC_PER_SEC);
-
-      if (message == NULL)
-        g_error ("the monitor saw no %s (%u)", member ? member : "reply", reply_serial);
-      if (g_dbus_message_get_message_type (message) == type &&
-          (member == NULL || g_strcmp0 (g_dbus_message_get_member (message), member) == 0) &&
-          (reply_serial == 0 || g_dbus_message_get_reply_serial (message) == reply_serial))
-        return g_steal_pointer (&message);
-    }
-}
-
 static void
 test_monitor_sees_others (Fixture      *f,
                           gconstpointer data)
@@ -526,14 +507,14 @@ test_monitor_sees_others (Fixture      *f,
   g_assert_no_error (error);
   emit (f, "/org/example", "Broadcast", "x");
 
-  seen_call = monitor_wait (monitor, G_DBUS_MESSAGE_TYPE_METHOD_CALL, "Ping", 0);
+  seen_call = peer_test_wait_message (monitor->received, G_DBUS_MESSAGE_TYPE_METHOD_CALL, "Ping", 0);
   g_assert_cmpstr (g_dbus_message_get_sender (seen_call), ==, other_name);
   g_assert_cmpuint (g_dbus_message_get_serial (seen_call), ==, serial);
-  seen_reply = monitor_wait (monitor, G_DBUS_MESSAGE_TYPE_METHOD_RETURN, NULL, serial);
+  seen_reply = peer_test_wait_message (monitor->received, G_DBUS_MESSAGE_TYPE_METHOD_RETURN, NULL, serial);
   g_assert_cmpstr (g_dbus_message_get_sender (seen_reply), ==, ":1.0");
   g_assert_cmpstr (g_dbus_message_get_destination (seen_reply), ==, other_name);
   /* Nobody subscribed to it: a monitor sees it all the same. */
-  seen_signal = monitor_wait (monitor, G_DBUS_MESSAGE_TYPE_SIGNAL, "Broadcast", 0);
+  seen_signal = peer_test_wait_message (monitor->received, G_DBUS_MESSAGE_TYPE_SIGNAL, "Broadcast", 0);
   g_assert_cmpstr (g_dbus_message_get_sender (seen_signal), ==, ":1.0");
 
   recorder_free (other);
@@ -560,12 +541,12 @@ test_monitor_sees_lane (Fixture      *f,
   g_assert_no_error (error);
 
   /* The frame, as the D-Bus messages it stands for. */
-  seen_call = monitor_wait (monitor, G_DBUS_MESSAGE_TYPE_METHOD_CALL, "Echo", 0);
+  seen_call = peer_test_wait_message (monitor->received, G_DBUS_MESSAGE_TYPE_METHOD_CALL, "Echo", 0);
   /* A plain peer was never told its name, but has one. */
   g_assert_true (g_str_has_prefix (g_dbus_message_get_sender (seen_call), ":1."));
   g_assert_cmpstr (g_dbus_message_get_sender (seen_call), !=, ":1.0");
-  seen_reply = monitor_wait (monitor, G_DBUS_MESSAGE_TYPE_METHOD_RETURN, NULL,
-                             g_dbus_message_get_serial (seen_call));
+  seen_reply = peer_test_wait_message (monitor->received, G_DBUS_MESSAGE_TYPE_METHOD_RETURN, NULL,
+                                       g_dbus_message_get_serial (seen_call));
   g_assert_cmpstr (g_dbus_message_get_sender (seen_reply), ==, ":1.0");
 
   recorder_free (monitor);

@@ -875,24 +875,6 @@ on_async_reply (GObject      *source,
   r->done = TRUE;
 }
 
-typedef struct {
-  Fixture *f;
-  guint64 id;
-} CloseRequest;
-
-static gboolean
-close_peer_in_server (gpointer user_data)
-{
-  CloseRequest *req = user_data;
-  g_autoptr(GPtrArray) peers = peer_server_list_peers (req->f->ts->server);
-  g_autoptr(GError) reason = g_error_new_literal (PEER_ERROR, PEER_ERROR_LIMIT_EXCEEDED, "kicked by test");
-
-  for (guint i = 0; i < peers->len; i++)
-    if (peer_connection_get_id (g_ptr_array_index (peers, i)) == req->id)
-      peer_connection_close (g_ptr_array_index (peers, i), reason);
-  return G_SOURCE_REMOVE;
-}
-
 static void
 on_client_closed (PeerClient   *client,
                   const GError *reason,
@@ -911,14 +893,13 @@ test_server_drops_peer_mid_call (Fixture      *f,
   g_autoptr(PeerCall) held = NULL;
   g_autoptr(GError) closed_reason = NULL;
   AsyncResult r = { 0 };
-  CloseRequest req = { f, connected->id };
 
   g_signal_connect (client, "closed", G_CALLBACK (on_client_closed), &closed_reason);
   peer_client_call (client, TEST_PATH, TEST_IFACE, "Hang", NULL, NULL, -1, NULL, NULL, on_async_reply, &r);
   held = g_async_queue_timeout_pop (f->held_calls, 10 * G_USEC_PER_SEC);
   g_assert_nonnull (held);
 
-  peer_test_server_invoke (f->ts, close_peer_in_server, &req);
+  peer_test_server_close_peers (f->ts, connected->id);
   PEER_TEST_WAIT_UNTIL (r.done && closed_reason != NULL);
   g_assert_null (r.reply);
   g_assert_error (r.error, PEER_ERROR, PEER_ERROR_DISCONNECTED);

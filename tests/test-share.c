@@ -81,10 +81,7 @@ static void
 fixture_set_up (Fixture      *f,
                 gconstpointer data)
 {
-  g_autoptr(GError) error = NULL;
-
-  f->ts = peer_test_server_new (NULL, NULL, PEER_SERVER_FLAGS_NONE, &error);
-  g_assert_no_error (error);
+  f->ts = peer_test_server_start ();
   f->gone = g_async_queue_new_full (g_object_unref);
   peer_test_server_invoke (f->ts, watch_disconnections, f);
   f->peer = connect_peer (f, &f->client);
