@@ -1077,52 +1077,42 @@ static void
 test_serialized_errors (Fixture      *f,
                         gconstpointer data)
 {
+  static const struct {
+    const char *what;
+    const char *in_type;
+    const char *body;
+    gsize size;
+    const char *reply_type;
+    GQuark (*domain) (void);
+    int code;
+  } cases[] = {
+    /* GLib would read an (i) of three bytes as 0. */
+    { "three bytes for (i)", "(i)", "\x10\0\0", 3, "(s)", g_dbus_error_quark, G_DBUS_ERROR_INVALID_ARGS },
+    { "arguments of another type", "(s)", "hi", 2, "(s)", g_dbus_error_quark, G_DBUS_ERROR_INVALID_ARGS },
+    { "another reply type", "(i)", "\x08\0\0\0", 4, "(u)", g_io_error_quark, G_IO_ERROR_INVALID_ARGUMENT },
+    { "the handler's error", "(i)", "\0\0\0\0", 4, "(s)", peer_error_quark, PEER_ERROR_INVALID_ARGS },
+  };
+
   for (guint lane = 0; lane < 2; lane++)
     {
       g_autoptr(PeerClient) client = serialized_client (f, lane);
-      static const guint8 three[3] = { 16, 0, 0 };
-      static const guint8 zero[4] = { 0 };
-      static const guint8 unterminated[2] = { 'h', 'i' };
       g_autoptr(GBytes) reply = NULL;
       g_autoptr(GError) error = NULL;
 
-      g_test_message ("%s", lane ? "on the lane" : "on D-Bus");
-      /* An (i) of three bytes: GLib would read it as 0. */
-      reply = peer_client_call_serialized_sync (client, "/org/libpeer/Helper", "org.libpeer.Helper1", "Quick",
-                                                G_VARIANT_TYPE ("(i)"), three, sizeof three,
-                                                G_VARIANT_TYPE ("(s)"), -1, NULL, NULL, NULL, &error);
-      g_assert_null (reply);
-      g_assert_error (error, G_DBUS_ERROR, G_DBUS_ERROR_INVALID_ARGS);
-      g_clear_error (&error);
-
-      /* Arguments of another type than the method's. */
-      reply = peer_client_call_serialized_sync (client, "/org/libpeer/Helper", "org.libpeer.Helper1", "Quick",
-                                                G_VARIANT_TYPE ("(s)"), unterminated, sizeof unterminated,
-                                                G_VARIANT_TYPE ("(s)"), -1, NULL, NULL, NULL, &error);
-      g_assert_null (reply);
-      g_assert_error (error, G_DBUS_ERROR, G_DBUS_ERROR_INVALID_ARGS);
-      g_clear_error (&error);
-
-      /* A reply type that is not what the method returns. */
-      reply = peer_client_call_serialized_sync (client, "/org/libpeer/Helper", "org.libpeer.Helper1", "Quick",
-                                                G_VARIANT_TYPE ("(i)"), (const guint8 *) "\x08\0\0\0", 4,
-                                                G_VARIANT_TYPE ("(u)"), -1, NULL, NULL, NULL, &error);
-      g_assert_null (reply);
-      g_assert_error (error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT);
-      g_clear_error (&error);
-
-      /* The handler's own error. */
-      reply = peer_client_call_serialized_sync (client, "/org/libpeer/Helper", "org.libpeer.Helper1", "Quick",
-                                                G_VARIANT_TYPE ("(i)"), zero, sizeof zero,
-                                                G_VARIANT_TYPE ("(s)"), -1, NULL, NULL, NULL, &error);
-      g_assert_null (reply);
-      g_assert_error (error, PEER_ERROR, PEER_ERROR_INVALID_ARGS);
-      g_assert_cmpstr (error->message, ==, "bits must be between 1 and 1024, not 0");
-      g_clear_error (&error);
-
+      for (guint k = 0; k < G_N_ELEMENTS (cases); k++)
+        {
+          g_test_message ("%s, %s", cases[k].what, lane ? "on the lane" : "on D-Bus");
+          reply = peer_client_call_serialized_sync (client, "/org/libpeer/Helper", "org.libpeer.Helper1", "Quick",
+                                                    G_VARIANT_TYPE (cases[k].in_type), cases[k].body, cases[k].size,
+                                                    G_VARIANT_TYPE (cases[k].reply_type), -1, NULL, NULL, NULL,
+                                                    &error);
+          g_assert_null (reply);
+          g_assert_error (error, cases[k].domain (), cases[k].code);
+          g_clear_error (&error);
+        }
       /* Still good. */
       reply = peer_client_call_serialized_sync (client, "/org/libpeer/Helper", "org.libpeer.Helper1", "Quick",
-                                                G_VARIANT_TYPE ("(i)"), (const guint8 *) "\x08\0\0\0", 4,
+                                                G_VARIANT_TYPE ("(i)"), "\x08\0\0\0", 4,
                                                 G_VARIANT_TYPE ("(s)"), -1, NULL, NULL, NULL, &error);
       g_assert_no_error (error);
       g_assert_nonnull (reply);

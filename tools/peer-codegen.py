@@ -1242,6 +1242,21 @@ static void
         self.C('}')
         self.C()
 
+        # The end of a stub once `reply` is there: the reply read into the
+        # out values; a GVariant reply of fast outs as its bytes.
+        def finish_reply(as_bytes):
+            finish_args = [x.split()[-1].lstrip('*') for x in outs] + ['error']
+            self.C('  if (reply == NULL)')
+            self.C('    return FALSE;')
+            if as_bytes:
+                self.C('  {')
+                self.C('    g_autoptr(GBytes) bytes = g_variant_get_data_as_bytes (reply);')
+                self.C()
+                self.C('    return %s (%s);' % (tail, ', '.join(['bytes', 'reply_fds'] + finish_args)))
+                self.C('  }')
+            else:
+                self.C('  return %s (%s);' % (tail, ', '.join(['reply', 'reply_fds'] + finish_args)))
+
         # The fds of the arguments, when each `h` is an fd.
         def fd_prologue(on_error):
             if not m.ins.fd_args:
@@ -1340,17 +1355,7 @@ static void
             self.C('                                 %s,' % build_call('TRUE'))
             self.C('                                 %s' % call_tail)
             self.C('                                 cancellable, error);')
-        self.C('  if (reply == NULL)')
-        self.C('    return FALSE;')
-        finish_args = [x.split()[-1].lstrip('*') for x in outs] + ['error']
-        if fast_out and not serialized:
-            self.C('  {')
-            self.C('    g_autoptr(GBytes) bytes = g_variant_get_data_as_bytes (reply);')
-            self.C()
-            self.C('    return %s (%s);' % (tail, ', '.join(['bytes', 'reply_fds'] + finish_args)))
-            self.C('  }')
-        else:
-            self.C('  return %s (%s);' % (tail, ', '.join(['reply', 'reply_fds'] + finish_args)))
+        finish_reply(fast_out and not serialized)
         self.C('}')
         self.C()
 
@@ -1410,17 +1415,7 @@ static void
         self.C('  if (g_async_result_is_tagged (result, %s))' % fn)
         self.C('    return g_task_propagate_boolean (G_TASK (result), error);')
         self.C('  reply = peer_client_call_finish (client, &reply_fds, result, error);')
-        self.C('  if (reply == NULL)')
-        self.C('    return FALSE;')
-        finish_args = [x.split()[-1].lstrip('*') for x in outs] + ['error']
-        if fast_out:
-            self.C('  {')
-            self.C('    g_autoptr(GBytes) bytes = g_variant_get_data_as_bytes (reply);')
-            self.C()
-            self.C('    return %s (%s);' % (tail, ', '.join(['bytes', 'reply_fds'] + finish_args)))
-            self.C('  }')
-        else:
-            self.C('  return %s (%s);' % (tail, ', '.join(['reply', 'reply_fds'] + finish_args)))
+        finish_reply(fast_out)
         self.C('}')
         self.C()
 
