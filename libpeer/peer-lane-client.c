@@ -9,20 +9,14 @@
  * reply.
  *
  * Asynchronous calls end in their callers' main contexts, and are read
- * for there: each context with calls on the lane has a LaneSource, which
- * polls the lane's socket beside the context's other sources while its
- * calls are in flight, reads what has come (every frame there is, for
- * whichever call it answers), and returns its own calls' ends in the
- * same dispatch, in the order read: no thread in between, no wake-up but
- * the socket's. Ends read by another thread (a synchronous caller, or
- * another context's source) are queued on the source, which wakes its
- * context if another thread owns it. The source also ends its calls that time out (one
- * deadline for all of them, not a timeout source each). Calls made while
- * a source returns its calls' ends (a caller calling again from its
- * callback) are written together as the dispatch ends. Once signals come
- * on the lane (_peer_lane_client_set_signal_func()), a reader thread
- * reads it always, and the sources only return what it queues, signals
- * in order with replies.
+ * for there by a source in each context: that machinery (the sources,
+ * their timed waits, the corking of calls made while one returns ends,
+ * and signals' deliveries) is peer-lane-client-source.c's, and the lane,
+ * its table, its calls by name, its synchronous calls and the reading
+ * and writing of frames are this file's. What both need (the lane's
+ * structure, its calls' and its sources') is in
+ * peer-lane-client-private.h. Once signals come on the lane, the reader
+ * thread here reads it always.
  *
  * A reply to a call that timed out or was cancelled finds no one in the
  * table and is dropped with its fds. The frames themselves are
@@ -44,19 +38,10 @@
 #include "peer-error.h"
 #include "peer-interface-private.h"
 #include "peer-lane-private.h"
+#include "peer-lane-client-private.h"
 #include "peer-router-private.h"
 
 /* --- client ------------------------------------------------------------------ */
-
-typedef struct {
-  guint32 id;
-  char *object_path;
-  char *interface_name;
-  char *member;
-  LaneType in;
-  LaneType out;
-  gint stale;                   /* atomic: the server redirected a call to it */
-} LaneEntry;
 
 static void
 lane_entry_clear (LaneEntry *e)
@@ -75,124 +60,8 @@ lane_entry_free (LaneEntry *e)
   g_free (e);
 }
 
-typedef struct _LaneSource LaneSource;
-
-/* A call waiting for its reply. A synchronous caller's lives on its stack;
- * an asynchronous one's is owned by the table until it is taken out, then
- * by its context's source until its end is returned there. A signal's
- * delivery (_peer_lane_client_deliver()) is queued on a source the same
- * way, as a waiter with @deliver set. */
-typedef struct {
-  guint32 serial;
-  const LaneEntry *entry;
-  gboolean is_async;
-  /* Under the lane's @lock: set once, by whoever takes it out of @pending */
-  gboolean done;
-  gboolean setting_up;          /* its end waits until the caller has returned */
-  GVariant *reply;
-  GUnixFDList *fd_list;
-  GError *error;
-
-  /* Serialized synchronous calls only (_peer_lane_client_call_serialized()):
-   * the arguments' bytes, borrowed, and the reply's, read where they came */
-  gboolean serialized;
-  gconstpointer data;
-  gsize size;
-  GBytes *reply_body;
-
-  /* Asynchronous calls and deliveries only */
-  LaneSource *source;           /* its context's; borrowed: the lane's outlive it */
-  GList link;                   /* in @source's @timed while in flight with a deadline */
-  gint64 deadline;              /* monotonic µs; -1: none */
-  GCancellable *cancellable;
-  gulong cancelled_id;
-  PeerLaneReplyFunc func;
-  gpointer user_data;
-  GDestroyNotify destroy;
-  GSourceFunc deliver;          /* a delivery: deliver (user_data), then destroy */
-} LaneWaiter;
-
-/* Where a context's asynchronous calls end (see the top of the file).
- * One per context the lane has had calls from, until the lane goes. */
-struct _LaneSource
-{
-  GSource source;
-  PeerLaneClient *lane;         /* a reference */
-  GMainContext *context;        /* a reference, let go with the lane (not by the source's
-                                 * finalize, which may not drop its context's last) */
-  GPollFD poll;                 /* the lane's socket */
-  gboolean polling;             /* the owner's: @poll is the context's to poll */
-  LaneSpin spin;                /* the context's owner only: before it sleeps */
-  /* Under the lane's @lock */
-  GQueue done;                  /* LaneWaiter*: ends and deliveries to return, in order */
-  GQueue timed;                 /* LaneWaiter* in flight with a deadline (their @link) */
-  gint64 next_deadline;         /* no deadline in @timed is earlier; -1: none */
-  gint n_async;                 /* its calls in flight; atomic reads without the lock */
-  gboolean woken;               /* it is to dispatch, or dispatching: it will take @done */
-  gboolean blocked;             /* it found the reader's part taken: woken when it is free */
-  gboolean corked;              /* the owner's: calls were corked in its dispatch */
-  GQueue returning;             /* the owner's: ends being returned now, in order */
-};
-
-struct _PeerLaneClient
-{
-  gatomicrefcount ref_count;    /* its owner's (the PeerClient's) and each source's */
-  int fd;
-  /* Looked up on every call: by member name first (a short string to
-   * hash), then the few entries of that name compared by interface and
-   * path. Read-only after creation. */
-  GHashTable *by_member;        /* member → GPtrArray of LaneEntry*, borrowed */
-  GPtrArray *by_id;             /* LaneEntry*, owned */
-  const LaneEntry *last_found;  /* atomic: the last entry has_method() found */
-  /* Calls by name (PEER_LANE_TARGET_BY_NAME): their types, (sssv) in,
-   * v out; read-only. Unset when the server does not take them. */
-  LaneEntry by_name;
-  gboolean calls_by_name;
-  guint8 call_flags;            /* PEER_LANE_FLAG_REDIRECTABLE, when the server knows it */
-  gint closed;                  /* atomic */
-
-  gsize chunk_size;
-  gsize max_chunked;            /* the server's limit on chunked bodies */
-  gboolean batches;             /* the server takes BATCH frames (and sends them, once told) */
-  gboolean watched;             /* frames are logged or captured */
-
-  /* Held while a frame is written: chunks of one frame are never
-   * interleaved with another's, and corked calls go out before any
-   * other. Taken before @lock, never after it. */
-  GMutex write_lock;
-  /* Under @write_lock: calls made while a source returned its calls'
-   * ends, written together when it is done (lane_uncork()). */
-  GArray *corked;               /* PeerLaneOutFrame: bodies and fd lists held */
-  GPtrArray *corked_entries;    /* const LaneEntry*, one for each of @corked (a call
-                                 * may end, and its waiter go, before it is written) */
-
-  GMutex lock;
-  GCond cond;                   /* something was read, or the reader left */
-  /* Protected by @lock */
-  guint n_waiting;              /* threads in lane_wait(): a wake-up is a syscall */
-  guint32 next_serial;
-  GHashTable *pending;          /* serial → LaneWaiter*, the calls in flight */
-  gboolean reader_active;       /* a thread holds the reader's part */
-  guint n_blocked;              /* sources waiting for the reader's part */
-  gboolean stopping;            /* the reader thread is to end */
-  GThread *reader_thread;       /* made when signals come on the lane */
-  GPtrArray *sources;           /* LaneSource*, one per caller context, held */
-  LaneSource *last_source;      /* the one found last */
-  PeerLaneSignalFunc signal_func; /* set once; the reader thread reads for it */
-  gpointer signal_data;
-
-  /* Only the thread that holds the reader's part touches these */
-  guint8 *buffer;
-  PeerLaneBuffers *buffers;     /* chunked replies are assembled here */
-  LaneSpin spin;                /* for the reply */
-};
-
-/* The thread returning ends in a source's dispatch: calls it makes on
- * that source's lane are corked. */
-static __thread LaneSource *returning_source;
-
-static PeerLaneClient *
-lane_ref (PeerLaneClient *lane)
+PeerLaneClient *
+_peer_lane_client_ref (PeerLaneClient *lane)
 {
   g_atomic_ref_count_inc (&lane->ref_count);
   return lane;
@@ -200,8 +69,8 @@ lane_ref (PeerLaneClient *lane)
 
 /* The last reference: everything else (the sources, the reader thread)
  * is gone already (_peer_lane_client_free()). */
-static void
-lane_unref (PeerLaneClient *lane)
+void
+_peer_lane_client_unref (PeerLaneClient *lane)
 {
   if (!g_atomic_ref_count_dec (&lane->ref_count))
     return;
@@ -225,8 +94,8 @@ lane_unref (PeerLaneClient *lane)
 
 /* @lock held. GLib's broadcast is a futex syscall even with no waiter;
  * most wake-ups (each call, each frame read) have none. */
-static void
-lane_wake_locked (PeerLaneClient *lane)
+void
+_peer_lane_client_wake_locked (PeerLaneClient *lane)
 {
   if (lane->n_waiting > 0)
     g_cond_broadcast (&lane->cond);
@@ -248,29 +117,13 @@ lane_wait_locked (PeerLaneClient *lane,
   return woken;
 }
 
-/* @lock held: @source dispatches soon, unless it is about to already.
- * On its context's owner this costs nothing (the context looks before
- * it polls again); from another thread, a wake-up of the context. Not
- * the source's ready time: setting it, and setting it back as the
- * source dispatches, would each wake the context. */
-static void
-lane_source_wake_locked (LaneSource *source)
-{
-  if (!source->woken)
-    {
-      source->woken = TRUE;
-      if (!g_main_context_is_owner (source->context))
-        g_main_context_wakeup (source->context);
-    }
-}
-
 /* @lock held: the reader's part is free again. Synchronous callers and
  * the sources that found it taken try again. */
-static void
-lane_release_reader_locked (PeerLaneClient *lane)
+void
+_peer_lane_client_release_reader_locked (PeerLaneClient *lane)
 {
   lane->reader_active = FALSE;
-  lane_wake_locked (lane);
+  _peer_lane_client_wake_locked (lane);
   for (guint i = 0; lane->n_blocked > 0 && i < lane->sources->len; i++)
     {
       LaneSource *source = g_ptr_array_index (lane->sources, i);
@@ -279,7 +132,7 @@ lane_release_reader_locked (PeerLaneClient *lane)
         {
           source->blocked = FALSE;
           lane->n_blocked--;
-          lane_source_wake_locked (source);
+          _peer_lane_client_source_wake_locked (source);
         }
     }
 }
@@ -390,9 +243,6 @@ _peer_lane_client_new (GVariant     *open_reply,
   return g_steal_pointer (&lane);
 }
 
-
-static void lane_waiter_free (LaneWaiter *w);
-
 /* Its owner lets go of it: the PeerClient's finalize, on any thread but
  * the reader thread. No call is in flight (each holds what holds us),
  * so the sources have nothing queued but deliveries, which go to their
@@ -409,7 +259,7 @@ _peer_lane_client_free (PeerLaneClient *lane)
     {
       g_mutex_lock (&lane->lock);
       lane->stopping = TRUE;
-      lane_wake_locked (lane);
+      _peer_lane_client_wake_locked (lane);
       g_mutex_unlock (&lane->lock);
       shutdown (lane->fd, SHUT_RDWR);
       g_thread_join (lane->reader_thread);
@@ -443,11 +293,11 @@ _peer_lane_client_free (PeerLaneClient *lane)
           g_source_attach (idle, context);
           g_source_unref (idle);
           w->destroy = NULL;
-          lane_waiter_free (w);
+          _peer_lane_client_waiter_free (w);
         }
       g_source_unref (&source->source);
     }
-  lane_unref (lane);
+  _peer_lane_client_unref (lane);
 }
 
 guint
@@ -510,14 +360,6 @@ gboolean
 _peer_lane_client_is_closed (PeerLaneClient *lane)
 {
   return g_atomic_int_get (&lane->closed);
-}
-
-/* Table entry @id, or the calls by name's. */
-static inline const LaneEntry *
-lane_entry (PeerLaneClient *lane,
-            guint32         id)
-{
-  return id == PEER_LANE_TARGET_BY_NAME ? &lane->by_name : g_ptr_array_index (lane->by_id, id);
 }
 
 void
@@ -619,11 +461,11 @@ type_string_equal (const char         *known,
 }
 
 /* The checks GDBus makes before a call leaves, with its answers. */
-static gboolean
-check_call_types (const LaneEntry    *e,
-                  GVariant           *params,
-                  const GVariantType *reply_type,
-                  GError            **error)
+gboolean
+_peer_lane_client_check_call_types (const LaneEntry    *e,
+                                    GVariant           *params,
+                                    const GVariantType *reply_type,
+                                    GError            **error)
 {
   if (!_peer_lane_type_is_of (&e->in, params))
     {
@@ -673,8 +515,8 @@ check_serialized_types (const LaneEntry    *e,
 
 /* --- completing calls -------------------------------------------------------- */
 
-static void
-lane_waiter_free (LaneWaiter *w)
+void
+_peer_lane_client_waiter_free (LaneWaiter *w)
 {
   g_clear_pointer (&w->reply, g_variant_unref);
   g_clear_object (&w->fd_list);
@@ -685,89 +527,16 @@ lane_waiter_free (LaneWaiter *w)
   g_free (w);
 }
 
-/* In the caller's context: the asynchronous call's end, once (or a
- * signal's delivery). Its cancellation handler is gone before it is
- * freed, so that it does not run on a freed waiter. */
-static void
-lane_waiter_return (LaneWaiter *w)
-{
-  if (w->deliver != NULL)
-    {
-      w->deliver (w->user_data);
-      lane_waiter_free (w);
-      return;
-    }
-  if (w->cancelled_id != 0)
-    g_cancellable_disconnect (w->cancellable, w->cancelled_id);
-  w->func (g_steal_pointer (&w->reply), g_steal_pointer (&w->fd_list), g_steal_pointer (&w->error),
-           w->user_data);
-  lane_waiter_free (w);
-}
-
-/* @lock held: @w's context's source, made and attached when the context
- * has none yet. */
-static GSourceFuncs lane_source_funcs;
-
-static LaneSource *
-lane_source_for_locked (PeerLaneClient *lane,
-                        GMainContext   *context)
-{
-  LaneSource *source = lane->last_source;
-
-  if (source != NULL && source->context == context)
-    return source;
-  for (guint i = 0; i < lane->sources->len; i++)
-    {
-      source = g_ptr_array_index (lane->sources, i);
-      if (source->context == context)
-        {
-          lane->last_source = source;
-          return source;
-        }
-    }
-  source = (LaneSource *) g_source_new (&lane_source_funcs, sizeof (LaneSource));
-  source->lane = lane_ref (lane);
-  source->context = g_main_context_ref (context);
-  source->poll.fd = lane->fd;
-  source->poll.events = G_IO_IN;
-  source->next_deadline = -1;
-  _peer_lane_spin_init (&source->spin);
-  g_queue_init (&source->done);
-  g_queue_init (&source->timed);
-  g_queue_init (&source->returning);
-  g_source_set_priority (&source->source, G_PRIORITY_DEFAULT);
-  /* A source that may not recurse has its fds taken out of the context
-   * while it dispatches and put back after, each a wake-up of the
-   * context (a syscall, and another iteration): this one may, and keeps
-   * the order of what it returns when it does (@returning). */
-  g_source_set_can_recurse (&source->source, TRUE);
-  g_source_set_static_name (&source->source, "[libpeer] lane");
-  g_source_attach (&source->source, context);
-  g_ptr_array_add (lane->sources, source);
-  lane->last_source = source;
-  return source;
-}
-
-/* @lock held: @w's end goes to its source, which returns it with the
- * ends queued before it. */
-static void
-lane_source_push_locked (LaneSource *source,
-                         LaneWaiter *w)
-{
-  g_queue_push_tail (&source->done, w);
-  lane_source_wake_locked (source);
-}
-
 /* Called with @lock held, for a waiter just taken out of @pending (which
  * happens once): records its end and wakes, or queues for, its caller.
  * An asynchronous call's end always goes through its context's source:
  * its callback never runs inside peer_client_call() or a lock of ours. */
-static void
-lane_waiter_finish_locked (PeerLaneClient *lane,
-                           LaneWaiter     *w,
-                           GVariant       *reply,
-                           GUnixFDList    *fd_list,
-                           GError         *error)
+void
+_peer_lane_client_waiter_finish_locked (PeerLaneClient *lane,
+                                        LaneWaiter     *w,
+                                        GVariant       *reply,
+                                        GUnixFDList    *fd_list,
+                                        GError         *error)
 {
   w->reply = reply;
   w->fd_list = fd_list;
@@ -775,7 +544,7 @@ lane_waiter_finish_locked (PeerLaneClient *lane,
   w->done = TRUE;
   if (!w->is_async)
     {
-      lane_wake_locked (lane);
+      _peer_lane_client_wake_locked (lane);
       return;
     }
   if (w->link.data != NULL)
@@ -786,16 +555,16 @@ lane_waiter_finish_locked (PeerLaneClient *lane,
   if (!w->setting_up)
     {
       g_atomic_int_add (&w->source->n_async, -1);
-      lane_source_push_locked (w->source, w);
+      _peer_lane_client_source_push_locked (w->source, w);
     }
 }
 
 /* Takes @serial's waiter out of the table and ends it with @error (which
  * it takes), if it is still there; @lock held. */
-static gboolean
-lane_end_call_locked (PeerLaneClient *lane,
-                      LaneWaiter     *w,
-                      GError         *error)
+gboolean
+_peer_lane_client_end_call_locked (PeerLaneClient *lane,
+                                   LaneWaiter     *w,
+                                   GError         *error)
 {
   if (w->done || g_hash_table_lookup (lane->pending, GUINT_TO_POINTER (w->serial)) != w)
     {
@@ -803,7 +572,7 @@ lane_end_call_locked (PeerLaneClient *lane,
       return FALSE;
     }
   g_hash_table_remove (lane->pending, GUINT_TO_POINTER (w->serial));
-  lane_waiter_finish_locked (lane, w, NULL, NULL, error);
+  _peer_lane_client_waiter_finish_locked (lane, w, NULL, NULL, error);
   return TRUE;
 }
 
@@ -821,9 +590,9 @@ lane_fail_all (PeerLaneClient *lane,
   while (g_hash_table_iter_next (&iter, NULL, &value))
     {
       g_hash_table_iter_steal (&iter);
-      lane_waiter_finish_locked (lane, value, NULL, NULL, g_error_copy (reason));
+      _peer_lane_client_waiter_finish_locked (lane, value, NULL, NULL, g_error_copy (reason));
     }
-  lane_wake_locked (lane);
+  _peer_lane_client_wake_locked (lane);
   g_mutex_unlock (&lane->lock);
 }
 
@@ -1041,15 +810,9 @@ lane_take_frame (PeerLaneClient *lane,
     lane_frame_result (lane, w->entry, frame, &reply, &fd_list, &call_error);
   _peer_lane_frame_clear (frame);
   g_mutex_lock (&lane->lock);
-  lane_waiter_finish_locked (lane, w, reply, fd_list, call_error);
+  _peer_lane_client_waiter_finish_locked (lane, w, reply, fd_list, call_error);
   g_mutex_unlock (&lane->lock);
 }
-
-typedef enum {
-  LANE_READ_BLOCK,              /* the socket's own timeout bounds the wait (no poll), after a spin */
-  LANE_READ_POLL,               /* until a deadline or a cancellable */
-  LANE_READ_NOW,                /* what is there, without waiting */
-} LaneReadMode;
 
 /* With the reader's part held: reads one frame and hands it to the call
  * it answers. LANE_READ_POLL waits until @deadline (-1: none) or
@@ -1057,12 +820,12 @@ typedef enum {
  * G_IO_ERROR_WOULD_BLOCK when there was nothing to read (the caller
  * decides what that means to it); a broken lane ends every call in
  * flight and counts as read. */
-static gboolean
-lane_read_one (PeerLaneClient *lane,
-               LaneReadMode    mode,
-               gint64          deadline,
-               GCancellable   *cancellable,
-               GError        **error)
+gboolean
+_peer_lane_client_read_one (PeerLaneClient *lane,
+                            LaneReadMode    mode,
+                            gint64          deadline,
+                            GCancellable   *cancellable,
+                            GError        **error)
 {
   PeerLaneReadOptions read_options = {
     .max_fds = G_MAXUINT16,
@@ -1150,262 +913,13 @@ lane_reader_thread (gpointer data)
       g_mutex_unlock (&lane->lock);
       /* The socket's timeout wakes it now and then; calls time out on
        * their own. */
-      lane_read_one (lane, LANE_READ_BLOCK, -1, NULL, &error);
+      _peer_lane_client_read_one (lane, LANE_READ_BLOCK, -1, NULL, &error);
       g_mutex_lock (&lane->lock);
-      lane_release_reader_locked (lane);
+      _peer_lane_client_release_reader_locked (lane);
     }
   g_mutex_unlock (&lane->lock);
   return NULL;
 }
-
-/* --- a context's source ------------------------------------------------------ */
-
-/* Frames a source reads per dispatch at most, before it returns what it
- * read: the context's other sources get their turn. */
-#define SOURCE_READ_MAX 64
-
-/* The context's owner: whether the context polls the socket for
- * @source. Not while nothing is in flight for it and another thread
- * reads (its frames would wake the context for nothing), nor once the
- * lane is closed (a socket at its end polls as hung up, whatever the
- * events asked), nor when a thread reads for signals. Changing it costs
- * a wake-up of the context: it changes only when that is so. */
-static void
-lane_source_set_polling (LaneSource *source,
-                         gboolean    polling)
-{
-  if (polling == source->polling)
-    return;
-  source->polling = polling;
-  source->poll.revents = 0;
-  if (polling)
-    g_source_add_poll (&source->source, &source->poll);
-  else
-    g_source_remove_poll (&source->source, &source->poll);
-}
-
-/* @source's calls in flight went from none to some, on @context's owner
- * or elsewhere (@lock not held): it polls the socket from now on. */
-static void
-lane_source_start_polling (PeerLaneClient *lane,
-                           LaneSource     *source)
-{
-  if (g_main_context_acquire (source->context))
-    {
-      /* Owned here: the context is not polling now. */
-      if (g_atomic_pointer_get (&lane->signal_func) == NULL && !g_atomic_int_get (&lane->closed))
-        lane_source_set_polling (source, TRUE);
-      g_main_context_release (source->context);
-      return;
-    }
-  /* Its owner sees to it as it dispatches. */
-  g_mutex_lock (&lane->lock);
-  lane_source_wake_locked (source);
-  g_mutex_unlock (&lane->lock);
-}
-
-/* Before the context polls: whether it is woken, or a deadline passed
- * (else how long until the next). While calls of its are in flight and
- * their replies come fast (the server on another CPU), a short spin
- * catches them without the wake-up (see peer-lane-spin.c). Never on one
- * CPU. */
-static gboolean
-lane_source_prepare (GSource *base,
-                     gint    *timeout)
-{
-  LaneSource *source = (LaneSource *) base;
-  PeerLaneClient *lane = source->lane;
-  gboolean woken;
-  gint64 deadline;
-  gint n_async;
-
-  g_mutex_lock (&lane->lock);
-  woken = source->woken;
-  deadline = source->next_deadline;
-  n_async = source->n_async;
-  g_mutex_unlock (&lane->lock);
-  *timeout = -1;
-  /* Or a callback of its own runs the loop again: the rest of its ends. */
-  if (woken || source->returning.head != NULL)
-    {
-      *timeout = 0;
-      return TRUE;
-    }
-  if (deadline >= 0)
-    {
-      gint64 left = deadline - g_source_get_time (base);
-
-      if (left <= 0)
-        {
-          *timeout = 0;
-          return TRUE;
-        }
-      *timeout = (gint) MIN ((left + 999) / 1000, G_MAXINT);
-    }
-  if (source->polling && n_async > 0)
-    _peer_lane_spin_wait (&source->spin, source->poll.fd);
-  return FALSE;
-}
-
-static gboolean
-lane_source_check (GSource *base)
-{
-  LaneSource *source = (LaneSource *) base;
-  PeerLaneClient *lane = source->lane;
-  gboolean ready;
-
-  if ((source->polling && (source->poll.revents & (G_IO_IN | G_IO_HUP | G_IO_ERR)) != 0) ||
-      source->returning.head != NULL)
-    return TRUE;
-  g_mutex_lock (&lane->lock);
-  ready = source->woken || (source->next_deadline >= 0 && g_source_get_time (base) >= source->next_deadline);
-  g_mutex_unlock (&lane->lock);
-  return ready;
-}
-
-/* @lock held: the calls of @source whose deadline passed end with
- * TIMED_OUT; the next deadline is found. */
-static void
-lane_source_expire_locked (PeerLaneClient *lane,
-                           LaneSource     *source,
-                           gint64          now)
-{
-  gint64 next = -1;
-  GList *l = source->timed.head;
-
-  while (l != NULL)
-    {
-      LaneWaiter *w = l->data;
-
-      l = l->next;
-      if (w->deadline <= now)
-        lane_end_call_locked (lane, w, g_error_new_literal (G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
-                                                            "Timeout was reached"));
-      else if (next < 0 || w->deadline < next)
-        next = w->deadline;
-    }
-  source->next_deadline = next;
-}
-
-static void lane_uncork (PeerLaneClient *lane);
-
-/* In the context: reads what came (when the socket is readable and no
- * one else reads), ends the calls whose time is up, and returns the ends
- * queued, in order. */
-static gboolean
-lane_source_dispatch (GSource     *base,
-                      GSourceFunc  callback,
-                      gpointer     data)
-{
-  LaneSource *source = (LaneSource *) base;
-  PeerLaneClient *lane = source->lane;
-  gboolean readable = source->polling && (source->poll.revents & (G_IO_IN | G_IO_HUP | G_IO_ERR)) != 0;
-  gpointer outer;
-  gboolean reading = FALSE;
-  guint in_flight = 0;
-  GQueue batch = G_QUEUE_INIT;
-  LaneWaiter *w;
-
-  source->poll.revents = 0;
-
-  g_mutex_lock (&lane->lock);
-  source->woken = TRUE;         /* what is queued meanwhile is taken below */
-  if (source->next_deadline >= 0 && g_get_monotonic_time () >= source->next_deadline)
-    lane_source_expire_locked (lane, source, g_get_monotonic_time ());
-  if (lane->signal_func != NULL)
-    lane_source_set_polling (source, FALSE);    /* the reader thread reads */
-  else if (readable || (!source->polling && source->n_async > 0))
-    {
-      if (!lane->reader_active)
-        {
-          lane->reader_active = reading = TRUE;
-          in_flight = g_hash_table_size (lane->pending);
-          lane_source_set_polling (source, TRUE);
-        }
-      else if (!source->blocked)
-        {
-          /* Not while another thread reads: it is woken when it is done
-           * (until then, its frames would wake it for nothing). */
-          source->blocked = TRUE;
-          lane->n_blocked++;
-          lane_source_set_polling (source, FALSE);
-        }
-    }
-  g_mutex_unlock (&lane->lock);
-
-  if (reading)
-    {
-      guint n = 0;
-
-      /* Whatever is there, for whichever call it answers: no more replies
-       * than calls in flight can have come (a reply to one that ended
-       * early is left for the next time), so with one call in flight its
-       * reply is read without a read that finds nothing after it. */
-      for (;;)
-        {
-          g_autoptr(GError) error = NULL;
-
-          if (!lane_read_one (lane, LANE_READ_NOW, -1, NULL, &error) || ++n >= MAX (in_flight, 1) ||
-              n == SOURCE_READ_MAX || g_atomic_int_get (&lane->closed))
-            break;
-        }
-      g_mutex_lock (&lane->lock);
-      lane_release_reader_locked (lane);
-      g_mutex_unlock (&lane->lock);
-    }
-
-  g_mutex_lock (&lane->lock);
-  batch = source->done;
-  g_queue_init (&source->done);
-  source->woken = FALSE;
-  /* Behind what an outer dispatch of this source (a callback's own
-   * loop) has yet to return. */
-  if (source->returning.tail == NULL)
-    source->returning = batch;
-  else if (batch.head != NULL)
-    {
-      source->returning.tail->next = batch.head;
-      batch.head->prev = source->returning.tail;
-      source->returning.tail = batch.tail;
-      source->returning.length += batch.length;
-    }
-  if (g_atomic_int_get (&lane->closed))
-    lane_source_set_polling (source, FALSE);
-  g_mutex_unlock (&lane->lock);
-
-  /* The calls their callbacks make go out together after the last. */
-  outer = returning_source;
-  returning_source = source;
-  while ((w = g_queue_pop_head (&source->returning)) != NULL)
-    lane_waiter_return (w);
-  returning_source = outer;
-  if (source->corked)
-    {
-      source->corked = FALSE;
-      lane_uncork (lane);
-    }
-  return G_SOURCE_CONTINUE;
-}
-
-static void
-lane_source_finalize (GSource *base)
-{
-  LaneSource *source = (LaneSource *) base;
-
-  /* Only deliveries can be left (calls hold the lane's owner), and
-   * _peer_lane_client_free() took them: nothing is queued. */
-  g_queue_clear_full (&source->done, (GDestroyNotify) lane_waiter_free);
-  g_queue_clear_full (&source->returning, (GDestroyNotify) lane_waiter_free);
-  lane_unref (source->lane);
-}
-
-static GSourceFuncs lane_source_funcs = {
-  lane_source_prepare,
-  lane_source_check,
-  lane_source_dispatch,
-  lane_source_finalize,
-  NULL, NULL,
-};
 
 /* --- writing ----------------------------------------------------------------- */
 
@@ -1473,7 +987,7 @@ lane_write_corked_locked (PeerLaneClient *lane)
           LaneWaiter *w = g_hash_table_lookup (lane->pending, GUINT_TO_POINTER (serial));
 
           if (w != NULL)
-            lane_end_call_locked (lane, w, g_error_copy (error));
+            _peer_lane_client_end_call_locked (lane, w, g_error_copy (error));
         }
       g_mutex_unlock (&lane->lock);
       if (disconnected)
@@ -1485,8 +999,8 @@ lane_write_corked_locked (PeerLaneClient *lane)
 
 /* After a source returned its ends: the calls their callbacks made, if
  * another thread has not written them already. */
-static void
-lane_uncork (PeerLaneClient *lane)
+void
+_peer_lane_client_uncork (PeerLaneClient *lane)
 {
   g_mutex_lock (&lane->write_lock);
   lane_write_corked_locked (lane);
@@ -1520,15 +1034,15 @@ lane_write_call (PeerLaneClient             *lane,
  * chunks that a server writing its own long reply might wait on. An
  * asynchronous call made while its context's source returns ends is
  * corked: written with the others made then, after the last end. */
-static gboolean
-lane_send_call (PeerLaneClient  *lane,
-                LaneWaiter      *w,
-                GVariant        *params,
-                GUnixFDList     *fd_list,
-                gint64           deadline,
-                GCancellable    *cancellable,
-                gboolean        *out_reader,
-                GError         **error)
+gboolean
+_peer_lane_client_send_call (PeerLaneClient  *lane,
+                             LaneWaiter      *w,
+                             GVariant        *params,
+                             GUnixFDList     *fd_list,
+                             gint64           deadline,
+                             GCancellable    *cancellable,
+                             gboolean        *out_reader,
+                             GError         **error)
 {
   const LaneEntry *e = w->entry;
   gboolean alone, ok;
@@ -1556,7 +1070,7 @@ lane_send_call (PeerLaneClient  *lane,
     lane->reader_active = TRUE;
   g_mutex_unlock (&lane->lock);
 
-  if (w->is_async && returning_source == w->source)
+  if (w->is_async && _peer_lane_client_returning_source == w->source)
     {
       PeerLaneOutFrame f = {
         PEER_LANE_KIND_CALL, w->serial, e->id, g_variant_ref (params),
@@ -1597,7 +1111,7 @@ lane_send_call (PeerLaneClient  *lane,
 
       g_mutex_lock (&lane->lock);
       if (alone)
-        lane_release_reader_locked (lane);
+        _peer_lane_client_release_reader_locked (lane);
       /* Unless the lane broke meanwhile and ended the call already: then
        * that is its end, and the write's error goes. */
       ended_already = g_hash_table_lookup (lane->pending, GUINT_TO_POINTER (w->serial)) != w;
@@ -1607,7 +1121,7 @@ lane_send_call (PeerLaneClient  *lane,
           if (w->is_async)
             g_atomic_int_add (&w->source->n_async, -1);
         }
-      lane_wake_locked (lane);
+      _peer_lane_client_wake_locked (lane);
       g_mutex_unlock (&lane->lock);
       if (disconnected)
         _peer_lane_client_shutdown (lane);
@@ -1640,7 +1154,7 @@ wake_waiters (GCancellable *cancellable,
   PeerLaneClient *lane = data;
 
   g_mutex_lock (&lane->lock);
-  lane_wake_locked (lane);
+  _peer_lane_client_wake_locked (lane);
   g_mutex_unlock (&lane->lock);
 }
 
@@ -1669,7 +1183,7 @@ lane_call_sync (PeerLaneClient *lane,
   else
     deadline = g_get_monotonic_time () + (gint64) (timeout_ms < 0 ? PEER_LANE_DEFAULT_TIMEOUT_MS : timeout_ms) * 1000;
 
-  if (!lane_send_call (lane, w, params, fd_list, deadline, cancellable, &reader, error))
+  if (!_peer_lane_client_send_call (lane, w, params, fd_list, deadline, cancellable, &reader, error))
     return FALSE;
   if (cancellable != NULL)
     cancelled_id = g_cancellable_connect (cancellable, G_CALLBACK (wake_waiters), lane, NULL);
@@ -1685,10 +1199,10 @@ lane_call_sync (PeerLaneClient *lane,
           /* This thread reads, for itself and for whoever else waits. */
           lane->reader_active = TRUE;
           g_mutex_unlock (&lane->lock);
-          progressed = lane_read_one (lane, blocking ? LANE_READ_BLOCK : LANE_READ_POLL, deadline, cancellable,
-                                      &wait_error);
+          progressed = _peer_lane_client_read_one (lane, blocking ? LANE_READ_BLOCK : LANE_READ_POLL, deadline,
+                                                   cancellable, &wait_error);
           g_mutex_lock (&lane->lock);
-          lane_release_reader_locked (lane);
+          _peer_lane_client_release_reader_locked (lane);
           reader = FALSE;
           if (progressed || g_error_matches (wait_error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
             continue;
@@ -1712,7 +1226,7 @@ lane_call_sync (PeerLaneClient *lane,
         }
       /* Ended by the wait, unless a reader took its reply meanwhile:
        * then it is finished in a moment. */
-      if (!lane_end_call_locked (lane, w, g_steal_pointer (&wait_error)))
+      if (!_peer_lane_client_end_call_locked (lane, w, g_steal_pointer (&wait_error)))
         while (!w->done)
           lane_wait_locked (lane, -1);
     }
@@ -1747,7 +1261,7 @@ _peer_lane_client_call (PeerLaneClient     *lane,
 
   if (out_fd_list != NULL)
     *out_fd_list = NULL;
-  if (!check_call_types (w.entry, params, reply_type, error) ||
+  if (!_peer_lane_client_check_call_types (w.entry, params, reply_type, error) ||
       !lane_call_sync (lane, &w, params, timeout_ms, fd_list, out_fd_list, cancellable, error))
     return NULL;
   return w.reply;
@@ -1776,125 +1290,6 @@ _peer_lane_client_call_serialized (PeerLaneClient     *lane,
   return w.reply_body;
 }
 
-/* --- asynchronous calls ------------------------------------------------------ */
-
-/* Any thread: the caller's cancellable. */
-static void
-on_async_cancelled (GCancellable *cancellable,
-                    gpointer      data)
-{
-  LaneWaiter *w = data;
-  PeerLaneClient *lane = w->source->lane;
-
-  g_mutex_lock (&lane->lock);
-  lane_end_call_locked (lane, w, g_error_new_literal (G_IO_ERROR, G_IO_ERROR_CANCELLED,
-                                                      "Operation was cancelled"));
-  g_mutex_unlock (&lane->lock);
-}
-
-/* @lock held: an asynchronous call that ended before it was in flight
- * (refused at once, or not sent) goes to its source all the same. */
-static void
-lane_finish_unsent_locked (PeerLaneClient *lane,
-                           LaneWaiter     *w,
-                           GError         *error)
-{
-  g_atomic_int_inc (&w->source->n_async);   /* as if it had been in flight */
-  lane_waiter_finish_locked (lane, w, NULL, NULL, error);
-}
-
-void
-_peer_lane_client_call_async (PeerLaneClient     *lane,
-                              guint32             id,
-                              GVariant           *parameters,
-                              const GVariantType *reply_type,
-                              int                 timeout_ms,
-                              GUnixFDList        *fd_list,
-                              GCancellable       *cancellable,
-                              GMainContext       *context,
-                              PeerLaneReplyFunc   func,
-                              gpointer            user_data,
-                              GDestroyNotify      destroy)
-{
-  LaneWaiter *w = g_new0 (LaneWaiter, 1);
-  GVariant *params = parameters != NULL ? parameters : _peer_lane_unit_variant ();
-  GError *error = NULL;
-  gboolean reader, was_idle;
-  LaneSource *source;
-
-  w->entry = lane_entry (lane, id);
-  w->is_async = TRUE;
-  w->deadline = -1;
-  w->cancellable = cancellable != NULL ? g_object_ref (cancellable) : NULL;
-  w->func = func;
-  w->user_data = user_data;
-  w->destroy = destroy;
-
-  g_mutex_lock (&lane->lock);
-  if (context == NULL)
-    context = g_main_context_get_thread_default ();
-  if (context == NULL)
-    context = g_main_context_default ();
-  source = w->source = lane_source_for_locked (lane, context);
-  g_mutex_unlock (&lane->lock);
-
-  if (!check_call_types (w->entry, params, reply_type, &error) ||
-      g_cancellable_set_error_if_cancelled (cancellable, &error))
-    {
-      g_mutex_lock (&lane->lock);
-      lane_finish_unsent_locked (lane, w, error);
-      g_mutex_unlock (&lane->lock);
-      return;
-    }
-
-  /* Until this function is done with @w, its end only marks it done (a
-   * reader on another thread may get its reply at once, and its context
-   * may be another thread's). */
-  w->setting_up = TRUE;
-  was_idle = g_atomic_int_get (&source->n_async) == 0;
-  if (!lane_send_call (lane, w, params, fd_list, -1, NULL, &reader, &error))
-    {
-      g_mutex_lock (&lane->lock);
-      w->setting_up = FALSE;
-      lane_finish_unsent_locked (lane, w, error);
-      g_mutex_unlock (&lane->lock);
-      return;
-    }
-  /* A cancellable cancelled already ends it right here, through the
-   * same path as a later cancellation. */
-  if (cancellable != NULL)
-    w->cancelled_id = g_cancellable_connect (cancellable, G_CALLBACK (on_async_cancelled), w, NULL);
-  /* Its context reads for it from now on (unless a thread reads for
-   * signals); the first call of a burst sees to it. */
-  if (was_idle && g_atomic_pointer_get (&lane->signal_func) == NULL)
-    lane_source_start_polling (lane, source);
-
-  g_mutex_lock (&lane->lock);
-  w->setting_up = FALSE;
-  if (w->done)
-    {
-      /* Ended meanwhile: its end goes to the context now. */
-      lane_source_push_locked (source, w);
-      g_atomic_int_add (&source->n_async, -1);
-    }
-  else if (timeout_ms != G_MAXINT)
-    {
-      /* Its source ends it when its time is up. */
-      w->deadline = g_get_monotonic_time () +
-                    (gint64) (timeout_ms < 0 ? PEER_LANE_DEFAULT_TIMEOUT_MS : timeout_ms) * 1000;
-      w->link.data = w;
-      g_queue_push_tail_link (&source->timed, &w->link);
-      if (source->next_deadline < 0 || w->deadline < source->next_deadline)
-        {
-          /* Its context computes its poll's timeout again. */
-          source->next_deadline = w->deadline;
-          if (!g_main_context_is_owner (source->context))
-            g_main_context_wakeup (source->context);
-        }
-    }
-  g_mutex_unlock (&lane->lock);
-}
-
 /* --- signals ----------------------------------------------------------------- */
 
 void
@@ -1911,28 +1306,8 @@ _peer_lane_client_set_signal_func (PeerLaneClient     *lane,
         lane->reader_thread = g_thread_new ("peer-lane-reader", lane_reader_thread, lane);
       /* The sources stop polling: the thread reads for them. */
       for (guint i = 0; i < lane->sources->len; i++)
-        lane_source_wake_locked (g_ptr_array_index (lane->sources, i));
-      lane_wake_locked (lane);
+        _peer_lane_client_source_wake_locked (g_ptr_array_index (lane->sources, i));
+      _peer_lane_client_wake_locked (lane);
     }
-  g_mutex_unlock (&lane->lock);
-}
-
-void
-_peer_lane_client_deliver (PeerLaneClient *lane,
-                           GMainContext   *context,
-                           GSourceFunc     func,
-                           gpointer        data,
-                           GDestroyNotify  destroy)
-{
-  LaneWaiter *w = g_new0 (LaneWaiter, 1);
-
-  /* Behind the replies already on their way to @context, before those
-   * read after it: one queue for both. */
-  w->deliver = func;
-  w->user_data = data;
-  w->destroy = destroy;
-  g_mutex_lock (&lane->lock);
-  w->source = lane_source_for_locked (lane, context);
-  lane_source_push_locked (w->source, w);
   g_mutex_unlock (&lane->lock);
 }
