@@ -340,7 +340,7 @@ typedef void (*PeerLaneReplyFunc) (GVariant    *reply,
  * within this function, then @destroy. Calls in flight may be many, from
  * any thread, beside synchronous ones; replies are matched by serial,
  * and read by @context's loop itself while it runs (see
- * peer-lane-client.c). A call made from the callback of another's end is
+ * peer-lane-client-source.c). A call made from the callback of another's end is
  * written when that context is done returning ends, with the others made
  * then. @cancellable ends the call at once with G_IO_ERROR_CANCELLED; its
  * late reply is dropped with its fds. @parameters: (transfer none)

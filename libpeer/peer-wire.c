@@ -994,7 +994,7 @@ _peer_wire_return_wrapped (GDBusMethodInvocation *invocation,
   body = reply != NULL ? g_dbus_message_get_body (reply) : NULL;
   /* Over the limit the client's messages meet, the reply's large `ay`
    * values go as blobs whatever their size, as the client does with its
-   * call (see threshold_to_fit() in peer-client.c). */
+   * call (see threshold_to_fit() in peer-client-calls.c). */
   if (body != NULL && g_variant_get_size (body) > _peer_wire_limits_get_max_message_size (limits) &&
       threshold > REPLY_FIT_THRESHOLD)
     {
