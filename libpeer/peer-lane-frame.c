@@ -3,7 +3,7 @@
  * bodies are assembled in, and the log's view of a frame. Method types,
  * and how a body is checked against one, are in peer-lane-type.c; how
  * both ends wait for a frame, in peer-lane-spin.c. The
- * server's lane threads are in peer-lane-server.c, the client's calls in
+ * server's lane threads are in peer-lane-loop.c, the client's calls in
  * peer-lane-client.c; see peer-lane-private.h for the framing.
  */
 #include "config.h"

@@ -38,14 +38,14 @@
  * (PEER_LANE_TARGET_BY_NAME, when Open's limits say "calls-by-name"):
  * the server serves them as the peer's GDBus connection would, by the
  * same code, or answers REDIRECT, having run nothing, for what only
- * GDBus answers (peer-lane-server.c says which), and the client sends
+ * GDBus answers (peer-lane-dispatch.c says which), and the client sends
  * the call on the connection instead. A table entry unexported since is
  * answered REDIRECT too, and called by name from then on. A server sends
  * REDIRECT only for a CALL flagged REDIRECTABLE, which a client sets
  * once Open said "calls-by-name": a client from before gets none.
  *
  * Threads: the server's lanes are served by a fixed set of loop threads
- * (peer-lane-server.c), one per CPU the process may use, which exist
+ * (peer-lane-loop.c), one per CPU the process may use, which exist
  * while any lane does. A server's lane is freed with its last reference
  * on any thread (its loop's, a call's, the main context's): it owns no
  * main-context state, only its fd, and the PeerConnection it holds

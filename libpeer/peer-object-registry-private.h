@@ -54,7 +54,7 @@ gboolean            _peer_object_registry_add_manager      (PeerObjectRegistry *
 gboolean            _peer_object_registry_remove_manager   (PeerObjectRegistry *registry,
                                                             const char         *object_path);
 
-/* What a call by name (a lane's: peer-lane-server.c) to @member of
+/* What a call by name (a lane's: peer-lane-dispatch.c) to @member of
  * @interface_name at @object_path, with @parameters (a tuple), from
  * @caller, comes to: what the peer's GDBus connection would dispatch it
  * to, found the way GDBus finds it (an export or skeleton at the path

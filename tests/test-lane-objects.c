@@ -11,7 +11,7 @@
  * transport carried it: a call the lane served never shows there. What
  * GDBus answers by itself (an unknown property or interface, a refused
  * access or type, a child gone) and a skeleton's methods go on the
- * connection, by design (see peer-lane-server.c): those cases check that
+ * connection, by design (see peer-lane-dispatch.c): those cases check that
  * they did, and that the caller saw nothing of it.
  *
  * The ordering guaranteed: a Set over the lane that changes a value
