@@ -36,6 +36,10 @@ struct _PeerClient
   GError *close_reason;
   GPtrArray *lane_subscriptions;        /* Subscription*, borrowed: GDBus holds them */
   gboolean lane_signals_taken;
+  /* Set with lane_signals_taken (peer-client-signals.c): holds the lane's
+   * signals until those sent on the connection before them are out */
+  struct _SignalSwitch *signal_switch;
+  guint signal_switch_filter;
 };
 
 typedef enum {
@@ -56,5 +60,9 @@ void            _peer_client_fix_call_error    (PeerClient *self,
 
 /* peer-client-signals.c */
 void            _peer_client_take_lane_signals (PeerClient *self);
+/* Dispose and finalize: the switch's filter off @connection, and what
+ * it held dropped. */
+void            _peer_client_clear_signal_switch (PeerClient      *self,
+                                                  GDBusConnection *connection);
 
 G_END_DECLS

@@ -107,6 +107,211 @@ lane_signal_free (gpointer data)
   g_free (ls);
 }
 
+/* --- the switch to the lane ---------------------------------------------- */
+
+/* Signals the server sent on the connection before it switched to the
+ * lane are delivered by GDBus from idles it attaches to each
+ * subscription's context as it reads them; those it sends on the lane
+ * after are read by another thread and would be delivered by the lane's
+ * own source in the same context, which may run first. So the lane's
+ * signals are held until the switch is known to be done: the server
+ * answers TakeSignals on the connection after every signal it sent there
+ * (peer-connection.c sends both under one lock), and once a filter sees
+ * that reply go by on GDBus's worker thread, every earlier signal's idle
+ * is attached. Then each context of a subscription gets an idle of its
+ * own, behind those: it delivers what the lane held for that context, and
+ * from then on the lane delivers there directly. Refcounted: the client,
+ * the connection's filter and each such idle hold it. */
+typedef struct _SignalSwitch {
+  gatomicrefcount ref_count;
+  GMutex lock;
+  /* Protected by @lock */
+  guint32 serial;                       /* TakeSignals's; 0 until it is sent */
+  gboolean seen;                        /* its reply (or error) went by */
+  GHashTable *contexts;                 /* GMainContext* (a ref) of every subscription since */
+  GHashTable *held;                     /* GMainContext* (a ref) -> GQueue of LaneSignal*: not yet released */
+} SignalSwitch;
+
+static void lane_signal_free (gpointer data);
+
+static void
+held_queue_free (gpointer data)
+{
+  g_queue_free_full (data, lane_signal_free);
+}
+
+static SignalSwitch *
+signal_switch_new (void)
+{
+  SignalSwitch *sw = g_new0 (SignalSwitch, 1);
+
+  g_atomic_ref_count_init (&sw->ref_count);
+  g_mutex_init (&sw->lock);
+  sw->contexts = g_hash_table_new_full (NULL, NULL, (GDestroyNotify) g_main_context_unref, NULL);
+  sw->held = g_hash_table_new_full (NULL, NULL, (GDestroyNotify) g_main_context_unref, held_queue_free);
+  return sw;
+}
+
+static SignalSwitch *
+signal_switch_ref (SignalSwitch *sw)
+{
+  g_atomic_ref_count_inc (&sw->ref_count);
+  return sw;
+}
+
+static void
+signal_switch_unref (gpointer data)
+{
+  SignalSwitch *sw = data;
+
+  if (!g_atomic_ref_count_dec (&sw->ref_count))
+    return;
+  g_hash_table_unref (sw->contexts);
+  g_hash_table_unref (sw->held);
+  g_mutex_clear (&sw->lock);
+  g_free (sw);
+}
+
+/* A subscription's context, which will need its idle when the switch is
+ * seen (GDBus may have signals on their way there). */
+static void
+signal_switch_add_context (SignalSwitch *sw,
+                           GMainContext *context)
+{
+  g_mutex_lock (&sw->lock);
+  if (!sw->seen && !g_hash_table_contains (sw->contexts, context))
+    g_hash_table_add (sw->contexts, g_main_context_ref (context));
+  g_mutex_unlock (&sw->lock);
+}
+
+/* The reader's thread: whether @ls is held (taken) until @context's idle. */
+static gboolean
+signal_switch_hold (SignalSwitch *sw,
+                    GMainContext *context,
+                    LaneSignal   *ls);
+
+typedef struct {
+  SignalSwitch *sw;
+  GMainContext *context;
+} SwitchRelease;
+
+static void
+switch_release_free (gpointer data)
+{
+  SwitchRelease *release = data;
+
+  signal_switch_unref (release->sw);
+  g_main_context_unref (release->context);
+  g_free (release);
+}
+
+static gboolean deliver_lane_signal (gpointer data);
+
+/* In @context, behind the idles of the signals GDBus read before the
+ * switch: what the lane held for it, in order; then the lane delivers
+ * there itself. */
+static gboolean
+release_held (gpointer data)
+{
+  SwitchRelease *release = data;
+  GQueue *queue = NULL;
+  LaneSignal *ls;
+
+  g_mutex_lock (&release->sw->lock);
+  g_hash_table_steal_extended (release->sw->held, release->context, NULL, (gpointer *) &queue);
+  g_mutex_unlock (&release->sw->lock);
+  if (queue == NULL)
+    return G_SOURCE_REMOVE;
+  g_main_context_unref (release->context);   /* the table's */
+  while ((ls = g_queue_pop_head (queue)) != NULL)
+    {
+      deliver_lane_signal (ls);
+      lane_signal_free (ls);
+    }
+  g_queue_free (queue);
+  return G_SOURCE_REMOVE;
+}
+
+/* GDBus's worker thread, for every message: the reply to TakeSignals
+ * going by ends the switch. */
+static GDBusMessage *
+signal_switch_filter (GDBusConnection *connection,
+                      GDBusMessage    *message,
+                      gboolean         incoming,
+                      gpointer         data)
+{
+  SignalSwitch *sw = data;
+  GDBusMessageType type = g_dbus_message_get_message_type (message);
+  GHashTableIter iter;
+  gpointer context;
+
+  if (!incoming || (type != G_DBUS_MESSAGE_TYPE_METHOD_RETURN && type != G_DBUS_MESSAGE_TYPE_ERROR))
+    return message;
+  g_mutex_lock (&sw->lock);
+  if (sw->seen || sw->serial == 0 || g_dbus_message_get_reply_serial (message) != sw->serial)
+    {
+      g_mutex_unlock (&sw->lock);
+      return message;
+    }
+  sw->seen = TRUE;
+  g_hash_table_iter_init (&iter, sw->contexts);
+  while (g_hash_table_iter_next (&iter, &context, NULL))
+    {
+      SwitchRelease *release = g_new0 (SwitchRelease, 1);
+      GSource *idle = g_idle_source_new ();
+
+      /* Every context waits for its idle, held signals or not. */
+      if (!g_hash_table_contains (sw->held, context))
+        g_hash_table_insert (sw->held, g_main_context_ref (context), g_queue_new ());
+      release->sw = signal_switch_ref (sw);
+      release->context = g_main_context_ref (context);
+      /* GDBus's signal idles have the default priority too: this one,
+       * attached after them, runs after them. */
+      g_source_set_priority (idle, G_PRIORITY_DEFAULT);
+      g_source_set_callback (idle, release_held, release, switch_release_free);
+      g_source_set_static_name (idle, "[libpeer] lane signals released");
+      g_source_attach (idle, context);
+      g_source_unref (idle);
+    }
+  g_hash_table_remove_all (sw->contexts);
+  g_mutex_unlock (&sw->lock);
+  return message;
+}
+
+static gboolean
+signal_switch_hold (SignalSwitch *sw,
+                    GMainContext *context,
+                    LaneSignal   *ls)
+{
+  GQueue *queue;
+
+  g_mutex_lock (&sw->lock);
+  queue = g_hash_table_lookup (sw->held, context);
+  if (queue == NULL && !sw->seen)
+    {
+      queue = g_queue_new ();
+      g_hash_table_insert (sw->held, g_main_context_ref (context), queue);
+    }
+  if (queue != NULL)
+    g_queue_push_tail (queue, ls);
+  g_mutex_unlock (&sw->lock);
+  return queue != NULL;
+}
+
+void
+_peer_client_clear_signal_switch (PeerClient      *self,
+                                  GDBusConnection *connection)
+{
+  if (connection != NULL)
+    {
+      if (self->signal_switch_filter != 0)
+        g_dbus_connection_remove_filter (connection, self->signal_switch_filter);
+      self->signal_switch_filter = 0;
+      return;
+    }
+  g_clear_pointer (&self->signal_switch, signal_switch_unref);
+}
+
 /* In the subscription's context. */
 static gboolean
 deliver_lane_signal (gpointer data)
@@ -151,7 +356,8 @@ on_lane_signal (PeerLaneClient *lane,
       ls->interface_name = g_strdup (interface_name);
       ls->signal_name = g_strdup (signal_name);
       ls->parameters = g_variant_ref (parameters);
-      _peer_lane_client_deliver (lane, sub->context, deliver_lane_signal, ls, lane_signal_free);
+      if (self->signal_switch == NULL || !signal_switch_hold (self->signal_switch, sub->context, ls))
+        _peer_lane_client_deliver (lane, sub->context, deliver_lane_signal, ls, lane_signal_free);
     }
   g_mutex_unlock (&self->lock);
 }
@@ -171,13 +377,35 @@ _peer_client_take_lane_signals (PeerClient *self)
   g_mutex_lock (&self->lock);
   wanted = self->lane_subscriptions != NULL && self->lane_subscriptions->len > 0 && !self->lane_signals_taken;
   if (wanted)
-    self->lane_signals_taken = TRUE;
+    {
+      self->lane_signals_taken = TRUE;
+      self->signal_switch = signal_switch_new ();
+    }
   g_mutex_unlock (&self->lock);
   if (!wanted)
     return;
-  _peer_lane_client_set_signal_func (lane, on_lane_signal, self);
-  g_dbus_connection_call (self->connection, NULL, PEER_LANE_PATH, PEER_LANE_INTERFACE, "TakeSignals", NULL,
-                          NULL, G_DBUS_CALL_FLAGS_NONE, -1, NULL, NULL, NULL);
+  {
+    g_autoptr(GDBusMessage) message = g_dbus_message_new_method_call (NULL, PEER_LANE_PATH, PEER_LANE_INTERFACE,
+                                                                     "TakeSignals");
+    SignalSwitch *sw = self->signal_switch;
+    guint32 serial = 0;
+
+    /* The contexts subscribed so far; later ones are added as they come. */
+    g_mutex_lock (&self->lock);
+    for (guint i = 0; self->lane_subscriptions != NULL && i < self->lane_subscriptions->len; i++)
+      signal_switch_add_context (sw, ((Subscription *) g_ptr_array_index (self->lane_subscriptions, i))->context);
+    g_mutex_unlock (&self->lock);
+    _peer_lane_client_set_signal_func (lane, on_lane_signal, self);
+    self->signal_switch_filter = g_dbus_connection_add_filter (self->connection, signal_switch_filter,
+                                                               signal_switch_ref (sw), signal_switch_unref);
+    /* Under the switch's lock until its serial is known: the filter waits
+     * for it (it takes nothing GDBus holds as it sends). */
+    g_mutex_lock (&sw->lock);
+    if (!g_dbus_connection_send_message (self->connection, message, G_DBUS_SEND_MESSAGE_FLAGS_NONE, &serial, NULL))
+      sw->seen = TRUE;                  /* closed: no signal comes any more, nor any reply */
+    sw->serial = serial;
+    g_mutex_unlock (&sw->lock);
+  }
 }
 
 guint
@@ -210,6 +438,8 @@ peer_client_subscribe_signal (PeerClient     *self,
   if (self->lane_subscriptions == NULL)
     self->lane_subscriptions = g_ptr_array_new ();
   g_ptr_array_add (self->lane_subscriptions, sub);
+  if (self->signal_switch != NULL)
+    signal_switch_add_context (self->signal_switch, sub->context);
   g_mutex_unlock (&self->lock);
   id = g_dbus_connection_signal_subscribe (self->connection, NULL, interface_name, signal_name,
                                            object_path, NULL, G_DBUS_SIGNAL_FLAGS_NONE,

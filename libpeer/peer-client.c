@@ -95,6 +95,7 @@ peer_client_dispose (GObject *object)
   g_mutex_unlock (&self->lock);
   if (self->connection != NULL)
     {
+      _peer_client_clear_signal_switch (self, self->connection);
       g_clear_signal_handler (&self->closed_handler, self->connection);
       if (!g_dbus_connection_is_closed (self->connection))
         g_dbus_connection_close (self->connection, NULL, NULL, NULL);
@@ -114,6 +115,7 @@ peer_client_finalize (GObject *object)
    * run in its caller's context: none is in flight here. */
   g_clear_pointer (&self->lane, _peer_lane_client_free);
   g_clear_pointer (&self->lane_subscriptions, g_ptr_array_unref);
+  _peer_client_clear_signal_switch (self, NULL);
   g_mutex_clear (&self->lock);
 
   G_OBJECT_CLASS (peer_client_parent_class)->finalize (object);

@@ -21,6 +21,9 @@ static const char test_xml[] =
   "  <arg name='n' type='u' direction='in'/>"
   "  <arg name='n' type='u' direction='out'/>"
   " </method>"
+  " <method name='Burst'>"
+  "  <arg name='count' type='u' direction='in'/>"
+  " </method>"
   " <signal name='Tick'><arg name='n' type='u'/></signal>"
   " <signal name='Other'/>"
   "</interface></node>";
@@ -29,7 +32,34 @@ typedef struct {
   PeerTestServer *ts;
   PeerInterface *iface;
   PeerClient *client;
+  guint32 next_tick;            /* the server's context only: Burst's and the ticker's */
 } Fixture;
+
+/* In the server's context: @count Tick signals, numbered on from the last. */
+static void
+emit_ticks (Fixture *f,
+            guint    count)
+{
+  for (guint i = 0; i < count; i++)
+    {
+      g_autoptr(GError) error = NULL;
+
+      g_assert_true (peer_server_emit_signal (f->ts->server, NULL, TEST_PATH, TEST_IFACE, "Tick",
+                                              g_variant_new ("(u)", ++f->next_tick), &error));
+      g_assert_no_error (error);
+    }
+}
+
+static void
+handle_burst (PeerCall *call,
+              gpointer  user_data)
+{
+  guint32 count;
+
+  g_variant_get (peer_call_get_parameters (call), "(u)", &count);
+  emit_ticks (user_data, count);
+  peer_call_return_value (call, NULL);
+}
 
 /* Thread-safe: on the lane's loop, the signal is written before the
  * reply. */
@@ -51,6 +81,7 @@ handle_emit_then_reply (PeerCall *call,
 /* TEST_IFACE's handlers, called with the Fixture. */
 static const PeerMethodEntry test_entries[] = {
   { "EmitThenReply", handle_emit_then_reply, PEER_METHOD_FLAGS_THREAD_SAFE },
+  { "Burst", handle_burst, PEER_METHOD_FLAGS_NONE },
 };
 
 static void
@@ -219,6 +250,145 @@ test_no_subscription_no_lane_signals (Fixture      *f,
   peer_client_unsubscribe_signal (f->client, id);
 }
 
+/* --- the switch itself ------------------------------------------------------ */
+
+/* Bursts of Tick(n), n counting up, from the server's context, while a
+ * client subscribes: the signals sent on the connection before the
+ * switch and those on the lane after it arrive in order. */
+#define BURST 20
+#define TICKS_AFTER_SWITCH 400
+
+typedef struct {
+  Fixture *f;
+  GSource *source;
+} Ticker;
+
+static gboolean
+on_ticker (gpointer data)
+{
+  Ticker *t = data;
+
+  emit_ticks (t->f, BURST);
+  return G_SOURCE_CONTINUE;
+}
+
+static gboolean
+start_ticker (gpointer data)
+{
+  Ticker *t = data;
+
+  t->source = g_timeout_source_new (1);
+  g_source_set_callback (t->source, on_ticker, t, NULL);
+  g_source_attach (t->source, t->f->ts->context);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+stop_ticker (gpointer data)
+{
+  Ticker *t = data;
+
+  g_source_destroy (t->source);
+  g_clear_pointer (&t->source, g_source_unref);
+  return G_SOURCE_REMOVE;
+}
+
+typedef struct {
+  guint heard;
+  guint32 first;
+  guint32 last;
+  guint out_of_order;           /* a Tick not one more than the one before */
+} Sequence;
+
+static void
+on_sequenced_tick (PeerClient *client,
+                   const char *object_path,
+                   const char *interface_name,
+                   const char *signal_name,
+                   GVariant   *parameters,
+                   gpointer    user_data)
+{
+  Sequence *seq = user_data;
+  guint32 n;
+
+  g_variant_get (parameters, "(u)", &n);
+  if (seq->heard == 0)
+    seq->first = n;
+  else if (n != seq->last + 1)
+    {
+      g_test_message ("Tick %u after %u", n, seq->last);
+      seq->out_of_order++;
+    }
+  seq->last = n;
+  seq->heard++;
+}
+
+static void
+run_switch (Fixture *f,
+            gboolean lane)
+{
+  Ticker t = { .f = f };
+  Sequence seq = { 0 };
+  g_autoptr(PeerClient) plain = NULL;
+  PeerClient *client = f->client;
+  guint id;
+
+  if (!lane)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(GVariant) reply = NULL;
+
+      /* A call first, as the lane's client opened its lane: a peer that
+       * has said nothing gets its signals only after a grace period. */
+      client = plain = peer_test_connect (f->ts, FALSE);
+      reply = peer_client_call_sync (client, TEST_PATH, TEST_IFACE, "EmitThenReply", g_variant_new ("(u)", 0),
+                                     G_VARIANT_TYPE ("(u)"), -1, NULL, NULL, NULL, &error);
+      g_assert_no_error (error);
+    }
+  peer_test_server_invoke (f->ts, start_ticker, &t);
+  id = peer_client_subscribe_signal (client, TEST_PATH, TEST_IFACE, "Tick", on_sequenced_tick, &seq, NULL);
+  {
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GVariant) reply = NULL;
+
+    /* Without running this context, where the signals are delivered:
+     * once the server has switched (its reply to a second TakeSignals,
+     * behind the first, is back), the Ticks it sent on the connection
+     * before are waiting here in GDBus's idles; a burst on the lane
+     * after them, read before Burst's reply, waits in the lane's source,
+     * which was made first. Delivered by whichever runs first, the burst
+     * would overtake them. */
+    if (lane)
+      sync_connection (f);
+    reply = peer_client_call_sync (client, TEST_PATH, TEST_IFACE, "Burst", g_variant_new ("(u)", BURST),
+                                   NULL, -1, NULL, NULL, NULL, &error);
+    g_assert_no_error (error);
+  }
+  PEER_TEST_WAIT_UNTIL (seq.heard >= TICKS_AFTER_SWITCH);
+  peer_test_server_invoke (f->ts, stop_ticker, &t);
+  peer_client_unsubscribe_signal (client, id);
+  g_assert_cmpuint (seq.out_of_order, ==, 0);
+  g_assert_cmpuint (seq.last - seq.first + 1, ==, seq.heard);
+  /* The lane's client took its signals on the lane meanwhile. */
+  if (lane)
+    g_assert_true (f->client->lane_signals_taken);
+}
+
+static void
+test_switch_keeps_order (Fixture      *f,
+                         gconstpointer data)
+{
+  run_switch (f, TRUE);
+}
+
+/* Twin: the same flow without a lane, where nothing switches. */
+static void
+test_no_switch_same_order (Fixture      *f,
+                           gconstpointer data)
+{
+  run_switch (f, FALSE);
+}
+
 int
 main (int   argc,
       char *argv[])
@@ -229,6 +399,8 @@ main (int   argc,
   ADD ("/peer/lane/signals/signal-before-reply", test_signal_before_reply);
   ADD ("/peer/lane/signals/filter-and-unsubscribe", test_filter_and_unsubscribe);
   ADD ("/peer/lane/signals/no-subscription", test_no_subscription_no_lane_signals);
+  ADD ("/peer/lane/signals/switch-keeps-order", test_switch_keeps_order);
+  ADD ("/peer/lane/signals/no-switch-same-order", test_no_switch_same_order);
 #undef ADD
   return g_test_run ();
 }
