@@ -20,7 +20,9 @@
  *   sources (what GTask and GDBus use to hop between threads): the call
  *   releases, the callback acquires; the first three are done here,
  *   through the others, as GLib 2.74 does them. A context is made before
- *   anyone attaches to it or wakes it up.
+ *   anyone attaches to it or wakes it up. Sources of other kinds (made
+ *   with g_source_new()): attaching releases, each of their functions
+ *   acquires.
  * - Thread pools: g_thread_pool_push() releases its item, the pool's
  *   function acquires it. Async queues: a push releases, a pop acquires.
  * - Reference counts: g_object_unref(), g_atomic_ref_count_dec(),
@@ -47,6 +49,7 @@
 #include <dlfcn.h>
 #include <link.h>
 #include <malloc.h>
+#include <stdlib.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -106,6 +109,7 @@ DECLARE_REAL (g_main_context_new);
 DECLARE_REAL (g_main_context_wakeup);
 DECLARE_REAL (g_source_set_callback);
 DECLARE_REAL (g_source_attach);
+DECLARE_REAL (g_source_new);
 DECLARE_REAL (g_bit_lock);
 DECLARE_REAL (g_bit_trylock);
 DECLARE_REAL (g_bit_unlock);
@@ -525,6 +529,88 @@ g_source_attach (GSource      *source,
   acquire (context);
   release (source);
   return REAL (g_source_attach) (source, context);
+}
+
+/* Sources of other kinds than idles and timeouts (a library's own, such
+ * as the lane's per-context source): g_source_attach() releases the
+ * source, and the context's thread acquires it before each of the
+ * source's functions, which read what the attaching thread set up. The
+ * functions are wrapped once per GSourceFuncs, the wrapper pointing back
+ * to the real ones; a function the real ones leave out stays out. */
+typedef struct {
+  GSourceFuncs funcs;                   /* first: what the source points to */
+  const GSourceFuncs *real;
+} WrappedFuncs;
+
+static const GSourceFuncs *
+real_funcs (GSource *source)
+{
+  return ((const WrappedFuncs *) source->source_funcs)->real;
+}
+
+static gboolean
+wrapped_prepare (GSource *source,
+                 gint    *timeout)
+{
+  acquire (source);
+  return real_funcs (source)->prepare (source, timeout);
+}
+
+static gboolean
+wrapped_check (GSource *source)
+{
+  acquire (source);
+  return real_funcs (source)->check (source);
+}
+
+static gboolean
+wrapped_dispatch (GSource     *source,
+                  GSourceFunc  callback,
+                  gpointer     data)
+{
+  acquire (source);
+  return real_funcs (source)->dispatch (source, callback, data);
+}
+
+static void
+wrapped_finalize (GSource *source)
+{
+  acquire (source);
+  real_funcs (source)->finalize (source);
+}
+
+static pthread_mutex_t wrapped_lock = PTHREAD_MUTEX_INITIALIZER;
+static WrappedFuncs *wrapped[64];
+static guint n_wrapped;
+
+GSource *
+g_source_new (GSourceFuncs *source_funcs,
+              guint         struct_size)
+{
+  WrappedFuncs *w = NULL;
+
+  if (source_funcs == &g_idle_funcs || source_funcs == &g_timeout_funcs)
+    return REAL (g_source_new) (source_funcs, struct_size);
+  pthread_mutex_lock (&wrapped_lock);
+  for (guint i = 0; i < n_wrapped && w == NULL; i++)
+    if (wrapped[i]->real == source_funcs)
+      w = wrapped[i];
+  if (w == NULL && n_wrapped < G_N_ELEMENTS (wrapped))
+    {
+      /* Kept for the process's life, as the real ones are. */
+      w = calloc (1, sizeof (WrappedFuncs));
+      w->real = source_funcs;
+      w->funcs.prepare = source_funcs->prepare != NULL ? wrapped_prepare : NULL;
+      w->funcs.check = source_funcs->check != NULL ? wrapped_check : NULL;
+      w->funcs.dispatch = source_funcs->dispatch != NULL ? wrapped_dispatch : NULL;
+      w->funcs.finalize = source_funcs->finalize != NULL ? wrapped_finalize : NULL;
+      w->funcs.closure_callback = source_funcs->closure_callback;
+      w->funcs.closure_marshal = source_funcs->closure_marshal;
+      wrapped[n_wrapped++] = w;
+    }
+  pthread_mutex_unlock (&wrapped_lock);
+  /* Too many kinds: the rest go unwrapped (and may be reported). */
+  return REAL (g_source_new) (w != NULL ? &w->funcs : source_funcs, struct_size);
 }
 
 /* --- one-time initialization -------------------------------------------- */
