@@ -519,13 +519,21 @@ peer_test_process_read_line (PeerTestProcess *process)
   return NULL;
 }
 
-PeerTestProcess *
-peer_test_spawn_server (const char * const *args,
-                        GError            **error)
+static PeerTestProcess *
+spawn_server (const char * const *args,
+              gboolean            followed,
+              GError            **error)
 {
   g_autoptr(GPtrArray) argv = g_ptr_array_new ();
   PeerTestProcess *process;
 
+  if (!followed && g_strcmp0 (g_getenv ("PEER_UNDER_VALGRIND"), "1") == 0)
+    {
+      /* timeout(1) passes the SIGTERM that stops the server on to it and
+       * exits with its status. */
+      g_ptr_array_add (argv, (gpointer) "timeout");
+      g_ptr_array_add (argv, (gpointer) "600");
+    }
   g_ptr_array_add (argv, (gpointer) peer_test_program ("PEER_SERVER"));
   for (guint i = 0; args != NULL && args[i] != NULL; i++)
     g_ptr_array_add (argv, (gpointer) args[i]);
@@ -543,6 +551,20 @@ peer_test_spawn_server (const char * const *args,
       return NULL;
     }
   return process;
+}
+
+PeerTestProcess *
+peer_test_spawn_server (const char * const *args,
+                        GError            **error)
+{
+  return spawn_server (args, TRUE, error);
+}
+
+PeerTestProcess *
+peer_test_spawn_server_unfollowed (const char * const *args,
+                                   GError            **error)
+{
+  return spawn_server (args, FALSE, error);
 }
 
 int

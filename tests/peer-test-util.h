@@ -135,6 +135,11 @@ typedef struct {
 /* Starts $PEER_SERVER with @args and reads its address line. */
 PeerTestProcess *peer_test_spawn_server  (const char * const *args,
                                           GError            **error);
+/* The same, not followed by memcheck under `meson test --setup valgrind`
+ * (started through timeout(1), which the setup does not follow): for a
+ * test whose subject is another program talking to the server. */
+PeerTestProcess *peer_test_spawn_server_unfollowed (const char * const *args,
+                                                    GError            **error);
 /* Starts @argv with stdout piped; reads nothing. */
 PeerTestProcess *peer_test_spawn         (const char * const *argv,
                                           GError            **error);
