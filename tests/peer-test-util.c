@@ -80,6 +80,17 @@ deadline_scale (void)
   return g_strcmp0 (g_getenv ("PEER_UNDER_VALGRIND"), "1") == 0 ? 6 : 1;
 }
 
+static gboolean
+on_recheck (gpointer data)
+{
+  return G_SOURCE_CONTINUE;
+}
+
+/* Besides the deadline, a tick: a condition on what another thread does
+ * (a server's count of its peers, a destroy notify run in the server's
+ * thread) changes without an event in this context, and a wait for it
+ * would otherwise last until the deadline and pass then, having waited
+ * for nothing. */
 void
 peer_test_deadline_start (PeerTestDeadline *deadline,
                           guint             timeout_ms)
@@ -88,6 +99,9 @@ peer_test_deadline_start (PeerTestDeadline *deadline,
   deadline->source = g_timeout_source_new (timeout_ms * deadline_scale ());
   g_source_set_callback (deadline->source, on_deadline, deadline, NULL);
   g_source_attach (deadline->source, g_main_context_get_thread_default ());
+  deadline->recheck = g_timeout_source_new (20);
+  g_source_set_callback (deadline->recheck, on_recheck, NULL, NULL);
+  g_source_attach (deadline->recheck, g_main_context_get_thread_default ());
 }
 
 void
@@ -104,6 +118,8 @@ peer_test_deadline_end (PeerTestDeadline *deadline)
 {
   g_source_destroy (deadline->source);
   g_clear_pointer (&deadline->source, g_source_unref);
+  g_source_destroy (deadline->recheck);
+  g_clear_pointer (&deadline->recheck, g_source_unref);
 }
 
 /* --- a server in a thread ----------------------------------------------- */

@@ -18,6 +18,7 @@ void      peer_test_wait_for_sockets_closed (GHashTable *kept);
 
 typedef struct {
   GSource *source;
+  GSource *recheck;             /* see peer_test_deadline_start() */
   gboolean expired;
 } PeerTestDeadline;
 
@@ -29,7 +30,8 @@ void      peer_test_deadline_end     (PeerTestDeadline *deadline);
 
 /* Iterates the thread-default main context until @cond holds; fails the
  * test after 10 s (60 s under valgrind). Never sleeps: each iteration
- * waits for an event. */
+ * waits for an event, and @cond is looked at again at least every 20 ms
+ * for what another thread changes without waking this one. */
 #define PEER_TEST_WAIT_UNTIL(cond)                                        \
   G_STMT_START {                                                          \
     PeerTestDeadline _peer_deadline;                                      \

@@ -1502,10 +1502,13 @@ typedef struct {
   PeerServer *server;
 } Bound;
 
+/* In the server's thread: the test's thread, waiting in its own context
+ * for the count, is woken to look at it. */
 static void
 count_destroy (gpointer data)
 {
   g_atomic_int_inc ((int *) data);
+  g_main_context_wakeup (NULL);
 }
 
 static void
