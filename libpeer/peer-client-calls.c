@@ -226,6 +226,19 @@ prepare_dbus_call (PeerClient    *self,
   return TRUE;
 }
 
+/* The client's lane, if any: one whose connection is closed is shut down
+ * first (the lane lives no longer than the connection, even in the
+ * moment before the connection's "closed" signal is delivered). */
+static PeerLaneClient *
+live_lane (PeerClient *self)
+{
+  PeerLaneClient *lane = g_atomic_pointer_get (&self->lane);
+
+  if (lane != NULL && g_dbus_connection_is_closed (self->connection))
+    _peer_lane_client_shutdown (lane);
+  return lane;
+}
+
 GVariant *
 peer_client_call_sync (PeerClient          *self,
                        const char          *object_path,
@@ -260,11 +273,7 @@ peer_client_call_sync (PeerClient          *self,
   if (!check_can_send_fds (self, fd_list, error))
     return NULL;
 
-  lane = g_atomic_pointer_get (&self->lane);
-  /* The lane lives no longer than the connection, even in the moment
-   * before the connection's "closed" signal is delivered. */
-  if (lane != NULL && g_dbus_connection_is_closed (self->connection))
-    _peer_lane_client_shutdown (lane);
+  lane = live_lane (self);
   /* Names that match the lane's table exactly are valid: the name checks
    * below (a few hundred instructions a call) are for the other paths. */
   if (lane != NULL && _peer_lane_client_has_method (lane, object_path, interface_name, method_name, &lane_id))
@@ -380,9 +389,7 @@ peer_client_call_serialized_sync (PeerClient         *self,
 
   if (out_fd_list != NULL)
     *out_fd_list = NULL;
-  lane = g_atomic_pointer_get (&self->lane);
-  if (lane != NULL && g_dbus_connection_is_closed (self->connection))
-    _peer_lane_client_shutdown (lane);
+  lane = live_lane (self);
   if (lane != NULL && _peer_lane_client_has_method (lane, object_path, interface_name, method_name, &lane_id))
     {
       GError *local_error = NULL;
